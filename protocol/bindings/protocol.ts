@@ -1,0 +1,124 @@
+// Generated from the Rust types in protocol/src by `cargo xtask codegen`.
+// Do not edit: change the Rust types and regenerate.
+
+export type ClientKind = "web" | "desktop" | "xr" | "quest";
+
+export type JoinPayload = { protocol_version: number, name: string, 
+/**
+ * `#rrggbb`.
+ */
+colour: string, client_kind: ClientKind, 
+/**
+ * The id of the newest persisted event the client already has; the join
+ * reply then carries only newer ones. Absent on a first join.
+ */
+last_seen_id?: number, };
+
+export type JoinReply = { user_id: string, 
+/**
+ * This connection's slot: poses in batches are keyed by slot.
+ */
+slot: number, protocol_version: number, room: RoomSummary, 
+/**
+ * Persisted events newer than `last_seen_id`, oldest first.
+ */
+events: Array<RoomEvent>, 
+/**
+ * True when more than [`MAX_REPLAYED_EVENTS`] were newer: the oldest were left out.
+ */
+truncated: boolean, 
+/**
+ * How often the server sends pose batches.
+ */
+pose_rate_hz: number, };
+
+export type RoomSummary = { id: string, name: string, description: string, };
+
+export type ErrorReply = { code: ErrorCode, reason: string, };
+
+export type ErrorCode = "unsupported_version" | "room_not_found" | "room_full" | "unknown_topic" | "unknown_event" | "invalid_payload" | "not_joined" | "already_joined" | "rate_limited" | "too_large" | "voice_unavailable" | "internal";
+
+export type RoomEvent = { id: number, user_id: string, 
+/**
+ * The sender's display name when it was sent.
+ */
+name: string, 
+/**
+ * Unix time, milliseconds.
+ */
+sent_at: number, body: RoomEventBody, };
+
+export type RoomEventBody = { "type": "chat", text: string, } | { "type": "object_set", object_id: string, state: unknown, } | { "type": "object_remove", object_id: string, };
+
+export type StoredReply = { id: number, };
+
+export type ChatPush = { text: string, };
+
+export type ObjectSetPush = { object_id: string, state: unknown, };
+
+export type ObjectRemovePush = { object_id: string, };
+
+export type UpdateProfilePush = { name?: string, colour?: string, };
+
+export type SetMutedPush = { muted: boolean, };
+
+export type SessionDescription = { sdp: string, };
+
+export type IceCandidate = { candidate: string, sdp_mid?: string, sdp_mline_index?: number, };
+
+export type VoiceTracks = { tracks: Array<VoiceTrack>, };
+
+export type VoiceTrack = { mid: string, user_id: string, slot: number, };
+
+export type Speaking = { user_id: string, slot: number, speaking: boolean, };
+
+export type PresenceMeta = { 
+/**
+ * Unique per join; phoenix.js matches metas by it.
+ */
+phx_ref: string, 
+/**
+ * The `phx_ref` this meta replaces after an update.
+ */
+phx_ref_prev?: string, name: string, 
+/**
+ * `#rrggbb`.
+ */
+colour: string, client_kind: ClientKind, 
+/**
+ * The member's slot: its poses in a batch carry this number.
+ */
+slot: number, 
+/**
+ * Unix time of the join, in milliseconds.
+ */
+joined_at: number, speaking: boolean, muted: boolean, };
+
+export type PresenceEntry = { metas: Array<PresenceMeta>, };
+
+export type PresenceDiff = { joins: { [key in string]: PresenceEntry }, leaves: { [key in string]: PresenceEntry }, };
+
+export type PresenceState = Record<string, PresenceEntry>;
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME_BYTES = 65536;
+export const MAX_NAME_CHARS = 40;
+export const MAX_CHAT_CHARS = 2000;
+export const POSE_BYTES = 31;
+export const BATCH_HEADER_BYTES = 8;
+export const BATCH_FORMAT_VERSION = 1;
+export const PRESENCE_STATE_EVENT = "presence_state";
+export const PRESENCE_DIFF_EVENT = "presence_diff";
+export const ROOM_EVENT_EVENT = "event";
+export const POSES_EVENT = "poses";
+export const POSE_EVENT = "pose";
+export const VOICE_TRACKS_EVENT = "voice_tracks";
+export const SPEAKING_EVENT = "speaking";
+export const CHAT_EVENT = "chat";
+export const OBJECT_SET_EVENT = "object_set";
+export const OBJECT_REMOVE_EVENT = "object_remove";
+export const UPDATE_PROFILE_EVENT = "update_profile";
+export const SET_MUTED_EVENT = "set_muted";
+export const RTC_OFFER_EVENT = "rtc_offer";
+export const RTC_ANSWER_EVENT = "rtc_answer";
+export const RTC_ICE_EVENT = "rtc_ice";

@@ -1,0 +1,42 @@
+//! The Roomscale room protocol: wire types and codecs shared by the server, the
+//! native app and (through generated TypeScript) the browser client.
+//!
+//! The crate performs no I/O, spawns nothing and never reads a clock: it turns
+//! bytes into typed values and back, and checks that values are legal. It builds
+//! for any target the app ships on.
+//!
+//! Layers, from the bytes up:
+//! - [`frame`]: Phoenix Channels v2 frames, text (`[join_ref, ref, topic, event,
+//!   payload]`) and binary (push, reply, broadcast), byte-for-byte as phoenix.js
+//!   encodes them.
+//! - [`events`]: the typed room events carried in those frames, with validation.
+//! - [`presence`]: presence state and diffs in the shape phoenix.js `Presence` consumes.
+//! - [`pose`]: the quantized avatar pose (32 bytes) and pose batches.
+//! - [`version`]: the protocol version and the compatibility check.
+
+pub mod events;
+pub mod frame;
+pub mod limits;
+pub mod pose;
+pub mod presence;
+pub mod typescript;
+pub mod version;
+
+pub use version::{PROTOCOL_VERSION, SUPPORTED_VERSIONS, check_version};
+
+/// The topic that carries socket-level control messages (heartbeats).
+pub const PHOENIX_TOPIC: &str = "phoenix";
+/// Prefix of every room topic: `room:<room uuid>`.
+pub const ROOM_TOPIC_PREFIX: &str = "room:";
+
+/// The room id inside a room topic, or `None` when the topic is not a room topic.
+pub fn room_id_from_topic(topic: &str) -> Option<&str> {
+    topic
+        .strip_prefix(ROOM_TOPIC_PREFIX)
+        .filter(|id| !id.is_empty())
+}
+
+/// The topic of the room with this id.
+pub fn room_topic(room_id: &str) -> String {
+    format!("{ROOM_TOPIC_PREFIX}{room_id}")
+}

@@ -1,0 +1,57 @@
+//! Presence in the exact shape phoenix.js `Presence` consumes: a state maps each
+//! key (our user id) to `{metas: [...]}`, one meta per connection of that user;
+//! a diff carries `joins` and `leaves` in the same shape. Each meta has a unique
+//! `phx_ref`, which phoenix.js uses to tell metas apart.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::events::ClientKind;
+
+/// One connection of a user in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct PresenceMeta {
+    /// Unique per join; phoenix.js matches metas by it.
+    pub phx_ref: String,
+    /// The `phx_ref` this meta replaces after an update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub phx_ref_prev: Option<String>,
+    pub name: String,
+    /// `#rrggbb`.
+    pub colour: String,
+    pub client_kind: ClientKind,
+    /// The member's slot: its poses in a batch carry this number.
+    pub slot: u16,
+    /// Unix time of the join, in milliseconds.
+    #[ts(type = "number")]
+    pub joined_at: i64,
+    #[serde(default)]
+    pub speaking: bool,
+    #[serde(default)]
+    pub muted: bool,
+}
+
+/// All metas of one user.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+pub struct PresenceEntry {
+    pub metas: Vec<PresenceMeta>,
+}
+
+/// `presence_state`: everyone in the room, keyed by user id.
+pub type PresenceState = BTreeMap<String, PresenceEntry>;
+
+/// `presence_diff`: who joined and who left since the last state or diff.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+pub struct PresenceDiff {
+    pub joins: BTreeMap<String, PresenceEntry>,
+    pub leaves: BTreeMap<String, PresenceEntry>,
+}
+
+impl PresenceDiff {
+    pub fn is_empty(&self) -> bool {
+        self.joins.is_empty() && self.leaves.is_empty()
+    }
+}

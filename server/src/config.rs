@@ -1,0 +1,159 @@
+//! Server settings, from command-line flags or the environment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+/// Every flag can also be given as the environment variable named in `--help`;
+/// a flag on the command line wins over the variable.
+#[derive(Clone, Parser)]
+#[command(
+    name = "roomscale-server",
+    version,
+    about = "Roomscale social-VR room server: room pages, JSON API and real-time rooms."
+)]
+pub struct Config {
+    /// Address and port to listen on for HTTP and WebSocket connections.
+    #[arg(long, env = "ROOMSCALE_BIND", value_name = "ADDR", default_value = "127.0.0.1:4000")]
+    pub bind: SocketAddr,
+
+    /// Directory for the server's files: the SQLite database (roomscale.db) and the
+    /// key that signs cookies and socket tokens (secret.key); created if missing.
+    #[arg(long, env = "ROOMSCALE_DATA_DIR", value_name = "DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database to use, sqlite://PATH or postgres://USER:PASSWORD@HOST/DB; without it
+    /// the server keeps its rooms in roomscale.db inside the data directory.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Most people that can be in one room at the same time.
+    #[arg(
+        long,
+        env = "ROOMSCALE_ROOM_CAPACITY",
+        value_name = "N",
+        default_value_t = 25,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub room_capacity: u16,
+
+    /// Log verbosity: error, warn, info, debug or trace, or a filter such as
+    /// "info,roomscale_server=debug"; RUST_LOG, when set, takes precedence.
+    #[arg(long, env = "ROOMSCALE_LOG", value_name = "LEVEL", default_value = "info")]
+    pub log: String,
+}
+
+/// The SQLite file's name inside the data directory.
+pub const DATABASE_FILE: &str = "roomscale.db";
+/// The signing key's file name inside the data directory.
+pub const SECRET_KEY_FILE: &str = "secret.key";
+
+impl Config {
+    /// Defaults for a test: any free port on loopback, everything kept in `data_dir`.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            room_capacity: 25,
+            log: "info".into(),
+        }
+    }
+
+    /// The database to open: `--database-url` if given, else the SQLite file in
+    /// the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => sqlite_url(&self.data_dir.join(DATABASE_FILE)),
+        }
+    }
+
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.data_dir.join(SECRET_KEY_FILE)
+    }
+}
+
+/// A `sqlite://` URL for a file path. The path is made absolute so that a
+/// relative `./data` is not read as a URL host, and the characters that would end
+/// the path part of a URL are percent-encoded (sqlx decodes them again).
+pub fn sqlite_url(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut url = String::from("sqlite://");
+    for c in absolute.to_string_lossy().chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            c => url.push(c),
+        }
+    }
+    url
+}
+
+/// A database URL with its password replaced by `***`, fit for logs.
+pub fn redact_url(url: &str) -> String {
+    // postgres://user:password@host/db: the password runs from the first ':' after
+    // "://" to the last '@' before the path.
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+// By hand rather than derived so that a database password never reaches a log.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("room_capacity", &self.room_capacity)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        let check = |url: &str, expected: &str| assert_eq!(redact_url(url), expected, "{url}");
+        check(
+            "postgres://roomscale:secret@127.0.0.1:5432/roomscale",
+            "postgres://roomscale:***@127.0.0.1:5432/roomscale",
+        );
+        check("postgres://roomscale@db/roomscale", "postgres://roomscale@db/roomscale");
+        check("sqlite:///var/lib/roomscale/roomscale.db", "sqlite:///var/lib/roomscale/roomscale.db");
+        check("not a url", "not a url");
+    }
+
+    #[test]
+    fn sqlite_urls_survive_odd_paths() {
+        assert_eq!(sqlite_url(Path::new("/srv/a?b#c%d.db")), "sqlite:///srv/a%3Fb%23c%25d.db");
+        assert!(sqlite_url(Path::new("data/roomscale.db")).starts_with("sqlite:///"));
+    }
+
+    #[test]
+    fn flags_and_defaults_parse() {
+        let config = Config::try_parse_from(["roomscale-server", "--bind", "0.0.0.0:8080"]).unwrap();
+        assert_eq!(config.bind, "0.0.0.0:8080".parse().unwrap());
+        assert!(Config::try_parse_from(["roomscale-server", "--room-capacity", "0"]).is_err());
+        assert!(Config::try_parse_from(["roomscale-server", "--bind", "localhost"]).is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! The HTML around every page, and escaping.
+//!
+//! Pages are built with `format!`; every string that did not come from this
+//! source file goes through [`escape`] on its way in, attributes included.
+
+use std::fmt::Write as _;
+
+/// Text made safe to put inside an element or a double- or single-quoted attribute.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page: `title` is plain text (escaped here), `body` is HTML that the
+/// caller built with escaped values.
+pub fn layout(title: &str, body: &str) -> String {
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Roomscale</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 48rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+nav a {{ margin-right: 1rem; }}
+.description {{ white-space: pre-line; }}
+.error {{ color: #b00020; }}
+label {{ display: block; margin-top: 1rem; font-weight: 600; }}
+input, textarea {{ width: 100%; font: inherit; }}
+button {{ margin-top: 1rem; font: inherit; }}
+#room-root {{ width: 100%; height: 70vh; background: #111; }}
+</style>
+</head>
+<body>
+<nav><a href="/">Roomscale</a><a href="/rooms">Rooms</a><a href="/rooms/new">New room</a></nav>
+<main>
+{body}
+</main>
+</body>
+</html>
+"#,
+        title = escape(title),
+    );
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<script>alert("x" + 'y')</script> & co"#),
+            "&lt;script&gt;alert(&quot;x&quot; + &#39;y&#39;)&lt;/script&gt; &amp; co"
+        );
+        assert_eq!(escape("plain ünïcode"), "plain ünïcode");
+    }
+}

@@ -1,0 +1,187 @@
+//! Process-wide counters, rendered for Prometheus at `/metrics`.
+//!
+//! Counting is a relaxed atomic add, cheap enough for the per-frame paths of the
+//! socket and room code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use axum::http::StatusCode;
+
+/// A count that only grows.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A level that goes up and down (open connections, active rooms).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// Rooms with a running actor.
+    pub rooms_active: Gauge,
+    /// WebSocket frames received and sent, and their payload bytes.
+    pub frames_in: Counter,
+    pub frames_out: Counter,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    /// Poses forwarded to other members, and poses dropped because a newer one
+    /// replaced them before a slow client could take them.
+    pub poses_relayed: Counter,
+    pub poses_dropped: Counter,
+    /// Errors by kind (e.g. an [`roomscale_protocol::events::ErrorCode`] name).
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// HTTP responses by status class: index 0 is 1xx, 4 is 5xx.
+    http_responses: [Counter; 5],
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// Counts one error of this kind. Kinds are a small fixed set of names,
+    /// `snake_case`, used as a Prometheus label value.
+    pub fn error(&self, kind: &'static str) {
+        let mut errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *errors.entry(kind).or_default() += 1;
+    }
+
+    pub fn errors(&self, kind: &str) -> u64 {
+        let errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        errors.get(kind).copied().unwrap_or(0)
+    }
+
+    pub fn http_response(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.http_responses[class].inc();
+    }
+
+    /// All metrics in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let gauges = [
+            ("connections", "Open WebSocket connections.", &self.connections),
+            ("rooms_active", "Rooms with a running room actor.", &self.rooms_active),
+        ];
+        for (name, help, gauge) in gauges {
+            metric_header(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "roomscale_{name} {}", gauge.get());
+        }
+        let counters = [
+            ("frames_in_total", "WebSocket frames received.", &self.frames_in),
+            ("frames_out_total", "WebSocket frames sent.", &self.frames_out),
+            ("bytes_in_total", "WebSocket payload bytes received.", &self.bytes_in),
+            ("bytes_out_total", "WebSocket payload bytes sent.", &self.bytes_out),
+            ("poses_relayed_total", "Avatar poses forwarded to room members.", &self.poses_relayed),
+            (
+                "poses_dropped_total",
+                "Avatar poses dropped because a newer pose replaced them.",
+                &self.poses_dropped,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            metric_header(&mut out, name, help, "counter");
+            let _ = writeln!(out, "roomscale_{name} {}", counter.get());
+        }
+
+        metric_header(&mut out, "errors_total", "Errors by kind.", "counter");
+        let errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (kind, count) in errors.iter() {
+            let _ = writeln!(out, "roomscale_errors_total{{kind=\"{}\"}} {count}", label(kind));
+        }
+        drop(errors);
+
+        metric_header(
+            &mut out,
+            "http_responses_total",
+            "HTTP responses by status class.",
+            "counter",
+        );
+        for (i, counter) in self.http_responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "roomscale_http_responses_total{{status=\"{}xx\"}} {}",
+                i + 1,
+                counter.get()
+            );
+        }
+        out
+    }
+}
+
+fn metric_header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP roomscale_{name} {help}");
+    let _ = writeln!(out, "# TYPE roomscale_{name} {kind}");
+}
+
+/// A label value escaped as the exposition format requires.
+fn label(value: &str) -> String {
+    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_exposition_format() {
+        let metrics = Metrics::new();
+        metrics.connections.inc();
+        metrics.connections.inc();
+        metrics.connections.dec();
+        metrics.frames_in.add(3);
+        metrics.error("invalid_payload");
+        metrics.error("invalid_payload");
+        metrics.http_response(StatusCode::NOT_FOUND);
+        let text = metrics.render();
+        for line in [
+            "# TYPE roomscale_connections gauge",
+            "roomscale_connections 1",
+            "# TYPE roomscale_frames_in_total counter",
+            "roomscale_frames_in_total 3",
+            "roomscale_errors_total{kind=\"invalid_payload\"} 2",
+            "roomscale_http_responses_total{status=\"4xx\"} 1",
+            "roomscale_http_responses_total{status=\"2xx\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(metrics.errors("invalid_payload"), 2);
+    }
+}

@@ -1,0 +1,157 @@
+//! Persisted room events (chat, shared-object changes), numbered per room.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use roomscale_protocol::events::{RoomEvent, RoomEventBody};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{Store, is_foreign_key_violation, is_retryable_conflict};
+use crate::error::{Error, Result};
+
+/// Appends with the next id of the room in one statement, so the id is computed
+/// and taken in the same transaction on both backends. Two writers racing for the
+/// same id cannot both win: the primary key refuses the second, which retries.
+const APPEND_EVENT: &str = "\
+    INSERT INTO room_events (room_id, id, user_id, name, sent_at, kind, body) \
+    SELECT $1, COALESCE(MAX(id), 0) + 1, $2, $3, $4, $5, $6 \
+    FROM room_events WHERE room_id = $1 \
+    RETURNING id";
+
+/// The newest events first, so that LIMIT keeps the newest; reversed afterwards.
+const EVENTS_AFTER: &str = "\
+    SELECT id, user_id, name, sent_at, body FROM room_events \
+    WHERE room_id = $1 AND id > $2 \
+    ORDER BY id DESC LIMIT $3";
+
+/// How often an append that lost a race for its id is tried, in all. Within one
+/// server a room's actor appends one event at a time, so races only come from
+/// several servers sharing a database, and a few tries settle them.
+const APPEND_ATTEMPTS: u32 = 8;
+
+impl Store {
+    /// Stores an event with the room's next id and returns it as stored. When this
+    /// returns `Ok` the event is durable (committed, and on SQLite synced), so it
+    /// may be acknowledged to the sender. [`Error::NotFound`] when the room does
+    /// not exist (or was deleted meanwhile).
+    pub async fn append_event(
+        &self,
+        room_id: Uuid,
+        user_id: &str,
+        name: &str,
+        sent_at_ms: i64,
+        body: &RoomEventBody,
+    ) -> Result<RoomEvent> {
+        let body_json = serde_json::to_string(body).context("serializing a room event body")?;
+        let room = room_id.to_string();
+        let mut attempt = 1;
+        let id: i64 = loop {
+            let result = sqlx::query_scalar(APPEND_EVENT)
+                .bind(&room)
+                .bind(user_id)
+                .bind(name)
+                .bind(sent_at_ms)
+                .bind(event_kind(body))
+                .bind(&body_json)
+                .fetch_one(self.pool())
+                .await;
+            match result {
+                Ok(id) => break id,
+                Err(e) if is_foreign_key_violation(&e) => return Err(Error::NotFound),
+                Err(e) if attempt < APPEND_ATTEMPTS && is_retryable_conflict(&e) => {
+                    // Back off a little more each time so the racers spread out.
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        Ok(RoomEvent {
+            id: u64::try_from(id).context("the database returned a negative event id")?,
+            user_id: user_id.to_string(),
+            name: name.to_string(),
+            sent_at: sent_at_ms,
+            body: body.clone(),
+        })
+    }
+
+    /// The newest `limit` events of a room with an id above `after_id`, oldest
+    /// first, and whether older events above `after_id` were left out to keep to
+    /// the limit. An unknown room has no events.
+    pub async fn events_after(
+        &self,
+        room_id: Uuid,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<(Vec<RoomEvent>, bool)> {
+        // Ids are stored as BIGINT; a client claiming to have seen an id beyond
+        // that range has seen everything there is.
+        let Ok(after_id) = i64::try_from(after_id) else {
+            return Ok((Vec::new(), false));
+        };
+        // One row more than asked tells whether any were left out.
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows = sqlx::query(EVENTS_AFTER)
+            .bind(room_id.to_string())
+            .bind(after_id)
+            .bind(fetch)
+            .fetch_all(self.pool())
+            .await?;
+        let truncated = rows.len() > limit;
+        let mut events = rows
+            .iter()
+            .take(limit)
+            .map(|row| event_from_row(room_id, row))
+            .collect::<Result<Vec<_>>>()?;
+        events.reverse();
+        Ok((events, truncated))
+    }
+}
+
+/// The body's `type` tag, stored beside the JSON so events can be filtered by kind.
+fn event_kind(body: &RoomEventBody) -> &'static str {
+    match body {
+        RoomEventBody::Chat { .. } => "chat",
+        RoomEventBody::ObjectSet { .. } => "object_set",
+        RoomEventBody::ObjectRemove { .. } => "object_remove",
+    }
+}
+
+fn event_from_row(room_id: Uuid, row: &AnyRow) -> Result<RoomEvent> {
+    let id: i64 = row.try_get("id")?;
+    let body: String = row.try_get("body")?;
+    let body = serde_json::from_str(&body)
+        .with_context(|| format!("event {id} of room {room_id} has an unreadable body"))?;
+    Ok(RoomEvent {
+        id: u64::try_from(id).context("negative event id in the database")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        sent_at: row.try_get("sent_at")?,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_match_the_serialized_type_tag() {
+        let bodies = [
+            RoomEventBody::Chat { text: "hi".into() },
+            RoomEventBody::ObjectSet {
+                object_id: "ball".into(),
+                state: serde_json::json!({"x": 1}),
+            },
+            RoomEventBody::ObjectRemove {
+                object_id: "ball".into(),
+            },
+        ];
+        for body in bodies {
+            let value = serde_json::to_value(&body).unwrap();
+            assert_eq!(value["type"], event_kind(&body), "{value}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Persistent rooms and room events, in SQLite or PostgreSQL.
+//!
+//! One [`Store`] over an `sqlx::AnyPool` serves both backends with the same SQL
+//! and the same migrations (`server/migrations/`), so what the tests prove on one
+//! holds for the other. Queries use `$1`-style parameters, which both accept.
+
+mod events;
+mod rooms;
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::error::ErrorKind;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+use crate::error::Result;
+
+pub use rooms::{NewRoom, Room, validate_room};
+
+/// The migrations, embedded so the binary needs no files beside it. Each entry is
+/// (version, description, SQL); versions only grow, and an applied file is never
+/// edited (sqlx refuses to start when a checksum changed).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "rooms and events",
+    include_str!("../../migrations/0001_rooms_and_events.sql"),
+)];
+
+/// How long a connection waits for another writer's lock on SQLite before
+/// giving up with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request waits for a free pooled connection before failing with 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle to the database; cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://PATH` or `postgres://...`) and brings
+    /// its schema up to date. A SQLite file is created when missing.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let url = match backend {
+            Backend::Sqlite => sqlite_url_creating_file(url),
+            Backend::Postgres => Cow::Borrowed(url),
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // SQLite has one writer at a time anyway; a few readers suffice.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 10,
+            })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // The Any driver cannot take SqliteConnectOptions and the URL
+                        // only carries mode/cache/vfs, so the pragmas are set on each
+                        // new connection. WAL lets readers proceed during a write;
+                        // synchronous=FULL makes a commit durable before it returns
+                        // (an acknowledged chat message survives a power cut).
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; \
+                             PRAGMA busy_timeout = {};",
+                            SQLITE_BUSY_TIMEOUT.as_millis()
+                        )))
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Closes every connection, waiting for queries in flight. Later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Answers `Ok` when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for queries the typed API does not offer (tests, diagnostics).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations).run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl Backend {
+    fn of_url(url: &str) -> Result<Backend> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(anyhow::anyhow!(
+                "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
+            )
+            .into()),
+        }
+    }
+}
+
+/// Adds `mode=rwc` (read, write, create) to a SQLite URL that names no mode, so a
+/// fresh data directory gets its database file instead of an error.
+fn sqlite_url_creating_file(url: &str) -> Cow<'_, str> {
+    let query = url.split_once('?').map(|(_, query)| query).unwrap_or("");
+    if query.split('&').any(|pair| pair.starts_with("mode=")) || url.contains(":memory:") {
+        Cow::Borrowed(url)
+    } else if url.contains('?') {
+        Cow::Owned(format!("{url}&mode=rwc"))
+    } else {
+        Cow::Owned(format!("{url}?mode=rwc"))
+    }
+}
+
+/// The current time as Unix milliseconds, the unit of every stored timestamp.
+pub fn unix_millis(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Unix milliseconds as RFC 3339 (`2024-05-01T12:00:00.123Z`), how the JSON API
+/// and the pages show times.
+pub fn rfc3339(unix_ms: i64) -> String {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix_ms}ms"))
+}
+
+/// Whether a failed write lost a race that the same write may win when retried:
+/// a unique violation (another writer took the same event id first) or, on
+/// SQLite, a busy database (another connection's write invalidated our snapshot,
+/// which SQLite reports at once rather than through the busy timeout).
+fn is_retryable_conflict(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    if db.kind() == ErrorKind::UniqueViolation {
+        return true;
+    }
+    // SQLITE_BUSY (5) and its extended codes, e.g. SQLITE_BUSY_SNAPSHOT (517).
+    let code = db.code().and_then(|c| c.parse::<i32>().ok());
+    matches!(code, Some(c) if c & 0xff == 5)
+}
+
+fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode_unless_they_name_one() {
+        let check = |url: &str, expected: &str| {
+            assert_eq!(sqlite_url_creating_file(url), expected, "{url}");
+        };
+        check("sqlite:///a/b.db", "sqlite:///a/b.db?mode=rwc");
+        check("sqlite:///a/b.db?cache=shared", "sqlite:///a/b.db?cache=shared&mode=rwc");
+        check("sqlite:///a/b.db?mode=ro", "sqlite:///a/b.db?mode=ro");
+        check("sqlite::memory:", "sqlite::memory:");
+    }
+
+    #[test]
+    fn times_format_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

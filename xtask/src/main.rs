@@ -1,0 +1,129 @@
+//! `cargo xtask <command>`: the project's tasks beyond cargo.
+//!
+//! - `run [-- server flags]`: build what is needed and start the server with the
+//!   embedded SQLite database, serving the web client.
+//! - `test`: every test the project has (Rust, JavaScript, end-to-end).
+//! - `bench`: the benchmarks, printing the figures the issues ask for.
+//! - `codegen`: regenerate committed generated files (TypeScript types, vectors).
+//! - `tidy`: formatting and lints, as a reviewer would check them.
+//!
+//! What a fresh machine lacks (Debian packages, npm modules) is installed here,
+//! as root or through sudo; where that is impossible the task stops with the
+//! exact command to run.
+
+mod prereqs;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() {
+    if let Err(error) = run_task() {
+        eprintln!("xtask: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_task() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_else(|| "help".into());
+    let rest: Vec<String> = args.collect();
+    let root = project_root();
+    std::env::set_current_dir(&root).context("entering the project root")?;
+    match task.as_str() {
+        "run" => run_server(&rest),
+        "test" => test(&rest),
+        "bench" => bench(),
+        "codegen" => codegen(),
+        "tidy" => tidy(),
+        "help" | "--help" | "-h" => {
+            println!("{}", include_str!("help.txt"));
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`; `cargo xtask help` lists the tasks"),
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the project root")
+        .to_path_buf()
+}
+
+fn run_server(args: &[String]) -> Result<()> {
+    prereqs::ensure_npm_modules()?;
+    let mut command = cargo();
+    command.args(["run", "--package", "roomscale-server", "--bin", "roomscale-server", "--"]);
+    command.args(args);
+    println!("xtask: starting the server (Ctrl-C stops it)");
+    run(&mut command)
+}
+
+fn test(args: &[String]) -> Result<()> {
+    let mut summary = summary::Summary::default();
+    prereqs::ensure_npm_modules()?;
+    let postgres = prereqs::ensure_postgres();
+    match &postgres {
+        Ok(url) => println!("xtask: PostgreSQL tests use {url}"),
+        Err(reason) => summary.note_skip(format!("PostgreSQL tests: {reason:#}")),
+    }
+
+    let mut cargo_test = cargo();
+    cargo_test.args(["test", "--workspace"]).args(args);
+    if let Ok(url) = &postgres {
+        cargo_test.env("ROOMSCALE_TEST_POSTGRES_URL", url);
+    }
+    summary.run_cargo_tests("Rust tests", &mut cargo_test)?;
+
+    let mut vectors = Command::new("node");
+    vectors.arg("protocol/vectors/phoenix-frames.mjs");
+    summary.run_step("phoenix.js frame vectors", &mut vectors)?;
+
+    let mut fuzz = cargo();
+    fuzz.args(["build", "--quiet", "--manifest-path", "protocol/fuzz/Cargo.toml"])
+        .env("CARGO_TARGET_DIR", "target/fuzz");
+    summary.run_step("fuzz targets build", &mut fuzz)?;
+
+    summary.finish()
+}
+
+fn bench() -> Result<()> {
+    println!("== pose codec");
+    run(cargo().args(["bench", "--quiet", "--package", "roomscale-protocol", "--bench", "codec"]))?;
+    Ok(())
+}
+
+fn codegen() -> Result<()> {
+    run(cargo()
+        .args(["test", "--quiet", "--package", "roomscale-protocol"])
+        .env("ROOMSCALE_BLESS", "1"))?;
+    prereqs::ensure_npm_modules()?;
+    run(Command::new("node").args(["protocol/vectors/phoenix-frames.mjs", "--write"]))?;
+    println!("xtask: regenerated protocol/bindings and protocol/vectors; review `git diff`");
+    Ok(())
+}
+
+fn tidy() -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+        .context("formatting differs: run `cargo fmt --all`")?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Runs a command to completion, failing with its command line when it fails.
+pub fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
