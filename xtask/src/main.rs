@@ -56,7 +56,14 @@ fn project_root() -> PathBuf {
 fn run_server(args: &[String]) -> Result<()> {
     prereqs::ensure_npm_modules()?;
     let mut command = cargo();
-    command.args(["run", "--package", "roomscale-server", "--bin", "roomscale-server", "--"]);
+    command.args([
+        "run",
+        "--package",
+        "roomscale-server",
+        "--bin",
+        "roomscale-server",
+        "--",
+    ]);
     command.args(args);
     println!("xtask: starting the server (Ctrl-C stops it)");
     run(&mut command)
@@ -83,8 +90,13 @@ fn test(args: &[String]) -> Result<()> {
     summary.run_step("phoenix.js frame vectors", &mut vectors)?;
 
     let mut fuzz = cargo();
-    fuzz.args(["build", "--quiet", "--manifest-path", "protocol/fuzz/Cargo.toml"])
-        .env("CARGO_TARGET_DIR", "target/fuzz");
+    fuzz.args([
+        "build",
+        "--quiet",
+        "--manifest-path",
+        "protocol/fuzz/Cargo.toml",
+    ])
+    .env("CARGO_TARGET_DIR", "target/fuzz");
     summary.run_step("fuzz targets build", &mut fuzz)?;
 
     summary.finish()
@@ -92,7 +104,14 @@ fn test(args: &[String]) -> Result<()> {
 
 fn bench() -> Result<()> {
     println!("== pose codec");
-    run(cargo().args(["bench", "--quiet", "--package", "roomscale-protocol", "--bench", "codec"]))?;
+    run(cargo().args([
+        "bench",
+        "--quiet",
+        "--package",
+        "roomscale-protocol",
+        "--bench",
+        "codec",
+    ]))?;
     Ok(())
 }
 
@@ -109,7 +128,14 @@ fn codegen() -> Result<()> {
 fn tidy() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     Ok(())
 }
 

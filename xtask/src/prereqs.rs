@@ -117,7 +117,10 @@ pub fn ensure_postgres() -> Result<String> {
             .stdout,
     )?;
     let cluster = match clusters.lines().next() {
-        Some(line) => line.split_whitespace().map(String::from).collect::<Vec<_>>(),
+        Some(line) => line
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>(),
         None => {
             let version = installed_postgres_version()?;
             run(&mut privileged(&["pg_createcluster", &version, "main"]))?;
@@ -135,7 +138,9 @@ pub fn ensure_postgres() -> Result<String> {
         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{POSTGRES_ROLE}') THEN \
          CREATE ROLE {POSTGRES_ROLE} LOGIN SUPERUSER PASSWORD '{POSTGRES_ROLE}'; END IF; END $$;"
     );
-    let mut psql = privileged(&["runuser", "-u", "postgres", "--", "psql", "-q", "-p", port, "-c"]);
+    let mut psql = privileged(&[
+        "runuser", "-u", "postgres", "--", "psql", "-q", "-p", port, "-c",
+    ]);
     psql.arg(&create_role).stdout(Stdio::null());
     run(&mut psql).context("creating the test role in PostgreSQL")?;
     Ok(format!(
