@@ -16,12 +16,22 @@ use clap::Parser;
 )]
 pub struct Config {
     /// Address and port to listen on for HTTP and WebSocket connections.
-    #[arg(long, env = "ROOMSCALE_BIND", value_name = "ADDR", default_value = "127.0.0.1:4000")]
+    #[arg(
+        long,
+        env = "ROOMSCALE_BIND",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4000"
+    )]
     pub bind: SocketAddr,
 
     /// Directory for the server's files: the SQLite database (roomscale.db) and the
     /// key that signs cookies and socket tokens (secret.key); created if missing.
-    #[arg(long, env = "ROOMSCALE_DATA_DIR", value_name = "DIR", default_value = "./data")]
+    #[arg(
+        long,
+        env = "ROOMSCALE_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
 
     /// Database to use, sqlite://PATH or postgres://USER:PASSWORD@HOST/DB; without it
@@ -41,7 +51,12 @@ pub struct Config {
 
     /// Log verbosity: error, warn, info, debug or trace, or a filter such as
     /// "info,roomscale_server=debug"; RUST_LOG, when set, takes precedence.
-    #[arg(long, env = "ROOMSCALE_LOG", value_name = "LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        env = "ROOMSCALE_LOG",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
     pub log: String,
 }
 
@@ -120,7 +135,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("bind", &self.bind)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("room_capacity", &self.room_capacity)
             .field("log", &self.log)
             .finish()
@@ -138,20 +156,30 @@ mod tests {
             "postgres://roomscale:secret@127.0.0.1:5432/roomscale",
             "postgres://roomscale:***@127.0.0.1:5432/roomscale",
         );
-        check("postgres://roomscale@db/roomscale", "postgres://roomscale@db/roomscale");
-        check("sqlite:///var/lib/roomscale/roomscale.db", "sqlite:///var/lib/roomscale/roomscale.db");
+        check(
+            "postgres://roomscale@db/roomscale",
+            "postgres://roomscale@db/roomscale",
+        );
+        check(
+            "sqlite:///var/lib/roomscale/roomscale.db",
+            "sqlite:///var/lib/roomscale/roomscale.db",
+        );
         check("not a url", "not a url");
     }
 
     #[test]
     fn sqlite_urls_survive_odd_paths() {
-        assert_eq!(sqlite_url(Path::new("/srv/a?b#c%d.db")), "sqlite:///srv/a%3Fb%23c%25d.db");
+        assert_eq!(
+            sqlite_url(Path::new("/srv/a?b#c%d.db")),
+            "sqlite:///srv/a%3Fb%23c%25d.db"
+        );
         assert!(sqlite_url(Path::new("data/roomscale.db")).starts_with("sqlite:///"));
     }
 
     #[test]
     fn flags_and_defaults_parse() {
-        let config = Config::try_parse_from(["roomscale-server", "--bind", "0.0.0.0:8080"]).unwrap();
+        let config =
+            Config::try_parse_from(["roomscale-server", "--bind", "0.0.0.0:8080"]).unwrap();
         assert_eq!(config.bind, "0.0.0.0:8080".parse().unwrap());
         assert!(Config::try_parse_from(["roomscale-server", "--room-capacity", "0"]).is_err());
         assert!(Config::try_parse_from(["roomscale-server", "--bind", "localhost"]).is_err());

@@ -26,12 +26,26 @@ pub enum Error {
     /// The request was readable but some fields are not acceptable.
     #[error("invalid input: {0}")]
     Validation(FieldErrors),
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration failed")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("internal error")]
+    // sqlx errors already show their cause in their own message, so they are
+    // included in ours rather than chained as a source, which would print it twice.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
+    #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Error {
+        Error::Database(error)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(error: sqlx::migrate::MigrateError) -> Error {
+        Error::Migrate(error)
+    }
 }
 
 impl Error {

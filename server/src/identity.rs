@@ -68,7 +68,9 @@ pub enum TokenError {
          connect with ?token=..."
     )]
     Missing,
-    #[error("the socket token is malformed ({0}); ask the server for a new one with POST /api/session")]
+    #[error(
+        "the socket token is malformed ({0}); ask the server for a new one with POST /api/session"
+    )]
     Malformed(&'static str),
     #[error(
         "the socket token's signature does not match: it was altered, or signed by another \
@@ -155,7 +157,10 @@ impl Identity {
 
     /// The visitor cookie's value for a user: `<user id>.<signature>`.
     pub fn cookie_value(&self, user_id: &str) -> String {
-        let signature = self.mac(COOKIE_LABEL, user_id.as_bytes()).finalize().into_bytes();
+        let signature = self
+            .mac(COOKIE_LABEL, user_id.as_bytes())
+            .finalize()
+            .into_bytes();
         format!("{user_id}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
@@ -217,7 +222,10 @@ impl Identity {
         };
         let claims_json = serde_json::to_vec(&claims).expect("claims are plain data");
         let payload = URL_SAFE_NO_PAD.encode(claims_json);
-        let signature = self.mac(TOKEN_LABEL, payload.as_bytes()).finalize().into_bytes();
+        let signature = self
+            .mac(TOKEN_LABEL, payload.as_bytes())
+            .finalize()
+            .into_bytes();
         let token = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(signature));
         (token, expires_at)
     }
@@ -342,7 +350,10 @@ mod tests {
         let identity = Identity::generate();
         let value = identity.cookie_value("abc");
         assert_eq!(identity.verify_cookie_value(&value).as_deref(), Some("abc"));
-        assert_eq!(identity.verify_cookie_value(&value.replacen("abc", "abd", 1)), None);
+        assert_eq!(
+            identity.verify_cookie_value(&value.replacen("abc", "abd", 1)),
+            None
+        );
         assert_eq!(Identity::generate().verify_cookie_value(&value), None);
         assert_eq!(identity.verify_cookie_value("abc"), None);
         assert_eq!(identity.verify_cookie_value(""), None);
@@ -353,7 +364,10 @@ mod tests {
         // Same key, same bytes signed, different label: must not verify.
         let identity = Identity::generate();
         let cookie = identity.cookie_value("payload");
-        assert_eq!(identity.verify_token(&cookie, SystemTime::now()), Err(TokenError::BadSignature));
+        assert_eq!(
+            identity.verify_token(&cookie, SystemTime::now()),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -366,7 +380,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         fs::write(&path, b"short").unwrap();
         let error = Identity::load_or_create(&path).unwrap_err().to_string();

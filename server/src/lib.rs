@@ -1,1 +1,229 @@
+//! The Roomscale server: room pages and a JSON API over HTTP, real-time rooms
+//! over WebSocket, rooms and their events in SQLite or PostgreSQL.
+//!
+//! Entry points: [`run`] starts a whole server from a [`Config`]; [`app`] builds
+//! the router alone, for tests that serve it themselves.
+//!
+//! Modules:
+//! - [`config`]: flags and environment variables.
+//! - [`storage`]: [`storage::Store`], rooms and persisted room events.
+//! - [`identity`]: the visitor cookie and socket tokens.
+//! - [`http`]: pages, the JSON API, health and metrics endpoints.
+//! - [`socket`]: the WebSocket endpoint speaking the room protocol.
+//! - [`room`]: room actors, their supervisor, presence and pose relay.
+//! - [`outbox`]: per-connection send queues that never wait on a slow client.
+//! - [`metrics`]: counters rendered for Prometheus.
+//! - [`error`]: the one error type and how it becomes a response.
 
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod metrics;
+pub mod outbox;
+pub mod room;
+pub mod socket;
+pub mod storage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{FromRef, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::Config;
+pub use identity::Identity;
+pub use metrics::Metrics;
+pub use storage::Store;
+
+/// How long open HTTP connections may take to finish after a shutdown signal.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long long-lived tasks (sockets, rooms) may take to notice the shutdown
+/// and let go of the state before the database is closed under them.
+const TASK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything a handler or a long-lived task needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub identity: Identity,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+    /// Becomes `true` when the server is shutting down. Long-lived tasks (sockets,
+    /// room actors) watch it, say goodbye to their clients and finish, and
+    /// [`run`] waits for every clone of this state to be dropped before it closes
+    /// the database. Use [`AppState::shutdown_requested`] to wait for it.
+    pub shutdown: watch::Receiver<bool>,
+    /// The running room actors.
+    pub rooms: room::Rooms,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        identity: Identity,
+        shutdown: watch::Receiver<bool>,
+    ) -> AppState {
+        AppState {
+            store,
+            identity,
+            metrics: Arc::new(Metrics::new()),
+            config: Arc::new(config),
+            shutdown,
+            rooms: room::Rooms::default(),
+        }
+    }
+
+    /// Completes once the server begins shutting down (at once if it already has).
+    pub async fn shutdown_requested(&self) {
+        let mut shutdown = self.shutdown.clone();
+        // An error means the sender is gone, which only happens when the server
+        // is going away: that counts as a shutdown too.
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+impl FromRef<AppState> for Identity {
+    fn from_ref(state: &AppState) -> Identity {
+        state.identity.clone()
+    }
+}
+
+/// The whole HTTP surface: every module's routes, a 404 for the rest, and response
+/// counting for `/metrics`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(http::pages::router())
+        .merge(http::api::router())
+        .merge(http::health::router())
+        .merge(socket::router())
+        .fallback(http::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
+        .with_state(state)
+}
+
+async fn count_responses(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    state.metrics.http_response(response.status());
+    response
+}
+
+/// Runs a server until SIGTERM or Ctrl-C: opens the database (migrating it), loads
+/// or creates the signing key, listens, and on the signal stops accepting, tells
+/// long-lived tasks to finish, waits briefly for them and closes the database.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "could not create the data directory {}; choose another with --data-dir",
+            config.data_dir.display()
+        )
+    })?;
+    let identity = Identity::load_or_create(&config.secret_key_path())?;
+    let database_url = config.database_url();
+    let shown_url = config::redact_url(&database_url);
+    let store = Store::connect(&database_url).await.with_context(|| {
+        format!("could not open the database {shown_url}; check --database-url (DATABASE_URL)")
+    })?;
+    let listener = TcpListener::bind(config.bind).await.with_context(|| {
+        format!(
+            "could not listen on {}; is another server using that port? choose another with --bind",
+            config.bind
+        )
+    })?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(database = %shown_url, "listening on http://{address}");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = AppState::new(config, store.clone(), identity, shutdown_rx);
+    serve(listener, state, shutdown_tx).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    let mut stopping = shutdown_tx.subscribe();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    });
+    let mut server = tokio::spawn(server.into_future());
+
+    tokio::select! {
+        finished = &mut server => {
+            finished.context("the server task failed")?.context("the server stopped")?;
+            return Ok(());
+        }
+        () = termination_signal() => {}
+    }
+
+    tracing::info!("shutting down: refusing new connections, finishing open ones");
+    shutdown_tx.send_replace(true);
+    match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut server).await {
+        Ok(finished) => finished
+            .context("the server task failed")?
+            .context("the server stopped")?,
+        Err(_) => {
+            tracing::warn!(
+                "HTTP connections still open after {HTTP_DRAIN_TIMEOUT:?}; closing them"
+            );
+            server.abort();
+        }
+    }
+    // Every task holding the state holds a shutdown receiver: when the last one is
+    // dropped, nothing uses the database any more.
+    if tokio::time::timeout(TASK_DRAIN_TIMEOUT, shutdown_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some socket or room tasks did not finish within {TASK_DRAIN_TIMEOUT:?}; stopping anyway"
+        );
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C, or on SIGTERM where there is such a thing.
+async fn termination_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -79,12 +79,18 @@ impl Metrics {
     /// Counts one error of this kind. Kinds are a small fixed set of names,
     /// `snake_case`, used as a Prometheus label value.
     pub fn error(&self, kind: &'static str) {
-        let mut errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *errors.entry(kind).or_default() += 1;
     }
 
     pub fn errors(&self, kind: &str) -> u64 {
-        let errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         errors.get(kind).copied().unwrap_or(0)
     }
 
@@ -97,19 +103,47 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let gauges = [
-            ("connections", "Open WebSocket connections.", &self.connections),
-            ("rooms_active", "Rooms with a running room actor.", &self.rooms_active),
+            (
+                "connections",
+                "Open WebSocket connections.",
+                &self.connections,
+            ),
+            (
+                "rooms_active",
+                "Rooms with a running room actor.",
+                &self.rooms_active,
+            ),
         ];
         for (name, help, gauge) in gauges {
             metric_header(&mut out, name, help, "gauge");
             let _ = writeln!(out, "roomscale_{name} {}", gauge.get());
         }
         let counters = [
-            ("frames_in_total", "WebSocket frames received.", &self.frames_in),
-            ("frames_out_total", "WebSocket frames sent.", &self.frames_out),
-            ("bytes_in_total", "WebSocket payload bytes received.", &self.bytes_in),
-            ("bytes_out_total", "WebSocket payload bytes sent.", &self.bytes_out),
-            ("poses_relayed_total", "Avatar poses forwarded to room members.", &self.poses_relayed),
+            (
+                "frames_in_total",
+                "WebSocket frames received.",
+                &self.frames_in,
+            ),
+            (
+                "frames_out_total",
+                "WebSocket frames sent.",
+                &self.frames_out,
+            ),
+            (
+                "bytes_in_total",
+                "WebSocket payload bytes received.",
+                &self.bytes_in,
+            ),
+            (
+                "bytes_out_total",
+                "WebSocket payload bytes sent.",
+                &self.bytes_out,
+            ),
+            (
+                "poses_relayed_total",
+                "Avatar poses forwarded to room members.",
+                &self.poses_relayed,
+            ),
             (
                 "poses_dropped_total",
                 "Avatar poses dropped because a newer pose replaced them.",
@@ -122,9 +156,16 @@ impl Metrics {
         }
 
         metric_header(&mut out, "errors_total", "Errors by kind.", "counter");
-        let errors = self.errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (kind, count) in errors.iter() {
-            let _ = writeln!(out, "roomscale_errors_total{{kind=\"{}\"}} {count}", label(kind));
+            let _ = writeln!(
+                out,
+                "roomscale_errors_total{{kind=\"{}\"}} {count}",
+                label(kind)
+            );
         }
         drop(errors);
 
@@ -153,7 +194,10 @@ fn metric_header(out: &mut String, name: &str, help: &str, kind: &str) {
 
 /// A label value escaped as the exposition format requires.
 fn label(value: &str) -> String {
-    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -180,7 +224,10 @@ mod tests {
             "roomscale_http_responses_total{status=\"4xx\"} 1",
             "roomscale_http_responses_total{status=\"2xx\"} 0",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert_eq!(metrics.errors("invalid_payload"), 2);
     }

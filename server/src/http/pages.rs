@@ -6,18 +6,18 @@
 
 use std::time::SystemTime;
 
+use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use uuid::Uuid;
 
 use super::html::{escape, layout};
+use crate::AppState;
 use crate::error::{Error, FieldErrors};
 use crate::identity::Visitor;
 use crate::storage::{NewRoom, Room};
-use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,7 +40,8 @@ async fn landing(visitor: Visitor) -> Response {
 
 async fn list_rooms(State(state): State<AppState>, visitor: Visitor) -> PageResult {
     let rooms = state.store.list_rooms().await?;
-    let mut body = String::from("<h1>Rooms</h1>\n<p><a href=\"/rooms/new\">Create a room</a></p>\n");
+    let mut body =
+        String::from("<h1>Rooms</h1>\n<p><a href=\"/rooms/new\">Create a room</a></p>\n");
     if rooms.is_empty() {
         body.push_str("<p>No rooms yet.</p>\n");
     } else {
@@ -59,8 +60,17 @@ async fn list_rooms(State(state): State<AppState>, visitor: Visitor) -> PageResu
 }
 
 async fn new_room_form(visitor: Visitor) -> Response {
-    let form = room_form("/rooms/new", "Create room", &NewRoom::default(), &FieldErrors::new());
-    page(&visitor, StatusCode::OK, layout("New room", &format!("<h1>New room</h1>\n{form}")))
+    let form = room_form(
+        "/rooms/new",
+        "Create room",
+        &NewRoom::default(),
+        &FieldErrors::new(),
+    );
+    page(
+        &visitor,
+        StatusCode::OK,
+        layout("New room", &format!("<h1>New room</h1>\n{form}")),
+    )
 }
 
 async fn create_room(
@@ -73,7 +83,11 @@ async fn create_room(
         Err(Error::Validation(errors)) => {
             let form = room_form("/rooms/new", "Create room", &input, &errors);
             let body = format!("<h1>New room</h1>\n{form}");
-            Ok(page(&visitor, StatusCode::UNPROCESSABLE_ENTITY, layout("New room", &body)))
+            Ok(page(
+                &visitor,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                layout("New room", &body),
+            ))
         }
         Err(e) => Err(e.into()),
     }
@@ -85,7 +99,9 @@ async fn show_room(
     Path(id): Path<String>,
 ) -> PageResult {
     let room = find_room(&state, &id).await?;
-    let (token, _) = state.identity.issue_token(&visitor.user_id, None, SystemTime::now());
+    let (token, _) = state
+        .identity
+        .issue_token(&visitor.user_id, None, SystemTime::now());
     let body = format!(
         r#"<h1>{name}</h1>
 <p class="description">{description}</p>
@@ -113,7 +129,13 @@ async fn edit_room_form(
         name: room.name.clone(),
         description: room.description.clone(),
     };
-    Ok(edit_page(&visitor, &room, &values, &FieldErrors::new(), StatusCode::OK))
+    Ok(edit_page(
+        &visitor,
+        &room,
+        &values,
+        &FieldErrors::new(),
+        StatusCode::OK,
+    ))
 }
 
 async fn update_room(
@@ -163,7 +185,11 @@ fn edit_page(
         name = escape(&room.name),
         id = room.id,
     );
-    page(visitor, status, layout(&format!("Edit {}", room.name), &body))
+    page(
+        visitor,
+        status,
+        layout(&format!("Edit {}", room.name), &body),
+    )
 }
 
 /// The room form, showing `values` as typed and a message under each field in

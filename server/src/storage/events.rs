@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 
 /// Appends with the next id of the room in one statement, so the id is computed
 /// and taken in the same transaction on both backends. Two writers racing for the
-/// same id cannot both win: the primary key refuses the second, which retries.
+/// same id cannot both win: the primary key refuses the second, which retries
+/// (PostgreSQL only; SQLite serializes the whole statement).
 const APPEND_EVENT: &str = "\
     INSERT INTO room_events (room_id, id, user_id, name, sent_at, kind, body) \
     SELECT $1, COALESCE(MAX(id), 0) + 1, $2, $3, $4, $5, $6 \

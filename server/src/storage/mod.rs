@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::error::ErrorKind;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, SqlSafeStr};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Executor, SqlSafeStr};
 
 use crate::error::Result;
 
@@ -60,6 +60,14 @@ impl Store {
             Backend::Postgres => Cow::Borrowed(url),
         };
         let options: AnyConnectOptions = url.parse()?;
+        // A pool that cannot connect only says "pool timed out"; one direct attempt
+        // first reports the real reason (connection refused, wrong password).
+        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, AnyConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("the database did not answer within {ACQUIRE_TIMEOUT:?}")
+            })??;
+        probe.close().await?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // SQLite has one writer at a time anyway; a few readers suffice.
@@ -127,7 +135,9 @@ impl Store {
                 )
             })
             .collect();
-        Migrator::with_migrations(migrations).run(&self.pool).await?;
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -179,19 +189,11 @@ pub fn rfc3339(unix_ms: i64) -> String {
 }
 
 /// Whether a failed write lost a race that the same write may win when retried:
-/// a unique violation (another writer took the same event id first) or, on
-/// SQLite, a busy database (another connection's write invalidated our snapshot,
-/// which SQLite reports at once rather than through the busy timeout).
+/// on PostgreSQL two concurrent `INSERT ... SELECT MAX(id) + 1` can compute the
+/// same id, and the primary key refuses the second. (SQLite takes its write lock
+/// when such a statement starts, so there the statement alone is atomic.)
 fn is_retryable_conflict(error: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = error else {
-        return false;
-    };
-    if db.kind() == ErrorKind::UniqueViolation {
-        return true;
-    }
-    // SQLITE_BUSY (5) and its extended codes, e.g. SQLITE_BUSY_SNAPSHOT (517).
-    let code = db.code().and_then(|c| c.parse::<i32>().ok());
-    matches!(code, Some(c) if c & 0xff == 5)
+    matches!(error, sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation)
 }
 
 fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
@@ -208,7 +210,10 @@ mod tests {
             assert_eq!(sqlite_url_creating_file(url), expected, "{url}");
         };
         check("sqlite:///a/b.db", "sqlite:///a/b.db?mode=rwc");
-        check("sqlite:///a/b.db?cache=shared", "sqlite:///a/b.db?cache=shared&mode=rwc");
+        check(
+            "sqlite:///a/b.db?cache=shared",
+            "sqlite:///a/b.db?cache=shared&mode=rwc",
+        );
         check("sqlite:///a/b.db?mode=ro", "sqlite:///a/b.db?mode=ro");
         check("sqlite::memory:", "sqlite::memory:");
     }

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::{Store, rfc3339, unix_millis};
-use crate::error::{Error, FieldErrors, Result};
+use crate::error::{FieldErrors, Result};
 
 pub const MAX_ROOM_NAME_CHARS: usize = 80;
 pub const MAX_ROOM_DESCRIPTION_CHARS: usize = 500;
@@ -96,7 +96,10 @@ pub fn validate_room(input: &NewRoom) -> Result<NewRoom> {
             format!("is {name_chars} characters long; at most {MAX_ROOM_NAME_CHARS} are allowed"),
         );
     } else if name.chars().any(char::is_control) {
-        errors.add("name", "must not contain control characters such as line breaks");
+        errors.add(
+            "name",
+            "must not contain control characters such as line breaks",
+        );
     }
 
     let description_chars = description.chars().count();
@@ -107,7 +110,10 @@ pub fn validate_room(input: &NewRoom) -> Result<NewRoom> {
                 "is {description_chars} characters long; at most {MAX_ROOM_DESCRIPTION_CHARS} are allowed"
             ),
         );
-    } else if description.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    } else if description
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         errors.add("description", "must not contain control characters");
     }
 
@@ -197,22 +203,39 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
-    fn check(name: &str, description: &str, expected: std::result::Result<(&str, &str), &[(&str, &str)]>) {
+    fn check(
+        name: &str,
+        description: &str,
+        expected: std::result::Result<(&str, &str), &[(&str, &str)]>,
+    ) {
         let input = NewRoom {
             name: name.into(),
             description: description.into(),
         };
         match (validate_room(&input), expected) {
             (Ok(room), Ok((want_name, want_description))) => {
-                assert_eq!((room.name.as_str(), room.description.as_str()), (want_name, want_description));
+                assert_eq!(
+                    (room.name.as_str(), room.description.as_str()),
+                    (want_name, want_description)
+                );
             }
             (Err(Error::Validation(errors)), Err(want)) => {
                 for (field, fragment) in want {
-                    let message = errors.get(field).unwrap_or_else(|| panic!("no error for {field}: {errors}"));
-                    assert!(message.contains(fragment), "{field}: {message:?} lacks {fragment:?}");
+                    let message = errors
+                        .get(field)
+                        .unwrap_or_else(|| panic!("no error for {field}: {errors}"));
+                    assert!(
+                        message.contains(fragment),
+                        "{field}: {message:?} lacks {fragment:?}"
+                    );
                 }
-                assert_eq!(errors.to_string().matches(": ").count(), want.len(), "{errors}");
+                assert_eq!(
+                    errors.to_string().matches(": ").count(),
+                    want.len(),
+                    "{errors}"
+                );
             }
             (got, want) => panic!("{name:?}/{description:?}: got {got:?}, want {want:?}"),
         }
@@ -220,16 +243,31 @@ mod tests {
 
     #[test]
     fn room_fields_are_trimmed_and_checked() {
-        check("  Lobby ", " A place\nto meet ", Ok(("Lobby", "A place\nto meet")));
-        check(&"é".repeat(80), &"d".repeat(500), Ok((&"é".repeat(80), &"d".repeat(500))));
+        check(
+            "  Lobby ",
+            " A place\nto meet ",
+            Ok(("Lobby", "A place\nto meet")),
+        );
+        check(
+            &"é".repeat(80),
+            &"d".repeat(500),
+            Ok((&"é".repeat(80), &"d".repeat(500))),
+        );
         check("", "", Err(&[("name", "must not be blank")]));
         check(" \t ", "", Err(&[("name", "must not be blank")]));
-        check(&"n".repeat(81), "", Err(&[("name", "is 81 characters long; at most 80")]));
+        check(
+            &"n".repeat(81),
+            "",
+            Err(&[("name", "is 81 characters long; at most 80")]),
+        );
         check("a\nb", "", Err(&[("name", "control characters")]));
         check(
             "",
             &"d".repeat(501),
-            Err(&[("name", "blank"), ("description", "is 501 characters long; at most 500")]),
+            Err(&[
+                ("name", "blank"),
+                ("description", "is 501 characters long; at most 500"),
+            ]),
         );
     }
 }

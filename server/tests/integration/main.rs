@@ -1,1 +1,13 @@
+//! Integration tests of the server through its real boundaries: HTTP on a bound
+//! port, and the store on real SQLite files and a real PostgreSQL server.
+//!
+//! PostgreSQL tests run when ROOMSCALE_TEST_POSTGRES_URL names a server (as
+//! `cargo xtask test` arranges) and print why they were skipped otherwise.
 
+#[cfg(unix)] // Stops the server with SIGTERM.
+mod binary;
+mod common;
+mod http;
+mod phoenix_js;
+mod socket;
+mod storage;

@@ -1,0 +1,242 @@
+//! Rooms: one actor task per active room owns its members, presence and latest
+//! poses; a supervisor restarts it when it panics.
+//!
+//! Connections never touch room state; they send [`RoomCommand`]s. A room starts
+//! on its first join and stops after it has been empty for a while. When an
+//! actor panics, its supervisor sends `phx_error` to every member it had (phoenix
+//! clients then rejoin) and starts a fresh actor; other rooms never notice.
+
+mod actor;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use roomscale_protocol::events::{
+    ErrorCode, ErrorReply, JoinPayload, RoomEventBody, UpdateProfilePush,
+};
+use roomscale_protocol::pose::POSE_BYTES;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::outbox::{Outbox, text_frame};
+
+use actor::RoomActor;
+
+/// Commands a room's inbox holds before senders wait.
+const ROOM_INBOX: usize = 4096;
+
+/// Identifies one member: one join of one connection. Unique for the process.
+pub type MemberId = u64;
+
+static NEXT_MEMBER: AtomicU64 = AtomicU64::new(1);
+
+pub fn next_member_id() -> MemberId {
+    NEXT_MEMBER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What a connection asks of a room.
+#[derive(Debug)]
+pub enum RoomCommand {
+    Join(Box<JoinRequest>),
+    Leave {
+        member: MemberId,
+    },
+    Pose {
+        member: MemberId,
+        pose: [u8; POSE_BYTES],
+    },
+    /// Chat and shared-object changes: stored, then acknowledged and broadcast.
+    Persist {
+        member: MemberId,
+        msg_ref: String,
+        body: RoomEventBody,
+    },
+    UpdateProfile {
+        member: MemberId,
+        msg_ref: String,
+        update: UpdateProfilePush,
+    },
+    SetMuted {
+        member: MemberId,
+        msg_ref: String,
+        muted: bool,
+    },
+    /// Test hook: make the actor panic, to exercise the supervisor.
+    InjectPanic,
+}
+
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub member: MemberId,
+    pub user_id: String,
+    pub join_ref: String,
+    pub msg_ref: String,
+    pub topic: Arc<str>,
+    pub payload: JoinPayload,
+    pub outbox: Outbox,
+    /// `Ok` once the room has sent the join reply itself (so it precedes
+    /// presence), `Err` with the reply the connection should send.
+    pub accepted: oneshot::Sender<Result<(), ErrorReply>>,
+}
+
+/// How a member is reached when its room crashes: kept outside the actor so it
+/// survives the panic.
+#[derive(Debug, Clone)]
+pub(crate) struct Contact {
+    outbox: Outbox,
+    join_ref: String,
+    topic: Arc<str>,
+}
+
+pub(crate) type Roster = Arc<Mutex<HashMap<MemberId, Contact>>>;
+
+/// The running rooms; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Rooms {
+    running: Arc<Mutex<HashMap<Uuid, RoomHandle>>>,
+}
+
+#[derive(Debug, Clone)]
+struct RoomHandle {
+    inbox: mpsc::Sender<RoomCommand>,
+    generation: u64,
+}
+
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl Rooms {
+    /// The inbox of a room, starting its actor if it is not running.
+    pub fn inbox(&self, state: &AppState, room_id: Uuid) -> mpsc::Sender<RoomCommand> {
+        let mut running = self.running.lock().expect("poisoned");
+        if let Some(handle) = running.get(&room_id)
+            && !handle.inbox.is_closed()
+        {
+            return handle.inbox.clone();
+        }
+        let (inbox, commands) = mpsc::channel(ROOM_INBOX);
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        running.insert(
+            room_id,
+            RoomHandle {
+                inbox: inbox.clone(),
+                generation,
+            },
+        );
+        state.metrics.rooms_active.set(running.len() as i64);
+        tokio::spawn(supervise(
+            state.clone(),
+            self.clone(),
+            room_id,
+            generation,
+            commands,
+        ));
+        inbox
+    }
+
+    /// Sends a command to a running room; false when the room is not running.
+    pub async fn send(&self, room_id: Uuid, command: RoomCommand) -> bool {
+        let inbox = {
+            let running = self.running.lock().expect("poisoned");
+            running.get(&room_id).map(|h| h.inbox.clone())
+        };
+        match inbox {
+            Some(inbox) => inbox.send(command).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Test hook: make a running room's actor panic.
+    pub async fn inject_panic(&self, room_id: Uuid) -> bool {
+        self.send(room_id, RoomCommand::InjectPanic).await
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.running.lock().expect("poisoned").len()
+    }
+
+    /// Forgets a room whose actor stopped, unless a newer actor replaced it.
+    fn stopped(&self, state: &AppState, room_id: Uuid, generation: u64) {
+        let mut running = self.running.lock().expect("poisoned");
+        if running
+            .get(&room_id)
+            .is_some_and(|h| h.generation == generation)
+        {
+            running.remove(&room_id);
+        }
+        state.metrics.rooms_active.set(running.len() as i64);
+    }
+
+    /// A new inbox for a crashed room, unless a newer actor already replaced it.
+    fn restart(&self, room_id: Uuid, crashed: u64) -> Option<(u64, mpsc::Receiver<RoomCommand>)> {
+        let mut running = self.running.lock().expect("poisoned");
+        if running
+            .get(&room_id)
+            .is_some_and(|h| h.generation != crashed)
+        {
+            return None;
+        }
+        let (inbox, commands) = mpsc::channel(ROOM_INBOX);
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        running.insert(room_id, RoomHandle { inbox, generation });
+        Some((generation, commands))
+    }
+}
+
+/// Runs a room's actor, restarting it after a panic.
+async fn supervise(
+    state: AppState,
+    rooms: Rooms,
+    room_id: Uuid,
+    mut generation: u64,
+    mut commands: mpsc::Receiver<RoomCommand>,
+) {
+    loop {
+        let roster = Roster::default();
+        let actor = RoomActor::new(state.clone(), room_id, roster.clone());
+        let outcome = tokio::spawn(actor.run(commands)).await;
+        match outcome {
+            Ok(()) => break,
+            Err(error) if error.is_panic() => {
+                state.metrics.error("room_panic");
+                tracing::error!(%room_id, "room actor panicked; restarting it and asking its members to rejoin");
+                let members: Vec<Contact> = roster
+                    .lock()
+                    .map(|r| r.values().cloned().collect())
+                    .unwrap_or_default();
+                for contact in members {
+                    let frame = text_frame(
+                        Some(&contact.join_ref),
+                        Some(&contact.join_ref),
+                        &contact.topic,
+                        roomscale_protocol::frame::control::ERROR,
+                        &serde_json::json!({}),
+                    );
+                    let _ = contact.outbox.send(frame);
+                }
+                if state.is_shutting_down() {
+                    break;
+                }
+                match rooms.restart(room_id, generation) {
+                    Some((next_generation, fresh)) => {
+                        generation = next_generation;
+                        commands = fresh;
+                    }
+                    // A join already started a new actor for this room.
+                    None => return,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    rooms.stopped(&state, room_id, generation);
+}
+
+/// The error reply for a command sent to a room that is gone.
+pub fn room_gone() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::Internal,
+        "the room restarted; rejoin the channel and try again",
+    )
+}

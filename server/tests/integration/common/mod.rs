@@ -1,0 +1,170 @@
+//! Shared test fixtures: a real server on a free loopback port, and databases
+//! (SQLite in a temporary directory, or a fresh PostgreSQL database).
+
+#![allow(dead_code)] // Each test module uses a different part.
+
+pub mod client;
+pub mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use roomscale_server::{AppState, Config, Identity, Store};
+use sqlx::{Connection as _, Executor as _};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use client::{Request, Response};
+
+/// Names a PostgreSQL server the tests may create databases on, e.g.
+/// `postgres://roomscale:roomscale@127.0.0.1:5432/postgres`.
+pub const POSTGRES_URL_VAR: &str = "ROOMSCALE_TEST_POSTGRES_URL";
+
+/// A server serving [`roomscale_server::app`] on 127.0.0.1 with its own data
+/// directory and SQLite database; stopped when dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    _data_dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `adjust` changes first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(data_dir.path());
+        adjust(&mut config);
+        let store = Store::connect(&config.database_url()).await.unwrap();
+        let identity = Identity::load_or_create(&config.secret_key_path()).unwrap();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState::new(config, store, identity, shutdown_rx);
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = roomscale_server::app(state.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("test server failed");
+        });
+        TestServer {
+            addr,
+            base_url: format!("http://{addr}"),
+            state,
+            shutdown,
+            task,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub async fn send(&self, request: Request) -> Response {
+        request.send(self.addr).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(Request::get(path)).await
+    }
+
+    /// Tells long-lived tasks that the server is stopping, as `run` does.
+    pub fn signal_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Says why a test did not run. Written straight to stderr, past the test
+/// harness's capture, so `cargo xtask test` can list every skip.
+pub fn skip(reason: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
+}
+
+/// The PostgreSQL server to test against, when one is configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// Runs `test` against a fresh, empty PostgreSQL database whose URL it is given,
+/// and drops the database afterwards, also when the test panics. Without a
+/// configured server, prints why the test is skipped and returns.
+pub async fn with_postgres_database<F, Fut>(test_name: &str, test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(server_url) = postgres_url() else {
+        skip(&format!(
+            "{test_name} needs PostgreSQL (set {POSTGRES_URL_VAR}; cargo xtask test starts a local PostgreSQL)"
+        ));
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("roomscale_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(&server_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_VAR}: {e}"));
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+
+    // In a task of its own, so that a failing test still gets its database dropped.
+    let outcome = tokio::spawn(test(database_url(&server_url, &name))).await;
+
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// `server_url` with its database name replaced by `database`.
+fn database_url(server_url: &str, database: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server_url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut url = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+#[test]
+fn database_urls_swap_the_database_name() {
+    let check = |server: &str, expected: &str| assert_eq!(database_url(server, "t1"), expected);
+    check("postgres://u:p@h:5432/postgres", "postgres://u:p@h:5432/t1");
+    check("postgres://u:p@h:5432", "postgres://u:p@h:5432/t1");
+    check(
+        "postgres://h/postgres?sslmode=disable",
+        "postgres://h/t1?sslmode=disable",
+    );
+}
