@@ -134,10 +134,10 @@ pub fn encode_pose(slot: u16, pose: &AvatarPose) -> [u8; POSE_BYTES] {
     }
     bits.write(u64::from(encode_rotation(pose.head.orientation)), 32);
     for hand in [&pose.left, &pose.right] {
-        for axis in 0..3 {
+        for (&metres, head) in hand.position.iter().zip(head_mm) {
             // Relative to the quantized head, so the hand's error is its own
             // rounding only and does not add the head's.
-            let relative = quantize_mm(hand.position[axis], i32::MAX / 2) - head_mm[axis];
+            let relative = quantize_mm(metres, i32::MAX / 2) - head;
             bits.write_signed(relative.clamp(-HAND_MAX_MM, HAND_MAX_MM), HAND_BITS);
         }
         bits.write(u64::from(encode_rotation(hand.orientation)), 32);

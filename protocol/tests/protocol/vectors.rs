@@ -7,6 +7,7 @@ use roomscale_protocol::frame::{self, ClientBinaryPush, ServerBinary, TextFrame}
 use roomscale_protocol::pose::{self, AvatarPose, Joint, PoseFlags};
 use roomscale_protocol::presence::PresenceDiff;
 use serde_json::{Value, json};
+use std::f32::consts::FRAC_1_SQRT_2;
 
 use crate::{hex, unhex};
 
@@ -208,7 +209,7 @@ fn pose_cases() -> Vec<(&'static str, u16, AvatarPose)> {
             AvatarPose {
                 head: joint([-300.123, 0.0015, 499.9994], [0.1, -0.2, 0.3, -0.927_361_8]),
                 left: joint([-301.5, 0.5, 500.75], [0.5, 0.5, 0.5, 0.5]),
-                right: joint([-299.0, 1.0, 499.0], [-0.7071068, 0.0, 0.0, 0.7071068]),
+                right: joint([-299.0, 1.0, 499.0], [-FRAC_1_SQRT_2, 0.0, 0.0, FRAC_1_SQRT_2]),
                 flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::HAND_TRACKING),
             },
         ),
