@@ -49,6 +49,17 @@ pub struct Config {
     )]
     pub room_capacity: u16,
 
+    /// Seconds a socket may stay silent before the server closes it and its
+    /// member leaves presence; clients send a heartbeat every 30 s.
+    #[arg(
+        long,
+        env = "ROOMSCALE_HEARTBEAT_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub heartbeat_timeout: u64,
+
     /// Log verbosity: error, warn, info, debug or trace, or a filter such as
     /// "info,roomscale_server=debug"; RUST_LOG, when set, takes precedence.
     #[arg(
@@ -73,6 +84,7 @@ impl Config {
             data_dir: data_dir.into(),
             database_url: None,
             room_capacity: 25,
+            heartbeat_timeout: 60,
             log: "info".into(),
         }
     }
@@ -140,6 +152,7 @@ impl fmt::Debug for Config {
                 &self.database_url.as_deref().map(redact_url),
             )
             .field("room_capacity", &self.room_capacity)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("log", &self.log)
             .finish()
     }

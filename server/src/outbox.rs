@@ -309,3 +309,69 @@ pub fn binary_ok_reply(join_ref: &str, msg_ref: &str, topic: &str) -> Message {
         .expect("refs and topics that arrived in a binary frame fit one");
     Message::Binary(out.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomscale_protocol::frame::{ServerBinary, decode_server_binary};
+    use roomscale_protocol::pose::{AvatarPose, decode_batch, encode_pose};
+
+    fn pose_at(slot: u16, x: f32) -> [u8; POSE_BYTES] {
+        let mut pose = AvatarPose::default();
+        pose.head.position[0] = x;
+        encode_pose(slot, &pose)
+    }
+
+    #[test]
+    fn a_slow_reader_gets_the_newest_pose_per_member_not_a_backlog() {
+        let (outbox, receiver) = outbox();
+        let topic: Arc<str> = Arc::from("room:x");
+        let metrics = Metrics::new();
+        let mut replaced = 0;
+        for tick in 0..100u32 {
+            let poses = [pose_at(1, tick as f32), pose_at(2, -(tick as f32))];
+            replaced += outbox.send_poses(7, &topic, tick, poses.into_iter());
+        }
+        assert_eq!(
+            replaced, 198,
+            "all but the newest of each member were dropped"
+        );
+        let frames = receiver.take_pose_frames(&metrics);
+        assert_eq!(frames.len(), 1, "one batch, not a hundred");
+        let Message::Binary(bytes) = &frames[0] else {
+            panic!("binary batch")
+        };
+        let Ok(ServerBinary::Broadcast { payload, .. }) = decode_server_binary(bytes) else {
+            panic!("broadcast")
+        };
+        let batch = decode_batch(payload).unwrap();
+        assert_eq!(batch.server_time_ms, 99);
+        let heads: Vec<_> = batch
+            .iter()
+            .map(|(slot, p)| (slot, p.head.position[0]))
+            .collect();
+        assert_eq!(heads, [(1, 99.0), (2, -99.0)]);
+        assert!(receiver.take_pose_frames(&metrics).is_empty());
+    }
+
+    #[test]
+    fn a_full_reliable_queue_closes_the_connection_with_a_reason() {
+        let (outbox, receiver) = outbox();
+        for _ in 0..RELIABLE_QUEUE_FRAMES {
+            outbox.send(Message::Text("x".into())).unwrap();
+        }
+        assert!(!outbox.is_closing());
+        assert_eq!(
+            outbox.send(Message::Text("one too many".into())),
+            Err(Overflow)
+        );
+        assert!(outbox.is_closing());
+        let close = receiver.close_frame().expect("a close was requested");
+        assert_eq!(close.code, close_code::TRY_AGAIN_LATER);
+        assert!(
+            close.reason.contains("fell too far behind"),
+            "{}",
+            close.reason
+        );
+    }
+}

@@ -209,7 +209,10 @@ fn pose_cases() -> Vec<(&'static str, u16, AvatarPose)> {
             AvatarPose {
                 head: joint([-300.123, 0.0015, 499.9994], [0.1, -0.2, 0.3, -0.927_361_8]),
                 left: joint([-301.5, 0.5, 500.75], [0.5, 0.5, 0.5, 0.5]),
-                right: joint([-299.0, 1.0, 499.0], [-FRAC_1_SQRT_2, 0.0, 0.0, FRAC_1_SQRT_2]),
+                right: joint(
+                    [-299.0, 1.0, 499.0],
+                    [-FRAC_1_SQRT_2, 0.0, 0.0, FRAC_1_SQRT_2],
+                ),
                 flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::HAND_TRACKING),
             },
         ),

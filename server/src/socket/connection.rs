@@ -25,8 +25,6 @@ use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxReceiver, binary_ok_reply, close_code, outbox};
 use crate::room::{self, JoinRequest, MemberId, RoomCommand};
 
-/// A socket silent for this long is closed (clients send heartbeats every 30 s).
-pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A send that makes no progress for this long means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// JSON pushes per second per connection, and the burst allowed above it.
@@ -88,6 +86,7 @@ struct ReplyTo<'a> {
 
 impl Connection {
     async fn read_frames(&mut self, mut stream: SplitStream<WebSocket>) {
+        let silence_limit = Duration::from_secs(self.state.config.heartbeat_timeout);
         loop {
             let next = tokio::select! {
                 _ = self.state.shutdown_requested() => {
@@ -95,15 +94,16 @@ impl Connection {
                     return;
                 }
                 _ = self.outbox.closing() => return,
-                next = tokio::time::timeout(HEARTBEAT_TIMEOUT, stream.next()) => next,
+                next = tokio::time::timeout(silence_limit, stream.next()) => next,
             };
             let message = match next {
                 Err(_) => {
                     self.state.metrics.error("heartbeat_timeout");
-                    self.outbox.close(
-                        close_code::POLICY_VIOLATION,
-                        "no message for 60 s: send a heartbeat every 30 s to stay connected",
+                    let reason = format!(
+                        "no message for {} s: send a heartbeat every 30 s to stay connected",
+                        silence_limit.as_secs()
                     );
+                    self.outbox.close(close_code::POLICY_VIOLATION, &reason);
                     return;
                 }
                 Ok(None) => return,

@@ -7,6 +7,8 @@
 #[cfg(unix)] // Stops the server with SIGTERM.
 mod binary;
 mod common;
+#[cfg(unix)] // Kills the server with SIGKILL.
+mod crash;
 mod http;
 mod phoenix_js;
 mod socket;

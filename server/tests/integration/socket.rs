@@ -432,3 +432,35 @@ async fn a_room_that_panics_restarts_and_other_rooms_never_notice() {
     assert_eq!(cy.expect_event("event").await["body"]["text"], "calm");
     assert_eq!(server.state.metrics.errors("room_panic"), 1);
 }
+
+#[tokio::test]
+async fn a_silent_socket_is_closed_and_leaves_presence() {
+    let server = TestServer::start_with(|config| config.heartbeat_timeout = 1).await;
+    let room = topic(&server.create_room("Quiet").await);
+    let mut ada = server.socket("Ada").await;
+    let (ada_ref, _) = ada.join_ok(&room, "Ada").await;
+    let mut silent = server.socket("Silent").await;
+    silent.join_ok(&room, "Silent").await;
+    ada.expect_event("presence_diff").await;
+    // Ada keeps talking; the other socket says nothing for longer than the limit.
+    let started = std::time::Instant::now();
+    let leave = loop {
+        let r = ada.push(None, "phoenix", "heartbeat", json!({})).await;
+        let frame = ada
+            .expect_text(|f| f.msg_ref.as_deref() == Some(r.as_str()) || f.event == "presence_diff")
+            .await;
+        if frame.event == "presence_diff" {
+            break frame.payload;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "no leave within the timeout"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert!(leave["leaves"].get(&silent.user_id).is_some(), "{leave}");
+    let close = silent.expect_close().await;
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.reason.contains("heartbeat"), "{close:?}");
+    let _ = ada_ref;
+}

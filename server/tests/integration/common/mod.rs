@@ -4,6 +4,8 @@
 #![allow(dead_code)] // Each test module uses a different part.
 
 pub mod client;
+#[cfg(unix)]
+pub mod process;
 pub mod ws;
 
 use std::future::Future;

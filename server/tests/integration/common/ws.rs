@@ -72,6 +72,14 @@ pub fn join_payload(name: &str) -> Value {
 }
 
 impl TestSocket {
+    pub fn new(ws: WebSocketStream<MaybeTlsStream<TcpStream>>, user_id: String) -> TestSocket {
+        TestSocket {
+            ws,
+            next_ref: 1,
+            user_id,
+        }
+    }
+
     pub fn next_ref(&mut self) -> String {
         self.next_ref += 1;
         self.next_ref.to_string()
@@ -110,7 +118,9 @@ impl TestSocket {
                 .expect("socket ended without a close frame");
             match message {
                 Ok(Message::Text(text)) => {
-                    return Received::Text(frame::decode_text(&text).expect("server frames decode"));
+                    return Received::Text(
+                        frame::decode_text(&text).expect("server frames decode"),
+                    );
                 }
                 Ok(Message::Binary(bytes)) => return Received::Binary(bytes.to_vec()),
                 Ok(Message::Close(close)) => return Received::Close(close),
