@@ -21,8 +21,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use rand::{RngCore as _, TryRngCore as _};
+use hmac::{Hmac, KeyInit as _, Mac};
+use rand::{Rng as _, TryRng as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -104,7 +104,7 @@ impl Identity {
     pub fn generate() -> Identity {
         let mut key = [0u8; KEY_BYTES];
         // Straight from the operating system: the key outlives any process.
-        rand::rngs::OsRng
+        rand::rngs::SysRng
             .try_fill_bytes(&mut key)
             .expect("the operating system's random number generator failed");
         Identity::from_key(key)

@@ -464,3 +464,59 @@ async fn a_silent_socket_is_closed_and_leaves_presence() {
     assert!(close.reason.contains("heartbeat"), "{close:?}");
     let _ = ada_ref;
 }
+
+#[tokio::test]
+async fn one_socket_can_be_in_several_rooms() {
+    let server = TestServer::start().await;
+    let first = topic(&server.create_room("First").await);
+    let second = topic(&server.create_room("Second").await);
+    let mut ada = server.socket("Ada").await;
+    let (first_ref, _) = ada.join_ok(&first, "Ada").await;
+    let (second_ref, _) = ada.join_ok(&second, "Ada in two places").await;
+    let mut bo = server.socket("Bo").await;
+    bo.join_ok(&second, "Bo").await;
+
+    let r = ada
+        .push(
+            Some(&first_ref),
+            &first,
+            "chat",
+            json!({"text": "to the first"}),
+        )
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.0, "ok");
+    let r = ada
+        .push(
+            Some(&second_ref),
+            &second,
+            "chat",
+            json!({"text": "to the second"}),
+        )
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.0, "ok");
+    let event = bo.expect_text(|f| f.event == "event").await;
+    assert_eq!(event.topic, second);
+    assert_eq!(
+        event.payload["body"]["text"], "to the second",
+        "Bo hears only his room"
+    );
+
+    // Leaving one room keeps the other.
+    let r = ada
+        .push(Some(&first_ref), &first, "phx_leave", json!({}))
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.0, "ok");
+    let r = ada
+        .push(Some(&first_ref), &first, "chat", json!({"text": "gone"}))
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.1["code"], "not_joined");
+    let r = ada
+        .push(
+            Some(&second_ref),
+            &second,
+            "chat",
+            json!({"text": "still here"}),
+        )
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.0, "ok");
+}
