@@ -1,5 +1,6 @@
-//! The Roomscale native client. Today: the pose interpolation every client uses
-//! to show remote avatars smoothly; the room client, renderer and XR layers
-//! build on it.
+//! The Roomscale native client: the headless room client ([`client`]) that the
+//! app, bots and tests drive, and the pose interpolation that shows remote
+//! avatars smoothly. The renderer and XR layers build on them.
 
+pub mod client;
 pub mod interpolation;

@@ -1,0 +1,292 @@
+//! The headless room client: what the desktop app, headset modes, bots, load
+//! tests and end-to-end tests all drive.
+//!
+//! [`RoomClient::join`] gets a session token, opens the Phoenix v2 socket, joins
+//! the room and then keeps a task running that sends heartbeats and the latest
+//! pose (at most 30 Hz, only when it changed), turns incoming frames into
+//! [`RoomUpdate`]s, and reconnects with backoff after a drop, rejoining with
+//! `last_seen_id` so no persisted event is lost or repeated.
+
+mod http;
+mod presence;
+mod socket;
+
+use std::fmt;
+
+use roomscale_protocol::events::{ClientKind, RoomEvent, RoomSummary};
+use roomscale_protocol::pose::AvatarPose;
+use serde::Deserialize;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use presence::Presence;
+
+/// Why the client could not do what it was asked; each says what to do.
+#[derive(Debug, Clone, Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the server at {server} ({cause}); is it running? start one with `cargo xtask run`, or pass --server URL"
+    )]
+    Unreachable { server: String, cause: String },
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("the server answered HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    #[error("the server refused: {reason}")]
+    Refused { code: String, reason: String },
+    #[error("the server sent something unexpected: {0}")]
+    Protocol(String),
+    #[error(
+        "the connection to the room was lost before the server answered; it reconnects by itself, try again"
+    )]
+    ConnectionLost,
+    #[error("the client has left the room")]
+    Closed,
+}
+
+/// `http://host:port`, the server's base address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    host: String,
+    port: u16,
+}
+
+impl ServerUrl {
+    pub fn parse(url: &str) -> Result<ServerUrl, ClientError> {
+        let rest = if let Some(rest) = url.strip_prefix("http://") {
+            rest
+        } else if url.starts_with("https://") {
+            return Err(ClientError::BadUrl(format!(
+                "{url}: the native client speaks plain http for now; put it behind http on a trusted network or use the browser"
+            )));
+        } else {
+            return Err(ClientError::BadUrl(format!(
+                "{url}: expected a URL like http://localhost:4000"
+            )));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse().map_err(|_| {
+                    ClientError::BadUrl(format!("{url}: the port must be a number"))
+                })?,
+            ),
+            None => (authority, 80),
+        };
+        if host.is_empty() {
+            return Err(ClientError::BadUrl(format!("{url}: the host is missing")));
+        }
+        Ok(ServerUrl {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
+
+/// A room link as people share it: `http://host:port/rooms/<room id>`.
+pub fn parse_room_url(url: &str) -> Result<(ServerUrl, String), ClientError> {
+    let server = ServerUrl::parse(url)?;
+    let path = url.splitn(4, '/').nth(3).unwrap_or_default();
+    match path
+        .strip_prefix("rooms/")
+        .map(|id| id.trim_end_matches('/'))
+    {
+        Some(id) if id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => {
+            Ok((server, id.to_string()))
+        }
+        _ => Err(ClientError::BadUrl(format!(
+            "{url}: expected a room link like http://localhost:4000/rooms/<room id>; copy it from the room's page"
+        ))),
+    }
+}
+
+/// A socket token for this client, from `POST /api/session`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Session {
+    pub token: String,
+    pub user_id: String,
+    pub expires_at: String,
+}
+
+impl Session {
+    pub async fn create(server: &ServerUrl, name: &str) -> Result<Session, ClientError> {
+        http::request(
+            server,
+            "POST",
+            "/api/session",
+            Some(&serde_json::json!({"name": name})),
+        )
+        .await
+    }
+}
+
+/// A room as the JSON API lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoomListing {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+}
+
+pub async fn list_rooms(server: &ServerUrl) -> Result<Vec<RoomListing>, ClientError> {
+    http::request(server, "GET", "/api/rooms", None::<&()>).await
+}
+
+/// Creates a room through the JSON API.
+pub async fn create_room(
+    server: &ServerUrl,
+    name: &str,
+    description: &str,
+) -> Result<RoomListing, ClientError> {
+    let body = serde_json::json!({"name": name, "description": description});
+    http::request(server, "POST", "/api/rooms", Some(&body)).await
+}
+
+/// Who this client is in the room.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: String,
+    /// `#rrggbb`.
+    pub colour: String,
+    pub kind: ClientKind,
+}
+
+/// What the client learned from the room, in arrival order.
+#[derive(Debug, Clone)]
+pub enum RoomUpdate {
+    /// Joined (or rejoined after a reconnect).
+    Joined { room: RoomSummary, slot: u16 },
+    /// Presence changed; the whole current presence.
+    Presence(Presence),
+    /// A persisted event this client had not seen (never one twice).
+    Event(RoomEvent),
+    /// A pose batch: every pose with its slot.
+    Poses {
+        server_time_ms: u32,
+        poses: Vec<(u16, AvatarPose)>,
+    },
+    /// The connection dropped; the client is reconnecting.
+    ConnectionLost { reason: String },
+}
+
+#[derive(Debug)]
+enum Command {
+    Chat {
+        text: String,
+        stored: oneshot::Sender<Result<u64, ClientError>>,
+    },
+    Leave {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A joined room. Dropping it leaves the room.
+#[derive(Debug)]
+pub struct RoomClient {
+    pub user_id: String,
+    pub room: RoomSummary,
+    pub slot: u16,
+    commands: mpsc::Sender<Command>,
+    pose: watch::Sender<Option<AvatarPose>>,
+    /// Room updates; read them, or the client buffers up to a limit and then
+    /// drops pose batches (never events).
+    pub updates: mpsc::Receiver<RoomUpdate>,
+}
+
+impl RoomClient {
+    /// Gets a session, connects, joins, and returns once the first join succeeded.
+    pub async fn join(
+        server: &ServerUrl,
+        room_id: &str,
+        identity: Identity,
+    ) -> Result<RoomClient, ClientError> {
+        let session = Session::create(server, &identity.name).await?;
+        let (commands, command_rx) = mpsc::channel(64);
+        let (pose, pose_rx) = watch::channel(None);
+        let (update_tx, mut updates) = mpsc::channel(1024);
+        let (joined_tx, joined_rx) = oneshot::channel();
+        let task = socket::RoomTask::new(
+            server.clone(),
+            room_id.to_string(),
+            session.clone(),
+            identity,
+            update_tx,
+        );
+        tokio::spawn(task.run(command_rx, pose_rx, joined_tx));
+        let (room, slot) = joined_rx.await.map_err(|_| ClientError::ConnectionLost)??;
+        // The task also reports the join as an update; the caller got it here.
+        if let Ok(RoomUpdate::Joined { .. }) = updates.try_recv() {}
+        Ok(RoomClient {
+            user_id: session.user_id,
+            room,
+            slot,
+            commands,
+            pose,
+            updates,
+        })
+    }
+
+    /// Sends a chat message; resolves with its id once the server stored it.
+    pub async fn chat(&self, text: &str) -> Result<u64, ClientError> {
+        let (stored, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Chat {
+                text: text.to_string(),
+                stored,
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::ConnectionLost)?
+    }
+
+    /// Sets this client's pose; the latest one is sent on the next pose tick.
+    pub fn set_pose(&self, pose: AvatarPose) {
+        self.pose.send_replace(Some(pose));
+    }
+
+    /// Leaves the room and closes the connection.
+    pub async fn leave(self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Leave { done }).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_links_parse_or_say_what_is_expected() {
+        let (server, id) =
+            parse_room_url("http://localhost:4000/rooms/6f1c2a7e-4b3d-4c5e-9f10-2a3b4c5d6e7f")
+                .unwrap();
+        assert_eq!(server.authority(), "localhost:4000");
+        assert_eq!(id, "6f1c2a7e-4b3d-4c5e-9f10-2a3b4c5d6e7f");
+        for (bad, fragment) in [
+            ("localhost:4000/rooms/x", "expected a URL like"),
+            (
+                "https://example.org/rooms/6f1c2a7e-4b3d-4c5e-9f10-2a3b4c5d6e7f",
+                "plain http",
+            ),
+            ("http://localhost:4000/rooms/nope", "expected a room link"),
+            ("http://:4000/rooms/x", "host is missing"),
+            ("http://localhost:port/rooms/x", "port must be a number"),
+        ] {
+            let error = parse_room_url(bad).unwrap_err().to_string();
+            assert!(error.contains(fragment), "{bad}: {error}");
+        }
+    }
+}

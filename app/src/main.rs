@@ -1,0 +1,182 @@
+//! `roomscale`: the native Roomscale client.
+//!
+//! Today it runs headless: `roomscale join <room-url> --headless` joins a room,
+//! prints who is there and what is said, and with `--bot` walks a scripted
+//! path so others see it move. `roomscale rooms` lists a server's rooms.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use roomscale_app::client::{self, Identity, RoomClient, RoomUpdate, ServerUrl};
+use roomscale_protocol::events::{ClientKind, RoomEventBody};
+use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
+
+#[derive(Debug, Parser)]
+#[command(name = "roomscale", version, about = "Roomscale native client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Commands>,
+    /// The server to talk to when no room link names one.
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://localhost:4000",
+        value_name = "URL"
+    )]
+    server: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// List the server's rooms.
+    Rooms,
+    /// Join a room by its link, e.g. http://localhost:4000/rooms/<room id>.
+    Join(JoinArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct JoinArgs {
+    /// The room's link, as its page shows it.
+    room_url: String,
+    /// Run without a window (the only mode in this build).
+    #[arg(long)]
+    headless: bool,
+    /// Your display name.
+    #[arg(long, default_value = "Native visitor")]
+    name: String,
+    /// Your avatar colour, #rrggbb.
+    #[arg(long, default_value = "#e0a030")]
+    colour: String,
+    /// Walk a circle of 1.5 m radius around the room's centre, so others see you move.
+    #[arg(long)]
+    bot: bool,
+    /// Say this in the chat once joined.
+    #[arg(long, value_name = "TEXT")]
+    say: Option<String>,
+    /// Leave after this many seconds (default: stay until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    seconds: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        eprintln!("roomscale: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None | Some(Commands::Rooms) => {
+            let server = ServerUrl::parse(&cli.server)?;
+            let rooms = client::list_rooms(&server).await?;
+            if rooms.is_empty() {
+                println!("{server} has no rooms yet; create one at {server}/rooms/new");
+            }
+            for room in rooms {
+                println!("{server}/rooms/{}  {}", room.id, room.name);
+            }
+            Ok(())
+        }
+        Some(Commands::Join(args)) => join(args).await,
+    }
+}
+
+async fn join(args: JoinArgs) -> Result<()> {
+    if !args.headless {
+        anyhow::bail!("this build has no window yet: run with --headless");
+    }
+    let (server, room_id) = client::parse_room_url(&args.room_url)?;
+    let identity = Identity {
+        name: args.name.clone(),
+        colour: args.colour.clone(),
+        kind: ClientKind::Desktop,
+    };
+    let mut room = RoomClient::join(&server, &room_id, identity)
+        .await
+        .with_context(|| format!("joining {}", args.room_url))?;
+    println!(
+        "joined \"{}\" as {} (slot {})",
+        room.room.name, room.user_id, room.slot
+    );
+    if let Some(text) = &args.say {
+        let id = room.chat(text).await.context("sending the chat message")?;
+        println!("said #{id}: {text}");
+    }
+    let started = tokio::time::Instant::now();
+    let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s));
+    let mut walk = tokio::time::interval(Duration::from_millis(33));
+    loop {
+        tokio::select! {
+            _ = sleep_until(deadline) => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = walk.tick(), if args.bot => room.set_pose(walking_pose(started.elapsed().as_secs_f32())),
+            update = room.updates.recv() => match update {
+                Some(update) => report(update),
+                None => break,
+            },
+        }
+    }
+    room.leave().await;
+    println!("left");
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn report(update: RoomUpdate) {
+    match update {
+        RoomUpdate::Joined { room, slot } => println!("rejoined \"{}\" (slot {slot})", room.name),
+        RoomUpdate::Presence(presence) => {
+            let people: Vec<String> = presence
+                .members()
+                .map(|(_, m)| format!("{} [{}]", m.name, m.slot))
+                .collect();
+            println!("present: {}", people.join(", "));
+        }
+        RoomUpdate::Event(event) => match event.body {
+            RoomEventBody::Chat { text } => println!("chat #{} {}: {text}", event.id, event.name),
+            other => println!("event #{}: {other:?}", event.id),
+        },
+        RoomUpdate::Poses { .. } => {}
+        RoomUpdate::ConnectionLost { reason } => {
+            println!("connection lost ({reason}); reconnecting")
+        }
+    }
+}
+
+/// A standing avatar walking a 1.5 m circle once every 8 s, facing where it goes.
+pub fn walking_pose(t: f32) -> AvatarPose {
+    let angle = t * std::f32::consts::TAU / 8.0;
+    let (sin, cos) = angle.sin_cos();
+    let head = [1.5 * cos, 1.65, -1.5 * sin];
+    // Heading along the tangent (-sin, 0, -cos) means a yaw of `angle` about +Y.
+    let half = angle / 2.0;
+    let facing = [0.0, half.sin(), 0.0, half.cos()];
+    // The avatar's right is +X turned by the same yaw: (cos, 0, -sin).
+    let hand = |side: f32| Joint {
+        position: [
+            head[0] + side * 0.25 * cos,
+            1.1,
+            head[2] - side * 0.25 * sin,
+        ],
+        orientation: facing,
+    };
+    AvatarPose {
+        head: Joint {
+            position: head,
+            orientation: facing,
+        },
+        left: hand(-1.0),
+        right: hand(1.0),
+        flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::RIGHT_TRACKED),
+    }
+}
