@@ -1,0 +1,477 @@
+//! The renderer: one scene (floor, avatars) drawn with `wgpu` into whatever
+//! target it is handed — a window surface, an OpenXR swapchain image per eye, or
+//! an offscreen texture for tests and thumbnails.
+//!
+//! Shape: [`Renderer::new`] once per device and colour format, [`Renderer::prepare`]
+//! once per frame (CPU work: instance data for every avatar, uploaded in one
+//! write), [`Renderer::render`] once per view (one instanced draw per mesh), so
+//! two eyes share one `prepare`.
+
+mod mesh;
+mod offscreen;
+
+use glam::{Mat4, Quat, Vec3};
+use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
+use thiserror::Error;
+use wgpu::util::DeviceExt;
+
+pub use mesh::{MeshData, Vertex, avatar_meshes};
+pub use offscreen::{OFFSCREEN_FORMAT, OffscreenTarget, write_png};
+
+/// Views one frame can hold: two eyes.
+pub const MAX_VIEWS: usize = 2;
+
+/// Where one view is drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewTarget<'a> {
+    /// Which view of the frame, below [`MAX_VIEWS`].
+    pub view: usize,
+    pub colour: &'a wgpu::TextureView,
+    pub depth: &'a wgpu::TextureView,
+}
+
+/// Depth buffer format every target uses.
+pub const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+
+#[derive(Debug, Error)]
+pub enum RenderError {
+    #[error(
+        "no graphics adapter: {0}; install a Vulkan driver (on Debian: apt-get install mesa-vulkan-drivers libvulkan1)"
+    )]
+    NoAdapter(String),
+    #[error("the graphics device could not be opened: {0}")]
+    NoDevice(String),
+    #[error("reading the rendered image back failed: {0}")]
+    Readback(String),
+}
+
+/// A device and its queue.
+#[derive(Debug)]
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: wgpu::AdapterInfo,
+}
+
+impl Gpu {
+    /// Any adapter, without a window: a real GPU, or lavapipe on machines without one.
+    pub async fn headless() -> Result<Gpu, RenderError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions::default())
+            .await
+            .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor::default())
+            .await
+            .map_err(|e| RenderError::NoDevice(e.to_string()))?;
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: adapter.get_info(),
+        })
+    }
+}
+
+/// One avatar to draw: its pose and colour (linear RGB).
+#[derive(Debug, Clone, Copy)]
+pub struct AvatarInstance {
+    pub pose: AvatarPose,
+    pub colour: [f32; 3],
+}
+
+/// Parses `#rrggbb` into linear RGB, as the browser's sRGB colour would look.
+pub fn colour_from_hex(hex: &str) -> Option<[f32; 3]> {
+    let digits = hex.strip_prefix('#').filter(|d| d.len() == 6)?;
+    let channel = |i: usize| u8::from_str_radix(&digits[i..i + 2], 16).ok();
+    let srgb = [channel(0)?, channel(2)?, channel(4)?];
+    Some(srgb.map(|c| {
+        let c = f32::from(c) / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    }))
+}
+
+/// Where a view looks from: view and projection, right-handed, depth 0..1.
+#[derive(Debug, Clone, Copy)]
+pub struct Camera {
+    pub view: Mat4,
+    pub projection: Mat4,
+}
+
+impl Camera {
+    pub fn look_at(eye: Vec3, target: Vec3, vertical_fov_radians: f32, aspect: f32) -> Camera {
+        Camera {
+            view: glam::camera::rh::view::look_at_mat4(eye, target, Vec3::Y),
+            projection: perspective(vertical_fov_radians, aspect),
+        }
+    }
+
+    /// A camera at `joint` (an eye or a head), looking along its -Z.
+    pub fn from_joint(joint: &Joint, projection: Mat4) -> Camera {
+        let world =
+            Mat4::from_rotation_translation(quat(joint.orientation), Vec3::from(joint.position));
+        Camera {
+            view: world.inverse(),
+            projection,
+        }
+    }
+
+    fn view_proj(&self) -> Mat4 {
+        self.projection * self.view
+    }
+}
+
+/// A right-handed perspective projection into wgpu's clip space (depth 0..1, +Y up).
+pub fn perspective(vertical_fov_radians: f32, aspect: f32) -> Mat4 {
+    glam::camera::rh::proj::directx::perspective(vertical_fov_radians, aspect, 0.05, 100.0)
+}
+
+fn quat(q: [f32; 4]) -> Quat {
+    Quat::from_array(q).normalize()
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FrameUniform {
+    view_proj: [[f32; 4]; 4],
+    light_dir: [f32; 4],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PartInstance {
+    model: [[f32; 4]; 4],
+    colour: [f32; 4],
+}
+
+struct GpuMesh {
+    vertices: wgpu::Buffer,
+    indices: wgpu::Buffer,
+    index_count: u32,
+}
+
+impl GpuMesh {
+    fn new(device: &wgpu::Device, label: &str, data: &MeshData) -> GpuMesh {
+        GpuMesh {
+            vertices: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(&data.vertices),
+                usage: wgpu::BufferUsages::VERTEX,
+            }),
+            indices: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(&data.indices),
+                usage: wgpu::BufferUsages::INDEX,
+            }),
+            index_count: data.indices.len() as u32,
+        }
+    }
+}
+
+/// The avatar parts, in the order their instances are laid out per frame.
+const PARTS: usize = 3; // head, visor, hands
+
+pub struct Renderer {
+    avatar_pipeline: wgpu::RenderPipeline,
+    floor_pipeline: wgpu::RenderPipeline,
+    /// One camera buffer per view, so both eyes can be recorded before one submit.
+    views: Vec<(wgpu::Buffer, wgpu::BindGroup)>,
+    meshes: [GpuMesh; PARTS],
+    instances: wgpu::Buffer,
+    instance_capacity: usize,
+    /// Per part: (first instance, count) in `instances` for this frame.
+    ranges: [(u32, u32); PARTS],
+    staging: Vec<PartInstance>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("instance_capacity", &self.instance_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    pub fn new(device: &wgpu::Device, colour_format: wgpu::TextureFormat) -> Renderer {
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("roomscale shaders"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("shaders.wgsl").into()),
+        });
+        let frame_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("frame"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            }],
+        });
+        let views = (0..MAX_VIEWS)
+            .map(|_| {
+                let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("view"),
+                    size: std::mem::size_of::<FrameUniform>() as u64,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("view"),
+                    layout: &frame_layout,
+                    entries: &[wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: buffer.as_entire_binding(),
+                    }],
+                });
+                (buffer, group)
+            })
+            .collect();
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("roomscale"),
+            bind_group_layouts: &[Some(&frame_layout)],
+            immediate_size: 0,
+        });
+        let depth = Some(wgpu::DepthStencilState {
+            format: DEPTH_FORMAT,
+            depth_write_enabled: Some(true),
+            depth_compare: Some(wgpu::CompareFunction::Less),
+            stencil: Default::default(),
+            bias: Default::default(),
+        });
+        let target = [Some(wgpu::ColorTargetState::from(colour_format))];
+        let vertex_attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3];
+        let instance_attributes = wgpu::vertex_attr_array![2 => Float32x4, 3 => Float32x4, 4 => Float32x4, 5 => Float32x4, 6 => Float32x4];
+        let avatar_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("avatars"),
+            layout: Some(&layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("avatar_vs"),
+                compilation_options: Default::default(),
+                buffers: &[
+                    Some(wgpu::VertexBufferLayout {
+                        array_stride: std::mem::size_of::<Vertex>() as u64,
+                        step_mode: wgpu::VertexStepMode::Vertex,
+                        attributes: &vertex_attributes,
+                    }),
+                    Some(wgpu::VertexBufferLayout {
+                        array_stride: std::mem::size_of::<PartInstance>() as u64,
+                        step_mode: wgpu::VertexStepMode::Instance,
+                        attributes: &instance_attributes,
+                    }),
+                ],
+            },
+            primitive: wgpu::PrimitiveState {
+                cull_mode: Some(wgpu::Face::Back),
+                ..Default::default()
+            },
+            depth_stencil: depth.clone(),
+            multisample: Default::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("avatar_fs"),
+                compilation_options: Default::default(),
+                targets: &target,
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let floor_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("floor"),
+            layout: Some(&layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("floor_vs"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: Default::default(),
+            depth_stencil: depth,
+            multisample: Default::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("floor_fs"),
+                compilation_options: Default::default(),
+                targets: &target,
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let parts = avatar_meshes();
+        let meshes = [
+            GpuMesh::new(device, "head", &parts.head),
+            GpuMesh::new(device, "visor", &parts.visor),
+            GpuMesh::new(device, "hand", &parts.hand),
+        ];
+        let instance_capacity = 64;
+        Renderer {
+            avatar_pipeline,
+            floor_pipeline,
+            views,
+            meshes,
+            instances: Self::instance_buffer(device, instance_capacity),
+            instance_capacity,
+            ranges: [(0, 0); PARTS],
+            staging: Vec::new(),
+        }
+    }
+
+    fn instance_buffer(device: &wgpu::Device, capacity: usize) -> wgpu::Buffer {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("avatar instances"),
+            size: (capacity * PARTS * 2 * std::mem::size_of::<PartInstance>()) as u64,
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Builds this frame's instance data for every avatar and uploads it.
+    pub fn prepare(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        avatars: &[AvatarInstance],
+    ) {
+        if avatars.len() > self.instance_capacity {
+            self.instance_capacity = avatars.len().next_power_of_two();
+            self.instances = Self::instance_buffer(device, self.instance_capacity);
+        }
+        self.staging.clear();
+        let visor_colour = [0.05, 0.05, 0.07, 1.0];
+        let mut part = |select: &dyn Fn(&AvatarInstance, &mut Vec<PartInstance>)| {
+            let first = self.staging.len() as u32;
+            for avatar in avatars {
+                select(avatar, &mut self.staging);
+            }
+            (first, self.staging.len() as u32 - first)
+        };
+        let head = part(&|a, out| out.push(instance(&a.pose.head, rgba(a.colour))));
+        let visor = part(&|a, out| out.push(instance(&a.pose.head, visor_colour)));
+        let hands = part(&|a, out| {
+            for (joint, tracked) in [
+                (&a.pose.left, a.pose.flags.contains(PoseFlags::LEFT_TRACKED)),
+                (
+                    &a.pose.right,
+                    a.pose.flags.contains(PoseFlags::RIGHT_TRACKED),
+                ),
+            ] {
+                if tracked {
+                    out.push(instance(joint, rgba(a.colour)));
+                }
+            }
+        });
+        self.ranges = [head, visor, hands];
+        queue.write_buffer(&self.instances, 0, bytemuck::cast_slice(&self.staging));
+    }
+
+    /// Records view number `view` (below [`MAX_VIEWS`]: 0 for a window, 0 and 1
+    /// for two eyes) of the prepared scene into `colour`, cleared first.
+    pub fn render(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        target: ViewTarget<'_>,
+        camera: &Camera,
+    ) {
+        let light = Vec3::new(-0.4, -1.0, -0.3).normalize();
+        let uniform = FrameUniform {
+            view_proj: camera.view_proj().to_cols_array_2d(),
+            light_dir: light.extend(0.0).to_array(),
+        };
+        let (buffer, group) = &self.views[target.view];
+        queue.write_buffer(buffer, 0, bytemuck::bytes_of(&uniform));
+        let (colour, depth) = (target.colour, target.depth);
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("scene"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: colour,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color {
+                        r: 0.52,
+                        g: 0.66,
+                        b: 0.82,
+                        a: 1.0,
+                    }),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                view: depth,
+                depth_ops: Some(wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(1.0),
+                    store: wgpu::StoreOp::Discard,
+                }),
+                stencil_ops: None,
+            }),
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_bind_group(0, group, &[]);
+        pass.set_pipeline(&self.floor_pipeline);
+        pass.draw(0..6, 0..1);
+        pass.set_pipeline(&self.avatar_pipeline);
+        pass.set_vertex_buffer(1, self.instances.slice(..));
+        for (mesh, &(first, count)) in self.meshes.iter().zip(&self.ranges) {
+            if count == 0 {
+                continue;
+            }
+            pass.set_vertex_buffer(0, mesh.vertices.slice(..));
+            pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint16);
+            pass.draw_indexed(0..mesh.index_count, 0, first..first + count);
+        }
+    }
+}
+
+fn rgba(c: [f32; 3]) -> [f32; 4] {
+    [c[0], c[1], c[2], 1.0]
+}
+
+fn instance(joint: &Joint, colour: [f32; 4]) -> PartInstance {
+    let model =
+        Mat4::from_rotation_translation(quat(joint.orientation), Vec3::from(joint.position));
+    PartInstance {
+        model: model.to_cols_array_2d(),
+        colour,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_parse_from_hex_into_linear_rgb() {
+        assert_eq!(colour_from_hex("#ffffff"), Some([1.0, 1.0, 1.0]));
+        assert_eq!(colour_from_hex("#000000"), Some([0.0, 0.0, 0.0]));
+        let mid = colour_from_hex("#808080").unwrap()[0];
+        assert!((mid - 0.2158).abs() < 1e-3, "{mid}");
+        assert_eq!(colour_from_hex("red"), None);
+        assert_eq!(colour_from_hex("#12345z"), None);
+    }
+
+    #[test]
+    fn a_joint_camera_looks_along_minus_z() {
+        let joint = Joint {
+            position: [1.0, 1.6, 2.0],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+        };
+        let camera = Camera::from_joint(&joint, Mat4::IDENTITY);
+        let ahead = camera.view.transform_point3(Vec3::new(1.0, 1.6, 1.0));
+        assert!(
+            (ahead - Vec3::new(0.0, 0.0, -1.0)).length() < 1e-6,
+            "{ahead}"
+        );
+    }
+}
