@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+mod view;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use roomscale_app::client::{self, Identity, RoomClient, RoomUpdate, ServerUrl};
@@ -57,6 +59,13 @@ struct JoinArgs {
     /// Leave after this many seconds (default: stay until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     seconds: Option<f64>,
+    /// Render this many frames (30 per second) of what this visitor sees, then
+    /// write the last one to --screenshot and leave.
+    #[arg(long, value_name = "N", requires = "screenshot")]
+    frames: Option<u32>,
+    /// Where to write the rendered view as PNG (offscreen; lavapipe works without a GPU).
+    #[arg(long, value_name = "FILE")]
+    screenshot: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -108,13 +117,43 @@ async fn join(args: JoinArgs) -> Result<()> {
     }
     let started = tokio::time::Instant::now();
     let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s));
-    let mut walk = tokio::time::interval(Duration::from_millis(33));
+    let mut view = match &args.screenshot {
+        Some(_) => Some(view::HeadlessView::new(640, 480).await?),
+        None => None,
+    };
+    let mut frames_left = args.frames.unwrap_or(30);
+    let mut frame_tick = tokio::time::interval(Duration::from_millis(33));
+    let mut presence = client::Presence::default();
     loop {
         tokio::select! {
             _ = sleep_until(deadline) => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = walk.tick(), if args.bot => room.set_pose(walking_pose(started.elapsed().as_secs_f32())),
+            _ = frame_tick.tick() => {
+                let now = started.elapsed().as_secs_f32();
+                let own = if args.bot { walking_pose(now) } else { standing_pose() };
+                if args.bot {
+                    room.set_pose(own);
+                }
+                if let (Some(view), Some(path)) = (view.as_mut(), &args.screenshot) {
+                    view.draw(&own, &presence, room.slot, f64::from(now))?;
+                    frames_left = frames_left.saturating_sub(1);
+                    if frames_left == 0 {
+                        view.save(path)?;
+                        println!("wrote {}", path.display());
+                        break;
+                    }
+                }
+            }
             update = room.updates.recv() => match update {
+                Some(RoomUpdate::Poses { server_time_ms, poses }) => {
+                    if let Some(view) = view.as_mut() {
+                        view.poses(started.elapsed().as_secs_f64(), server_time_ms, poses);
+                    }
+                }
+                Some(RoomUpdate::Presence(current)) => {
+                    report(RoomUpdate::Presence(current.clone()));
+                    presence = current;
+                }
                 Some(update) => report(update),
                 None => break,
             },
@@ -150,6 +189,20 @@ fn report(update: RoomUpdate) {
         RoomUpdate::ConnectionLost { reason } => {
             println!("connection lost ({reason}); reconnecting")
         }
+    }
+}
+
+/// Standing 3 m back from the room's centre, looking at it.
+fn standing_pose() -> AvatarPose {
+    let joint = |x: f32, y: f32| Joint {
+        position: [x, y, 3.0],
+        orientation: [0.0, 0.0, 0.0, 1.0],
+    };
+    AvatarPose {
+        head: joint(0.0, 1.65),
+        left: joint(-0.3, 1.1),
+        right: joint(0.3, 1.1),
+        flags: PoseFlags::default(),
     }
 }
 
