@@ -3,5 +3,6 @@
 //! avatars smoothly. The renderer and XR layers build on them.
 
 pub mod client;
+pub mod desktop;
 pub mod interpolation;
 pub mod render;

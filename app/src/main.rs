@@ -1,8 +1,10 @@
 //! `roomscale`: the native Roomscale client.
 //!
-//! Today it runs headless: `roomscale join <room-url> --headless` joins a room,
-//! prints who is there and what is said, and with `--bot` walks a scripted
-//! path so others see it move. `roomscale rooms` lists a server's rooms.
+//! `roomscale` opens a window with the room browser; `roomscale join <room-url>`
+//! goes straight into a room. With `--headless` it runs without a window: it
+//! prints who is there and what is said, with `--bot` walks a scripted path so
+//! others see it move, and with `--screenshot` renders what it sees offscreen.
+//! `roomscale rooms` lists a server's rooms.
 
 use std::time::Duration;
 
@@ -41,7 +43,7 @@ enum Commands {
 struct JoinArgs {
     /// The room's link, as its page shows it.
     room_url: String,
-    /// Run without a window (the only mode in this build).
+    /// Run without a window: for bots, tests and servers without a display.
     #[arg(long)]
     headless: bool,
     /// Your display name.
@@ -68,19 +70,52 @@ struct JoinArgs {
     screenshot: Option<std::path::PathBuf>,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
-    if let Err(error) = run(cli).await {
+    if let Err(error) = run(cli) {
         eprintln!("roomscale: {error:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Windows belong to the main thread, so the desktop mode runs there and
+/// brings its own network runtime; the other commands run on a runtime here.
+fn run(cli: Cli) -> Result<()> {
+    let desktop = |server: ServerUrl, identity: Identity, room_id: Option<String>| {
+        roomscale_app::desktop::run(roomscale_app::desktop::DesktopOptions {
+            server,
+            identity,
+            room_id,
+        })
+    };
     match cli.command {
+        None => {
+            let identity = Identity {
+                name: "Desktop visitor".into(),
+                colour: "#e0a030".into(),
+                kind: ClientKind::Desktop,
+            };
+            desktop(ServerUrl::parse(&cli.server)?, identity, None)
+        }
+        Some(Commands::Join(args)) if !args.headless => {
+            let (server, room_id) = client::parse_room_url(&args.room_url)?;
+            let identity = Identity {
+                name: args.name.clone(),
+                colour: args.colour.clone(),
+                kind: ClientKind::Desktop,
+            };
+            desktop(server, identity, Some(room_id))
+        }
+        command => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(run_headless(cli.server, command)),
+    }
+}
+
+async fn run_headless(server: String, command: Option<Commands>) -> Result<()> {
+    match command {
         None | Some(Commands::Rooms) => {
-            let server = ServerUrl::parse(&cli.server)?;
+            let server = ServerUrl::parse(&server)?;
             let rooms = client::list_rooms(&server).await?;
             if rooms.is_empty() {
                 println!("{server} has no rooms yet; create one at {server}/rooms/new");
@@ -95,9 +130,6 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn join(args: JoinArgs) -> Result<()> {
-    if !args.headless {
-        anyhow::bail!("this build has no window yet: run with --headless");
-    }
     let (server, room_id) = client::parse_room_url(&args.room_url)?;
     let identity = Identity {
         name: args.name.clone(),

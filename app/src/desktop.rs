@@ -1,0 +1,666 @@
+//! Desktop mode: a winit window showing the room through the shared renderer,
+//! mouse-look (hold the right button) and WASD to walk, and an egui overlay with
+//! the room browser (list, create, join), the people list, chat and leave.
+//!
+//! The window runs on the main thread; the room client runs on a small tokio
+//! runtime. They talk through two channels, so a slow network never stalls a
+//! frame.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use glam::{Quat, Vec3};
+use roomscale_protocol::events::RoomEventBody;
+use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
+use tokio::sync::mpsc as async_mpsc;
+use winit::application::ApplicationHandler;
+use winit::event::{ElementState, MouseButton, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, EventLoop};
+use winit::keyboard::{KeyCode, PhysicalKey};
+use winit::window::{Window, WindowId};
+
+use crate::client::{self, Identity, Presence, RoomClient, RoomListing, RoomUpdate, ServerUrl};
+use crate::interpolation::AvatarTrack;
+use crate::render::{self, AvatarInstance, Camera, Renderer, ViewTarget};
+
+/// What the window asks of the network side.
+#[derive(Debug)]
+enum NetCommand {
+    RefreshRooms,
+    CreateRoom(String),
+    Join(String),
+    Chat(String),
+    SetPose(AvatarPose),
+    Leave,
+}
+
+/// What the network side reports to the window.
+#[derive(Debug)]
+enum NetEvent {
+    Rooms(Vec<RoomListing>),
+    Joined { room_name: String, slot: u16 },
+    Update(RoomUpdate),
+    Left,
+    Error(String),
+}
+
+#[derive(Debug)]
+pub struct DesktopOptions {
+    pub server: ServerUrl,
+    pub identity: Identity,
+    /// Join this room at start instead of showing the room browser.
+    pub room_id: Option<String>,
+}
+
+pub fn run(options: DesktopOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the network runtime")?;
+    let (commands, command_rx) = async_mpsc::unbounded_channel();
+    let (event_tx, events) = std::sync::mpsc::channel();
+    runtime.spawn(network(
+        options.server.clone(),
+        options.identity.clone(),
+        command_rx,
+        event_tx,
+    ));
+    let _ = commands.send(NetCommand::RefreshRooms);
+    if let Some(room) = &options.room_id {
+        let _ = commands.send(NetCommand::Join(room.clone()));
+    }
+    let event_loop = EventLoop::new().context(
+        "no display to open a window on (set DISPLAY or WAYLAND_DISPLAY, or run `roomscale join <room-url> --headless`)",
+    )?;
+    let mut app = DesktopApp {
+        server: options.server,
+        commands,
+        events,
+        window: None,
+        ui: UiState::default(),
+        walker: Walker::default(),
+        tracks: HashMap::new(),
+        started: Instant::now(),
+        last_frame: Instant::now(),
+    };
+    event_loop.run_app(&mut app).context("running the window")?;
+    Ok(())
+}
+
+/// The network side: the room browser's HTTP calls and the joined room's client.
+async fn network(
+    server: ServerUrl,
+    identity: Identity,
+    mut commands: async_mpsc::UnboundedReceiver<NetCommand>,
+    events: std::sync::mpsc::Sender<NetEvent>,
+) {
+    let mut room: Option<RoomClient> = None;
+    let report = |result: Result<NetEvent, client::ClientError>| {
+        let _ = events.send(result.unwrap_or_else(|e| NetEvent::Error(e.to_string())));
+    };
+    loop {
+        let update = async {
+            match room.as_mut() {
+                Some(room) => room.updates.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => break,
+                Some(NetCommand::RefreshRooms) => report(client::list_rooms(&server).await.map(NetEvent::Rooms)),
+                Some(NetCommand::CreateRoom(name)) => {
+                    report(client::create_room(&server, &name, "").await.map(|_| NetEvent::Error(format!("created \"{name}\""))));
+                    report(client::list_rooms(&server).await.map(NetEvent::Rooms));
+                }
+                Some(NetCommand::Join(room_id)) => {
+                    if let Some(old) = room.take() {
+                        old.leave().await;
+                    }
+                    match RoomClient::join(&server, &room_id, identity.clone()).await {
+                        Ok(joined) => {
+                            let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), slot: joined.slot });
+                            room = Some(joined);
+                        }
+                        Err(error) => report(Err(error)),
+                    }
+                }
+                Some(NetCommand::Chat(text)) => {
+                    if let Some(room) = &room && let Err(error) = room.chat(&text).await {
+                        report(Err(error));
+                    }
+                }
+                Some(NetCommand::SetPose(pose)) => {
+                    if let Some(room) = &room {
+                        room.set_pose(pose);
+                    }
+                }
+                Some(NetCommand::Leave) => {
+                    if let Some(old) = room.take() {
+                        old.leave().await;
+                    }
+                    let _ = events.send(NetEvent::Left);
+                }
+            },
+            Some(update) = update => {
+                let _ = events.send(NetEvent::Update(update));
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct UiState {
+    rooms: Vec<RoomListing>,
+    new_room_name: String,
+    joined: Option<(String, u16)>,
+    presence: Presence,
+    chat: Vec<(u64, String, String)>,
+    chat_input: String,
+    status: String,
+}
+
+/// The desktop visitor's own body: walks on the floor, looks with yaw and pitch.
+struct Walker {
+    position: Vec3,
+    yaw: f32,
+    pitch: f32,
+    keys: [bool; 4], // W, A, S, D
+    looking: bool,
+    last_cursor: Option<(f64, f64)>,
+}
+
+impl Default for Walker {
+    fn default() -> Self {
+        Walker {
+            position: Vec3::new(0.0, 1.65, 3.0),
+            yaw: 0.0,
+            pitch: 0.0,
+            keys: [false; 4],
+            looking: false,
+            last_cursor: None,
+        }
+    }
+}
+
+impl Walker {
+    const SPEED: f32 = 1.6;
+
+    fn step(&mut self, dt: f32) {
+        let forward = Quat::from_rotation_y(self.yaw) * Vec3::NEG_Z;
+        let right = Quat::from_rotation_y(self.yaw) * Vec3::X;
+        let [w, a, s, d] = self.keys.map(|k| if k { 1.0 } else { 0.0 });
+        let motion = forward * (w - s) + right * (d - a);
+        if motion.length_squared() > 0.0 {
+            self.position += motion.normalize() * Self::SPEED * dt;
+        }
+    }
+
+    fn orientation(&self) -> Quat {
+        Quat::from_rotation_y(self.yaw) * Quat::from_rotation_x(self.pitch)
+    }
+
+    fn pose(&self) -> AvatarPose {
+        let body = Quat::from_rotation_y(self.yaw);
+        let hand = |side: f32| Joint {
+            position: (self.position + body * Vec3::new(side * 0.25, -0.55, -0.2)).to_array(),
+            orientation: body.to_array(),
+        };
+        AvatarPose {
+            head: Joint {
+                position: self.position.to_array(),
+                orientation: self.orientation().to_array(),
+            },
+            left: hand(-1.0),
+            right: hand(1.0),
+            flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::RIGHT_TRACKED),
+        }
+    }
+}
+
+struct WindowState {
+    window: Arc<Window>,
+    surface: wgpu::Surface<'static>,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    config: wgpu::SurfaceConfiguration,
+    depth: wgpu::TextureView,
+    renderer: Renderer,
+    egui: egui_winit::State,
+    egui_renderer: egui_wgpu::Renderer,
+}
+
+struct DesktopApp {
+    server: ServerUrl,
+    commands: async_mpsc::UnboundedSender<NetCommand>,
+    events: std::sync::mpsc::Receiver<NetEvent>,
+    window: Option<WindowState>,
+    ui: UiState,
+    walker: Walker,
+    tracks: HashMap<u16, AvatarTrack>,
+    started: Instant,
+    last_frame: Instant,
+}
+
+fn depth_view(device: &wgpu::Device, config: &wgpu::SurfaceConfiguration) -> wgpu::TextureView {
+    device
+        .create_texture(&wgpu::TextureDescriptor {
+            label: Some("window depth"),
+            size: wgpu::Extent3d {
+                width: config.width,
+                height: config.height,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: render::DEPTH_FORMAT,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            view_formats: &[],
+        })
+        .create_view(&Default::default())
+}
+
+impl WindowState {
+    fn new(event_loop: &ActiveEventLoop) -> Result<WindowState> {
+        let attributes = Window::default_attributes()
+            .with_title("Roomscale")
+            .with_inner_size(winit::dpi::LogicalSize::new(1280, 720));
+        let window = Arc::new(
+            event_loop
+                .create_window(attributes)
+                .context("opening the window")?,
+        );
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let surface = instance
+            .create_surface(window.clone())
+            .context("creating the window surface")?;
+        let adapter = pollster(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            compatible_surface: Some(&surface),
+            ..Default::default()
+        }))
+        .context("no graphics adapter can draw into this window; install a Vulkan driver (mesa-vulkan-drivers)")?;
+        let (device, queue) = pollster(adapter.request_device(&wgpu::DeviceDescriptor::default()))
+            .context("opening the graphics device")?;
+        let size = window.inner_size();
+        let mut config = surface
+            .get_default_config(&adapter, size.width.max(1), size.height.max(1))
+            .context("the window surface is not supported by this adapter")?;
+        // The renderer writes linear colour; an sRGB surface encodes it.
+        config.format = config.format.add_srgb_suffix();
+        surface.configure(&device, &config);
+        let renderer = Renderer::new(&device, config.format);
+        let egui_ctx = egui::Context::default();
+        let egui = egui_winit::State::new(
+            egui_ctx,
+            egui::ViewportId::ROOT,
+            &window,
+            Some(window.scale_factor() as f32),
+            None,
+            None,
+        );
+        let egui_renderer = egui_wgpu::Renderer::new(
+            &device,
+            config.format,
+            egui_wgpu::RendererOptions::default(),
+        );
+        let depth = depth_view(&device, &config);
+        Ok(WindowState {
+            window,
+            surface,
+            device,
+            queue,
+            config,
+            depth,
+            renderer,
+            egui,
+            egui_renderer,
+        })
+    }
+
+    fn resize(&mut self, width: u32, height: u32) {
+        self.config.width = width.max(1);
+        self.config.height = height.max(1);
+        self.surface.configure(&self.device, &self.config);
+        self.depth = depth_view(&self.device, &self.config);
+    }
+}
+
+impl ApplicationHandler for DesktopApp {
+    fn resumed(&mut self, event_loop: &ActiveEventLoop) {
+        if self.window.is_some() {
+            return;
+        }
+        match WindowState::new(event_loop) {
+            Ok(state) => self.window = Some(state),
+            Err(error) => {
+                eprintln!("roomscale: {error:#}");
+                event_loop.exit();
+            }
+        }
+    }
+
+    fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        let Some(state) = self.window.as_mut() else {
+            return;
+        };
+        let consumed = state.egui.on_window_event(&state.window, &event).consumed;
+        match event {
+            WindowEvent::CloseRequested => {
+                let _ = self.commands.send(NetCommand::Leave);
+                event_loop.exit();
+            }
+            WindowEvent::Resized(size) => state.resize(size.width, size.height),
+            WindowEvent::RedrawRequested => self.frame(),
+            WindowEvent::KeyboardInput { event, .. } if !consumed => {
+                let pressed = event.state == ElementState::Pressed;
+                let index = match event.physical_key {
+                    PhysicalKey::Code(KeyCode::KeyW) => Some(0),
+                    PhysicalKey::Code(KeyCode::KeyA) => Some(1),
+                    PhysicalKey::Code(KeyCode::KeyS) => Some(2),
+                    PhysicalKey::Code(KeyCode::KeyD) => Some(3),
+                    _ => None,
+                };
+                if let Some(index) = index {
+                    self.walker.keys[index] = pressed;
+                }
+            }
+            WindowEvent::MouseInput {
+                button: MouseButton::Right,
+                state: pressed,
+                ..
+            } => {
+                self.walker.looking = pressed == ElementState::Pressed && !consumed;
+                self.walker.last_cursor = None;
+            }
+            WindowEvent::CursorMoved { position, .. } if self.walker.looking => {
+                if let Some((x, y)) = self.walker.last_cursor {
+                    self.walker.yaw -= (position.x - x) as f32 * 0.005;
+                    self.walker.pitch =
+                        (self.walker.pitch - (position.y - y) as f32 * 0.005).clamp(-1.4, 1.4);
+                }
+                self.walker.last_cursor = Some((position.x, position.y));
+            }
+            _ => {}
+        }
+    }
+
+    fn about_to_wait(&mut self, _event_loop: &ActiveEventLoop) {
+        if let Some(state) = &self.window {
+            state.window.request_redraw();
+        }
+    }
+}
+
+impl DesktopApp {
+    fn drain_network(&mut self) {
+        let now = self.started.elapsed().as_secs_f64();
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                NetEvent::Rooms(rooms) => self.ui.rooms = rooms,
+                NetEvent::Joined { room_name, slot } => {
+                    self.ui.status = format!("in \"{room_name}\"");
+                    self.ui.joined = Some((room_name, slot));
+                    self.ui.chat.clear();
+                }
+                NetEvent::Left => {
+                    self.ui.joined = None;
+                    self.ui.presence = Presence::default();
+                    self.tracks.clear();
+                    self.ui.status = "left the room".into();
+                }
+                NetEvent::Error(message) => self.ui.status = message,
+                NetEvent::Update(RoomUpdate::Presence(presence)) => {
+                    self.tracks
+                        .retain(|slot, _| presence.by_slot(*slot).is_some());
+                    self.ui.presence = presence;
+                }
+                NetEvent::Update(RoomUpdate::Event(event)) => {
+                    if let RoomEventBody::Chat { text } = event.body {
+                        self.ui.chat.push((event.id, event.name, text));
+                    }
+                }
+                NetEvent::Update(RoomUpdate::Poses {
+                    server_time_ms,
+                    poses,
+                }) => {
+                    for (slot, pose) in poses {
+                        self.tracks.entry(slot).or_default().push(
+                            now,
+                            f64::from(server_time_ms) / 1000.0,
+                            pose,
+                        );
+                    }
+                }
+                NetEvent::Update(RoomUpdate::Joined { room, slot }) => {
+                    self.ui.status = format!("rejoined \"{}\"", room.name);
+                    self.ui.joined = Some((room.name, slot));
+                }
+                NetEvent::Update(RoomUpdate::ConnectionLost { reason }) => {
+                    self.ui.status = format!("connection lost ({reason}); reconnecting");
+                }
+            }
+        }
+    }
+
+    fn frame(&mut self) {
+        self.drain_network();
+        let dt = self.last_frame.elapsed().as_secs_f32().min(0.1);
+        self.last_frame = Instant::now();
+        self.walker.step(dt);
+        let own = self.walker.pose();
+        if self.ui.joined.is_some() {
+            let _ = self.commands.send(NetCommand::SetPose(own));
+        }
+        let now = self.started.elapsed().as_secs_f64();
+        let own_slot = self.ui.joined.as_ref().map(|(_, slot)| *slot);
+        let avatars: Vec<AvatarInstance> = self
+            .ui
+            .presence
+            .members()
+            .filter(|(_, meta)| Some(meta.slot) != own_slot)
+            .filter_map(|(_, meta)| {
+                let pose = self.tracks.get(&meta.slot)?.sample(now)?;
+                Some(AvatarInstance {
+                    pose,
+                    colour: render::colour_from_hex(&meta.colour).unwrap_or([0.7; 3]),
+                })
+            })
+            .collect();
+
+        let Some(state) = self.window.as_mut() else {
+            return;
+        };
+        // The frame first: without one there is nothing to draw into, and the UI
+        // (whose texture updates must be applied once run) waits for the next.
+        let frame = match state.surface.get_current_texture() {
+            wgpu::CurrentSurfaceTexture::Success(frame)
+            | wgpu::CurrentSurfaceTexture::Suboptimal(frame) => frame,
+            wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
+                let (w, h) = (state.config.width, state.config.height);
+                state.resize(w, h);
+                return;
+            }
+            _ => return,
+        };
+        let input = state.egui.take_egui_input(&state.window);
+        let server = self.server.to_string();
+        let ui_state = &mut self.ui;
+        let commands = &self.commands;
+        let output = state
+            .egui
+            .egui_ctx()
+            .clone()
+            .run_ui(input, |ui| overlay(ui, &server, ui_state, commands));
+        state
+            .egui
+            .handle_platform_output(&state.window, output.platform_output);
+        let pixels_per_point = output.pixels_per_point;
+        let paint_jobs = state
+            .egui
+            .egui_ctx()
+            .tessellate(output.shapes, pixels_per_point);
+
+        let view = frame.texture.create_view(&Default::default());
+        state
+            .renderer
+            .prepare(&state.device, &state.queue, &avatars);
+        let aspect = state.config.width as f32 / state.config.height as f32;
+        let camera = Camera::from_joint(&own.head, render::perspective(70f32.to_radians(), aspect));
+        let mut encoder = state.device.create_command_encoder(&Default::default());
+        state.renderer.render(
+            &state.queue,
+            &mut encoder,
+            ViewTarget {
+                view: 0,
+                colour: &view,
+                depth: &state.depth,
+            },
+            &camera,
+        );
+
+        let screen = egui_wgpu::ScreenDescriptor {
+            size_in_pixels: [state.config.width, state.config.height],
+            pixels_per_point,
+        };
+        let mut textures = output.textures_delta;
+        for (id, deltas) in textures.set.drain() {
+            for delta in &deltas {
+                state
+                    .egui_renderer
+                    .update_texture(&state.device, &state.queue, id, delta);
+            }
+        }
+        state.egui_renderer.update_buffers(
+            &state.device,
+            &state.queue,
+            &mut encoder,
+            &paint_jobs,
+            &screen,
+        );
+        {
+            let pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("overlay"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Load,
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            state
+                .egui_renderer
+                .render(&mut pass.forget_lifetime(), &paint_jobs, &screen);
+        }
+        for id in std::mem::take(&mut textures.free) {
+            state.egui_renderer.free_texture(&id);
+        }
+        state.queue.submit([encoder.finish()]);
+        state.queue.present(frame);
+    }
+}
+
+/// The overlay: room browser when outside a room; people, chat and leave inside.
+fn overlay(
+    ui: &mut egui::Ui,
+    server: &str,
+    state: &mut UiState,
+    commands: &async_mpsc::UnboundedSender<NetCommand>,
+) {
+    let ctx = ui.ctx().clone();
+    match &state.joined {
+        None => {
+            egui::Window::new("Rooms")
+                .default_pos([20.0, 20.0])
+                .show(&ctx, |ui| {
+                    ui.label(format!("Server: {server}"));
+                    if ui.button("Refresh").clicked() {
+                        let _ = commands.send(NetCommand::RefreshRooms);
+                    }
+                    ui.separator();
+                    if state.rooms.is_empty() {
+                        ui.label("No rooms yet.");
+                    }
+                    for room in &state.rooms {
+                        ui.horizontal(|ui| {
+                            ui.label(&room.name);
+                            if ui.button("Join").clicked() {
+                                let _ = commands.send(NetCommand::Join(room.id.clone()));
+                            }
+                        });
+                    }
+                    ui.separator();
+                    ui.horizontal(|ui| {
+                        ui.text_edit_singleline(&mut state.new_room_name);
+                        if ui.button("Create room").clicked()
+                            && !state.new_room_name.trim().is_empty()
+                        {
+                            let _ = commands.send(NetCommand::CreateRoom(std::mem::take(
+                                &mut state.new_room_name,
+                            )));
+                        }
+                    });
+                });
+        }
+        Some((room_name, _)) => {
+            egui::Window::new(format!("In {room_name}"))
+                .default_pos([20.0, 20.0])
+                .show(&ctx, |ui| {
+                    ui.label("People");
+                    for (_, meta) in state.presence.members() {
+                        ui.label(format!("• {} ({:?})", meta.name, meta.client_kind));
+                    }
+                    if ui.button("Leave").clicked() {
+                        let _ = commands.send(NetCommand::Leave);
+                    }
+                });
+            egui::Window::new("Chat")
+                .default_pos([20.0, 300.0])
+                .show(&ctx, |ui| {
+                    egui::ScrollArea::vertical()
+                        .max_height(200.0)
+                        .stick_to_bottom(true)
+                        .show(ui, |ui| {
+                            for (_, name, text) in &state.chat {
+                                ui.label(format!("{name}: {text}"));
+                            }
+                        });
+                    let response = ui.text_edit_singleline(&mut state.chat_input);
+                    if response.lost_focus()
+                        && ui.input(|i| i.key_pressed(egui::Key::Enter))
+                        && !state.chat_input.trim().is_empty()
+                    {
+                        let _ =
+                            commands.send(NetCommand::Chat(std::mem::take(&mut state.chat_input)));
+                    }
+                });
+        }
+    }
+    if !state.status.is_empty() {
+        egui::Window::new("Status")
+            .anchor(egui::Align2::RIGHT_BOTTOM, [-10.0, -10.0])
+            .title_bar(false)
+            .show(&ctx, |ui| {
+                ui.label(&state.status);
+            });
+    }
+}
+
+/// Blocks on a wgpu future during set-up (they resolve at once on native backends).
+fn pollster<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(future)
+}
