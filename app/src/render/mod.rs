@@ -7,7 +7,7 @@
 //! write), [`Renderer::render`] once per view (one instanced draw per mesh), so
 //! two eyes share one `prepare`.
 
-mod mesh;
+mod model;
 mod offscreen;
 
 use glam::{Mat4, Quat, Vec3};
@@ -15,7 +15,7 @@ use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 use thiserror::Error;
 use wgpu::util::DeviceExt;
 
-pub use mesh::{MeshData, Vertex, avatar_meshes};
+pub use model::{AVATAR_GLTF, JointKind, MeshData, ModelError, Part, Vertex, load_avatar};
 pub use offscreen::{OFFSCREEN_FORMAT, OffscreenTarget, write_png};
 
 /// Views one frame can hold: two eyes.
@@ -173,19 +173,17 @@ impl GpuMesh {
     }
 }
 
-/// The avatar parts, in the order their instances are laid out per frame.
-const PARTS: usize = 3; // head, visor, hands
-
 pub struct Renderer {
     avatar_pipeline: wgpu::RenderPipeline,
     floor_pipeline: wgpu::RenderPipeline,
     /// One camera buffer per view, so both eyes can be recorded before one submit.
     views: Vec<(wgpu::Buffer, wgpu::BindGroup)>,
-    meshes: [GpuMesh; PARTS],
+    /// The avatar model's parts, each drawn instanced once per view.
+    parts: Vec<(Part, GpuMesh)>,
     instances: wgpu::Buffer,
     instance_capacity: usize,
     /// Per part: (first instance, count) in `instances` for this frame.
-    ranges: [(u32, u32); PARTS],
+    ranges: Vec<(u32, u32)>,
     staging: Vec<PartInstance>,
 }
 
@@ -306,29 +304,31 @@ impl Renderer {
             multiview_mask: None,
             cache: None,
         });
-        let parts = avatar_meshes();
-        let meshes = [
-            GpuMesh::new(device, "head", &parts.head),
-            GpuMesh::new(device, "visor", &parts.visor),
-            GpuMesh::new(device, "hand", &parts.hand),
-        ];
+        let parts: Vec<(Part, GpuMesh)> = load_avatar(AVATAR_GLTF)
+            .expect("the avatar model compiled into the binary is checked by its tests")
+            .into_iter()
+            .map(|part| {
+                let mesh = GpuMesh::new(device, "avatar part", &part.mesh);
+                (part, mesh)
+            })
+            .collect();
         let instance_capacity = 64;
         Renderer {
             avatar_pipeline,
             floor_pipeline,
             views,
-            meshes,
-            instances: Self::instance_buffer(device, instance_capacity),
+            instances: Self::instance_buffer(device, parts.len(), instance_capacity),
+            ranges: vec![(0, 0); parts.len()],
+            parts,
             instance_capacity,
-            ranges: [(0, 0); PARTS],
             staging: Vec::new(),
         }
     }
 
-    fn instance_buffer(device: &wgpu::Device, capacity: usize) -> wgpu::Buffer {
+    fn instance_buffer(device: &wgpu::Device, parts: usize, capacity: usize) -> wgpu::Buffer {
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("avatar instances"),
-            size: (capacity * PARTS * 2 * std::mem::size_of::<PartInstance>()) as u64,
+            size: (capacity * parts * std::mem::size_of::<PartInstance>()) as u64,
             usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
@@ -343,33 +343,32 @@ impl Renderer {
     ) {
         if avatars.len() > self.instance_capacity {
             self.instance_capacity = avatars.len().next_power_of_two();
-            self.instances = Self::instance_buffer(device, self.instance_capacity);
+            self.instances =
+                Self::instance_buffer(device, self.parts.len(), self.instance_capacity);
         }
         self.staging.clear();
-        let visor_colour = [0.05, 0.05, 0.07, 1.0];
-        let mut part = |select: &dyn Fn(&AvatarInstance, &mut Vec<PartInstance>)| {
+        for (range, (part, _)) in self.ranges.iter_mut().zip(&self.parts) {
             let first = self.staging.len() as u32;
             for avatar in avatars {
-                select(avatar, &mut self.staging);
+                let pose = &avatar.pose;
+                // An untracked hand is hidden rather than frozen in place.
+                let joint = match part.joint {
+                    JointKind::Head => &pose.head,
+                    JointKind::LeftHand if pose.flags.contains(PoseFlags::LEFT_TRACKED) => {
+                        &pose.left
+                    }
+                    JointKind::RightHand if pose.flags.contains(PoseFlags::RIGHT_TRACKED) => {
+                        &pose.right
+                    }
+                    _ => continue,
+                };
+                self.staging.push(instance(
+                    joint,
+                    rgba(part.fixed_colour.unwrap_or(avatar.colour)),
+                ));
             }
-            (first, self.staging.len() as u32 - first)
-        };
-        let head = part(&|a, out| out.push(instance(&a.pose.head, rgba(a.colour))));
-        let visor = part(&|a, out| out.push(instance(&a.pose.head, visor_colour)));
-        let hands = part(&|a, out| {
-            for (joint, tracked) in [
-                (&a.pose.left, a.pose.flags.contains(PoseFlags::LEFT_TRACKED)),
-                (
-                    &a.pose.right,
-                    a.pose.flags.contains(PoseFlags::RIGHT_TRACKED),
-                ),
-            ] {
-                if tracked {
-                    out.push(instance(joint, rgba(a.colour)));
-                }
-            }
-        });
-        self.ranges = [head, visor, hands];
+            *range = (first, self.staging.len() as u32 - first);
+        }
         queue.write_buffer(&self.instances, 0, bytemuck::cast_slice(&self.staging));
     }
 
@@ -423,7 +422,7 @@ impl Renderer {
         pass.draw(0..6, 0..1);
         pass.set_pipeline(&self.avatar_pipeline);
         pass.set_vertex_buffer(1, self.instances.slice(..));
-        for (mesh, &(first, count)) in self.meshes.iter().zip(&self.ranges) {
+        for ((_, mesh), &(first, count)) in self.parts.iter().zip(&self.ranges) {
             if count == 0 {
                 continue;
             }
