@@ -458,6 +458,7 @@ impl DesktopApp {
         }
         let now = self.started.elapsed().as_secs_f64();
         let own_slot = self.ui.joined.as_ref().map(|(_, slot)| *slot);
+        let mut names = Vec::new();
         let avatars: Vec<AvatarInstance> = self
             .ui
             .presence
@@ -465,6 +466,10 @@ impl DesktopApp {
             .filter(|(_, meta)| Some(meta.slot) != own_slot)
             .filter_map(|(_, meta)| {
                 let pose = self.tracks.get(&meta.slot)?.sample(now)?;
+                names.push((
+                    glam::Vec3::from(pose.head.position) + glam::Vec3::Y * 0.22,
+                    meta.name.clone(),
+                ));
                 Some(AvatarInstance {
                     pose,
                     colour: render::colour_from_hex(&meta.colour).unwrap_or([0.7; 3]),
@@ -488,14 +493,16 @@ impl DesktopApp {
             _ => return,
         };
         let input = state.egui.take_egui_input(&state.window);
+        let aspect = state.config.width as f32 / state.config.height as f32;
+        let camera_for_tags =
+            Camera::from_joint(&own.head, render::perspective(70f32.to_radians(), aspect));
         let server = self.server.to_string();
         let ui_state = &mut self.ui;
         let commands = &self.commands;
-        let output = state
-            .egui
-            .egui_ctx()
-            .clone()
-            .run_ui(input, |ui| overlay(ui, &server, ui_state, commands));
+        let output = state.egui.egui_ctx().clone().run_ui(input, |ui| {
+            name_tags(ui, &names, &camera_for_tags);
+            overlay(ui, &server, ui_state, commands)
+        });
         state
             .egui
             .handle_platform_output(&state.window, output.platform_output);
@@ -572,6 +579,31 @@ impl DesktopApp {
 }
 
 /// The overlay: room browser when outside a room; people, chat and leave inside.
+/// Each remote member's name above its head, projected like the scene.
+fn name_tags(ui: &egui::Ui, names: &[(glam::Vec3, String)], camera: &Camera) {
+    let screen = ui.ctx().content_rect();
+    let painter = ui.ctx().layer_painter(egui::LayerId::background());
+    let view_proj = camera.projection * camera.view;
+    for (position, name) in names {
+        let clip = view_proj * position.extend(1.0);
+        if clip.w <= 0.0 {
+            continue; // behind the viewer
+        }
+        let ndc = clip.truncate() / clip.w;
+        let at = egui::pos2(
+            screen.left() + (ndc.x + 1.0) * 0.5 * screen.width(),
+            screen.top() + (1.0 - ndc.y) * 0.5 * screen.height(),
+        );
+        painter.text(
+            at,
+            egui::Align2::CENTER_BOTTOM,
+            name,
+            egui::FontId::proportional(16.0),
+            egui::Color32::WHITE,
+        );
+    }
+}
+
 fn overlay(
     ui: &mut egui::Ui,
     server: &str,
