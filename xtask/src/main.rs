@@ -78,8 +78,15 @@ fn test(args: &[String]) -> Result<()> {
         Err(reason) => summary.note_skip(format!("PostgreSQL tests: {reason:#}")),
     }
 
+    // The renderer's golden images need a Vulkan driver: lavapipe without a GPU.
+    if let Err(error) = prereqs::ensure_apt_packages(&[], &["mesa-vulkan-drivers", "libvulkan1"]) {
+        summary.note_skip(format!("Vulkan driver: {error:#}"));
+    }
     let mut cargo_test = cargo();
-    cargo_test.args(["test", "--workspace"]).args(args);
+    cargo_test
+        .args(["test", "--workspace"])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", xdg_runtime_dir()?);
     if let Ok(url) = &postgres {
         cargo_test.env("ROOMSCALE_TEST_POSTGRES_URL", url);
     }
@@ -112,7 +119,33 @@ fn bench() -> Result<()> {
         "--bench",
         "codec",
     ]))?;
+    println!("\n== renderer");
+    run(cargo()
+        .args([
+            "bench",
+            "--quiet",
+            "--package",
+            "roomscale-app",
+            "--bench",
+            "render",
+        ])
+        .env("XDG_RUNTIME_DIR", xdg_runtime_dir()?))?;
     Ok(())
+}
+
+/// A private runtime directory, which Vulkan loaders and winit expect to exist.
+fn xdg_runtime_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return Ok(dir.into());
+    }
+    let dir = project_root().join("target/xdg-runtime");
+    std::fs::create_dir_all(&dir).context("creating target/xdg-runtime")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
 }
 
 fn codegen() -> Result<()> {

@@ -41,9 +41,22 @@ fn has_command(name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Installs Debian `packages` unless `probe` already finds them on PATH.
+fn has_package(name: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", name])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+}
+
+/// Installs Debian `packages` unless the commands in `probe` are already on
+/// PATH (or, with no probe, unless dpkg knows every package as installed).
 pub fn ensure_apt_packages(probe: &[&str], packages: &[&str]) -> Result<()> {
-    if probe.iter().all(|command| has_command(command)) {
+    let present = if probe.is_empty() {
+        packages.iter().all(|package| has_package(package))
+    } else {
+        probe.iter().all(|command| has_command(command))
+    };
+    if present {
         return Ok(());
     }
     let install = format!(
