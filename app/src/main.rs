@@ -53,8 +53,11 @@ struct JoinArgs {
     #[arg(long, default_value = "#e0a030")]
     colour: String,
     /// Walk a circle of 1.5 m radius around the room's centre, so others see you move.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "at")]
     bot: bool,
+    /// Stand with your head at X,Y,Z (metres), looking along -Z.
+    #[arg(long, value_name = "X,Y,Z", value_parser = parse_point, allow_hyphen_values = true)]
+    at: Option<[f32; 3]>,
     /// Say this in the chat once joined.
     #[arg(long, value_name = "TEXT")]
     say: Option<String>,
@@ -62,7 +65,7 @@ struct JoinArgs {
     #[arg(long, value_name = "SECS")]
     seconds: Option<f64>,
     /// Render this many frames (30 per second) of what this visitor sees, then
-    /// write the last one to --screenshot and leave.
+    /// write the last one to --screenshot (and leave, unless --seconds says how long to stay).
     #[arg(long, value_name = "N", requires = "screenshot")]
     frames: Option<u32>,
     /// Where to write the rendered view as PNG (offscreen; lavapipe works without a GPU).
@@ -162,17 +165,19 @@ async fn join(args: JoinArgs) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = frame_tick.tick() => {
                 let now = started.elapsed().as_secs_f32();
-                let own = if args.bot { walking_pose(now) } else { standing_pose() };
-                if args.bot {
-                    room.set_pose(own);
-                }
+                let own = if args.bot { walking_pose(now) } else { standing_pose(args.at.unwrap_or([0.0, 1.65, 3.0])) };
+                room.set_pose(own);
                 if let (Some(view), Some(path)) = (view.as_mut(), &args.screenshot) {
                     view.draw(&own, &presence, room.slot, f64::from(now))?;
-                    frames_left = frames_left.saturating_sub(1);
-                    if frames_left == 0 {
-                        view.save(path)?;
-                        println!("wrote {}", path.display());
-                        break;
+                    if frames_left > 0 {
+                        frames_left -= 1;
+                        if frames_left == 0 {
+                            view.save(path)?;
+                            println!("wrote {}", path.display());
+                            if deadline.is_none() {
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -224,18 +229,29 @@ fn report(update: RoomUpdate) {
     }
 }
 
-/// Standing 3 m back from the room's centre, looking at it.
-fn standing_pose() -> AvatarPose {
-    let joint = |x: f32, y: f32| Joint {
-        position: [x, y, 3.0],
+/// Standing with the head at `head`, looking along -Z, hands at the sides.
+fn standing_pose(head: [f32; 3]) -> AvatarPose {
+    let joint = |dx: f32, dy: f32| Joint {
+        position: [head[0] + dx, head[1] + dy, head[2]],
         orientation: [0.0, 0.0, 0.0, 1.0],
     };
     AvatarPose {
-        head: joint(0.0, 1.65),
-        left: joint(-0.3, 1.1),
-        right: joint(0.3, 1.1),
-        flags: PoseFlags::default(),
+        head: joint(0.0, 0.0),
+        left: joint(-0.3, -0.55),
+        right: joint(0.3, -0.55),
+        flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::RIGHT_TRACKED),
     }
+}
+
+fn parse_point(text: &str) -> Result<[f32; 3], String> {
+    let parts: Vec<f32> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{text}: {e}"))?;
+    parts
+        .try_into()
+        .map_err(|_| format!("{text}: expected three numbers X,Y,Z"))
 }
 
 /// A standing avatar walking a 1.5 m circle once every 8 s, facing where it goes.

@@ -60,6 +60,16 @@ pub struct Config {
     )]
     pub heartbeat_timeout: u64,
 
+    /// Directory holding the built browser client (room.js, pages.js, avatar.gltf),
+    /// served at /assets/; `node server/web/build.mjs` builds it into the default.
+    #[arg(
+        long,
+        env = "ROOMSCALE_WEB_DIR",
+        value_name = "DIR",
+        default_value = DEFAULT_WEB_DIR
+    )]
+    pub web_dir: PathBuf,
+
     /// Log verbosity: error, warn, info, debug or trace, or a filter such as
     /// "info,roomscale_server=debug"; RUST_LOG, when set, takes precedence.
     #[arg(
@@ -75,6 +85,8 @@ pub struct Config {
 pub const DATABASE_FILE: &str = "roomscale.db";
 /// The signing key's file name inside the data directory.
 pub const SECRET_KEY_FILE: &str = "secret.key";
+/// Where `node server/web/build.mjs` puts the browser client in this checkout.
+pub const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
 
 impl Config {
     /// Defaults for a test: any free port on loopback, everything kept in `data_dir`.
@@ -85,6 +97,7 @@ impl Config {
             database_url: None,
             room_capacity: 25,
             heartbeat_timeout: 60,
+            web_dir: DEFAULT_WEB_DIR.into(),
             log: "info".into(),
         }
     }
@@ -153,6 +166,7 @@ impl fmt::Debug for Config {
             )
             .field("room_capacity", &self.room_capacity)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("web_dir", &self.web_dir)
             .field("log", &self.log)
             .finish()
     }
@@ -194,6 +208,10 @@ mod tests {
         let config =
             Config::try_parse_from(["roomscale-server", "--bind", "0.0.0.0:8080"]).unwrap();
         assert_eq!(config.bind, "0.0.0.0:8080".parse().unwrap());
+        let custom =
+            Config::try_parse_from(["roomscale-server", "--web-dir", "/srv/roomscale/web"])
+                .unwrap();
+        assert_eq!(custom.web_dir, Path::new("/srv/roomscale/web"));
         assert!(Config::try_parse_from(["roomscale-server", "--room-capacity", "0"]).is_err());
         assert!(Config::try_parse_from(["roomscale-server", "--bind", "localhost"]).is_err());
     }

@@ -106,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .merge(http::pages::router())
         .merge(http::api::router())
         .merge(http::health::router())
+        .merge(http::assets::router())
         .merge(socket::router())
         .fallback(http::not_found)
         .layer(middleware::from_fn_with_state(

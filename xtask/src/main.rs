@@ -119,6 +119,30 @@ fn bench() -> Result<()> {
         "--bench",
         "codec",
     ]))?;
+    println!("\n== room server load (one server core, rooms of 25, poses at 30 Hz)");
+    // The real server binary, optimised, next to the load generator that starts it.
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "roomscale-server",
+        "--bin",
+        "roomscale-server",
+        "--package",
+        "roomscale-tests",
+        "--bin",
+        "room-load",
+    ]))?;
+    run(cargo().args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "roomscale-tests",
+        "--bin",
+        "room-load",
+    ]))?;
     println!("\n== renderer");
     run(cargo()
         .args([

@@ -2,6 +2,7 @@
 //! merges them.
 
 pub mod api;
+pub mod assets;
 pub mod health;
 mod html;
 pub mod pages;

@@ -17,7 +17,7 @@ use super::html::{escape, layout};
 use crate::AppState;
 use crate::error::{Error, FieldErrors};
 use crate::identity::Visitor;
-use crate::storage::{NewRoom, Room};
+use crate::storage::{NewRoom, Room, rfc3339};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,10 +48,11 @@ async fn list_rooms(State(state): State<AppState>, visitor: Visitor) -> PageResu
         body.push_str("<ul class=\"rooms\">\n");
         for room in &rooms {
             body.push_str(&format!(
-                "<li><a href=\"/rooms/{id}\">{name}</a><div class=\"description\">{description}</div></li>\n",
+                "<li><a href=\"/rooms/{id}\">{name}</a><div class=\"description\">{description}</div><div class=\"meta\">Updated {updated}</div></li>\n",
                 id = room.id,
                 name = escape(&room.name),
                 description = escape(&room.description),
+                updated = time_element(room.updated_at),
             ));
         }
         body.push_str("</ul>\n");
@@ -105,14 +106,20 @@ async fn show_room(
     let body = format!(
         r#"<h1>{name}</h1>
 <p class="description">{description}</p>
+<p class="meta">Created {created}</p>
 <p><a href="/rooms/{id}/edit">Edit room</a></p>
-<form method="post" action="/rooms/{id}/delete"><button type="submit">Delete room</button></form>
+<form method="post" action="/rooms/{id}/delete" data-confirm="{confirm}"><button type="submit">Delete room</button></form>
 <div id="room-root" data-room-id="{id}" data-user-id="{user_id}" data-token="{token}"></div>
 <noscript>The room needs JavaScript to show people and carry voice.</noscript>
 <script type="module" src="/assets/room.js"></script>"#,
         id = room.id,
         name = escape(&room.name),
         description = escape(&room.description),
+        created = time_element(room.inserted_at),
+        confirm = escape(&format!(
+            "Delete the room \u{201c}{}\u{201d} and its chat history for everyone?",
+            room.name
+        )),
         user_id = escape(&visitor.user_id),
         token = escape(&token),
     );
@@ -239,6 +246,13 @@ fn page(visitor: &Visitor, status: StatusCode, html: String) -> Response {
 
 fn redirect(visitor: &Visitor, to: &str) -> Response {
     (visitor.set_cookie(), Redirect::to(to)).into_response()
+}
+
+/// A `<time>` that pages.js shows in the reader's time zone; without JavaScript
+/// the UTC time stays readable.
+fn time_element(unix_ms: i64) -> String {
+    let stamp = escape(&rfc3339(unix_ms));
+    format!("<time datetime=\"{stamp}\">{stamp}</time>")
 }
 
 fn capitalise(message: &str) -> String {

@@ -1,0 +1,187 @@
+// The room channel through the official phoenix.js client: join (and rejoin
+// after every reconnect, with `last_seen_id` so history is neither lost nor
+// repeated), presence, persisted room events, and pose batches in and out.
+
+import {Presence, Socket, type Channel} from "phoenix"
+
+import {
+  CHAT_EVENT,
+  POSE_EVENT,
+  POSES_EVENT,
+  PROTOCOL_VERSION,
+  ROOM_EVENT_EVENT,
+  UPDATE_PROFILE_EVENT,
+  type ErrorReply,
+  type JoinPayload,
+  type JoinReply,
+  type PresenceMeta,
+  type RoomEvent,
+  type StoredReply,
+} from "@roomscale/protocol"
+import {decodeBatch, type PoseBatch} from "../protocol/pose"
+import {pushBinaryNoReply} from "./phoenix"
+import type {Profile} from "./profile"
+
+export type ConnectionStatus =
+  | {kind: "connecting"}
+  | {kind: "joined"}
+  | {kind: "reconnecting"; reason: string}
+  /** Not retrying: the reason says what the visitor can do. */
+  | {kind: "failed"; reason: string}
+
+export interface PresenceMember {
+  userId: string
+  metas: PresenceMeta[]
+}
+
+export interface RoomHandlers {
+  status(status: ConnectionStatus): void
+  /** Each successful join, the first and every rejoin. */
+  joined(reply: JoinReply): void
+  presence(members: PresenceMember[]): void
+  event(event: RoomEvent): void
+  /** A decoded batch and when it arrived (performance.now() milliseconds). */
+  poses(batch: PoseBatch, receivedAt: number): void
+}
+
+export interface RoomConnectionOptions {
+  roomId: string
+  token: string
+  /** Read at every join, so a rejoin carries the current name and colour. */
+  profile(): Profile
+  /** The newest persisted event id this client holds; read at every join. */
+  lastSeenId(): number
+  handlers: RoomHandlers
+}
+
+/** Join errors that retrying cannot fix. */
+const FATAL_JOIN_ERRORS = new Set(["room_not_found", "unsupported_version", "unknown_topic"])
+
+export class RoomConnection {
+  private readonly socket: Socket
+  private readonly channel: Channel
+  private readonly presence: Presence
+  private readonly handlers: RoomHandlers
+  private joinedOnce = false
+  /** Set once the room cannot work (see `fail`); later socket events do not change the status. */
+  private failed = false
+
+  constructor(private readonly options: RoomConnectionOptions) {
+    const handlers: RoomHandlers = {
+      ...options.handlers,
+      status: (status) => {
+        if (!this.failed) {
+          options.handlers.status(status)
+        }
+      },
+    }
+    this.handlers = handlers
+    this.socket = new Socket("/socket", {params: {token: options.token}})
+    this.socket.onOpen(() => {
+      performance.mark("roomscale:socket-open")
+    })
+    this.socket.onError(() => {
+      handlers.status({kind: "reconnecting", reason: "the connection to the server was lost"})
+    })
+    this.socket.onClose((event: CloseEvent) => {
+      // The server puts what went wrong in the close reason (a heartbeat timeout, a bad frame).
+      handlers.status({kind: "reconnecting", reason: event.reason || "the connection to the server closed"})
+    })
+    this.channel = this.socket.channel(`room:${options.roomId}`, () => this.joinPayload())
+    this.channel.onError(() => {
+      handlers.status({kind: "reconnecting", reason: "the room restarted or the connection dropped"})
+    })
+    this.presence = new Presence(this.channel)
+    this.presence.onSync(() => {
+      handlers.presence(this.presence.list((userId: string, entry: {metas: PresenceMeta[]}) => ({userId, metas: entry.metas})))
+    })
+    this.channel.on(ROOM_EVENT_EVENT, (event: RoomEvent) => handlers.event(event))
+    this.channel.on(POSES_EVENT, (payload: ArrayBuffer) => {
+      const receivedAt = performance.now()
+      try {
+        handlers.poses(decodeBatch(new Uint8Array(payload)), receivedAt)
+      } catch (error) {
+        // One bad batch must not stop the room; the next one replaces it.
+        console.warn(`ignored a pose batch: ${(error as Error).message}`)
+      }
+    })
+  }
+
+  connect(): void {
+    this.handlers.status({kind: "connecting"})
+    performance.mark("roomscale:connect")
+    this.socket.connect()
+    this.channel
+      .join()
+      .receive("ok", (reply: JoinReply) => {
+        this.joinedOnce = true
+        this.handlers.joined(reply)
+        this.handlers.status({kind: "joined"})
+      })
+      .receive("error", (error: ErrorReply) => {
+        if (FATAL_JOIN_ERRORS.has(error.code)) {
+          // phoenix.js would retry forever; these cannot succeed.
+          this.fail(error.reason)
+        } else {
+          this.handlers.status({kind: "reconnecting", reason: error.reason})
+        }
+      })
+      .receive("timeout", () => {
+        this.handlers.status({kind: "reconnecting", reason: "the server did not answer the join in time"})
+      })
+  }
+
+  /** Leaves the room for good, showing `reason` (something the visitor can act on). */
+  fail(reason: string): void {
+    this.handlers.status({kind: "failed", reason})
+    this.failed = true
+    this.channel.leave()
+    this.socket.disconnect()
+  }
+
+  /** Whether the channel is joined right now. */
+  get isJoined(): boolean {
+    return this.joinedOnce && this.channel.state === "joined" && this.socket.isConnected()
+  }
+
+  /** Sends one encoded pose; false when not joined (the pose is dropped). */
+  sendPose(encoded: Uint8Array): boolean {
+    const payload = encoded.buffer.slice(encoded.byteOffset, encoded.byteOffset + encoded.byteLength) as ArrayBuffer
+    return pushBinaryNoReply(this.socket, this.channel, POSE_EVENT, payload)
+  }
+
+  /** Stores a chat message; resolves with its id once the server has stored it. */
+  sendChat(text: string): Promise<number> {
+    return this.pushForReply<StoredReply>(CHAT_EVENT, {text}).then((reply) => reply.id)
+  }
+
+  updateProfile(profile: Profile): Promise<void> {
+    return this.pushForReply(UPDATE_PROFILE_EVENT, {name: profile.name, colour: profile.colour}).then(() => undefined)
+  }
+
+  private pushForReply<T>(event: string, payload: object): Promise<T> {
+    if (!this.joinedOnce) {
+      // phoenix.js throws on a push before the first join; say it plainly instead.
+      return Promise.reject(new Error("not in the room yet; wait until it says you are in"))
+    }
+    return new Promise((resolve, reject) => {
+      this.channel
+        .push(event, payload)
+        .receive("ok", (reply: T) => resolve(reply))
+        .receive("error", (error: ErrorReply) => reject(new Error(error.reason)))
+        .receive("timeout", () => reject(new Error("the server did not answer in time; try again")))
+    })
+  }
+
+  private joinPayload(): JoinPayload {
+    const profile = this.options.profile()
+    const lastSeenId = this.options.lastSeenId()
+    return {
+      protocol_version: PROTOCOL_VERSION,
+      name: profile.name,
+      colour: profile.colour,
+      client_kind: "web",
+      ...(lastSeenId > 0 ? {last_seen_id: lastSeenId} : {}),
+    }
+  }
+}

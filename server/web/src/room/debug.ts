@@ -1,0 +1,93 @@
+// A small read-only view of the room for end-to-end tests and for a person
+// debugging in the console: `window.roomscale`. Positions are read from the
+// Babylon meshes as drawn, not from the data that placed them.
+
+import type {Avatar} from "./avatars"
+import type {ChatLine, Person} from "./ui"
+
+export type RoomState = "connecting" | "joining" | "joined" | "reconnecting" | "failed"
+
+type Vec3 = [number, number, number]
+
+export interface AvatarView {
+  userId: string
+  slot: number
+  name: string
+  colour: string
+  self: boolean
+  /** Whether it is drawn (a member is hidden until its first pose arrives). */
+  visible: boolean
+  head: Vec3
+  left: Vec3
+  right: Vec3
+}
+
+export interface RoomSources {
+  state(): RoomState
+  selfSlot(): number | null
+  userId(): string
+  /** performance.now() when the visitor was first in the room (joined, listed, own avatar drawn). */
+  inRoomAt(): number | null
+  immersive(): boolean
+  avatars(): Avatar[]
+  people(): Person[]
+  chat(): ChatLine[]
+}
+
+export interface RoomDebugSurface {
+  readonly state: RoomState
+  readonly selfSlot: number | null
+  readonly userId: string
+  readonly inRoomAt: number | null
+  readonly immersive: boolean
+  avatars(): AvatarView[]
+  /** The visitor's own head, from their own avatar's head node. */
+  selfHead(): Vec3 | null
+  people(): Person[]
+  chat(): ChatLine[]
+}
+
+declare global {
+  interface Window {
+    roomscale?: RoomDebugSurface
+  }
+}
+
+export function installDebugSurface(sources: RoomSources): void {
+  const view = (avatar: Avatar): AvatarView => ({
+    userId: avatar.userId,
+    slot: avatar.slot,
+    name: avatar.name,
+    colour: avatar.colour,
+    self: avatar.isSelf,
+    visible: avatar.isVisible(),
+    head: avatar.headPosition(),
+    ...avatar.handPositions(),
+  })
+  const surface: RoomDebugSurface = {
+    get state() {
+      return sources.state()
+    },
+    get selfSlot() {
+      return sources.selfSlot()
+    },
+    get userId() {
+      return sources.userId()
+    },
+    get inRoomAt() {
+      return sources.inRoomAt()
+    },
+    get immersive() {
+      return sources.immersive()
+    },
+    avatars: () => sources.avatars().map(view),
+    selfHead: () => {
+      const self = sources.avatars().find((avatar) => avatar.isSelf)
+      return self ? self.headPosition() : null
+    },
+    // Copies, so a caller cannot change what the page holds.
+    people: () => sources.people().map((person) => ({...person})),
+    chat: () => sources.chat().map((line) => ({...line})),
+  }
+  Object.defineProperty(window, "roomscale", {value: Object.freeze(surface), writable: false, configurable: false})
+}

@@ -1,0 +1,298 @@
+// The room page (room.js): the visitor in a 3D room with everyone else.
+//
+// The server renders `<div id="room-root" data-room-id data-user-id data-token>`;
+// this script builds the page's room UI in it, the Babylon scene, WebXR, and the
+// room channel, and then each frame: sends the visitor's own pose, and shows
+// every other member's avatar about 100 ms behind their latest pose.
+
+import {Vector3} from "@babylonjs/core/Maths/math.vector"
+
+import type {JoinReply, PresenceMeta, RoomEvent} from "@roomscale/protocol"
+
+import type {PoseBatch} from "../protocol/pose"
+import {AvatarFactory, type Avatar} from "./avatars"
+import {RoomConnection, type ConnectionStatus, type PresenceMember} from "./connection"
+import {installDebugSurface, type RoomState} from "./debug"
+import {AvatarTrack} from "./interpolation"
+import {flatPose, immersivePose, PoseSender} from "./localPose"
+import {loadProfile, saveProfile, validateColour, validateName, type Profile} from "./profile"
+import {createRoomScene, EYE_HEIGHT, SPAWN_LOOK_AT_HEIGHT} from "./scene"
+import {RoomUi, type ChatLine, type Person} from "./ui"
+import {isImmersive, setUpXr, type XrSupport} from "./xr"
+
+const AVATAR_URL = "/assets/avatar.gltf"
+/** A batch stamped this far before a track's newest sample means the room's clock restarted. */
+const CLOCK_RESTART_SECONDS = 1
+/** Visitors arrive spread on a circle around the room's centre, facing it. */
+const SPAWN_RADIUS = 2.5
+const GOLDEN_ANGLE = Math.PI * (3 - Math.sqrt(5))
+
+function start(): void {
+  performance.mark("roomscale:start")
+  const root = document.getElementById("room-root")
+  const roomId = root?.dataset.roomId
+  const userId = root?.dataset.userId
+  const token = root?.dataset.token
+  if (!root || !roomId || !userId || !token) {
+    console.error("room.js: this page has no #room-root with data-room-id, data-user-id and data-token")
+    return
+  }
+  let profile = loadProfile(userId)
+  const ui = new RoomUi(root, profile)
+  let state: RoomState = "connecting"
+  let inRoomAt: number | null = null
+  let selfSlot: number | null = null
+  let joinedOnce = false
+  let members: PresenceMember[] = []
+  let factory: AvatarFactory | null = null
+  let xr: XrSupport = {experience: null, unavailableReason: null}
+  const avatars = new Map<number, Avatar>()
+  const tracks = new Map<number, AvatarTrack>()
+  const chat = new Map<number, ChatLine>()
+  let lastSeenId = 0
+
+  const connection = new RoomConnection({
+    roomId,
+    token,
+    profile: () => profile,
+    lastSeenId: () => lastSeenId,
+    handlers: {
+      status: (status: ConnectionStatus) => {
+        ui.setStatus(status)
+        if (status.kind !== "joined") {
+          state = status.kind
+        }
+        updateState()
+      },
+      joined: (reply: JoinReply) => {
+        performance.mark("roomscale:joined")
+        startRenderLoop()
+        selfSlot = reply.slot
+        // The room's pose clock may have restarted with the room: start every track afresh.
+        tracks.clear()
+        poseSender.reset()
+        if (!joinedOnce) {
+          joinedOnce = true
+          placeAtSpawn(reply.slot)
+        }
+        if (reply.truncated) {
+          ui.setChatNote("Older messages are not shown.")
+        }
+        addEvents(reply.events)
+        state = "joined"
+        reconcileAvatars()
+        updateState()
+      },
+      presence: (list: PresenceMember[]) => {
+        members = list
+        ui.setPeople(people())
+        reconcileAvatars()
+        updateState()
+      },
+      event: (event: RoomEvent) => addEvents([event]),
+      poses: (batch: PoseBatch, receivedAt: number) => {
+        const serverTime = batch.serverTimeMs / 1000
+        for (const {slot, pose} of batch.poses) {
+          if (slot === selfSlot) {
+            continue
+          }
+          let track = tracks.get(slot)
+          const newest = track?.newestServerTime()
+          if (!track || (newest != null && serverTime < newest - CLOCK_RESTART_SECONDS)) {
+            track = new AvatarTrack()
+            tracks.set(slot, track)
+          }
+          track.push(receivedAt / 1000, serverTime, pose)
+        }
+      },
+    },
+  })
+  const poseSender = new PoseSender((encoded) => connection.sendPose(encoded))
+  // Connect before building the scene: the socket opens and the join travels
+  // meanwhile. Nothing arrives before this function returns, so the handlers
+  // above never see the scene half made.
+  connection.connect()
+
+  let room: ReturnType<typeof createRoomScene>
+  try {
+    room = createRoomScene(ui.canvas)
+  } catch (error) {
+    connection.fail(`this browser cannot draw 3D (${(error as Error).message}); turn on WebGL or try another browser`)
+    return
+  }
+  const {engine, scene, camera, floor} = room
+  performance.mark("roomscale:scene")
+  scene.onAfterRenderObservable.addOnce(() => performance.mark("roomscale:first-frame"))
+
+  ui.onChat(async (text) => {
+    await connection.sendChat(text)
+  })
+  ui.onProfile(async (wanted: Profile) => {
+    const problem = validateName(wanted.name) ?? validateColour(wanted.colour)
+    if (problem) {
+      throw new Error(problem)
+    }
+    await connection.updateProfile(wanted)
+    profile = wanted
+    saveProfile(profile)
+  })
+
+  function placeAtSpawn(slot: number): void {
+    if (isImmersive(xr)) {
+      return
+    }
+    const angle = slot * GOLDEN_ANGLE
+    camera.position.set(Math.sin(angle) * SPAWN_RADIUS, EYE_HEIGHT, Math.cos(angle) * SPAWN_RADIUS)
+    camera.setTarget(new Vector3(0, SPAWN_LOOK_AT_HEIGHT, 0))
+  }
+
+  function addEvents(events: RoomEvent[]): void {
+    const added: ChatLine[] = []
+    for (const event of events) {
+      lastSeenId = Math.max(lastSeenId, event.id)
+      if (event.body.type !== "chat" || chat.has(event.id)) {
+        continue
+      }
+      const line = {id: event.id, userId: event.user_id, name: event.name, text: event.body.text, sentAt: event.sent_at}
+      chat.set(event.id, line)
+      added.push(line)
+    }
+    ui.showChat(added)
+  }
+
+  function people(): Person[] {
+    return members.map(({userId: id, metas}) => {
+      const newest = metas[metas.length - 1]
+      return {
+        userId: id,
+        name: newest.name,
+        colour: newest.colour,
+        kind: newest.client_kind,
+        isSelf: id === userId,
+        connections: metas.length,
+      }
+    })
+  }
+
+  /** One avatar per connection in presence (keyed by slot), made, updated or removed to match. */
+  function reconcileAvatars(): void {
+    if (!factory) {
+      return
+    }
+    const wanted = new Map<number, {userId: string; meta: PresenceMeta}>()
+    for (const {userId: id, metas} of members) {
+      for (const meta of metas) {
+        wanted.set(meta.slot, {userId: id, meta})
+      }
+    }
+    for (const [slot, avatar] of avatars) {
+      const want = wanted.get(slot)
+      if (!want || want.userId !== avatar.userId || avatar.isSelf !== (slot === selfSlot)) {
+        avatar.dispose()
+        avatars.delete(slot)
+        tracks.delete(slot)
+      }
+    }
+    for (const [slot, {userId: id, meta}] of wanted) {
+      const existing = avatars.get(slot)
+      if (existing) {
+        if (existing.name !== meta.name || existing.colour !== meta.colour) {
+          existing.setProfile(meta.name, meta.colour)
+        }
+        continue
+      }
+      const avatar = factory.create({slot, userId: id, name: meta.name, colour: meta.colour, isSelf: slot === selfSlot})
+      avatars.set(slot, avatar)
+      if (!avatar.isSelf) {
+        avatar.setVisible(false)
+      }
+    }
+  }
+
+  let rendering = false
+  function startRenderLoop(): void {
+    if (!rendering) {
+      rendering = true
+      engine.runRenderLoop(() => scene.render())
+    }
+  }
+
+  /**
+   * WebXR is set up once the visitor is in the room: building it is a long task
+   * that would otherwise delay the join on a busy main thread.
+   */
+  let xrStarted = false
+  function startXr(): void {
+    if (xrStarted) {
+      return
+    }
+    xrStarted = true
+    setUpXr(scene, floor, camera).then((support) => {
+      xr = support
+      ui.setXrNote(support.unavailableReason)
+    })
+  }
+
+  function updateState(): void {
+    if (state === "joined" && inRoomAt === null && selfSlot !== null && avatars.get(selfSlot)?.isSelf) {
+      // "In the room": joined, presence lists us, our avatar exists; the next frame shows it.
+      scene.onAfterRenderObservable.addOnce(() => {
+        performance.mark("roomscale:in-room")
+        inRoomAt ??= performance.now()
+        startXr()
+      })
+    }
+  }
+
+  scene.onBeforeRenderObservable.add(() => {
+    const now = performance.now()
+    const immersive = isImmersive(xr)
+    const pose = immersive && xr.experience ? immersivePose(xr.experience) : flatPose(camera)
+    if (connection.isJoined) {
+      poseSender.offer(now, pose)
+    }
+    for (const avatar of avatars.values()) {
+      if (avatar.isSelf) {
+        // Our own hands are our controllers in VR; on the flat screen nothing of us is drawn.
+        avatar.applyPose(pose, immersive)
+        continue
+      }
+      const shown = tracks.get(avatar.slot)?.sample(now / 1000)
+      avatar.setVisible(shown != null)
+      if (shown) {
+        avatar.applyPose(shown)
+      }
+    }
+  })
+
+  // One frame shows the room at once; the continuous loop waits for the join.
+  // Software-rendered frames (no GPU) would otherwise starve the connection
+  // of CPU on a small machine and delay the join by hundreds of milliseconds.
+  scene.executeWhenReady(() => scene.render())
+  new ResizeObserver(() => engine.resize()).observe(ui.view)
+
+  installDebugSurface({
+    state: () => (state === "joined" && inRoomAt === null ? "joining" : state),
+    selfSlot: () => selfSlot,
+    userId: () => userId,
+    inRoomAt: () => inRoomAt,
+    immersive: () => isImmersive(xr),
+    avatars: () => [...avatars.values()],
+    people,
+    chat: () => [...chat.values()].sort((a, b) => a.id - b.id),
+  })
+
+  AvatarFactory.load(scene, AVATAR_URL).then(
+    (loaded) => {
+      performance.mark("roomscale:avatar-model")
+      factory = loaded
+      reconcileAvatars()
+      updateState()
+    },
+    (error: Error) => {
+      connection.fail(`the avatar model could not be loaded (${error.message}); reload the page`)
+    },
+  )
+}
+
+start()

@@ -1,0 +1,241 @@
+// The room page's HTML around the 3D view: connection indicator, people list,
+// name and colour, chat. Everything a person typed is put in with textContent
+// (or an input's value), never as HTML.
+
+import {MAX_CHAT_CHARS, MAX_NAME_CHARS, type ClientKind} from "@roomscale/protocol"
+
+import type {ConnectionStatus} from "./connection"
+import type {Profile} from "./profile"
+
+export interface Person {
+  userId: string
+  name: string
+  colour: string
+  kind: ClientKind
+  isSelf: boolean
+  /** Connections of this user in the room (tabs, devices). */
+  connections: number
+}
+
+export interface ChatLine {
+  id: number
+  userId: string
+  name: string
+  text: string
+  sentAt: number
+}
+
+const CSS = `
+body.in-room { max-width: 80rem; }
+#room-root { display: grid; grid-template-columns: minmax(0, 1fr) 18rem; gap: 0.75rem; height: 78vh; background: none; }
+.room-view { position: relative; min-height: 20rem; background: #111; border-radius: 6px; overflow: hidden; }
+.room-view canvas { width: 100%; height: 100%; display: block; outline: none; touch-action: none; }
+.room-status { position: absolute; left: 0.6rem; top: 0.6rem; padding: 0.2rem 0.6rem; border-radius: 1rem; font-size: 0.85rem; background: rgba(0,0,0,0.6); color: #fff; }
+.room-status::before { content: ""; display: inline-block; width: 0.6rem; height: 0.6rem; border-radius: 50%; margin-right: 0.4rem; background: #999; }
+.room-status[data-kind="joined"]::before { background: #3c3; }
+.room-status[data-kind="connecting"]::before, .room-status[data-kind="reconnecting"]::before { background: #fc3; }
+.room-status[data-kind="failed"]::before { background: #e33; }
+.room-help { position: absolute; left: 0.6rem; bottom: 0.6rem; font-size: 0.8rem; color: #eee; background: rgba(0,0,0,0.45); padding: 0.15rem 0.5rem; border-radius: 4px; }
+.room-side { display: flex; flex-direction: column; gap: 0.5rem; min-height: 0; }
+.room-side h2 { font-size: 1rem; margin: 0.2rem 0; }
+.room-side form { display: flex; gap: 0.3rem; align-items: center; margin: 0; }
+.room-side input { width: auto; }
+.room-side input[type=text] { flex: 1; min-width: 0; }
+.room-side input[type=color] { width: 2.4rem; height: 2rem; padding: 0; border: none; background: none; }
+.room-side button { margin: 0; }
+.room-people { list-style: none; margin: 0; padding: 0; max-height: 10rem; overflow-y: auto; }
+.room-people li { display: flex; align-items: baseline; gap: 0.4rem; }
+.room-people .name { min-width: 0; overflow-wrap: anywhere; }
+.swatch { display: inline-block; width: 0.8rem; height: 0.8rem; border-radius: 50%; flex: none; }
+.room-people .kind { color: #777; font-size: 0.8rem; flex: none; }
+.room-chat { display: flex; flex-direction: column; flex: 1; min-height: 0; }
+.room-chat-log { list-style: none; margin: 0 0 0.3rem; padding: 0.3rem; flex: 1; overflow-y: auto; border: 1px solid #ddd; border-radius: 4px; white-space: pre-wrap; overflow-wrap: anywhere; }
+.room-chat-log .who { font-weight: 600; margin-right: 0.3rem; }
+.room-chat-log time { color: #888; font-size: 0.75rem; margin-left: 0.3rem; }
+.room-note { color: #666; font-size: 0.85rem; margin: 0; }
+.room-note.error { color: #b00020; }
+@media (max-width: 50rem) { #room-root { grid-template-columns: 1fr; height: auto; } .room-view { height: 60vh; } }
+`
+
+export class RoomUi {
+  readonly canvas: HTMLCanvasElement
+  readonly view: HTMLElement
+  private readonly status: HTMLElement
+  private readonly help: HTMLElement
+  private readonly peopleHeading: HTMLElement
+  private readonly peopleList: HTMLUListElement
+  private readonly profileForm: HTMLFormElement
+  private readonly nameInput: HTMLInputElement
+  private readonly colourInput: HTMLInputElement
+  private readonly profileNote: HTMLElement
+  private readonly chatLog: HTMLOListElement
+  private readonly chatForm: HTMLFormElement
+  private readonly chatInput: HTMLInputElement
+  private readonly chatNote: HTMLElement
+  private readonly chatLines = new Map<number, HTMLLIElement>()
+
+  constructor(root: HTMLElement, profile: Profile) {
+    const style = document.createElement("style")
+    style.textContent = CSS
+    document.head.append(style)
+    document.body.classList.add("in-room")
+    root.replaceChildren()
+
+    this.view = element("div", {className: "room-view"})
+    this.canvas = element("canvas", {id: "room-canvas", tabIndex: 0})
+    this.canvas.setAttribute("aria-label", "The room in 3D: click, then walk with W A S D or the arrow keys, drag to look")
+    this.status = element("div", {className: "room-status", role: "status"})
+    this.help = element("div", {className: "room-help", textContent: "Click the view, then W A S D to walk, drag to look"})
+    this.view.append(this.canvas, this.status, this.help)
+
+    const side = element("aside", {className: "room-side"})
+
+    const people = element("section", {className: "room-people-section"})
+    this.peopleHeading = element("h2", {textContent: "People"})
+    this.peopleList = element("ul", {className: "room-people"})
+    people.append(this.peopleHeading, this.peopleList)
+
+    const you = element("section", {})
+    this.profileForm = element("form", {className: "room-profile"})
+    this.nameInput = element("input", {type: "text", name: "name", maxLength: MAX_NAME_CHARS, required: true, value: profile.name})
+    this.nameInput.setAttribute("aria-label", "Your name")
+    this.colourInput = element("input", {type: "color", name: "colour", value: profile.colour})
+    this.colourInput.setAttribute("aria-label", "Your colour")
+    const save = element("button", {type: "submit", textContent: "Save"})
+    this.profileForm.append(this.nameInput, this.colourInput, save)
+    this.profileNote = element("p", {className: "room-note"})
+    you.append(element("h2", {textContent: "You"}), this.profileForm, this.profileNote)
+
+    const chat = element("section", {className: "room-chat"})
+    this.chatLog = element("ol", {className: "room-chat-log"})
+    this.chatLog.setAttribute("aria-live", "polite")
+    this.chatForm = element("form", {})
+    this.chatInput = element("input", {type: "text", name: "text", maxLength: MAX_CHAT_CHARS, autocomplete: "off", placeholder: "Say something"})
+    this.chatInput.setAttribute("aria-label", "Chat message")
+    this.chatForm.append(this.chatInput, element("button", {type: "submit", textContent: "Send"}))
+    this.chatNote = element("p", {className: "room-note"})
+    chat.append(element("h2", {textContent: "Chat"}), this.chatLog, this.chatForm, this.chatNote)
+
+    side.append(people, you, chat)
+    root.append(this.view, side)
+
+    // Clicking the view gives it the keyboard, so WASD walks.
+    this.canvas.addEventListener("pointerdown", () => this.canvas.focus())
+  }
+
+  setStatus(status: ConnectionStatus): void {
+    const text = {
+      connecting: "Connecting…",
+      joined: "In the room",
+      reconnecting: "Reconnecting…",
+      failed: "Not connected",
+    }[status.kind]
+    this.status.dataset.kind = status.kind
+    this.status.textContent = "reason" in status ? `${text} ${status.reason}` : text
+    this.status.title = "reason" in status ? status.reason : text
+  }
+
+  setXrNote(note: string | null): void {
+    if (note) {
+      this.help.textContent = `${this.help.textContent} · ${note}`
+    }
+  }
+
+  setPeople(people: Person[]): void {
+    this.peopleHeading.textContent = `People (${people.length})`
+    const items = people.map((person) => {
+      const item = element("li", {})
+      item.dataset.userId = person.userId
+      const swatch = element("span", {className: "swatch"})
+      swatch.style.background = person.colour
+      const name = element("span", {className: "name", textContent: person.name})
+      const details = [kindLabel(person.kind), person.isSelf ? "you" : "", person.connections > 1 ? `×${person.connections}` : ""]
+      const kind = element("span", {className: "kind", textContent: details.filter(Boolean).join(" · ")})
+      item.append(swatch, name, kind)
+      return item
+    })
+    this.peopleList.replaceChildren(...items)
+  }
+
+  /** Shows `lines`, sorted by id; lines already shown are kept, not repeated. */
+  showChat(lines: ChatLine[]): void {
+    let appended = false
+    for (const line of lines) {
+      if (this.chatLines.has(line.id)) {
+        continue
+      }
+      const item = element("li", {})
+      item.dataset.id = String(line.id)
+      const who = element("span", {className: "who", textContent: line.name})
+      const text = element("span", {className: "text", textContent: line.text})
+      const time = element("time", {textContent: new Date(line.sentAt).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})})
+      time.dateTime = new Date(line.sentAt).toISOString()
+      item.append(who, text, time)
+      this.chatLines.set(line.id, item)
+      const next = [...this.chatLines.keys()].filter((id) => id > line.id).sort((a, b) => a - b)[0]
+      this.chatLog.insertBefore(item, next === undefined ? null : this.chatLines.get(next)!)
+      appended = true
+    }
+    if (appended) {
+      this.chatLog.scrollTop = this.chatLog.scrollHeight
+    }
+  }
+
+  setChatNote(note: string, isError = false): void {
+    this.chatNote.textContent = note
+    this.chatNote.classList.toggle("error", isError)
+  }
+
+  setProfileNote(note: string, isError = false): void {
+    this.profileNote.textContent = note
+    this.profileNote.classList.toggle("error", isError)
+  }
+
+  onChat(send: (text: string) => Promise<void>): void {
+    this.chatForm.addEventListener("submit", (event) => {
+      event.preventDefault()
+      const text = this.chatInput.value
+      if (text.trim() === "") {
+        return
+      }
+      this.setChatNote("")
+      send(text).then(
+        () => {
+          if (this.chatInput.value === text) {
+            this.chatInput.value = ""
+          }
+        },
+        (error: Error) => this.setChatNote(`Not sent: ${error.message}`, true),
+      )
+    })
+  }
+
+  onProfile(save: (profile: Profile) => Promise<void>): void {
+    this.profileForm.addEventListener("submit", (event) => {
+      event.preventDefault()
+      const profile = {name: this.nameInput.value, colour: this.colourInput.value}
+      save(profile).then(
+        () => this.setProfileNote("Saved."),
+        (error: Error) => this.setProfileNote(error.message, true),
+      )
+    })
+  }
+}
+
+function kindLabel(kind: ClientKind): string {
+  return {web: "browser", desktop: "desktop app", xr: "PC VR", quest: "Quest"}[kind] ?? kind
+}
+
+/** document.createElement with properties; text goes in through textContent. */
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  properties: Partial<HTMLElementTagNameMap[K]> & {role?: string},
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag)
+  const {role, ...rest} = properties
+  Object.assign(node, rest)
+  if (role) {
+    node.setAttribute("role", role)
+  }
+  return node
+}

@@ -1,0 +1,318 @@
+// What the browser end-to-end tests and the web benchmark share: the real
+// server binary on a free loopback port, Debian's headless Chromium through
+// playwright-core (never a downloaded browser), visitors that record every
+// request and console error, and an emulated Quest 3 (iwer) for WebXR.
+//
+// Pages are opened as http://localhost:PORT although the server binds
+// 127.0.0.1: Babylon's Enter-VR button refuses plain http on any other host.
+//
+// Environment: ROOMSCALE_CHROMIUM (browser binary, default /usr/bin/chromium),
+// ROOMSCALE_SERVER_BIN (a prebuilt server instead of `cargo build`),
+// ROOMSCALE_SHOW_CONSOLE=1 (echo every page's console).
+
+import {spawn, spawnSync} from "node:child_process"
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync} from "node:fs"
+import {tmpdir} from "node:os"
+import {dirname, join} from "node:path"
+import {fileURLToPath} from "node:url"
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
+export const ARTIFACTS = join(ROOT, "artifacts", "web")
+const CHROMIUM = process.env.ROOMSCALE_CHROMIUM ?? "/usr/bin/chromium"
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+  // Two pages share the machine: keep both animating although neither has focus.
+  "--disable-background-timer-throttling",
+  "--disable-renderer-backgrounding",
+  "--disable-backgrounding-occluded-windows",
+]
+const IWER = join(ROOT, "node_modules", "iwer", "build", "iwer.min.js")
+
+/** Why these tests cannot run here, or null when they can. */
+export function missingPrerequisite() {
+  if (!existsSync(CHROMIUM)) {
+    return `no Chromium at ${CHROMIUM}; install it with \`apt-get install -y chromium\` (or set ROOMSCALE_CHROMIUM)`
+  }
+  if (!existsSync(join(ROOT, "node_modules", "playwright-core"))) {
+    return "playwright-core is not installed; run `npm ci` in the project root"
+  }
+  return null
+}
+
+/** Runs a command in the project root, failing with its output when it fails. */
+function run(command, args) {
+  const result = spawnSync(command, args, {cwd: ROOT, encoding: "utf8"})
+  if (result.status !== 0) {
+    throw new Error(`\`${command} ${args.join(" ")}\` failed (${result.status ?? result.signal}):\n${result.stdout}${result.stderr}`)
+  }
+  return result.stdout
+}
+
+function newestMtime(path) {
+  const stat = statSync(path)
+  if (!stat.isDirectory()) {
+    return stat.mtimeMs
+  }
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newestMtime(join(path, name))))
+}
+
+/** Builds the web client when its sources are newer than the bundle. */
+export function ensureWebBuild() {
+  const bundle = join(ROOT, "server", "web", "dist", "room.js")
+  const sources = [
+    join(ROOT, "server", "web", "src"),
+    join(ROOT, "server", "web", "build.mjs"),
+    join(ROOT, "protocol", "bindings", "protocol.ts"),
+    join(ROOT, "assets", "avatar.gltf"),
+  ]
+  if (!existsSync(bundle) || Math.max(...sources.map(newestMtime)) > statSync(bundle).mtimeMs) {
+    run("node", ["server/web/build.mjs"])
+  }
+}
+
+/** Builds (if needed) and returns the real server binary. */
+export function serverBinary() {
+  if (process.env.ROOMSCALE_SERVER_BIN) {
+    return process.env.ROOMSCALE_SERVER_BIN
+  }
+  run("cargo", ["build", "--quiet", "-p", "roomscale-server", "--bin", "roomscale-server"])
+  return join(ROOT, "target", "debug", "roomscale-server")
+}
+
+/**
+ * Starts the server on 127.0.0.1 with a fresh data directory and the built
+ * client; resolves once it logs where it listens.
+ */
+export async function startServer() {
+  ensureWebBuild()
+  const binary = serverBinary()
+  const dataDir = mkdtempSync(join(tmpdir(), "roomscale-web-"))
+  // The test's own database and log level, whatever the caller's environment says.
+  const env = {...process.env}
+  for (const name of ["DATABASE_URL", "RUST_LOG", "ROOMSCALE_LOG", "ROOMSCALE_WEB_DIR"]) {
+    delete env[name]
+  }
+  const child = spawn(
+    binary,
+    ["--bind", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", join(ROOT, "server", "web", "dist"), "--log", "info"],
+    {cwd: ROOT, env, stdio: ["ignore", "ignore", "pipe"]},
+  )
+  const log = []
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not start within 30 s:\n${log.join("")}`)), 30_000)
+    child.stderr.setEncoding("utf8")
+    child.stderr.on("data", (chunk) => {
+      log.push(chunk)
+      // eslint-disable-next-line no-control-regex
+      const match = log.join("").replace(/\x1b\[[0-9;]*m/g, "").match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)
+      if (match) {
+        clearTimeout(timer)
+        resolve(Number(match[1]))
+      }
+    })
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`the server exited (${code}) before listening:\n${log.join("")}`))
+    })
+  })
+  const url = `http://localhost:${port}`
+  return {
+    url,
+    log,
+    async createRoom(name, description = "") {
+      const response = await fetch(`http://127.0.0.1:${port}/api/rooms`, {
+        method: "POST",
+        headers: {"content-type": "application/json"},
+        body: JSON.stringify({name, description}),
+      })
+      if (response.status !== 201) {
+        throw new Error(`creating a room answered ${response.status}: ${await response.text()}`)
+      }
+      return (await response.json()).id
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve))
+        child.kill("SIGTERM")
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+        if (child.exitCode === null) {
+          child.kill("SIGKILL")
+        }
+      }
+      rmSync(dataDir, {recursive: true, force: true})
+    },
+  }
+}
+
+export async function launchBrowser() {
+  const {chromium} = await import("playwright-core")
+  // launch() gives Chromium a fresh temporary profile (user-data-dir) each time.
+  return chromium.launch({executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS})
+}
+
+/**
+ * A visitor: its own browser context (own cookie, so its own user id), a page
+ * recording every request, console error and uncaught exception, and
+ * optionally an emulated Quest 3.
+ */
+export async function openVisitor(
+  browser,
+  baseUrl,
+  roomId,
+  {xr = false, proxySockets = false, viewport = {width: 1100, height: 760}} = {},
+) {
+  const context = await browser.newContext({viewport})
+  const page = await context.newPage()
+  const requests = []
+  const consoleErrors = []
+  /** Text frames (JSON) each way over the page's WebSockets; binary pose frames are not kept. */
+  const frames = {sent: [], received: []}
+  page.on("request", (request) => requests.push(request.url()))
+  page.on("websocket", (socket) => {
+    requests.push(socket.url())
+    socket.on("framesent", ({payload}) => typeof payload === "string" && frames.sent.push(JSON.parse(payload)))
+    socket.on("framereceived", ({payload}) => typeof payload === "string" && frames.received.push(JSON.parse(payload)))
+  })
+  page.on("console", (message) => {
+    if (message.type() === "error") {
+      consoleErrors.push(message.text())
+    }
+  })
+  if (process.env.ROOMSCALE_SHOW_CONSOLE) {
+    page.on("console", (message) => console.log(`[page] ${message.text()}`))
+  }
+  page.on("pageerror", (error) => consoleErrors.push(`uncaught: ${error.message}`))
+  if (xr) {
+    // iwer stays out of the production bundle: the test injects it before any page script.
+    await page.addInitScript({path: IWER})
+    await page.addInitScript(() => {
+      const device = new globalThis.IWER.XRDevice(globalThis.IWER.metaQuest3)
+      device.installRuntime({forceInstall: true})
+      globalThis.__xrDevice = device
+    })
+  }
+  const sockets = proxySockets ? await proxyWebSockets(page) : null
+  const roomUrl = `${baseUrl}/rooms/${roomId}`
+  const startedAt = Date.now()
+  await page.goto(roomUrl)
+  return {
+    context,
+    page,
+    requests,
+    consoleErrors,
+    frames,
+    sockets,
+    roomUrl,
+    startedAt,
+    /** Requests that left the page's origin (data: and blob: URLs never leave the machine). */
+    foreignRequests() {
+      const origin = new URL(baseUrl).origin
+      return requests.filter((url) => {
+        const parsed = new URL(url)
+        if (parsed.protocol === "data:" || parsed.protocol === "blob:") {
+          return false
+        }
+        const asHttp = parsed.protocol.replace(/^ws/, "http")
+        return `${asHttp}//${parsed.host}` !== origin
+      })
+    },
+    async close() {
+      await context.close()
+    },
+  }
+}
+
+/**
+ * Puts the page's WebSockets through Playwright, so a test can drop them (as a
+ * network failure would) and refuse reconnections for a while. Records the
+ * JSON frames each way.
+ */
+async function proxyWebSockets(page) {
+  const control = {blocked: false, live: [], sent: [], received: [], refused: 0}
+  await page.routeWebSocket(/\/socket\/websocket/, (socket) => {
+    if (control.blocked) {
+      control.refused++
+      socket.close({code: 1011, reason: "refused by the test"})
+      return
+    }
+    const server = socket.connectToServer()
+    const pair = {socket, server}
+    control.live.push(pair)
+    socket.onMessage((message) => {
+      if (typeof message === "string") {
+        control.sent.push(JSON.parse(message))
+      }
+      server.send(message)
+    })
+    server.onMessage((message) => {
+      if (typeof message === "string") {
+        control.received.push(JSON.parse(message))
+      }
+      socket.send(message)
+    })
+    socket.onClose(() => server.close())
+    server.onClose(() => socket.close())
+  })
+  return {
+    get sent() {
+      return control.sent
+    },
+    get received() {
+      return control.received
+    },
+    get refused() {
+      return control.refused
+    },
+    /** Drops every open connection and refuses new ones until `unblock()`. */
+    async dropAndBlock() {
+      control.blocked = true
+      for (const {socket, server} of control.live.splice(0)) {
+        await socket.close({code: 4000, reason: "dropped by the test"})
+        await server.close()
+      }
+    },
+    unblock() {
+      control.blocked = false
+    },
+  }
+}
+
+/** Waits until the page is in the room: joined, listed in presence, own avatar drawn. */
+export async function waitInRoom(page, timeout = 20_000) {
+  await page.waitForFunction(() => window.roomscale?.state === "joined", null, {timeout})
+}
+
+/** Polls `probe` (run in the test) every 20 ms until it returns a truthy value. */
+export async function waitFor(probe, {timeout = 5000, what = "a condition"} = {}) {
+  const started = performance.now()
+  let last
+  while (performance.now() - started < timeout) {
+    last = await probe()
+    if (last) {
+      return {value: last, ms: performance.now() - started}
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
+}
+
+export function distance(a, b) {
+  return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2])
+}
+
+export function artifactPath(name) {
+  mkdirSync(ARTIFACTS, {recursive: true})
+  return join(ARTIFACTS, name)
+}
+
+/** Marks a test as skipped with the reason on stderr, as the project's tests do. */
+export function skip(t, reason) {
+  process.stderr.write(`skipped: ${reason}\n`)
+  t.skip(reason)
+}

@@ -1,0 +1,215 @@
+// Browser and native in one room: the real server, the headless native client
+// (`roomscale join --headless`) and a visitor in Debian's headless Chromium.
+//
+//   node --test tests/web/native.test.mjs
+//
+// The native client renders offscreen with wgpu (lavapipe without a GPU); its
+// screenshot goes to artifacts/web/native-view.png.
+
+import assert from "node:assert/strict"
+import {spawn, spawnSync} from "node:child_process"
+import {mkdirSync, readFileSync} from "node:fs"
+import {join} from "node:path"
+import {after, before, test} from "node:test"
+
+import {
+  ROOT,
+  artifactPath,
+  distance,
+  launchBrowser,
+  missingPrerequisite,
+  openVisitor,
+  skip,
+  startServer,
+  waitFor,
+  waitInRoom,
+} from "./harness.mjs"
+
+const SAME_PLACE_M = 0.05
+/** The native headless view: see app/src/view.rs. */
+const VIEW = {width: 640, height: 480, verticalFovDegrees: 70}
+
+const unavailable = missingPrerequisite()
+let server
+let browser
+
+before(async () => {
+  if (unavailable) {
+    return
+  }
+  server = await startServer()
+  browser = await launchBrowser()
+})
+
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+})
+
+function nativeBinary() {
+  const built = spawnSync("cargo", ["build", "--quiet", "-p", "roomscale-app", "--bin", "roomscale"], {cwd: ROOT, encoding: "utf8"})
+  if (built.status !== 0) {
+    throw new Error(`building the native client failed:\n${built.stderr}`)
+  }
+  return join(ROOT, "target", "debug", "roomscale")
+}
+
+/** The native client as a child process, its stdout lines kept for `line()`. */
+function startNative(args) {
+  const runtimeDir = join(ROOT, "target", "xdg-runtime")
+  mkdirSync(runtimeDir, {recursive: true, mode: 0o700})
+  const child = spawn(nativeBinary(), args, {
+    cwd: ROOT,
+    env: {...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? runtimeDir},
+    stdio: ["ignore", "pipe", "pipe"],
+  })
+  const lines = []
+  const errors = []
+  let buffer = ""
+  child.stdout.setEncoding("utf8")
+  child.stdout.on("data", (chunk) => {
+    buffer += chunk
+    const complete = buffer.split("\n")
+    buffer = complete.pop()
+    lines.push(...complete)
+  })
+  child.stderr.setEncoding("utf8")
+  child.stderr.on("data", (chunk) => errors.push(chunk))
+  return {
+    lines,
+    /** The first line matching `pattern` (waiting for it), as a match array. */
+    async line(pattern, timeout = 15_000) {
+      const {value} = await waitFor(() => lines.map((l) => l.match(pattern)).find(Boolean), {
+        timeout,
+        what: `the native client to print ${pattern} (printed so far: ${JSON.stringify(lines)}; stderr: ${errors.join("")})`,
+      })
+      return value
+    },
+    stop() {
+      child.kill("SIGTERM")
+    },
+  }
+}
+
+function hexToRgb(hex) {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16))
+}
+
+/** Where a world point lands in the native view from `eye` looking along -Z. */
+function project(point, eye) {
+  const r = point.map((c, i) => c - eye[i])
+  assert.ok(r[2] < 0, "the point is in front of the native viewer")
+  const tan = Math.tan((VIEW.verticalFovDegrees / 2) * (Math.PI / 180))
+  const aspect = VIEW.width / VIEW.height
+  const ndc = [r[0] / (-r[2] * tan * aspect), r[1] / (-r[2] * tan)]
+  return [((ndc[0] + 1) / 2) * VIEW.width, ((1 - ndc[1]) / 2) * VIEW.height]
+}
+
+/** Pixels within `radius` of `centre` in a PNG whose hue matches `rgb` (any lighting). */
+async function matchingPixels(page, pngPath, centre, radius, rgb) {
+  const dataUrl = `data:image/png;base64,${readFileSync(pngPath).toString("base64")}`
+  return page.evaluate(async ({dataUrl, centre, radius, rgb}) => {
+    const image = new Image()
+    image.src = dataUrl
+    await image.decode()
+    const canvas = document.createElement("canvas")
+    canvas.width = image.width
+    canvas.height = image.height
+    const context = canvas.getContext("2d")
+    context.drawImage(image, 0, 0)
+    const [x0, y0] = [Math.round(centre[0] - radius), Math.round(centre[1] - radius)]
+    const {data} = context.getImageData(x0, y0, radius * 2, radius * 2)
+    const norm = Math.hypot(...rgb)
+    let hits = 0
+    for (let i = 0; i < data.length; i += 4) {
+      const pixel = [data[i], data[i + 1], data[i + 2]]
+      const length = Math.hypot(...pixel)
+      const cosine = (pixel[0] * rgb[0] + pixel[1] * rgb[1] + pixel[2] * rgb[2]) / (length * norm)
+      if (length > 40 && cosine > 0.995) {
+        hits++
+      }
+    }
+    return hits
+  }, {dataUrl, centre, radius, rgb})
+}
+
+test("a native client and a browser visitor see each other, chat, and the native walk shows in the browser", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const roomId = await server.createRoom("Browser and native")
+  const visitor = await openVisitor(browser, server.url, roomId)
+  const natives = []
+  try {
+    await waitInRoom(visitor.page)
+    const visitorHead = (await waitFor(() => visitor.page.evaluate(() => window.roomscale.selfHead()), {what: "the visitor's own head"})).value
+    const self = await visitor.page.evaluate(() => window.roomscale.avatars().find((a) => a.self))
+    const roomUrl = `${server.url.replace("localhost", "127.0.0.1")}/rooms/${roomId}`
+
+    // The native client stands 3 m behind the visitor, a little to the side, facing it.
+    const at = [visitorHead[0] + 0.4, 1.65, visitorHead[2] + 3]
+    const screenshot = artifactPath("native-view.png")
+    const native = startNative([
+      "join", roomUrl, "--headless", "--name", "Native Nell", "--colour", "#e0a030",
+      "--at", at.join(","), "--say", "hello from native", "--frames", "90", "--screenshot", screenshot, "--seconds", "40",
+    ])
+    natives.push(native)
+    const [, nativeId] = await native.line(/^joined ".*" as (\S+) \(slot \d+\)/)
+
+    // The browser shows the native avatar where the native client stands.
+    const seen = await waitFor(async () => {
+      const avatar = (await visitor.page.evaluate(() => window.roomscale.avatars())).find((a) => a.userId === nativeId)
+      return avatar?.visible && distance(avatar.head, at) <= SAME_PLACE_M && avatar
+    }, {timeout: 10_000, what: "the native avatar in the browser where the native client stands"})
+    t.diagnostic(`native avatar shown ${(distance(seen.value.head, at) * 100).toFixed(2)} cm from where it stands`)
+    const person = (await visitor.page.evaluate(() => window.roomscale.people())).find((p) => p.userId === nativeId)
+    assert.equal(person?.name, "Native Nell")
+
+    // The native client's presence lists the visitor.
+    const visitorName = (await visitor.page.evaluate(() => window.roomscale.people())).find((p) => p.isSelf).name
+    await native.line(new RegExp(`^present: .*${visitorName.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`))
+
+    // Chat both ways.
+    await waitFor(() => visitor.page.evaluate(() => window.roomscale.chat().some((line) => line.text === "hello from native")), {
+      what: "the native chat in the browser",
+    })
+    await visitor.page.fill(".room-chat input[name=text]", "hello from the browser")
+    await visitor.page.press(".room-chat input[name=text]", "Enter")
+    await native.line(/^chat #\d+ .*: hello from the browser$/)
+
+    // The native screenshot shows the visitor's avatar at its projected place.
+    await native.line(/^wrote /, 30_000)
+    const where = project(visitorHead, at)
+    const hits = await matchingPixels(visitor.page, screenshot, where, 24, hexToRgb(self.colour))
+    t.diagnostic(`visitor's colour covers ${hits} pixels around (${where.map((c) => c.toFixed(0)).join(", ")}) in the native view`)
+    assert.ok(hits >= 30, `the native view shows the visitor's avatar at its projected place (${hits} matching pixels)`)
+
+    // A native bot walking its path moves its avatar in the browser.
+    const bot = startNative(["join", roomUrl, "--headless", "--name", "Walker", "--bot", "--seconds", "30"])
+    natives.push(bot)
+    const [, botId] = await bot.line(/^joined ".*" as (\S+) \(slot \d+\)/)
+    const botHead = async () => (await visitor.page.evaluate(() => window.roomscale.avatars())).find((a) => a.userId === botId && a.visible)?.head
+    const start = (await waitFor(botHead, {timeout: 10_000, what: "the walking bot in the browser"})).value
+    const moved = await waitFor(async () => {
+      const now = await botHead()
+      return now && distance(now, start) > 0.5 && now
+    }, {timeout: 5000, what: "the walking bot to move in the browser"})
+    assert.ok(Math.abs(Math.hypot(moved.value[0], moved.value[2]) - 1.5) < 0.1, `the bot walks its 1.5 m circle: ${moved.value}`)
+    await visitor.page.screenshot({path: artifactPath("browser-with-native.png")})
+    assert.deepEqual(visitor.consoleErrors, [])
+  } finally {
+    for (const native of natives) {
+      native.stop()
+    }
+    await visitor.close()
+  }
+})
+
+test("the native client says what to do when the room does not exist", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const result = spawnSync(nativeBinary(), ["join", `${server.url}/rooms/00000000-0000-4000-8000-000000000000`, "--headless"], {encoding: "utf8"})
+  assert.notEqual(result.status, 0)
+  assert.match(result.stderr, /does not exist; pick one from the room list/)
+})
