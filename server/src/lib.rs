@@ -155,15 +155,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Accepted sockets with Nagle's algorithm off: pose batches are small and
+/// latency-bound, and waiting to coalesce them adds up to 40 ms per hop.
+pub fn listen_without_delay(
+    listener: TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on an accepted socket");
+        }
+    })
+}
+
 async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let mut stopping = shutdown_tx.subscribe();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        let _ = stopping.wait_for(|stopping| *stopping).await;
-    });
+    let server = axum::serve(listen_without_delay(listener), app(state)).with_graceful_shutdown(
+        async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        },
+    );
     let mut server = tokio::spawn(server.into_future());
 
     tokio::select! {

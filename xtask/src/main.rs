@@ -55,6 +55,7 @@ fn project_root() -> PathBuf {
 
 fn run_server(args: &[String]) -> Result<()> {
     prereqs::ensure_npm_modules()?;
+    build_web()?;
     let mut command = cargo();
     command.args([
         "run",
@@ -96,6 +97,14 @@ fn test(args: &[String]) -> Result<()> {
     vectors.arg("protocol/vectors/phoenix-frames.mjs");
     summary.run_step("phoenix.js frame vectors", &mut vectors)?;
 
+    summary.run_step("web client build", &mut web_build_command())?;
+    summary.run_node_tests("web client tests", &mut node_tests("server/web/test/"))?;
+    // The browser tests need Debian's Chromium; without it they say why and skip.
+    if let Err(error) = prereqs::ensure_apt_packages(&["chromium"], &["chromium"]) {
+        summary.note_skip(format!("Chromium: {error:#}"));
+    }
+    summary.run_node_tests("browser end-to-end tests", &mut node_tests("tests/web/"))?;
+
     let mut fuzz = cargo();
     fuzz.args([
         "build",
@@ -107,6 +116,30 @@ fn test(args: &[String]) -> Result<()> {
     summary.run_step("fuzz targets build", &mut fuzz)?;
 
     summary.finish()
+}
+
+/// `node --test` over one directory, one file at a time (the browser tests
+/// each start servers and browsers; two cores do not run them side by side),
+/// reporting TAP so the summary can count its results.
+fn node_tests(dir: &str) -> Command {
+    let mut command = Command::new("node");
+    command.args(["--test", "--test-concurrency=1", "--test-reporter=tap", dir]);
+    command.env(
+        "XDG_RUNTIME_DIR",
+        xdg_runtime_dir().unwrap_or_else(|_| "/tmp".into()),
+    );
+    command
+}
+
+fn web_build_command() -> Command {
+    let mut command = Command::new("node");
+    command.arg("server/web/build.mjs");
+    command
+}
+
+/// Bundles the browser client into server/web/dist, which the server serves.
+fn build_web() -> Result<()> {
+    run(&mut web_build_command()).context("building the web client (server/web/build.mjs)")
 }
 
 fn bench() -> Result<()> {

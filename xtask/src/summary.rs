@@ -34,6 +34,27 @@ impl Summary {
         Ok(())
     }
 
+    /// Runs `node --test --test-reporter=tap`, counting its closing
+    /// `# pass N` and `# fail N` lines; a step that fails without reporting
+    /// a failed test (a crash while loading) counts as one failure.
+    pub fn run_node_tests(&mut self, step: &str, command: &mut Command) -> Result<()> {
+        let failures_before = self.failed_steps.len();
+        let lines = self.stream(step, command)?;
+        let count = |prefix: &str| -> u64 {
+            lines
+                .iter()
+                .filter_map(|line| line.strip_prefix(prefix)?.trim().parse::<u64>().ok())
+                .sum()
+        };
+        let (passed, failed) = (count("# pass "), count("# fail "));
+        self.passed += passed;
+        self.failed += failed;
+        if failed == 0 && self.failed_steps.len() > failures_before {
+            self.failed += 1;
+        }
+        Ok(())
+    }
+
     /// Runs one step that is itself one test.
     pub fn run_step(&mut self, step: &str, command: &mut Command) -> Result<()> {
         let failures_before = self.failed_steps.len();
@@ -59,7 +80,10 @@ impl Summary {
         lines.extend(stderr_lines.join().unwrap_or_default());
         let status = child.wait()?;
         for line in &lines {
-            if let Some(reason) = line.trim_start().strip_prefix("skipped: ") {
+            // `node --test` relays a test file's stderr as TAP comments.
+            let line = line.trim_start();
+            let line = line.strip_prefix("# ").unwrap_or(line);
+            if let Some(reason) = line.strip_prefix("skipped: ") {
                 self.skipped.push(reason.to_string());
             }
         }

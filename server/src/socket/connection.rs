@@ -87,15 +87,35 @@ struct ReplyTo<'a> {
 impl Connection {
     async fn read_frames(&mut self, mut stream: SplitStream<WebSocket>) {
         let silence_limit = Duration::from_secs(self.state.config.heartbeat_timeout);
+        // Built once, not per frame: at tens of thousands of frames a second,
+        // fresh futures and a re-armed timer for every frame cost more than
+        // the frames. The silence timer fires at most once per limit and is
+        // re-armed from the time of the last frame.
+        let state = self.state.clone();
+        let outbox = self.outbox.clone();
+        let shutdown = state.shutdown_requested();
+        let closing = outbox.closing();
+        let silence = tokio::time::sleep(silence_limit);
+        tokio::pin!(shutdown, closing, silence);
+        let mut last_frame = Instant::now();
         loop {
             let next = tokio::select! {
-                _ = self.state.shutdown_requested() => {
+                _ = &mut shutdown => {
                     self.outbox.close(close_code::GOING_AWAY, "the server is shutting down; reconnect in a moment");
                     return;
                 }
-                _ = self.outbox.closing() => return,
-                next = tokio::time::timeout(silence_limit, stream.next()) => next,
+                _ = &mut closing => return,
+                _ = &mut silence => {
+                    let quiet_until = last_frame + silence_limit;
+                    if Instant::now() < quiet_until {
+                        silence.as_mut().reset(quiet_until.into());
+                        continue;
+                    }
+                    Err(())
+                }
+                next = stream.next() => Ok(next),
             };
+            last_frame = Instant::now();
             let message = match next {
                 Err(_) => {
                     self.state.metrics.error("heartbeat_timeout");

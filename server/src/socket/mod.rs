@@ -15,6 +15,10 @@ use std::time::SystemTime;
 
 use crate::AppState;
 
+/// Bytes read from a socket at a time. Frames that are larger still arrive
+/// whole; the buffer only grows for them.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// The serializer version phoenix.js 1.7+ asks for.
 pub const SERIALIZER_VSN: &str = "2.0.0";
 
@@ -65,7 +69,10 @@ async fn upgrade(
     };
     // Frames a little over our limit still arrive whole so the connection can say
     // what was wrong; far larger ones are cut off by the WebSocket layer.
-    ws.max_message_size(MAX_FRAME_BYTES * 16)
+    // Room frames are small; the default 128 KiB read buffer per socket would
+    // be most of a connection's memory.
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES * 16)
         .max_frame_size(MAX_FRAME_BYTES * 16)
         .on_upgrade(move |socket| connection::serve(socket, state, claims))
 }

@@ -30,7 +30,7 @@ async fn start_server(addr: SocketAddr, data_dir: &Path) -> Server {
     let app = roomscale_server::app(state);
     let task = tokio::spawn(async move {
         let mut stop = shutdown_rx;
-        axum::serve(listener, app)
+        axum::serve(roomscale_server::listen_without_delay(listener), app)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             })

@@ -55,7 +55,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let app = roomscale_server::app(state.clone());
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(roomscale_server::listen_without_delay(listener), app)
                 .await
                 .expect("test server failed");
         });
