@@ -70,7 +70,7 @@ export type VoiceTracks = { tracks: Array<VoiceTrack>, };
 
 export type VoiceTrack = { mid: string, user_id: string, slot: number, };
 
-export type Speaking = { user_id: string, slot: number, speaking: boolean, };
+export type Speaking = { user_id: string, speaking: boolean, };
 
 export type PresenceMeta = { 
 /**

@@ -256,7 +256,6 @@ pub struct VoiceTrack {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Speaking {
     pub user_id: String,
-    pub slot: u16,
     pub speaking: bool,
 }
 

@@ -60,6 +60,32 @@ pub struct Config {
     )]
     pub heartbeat_timeout: u64,
 
+    /// UDP port of the voice SFU, on the --bind address; 0 picks a free port
+    /// (the log says which). Open it in the firewall for remote visitors.
+    #[arg(
+        long,
+        env = "ROOMSCALE_VOICE_PORT",
+        value_name = "PORT",
+        default_value_t = 0
+    )]
+    pub voice_port: u16,
+
+    /// The address visitors reach this server at, when it is behind NAT and
+    /// differs from --bind: announced to them as an extra voice candidate.
+    #[arg(long, env = "ROOMSCALE_VOICE_PUBLIC_IP", value_name = "IP")]
+    pub voice_public_ip: Option<std::net::IpAddr>,
+
+    /// The most voices one listener receives at once; in bigger rooms each
+    /// listener hears the most recent and nearest speakers.
+    #[arg(
+        long,
+        env = "ROOMSCALE_VOICE_MAX_SPEAKERS",
+        value_name = "N",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub voice_max_speakers: u16,
+
     /// Directory holding the built browser client (room.js, pages.js, avatar.gltf),
     /// served at /assets/; `node server/web/build.mjs` builds it into the default.
     #[arg(
@@ -89,6 +115,15 @@ pub const SECRET_KEY_FILE: &str = "secret.key";
 pub const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
 
 impl Config {
+    /// Where the voice SFU listens and what it announces.
+    pub fn voice_settings(&self) -> crate::voice::VoiceSettings {
+        crate::voice::VoiceSettings {
+            bind: std::net::SocketAddr::new(self.bind.ip(), self.voice_port),
+            public_ip: self.voice_public_ip,
+            max_speakers: usize::from(self.voice_max_speakers),
+        }
+    }
+
     /// Defaults for a test: any free port on loopback, everything kept in `data_dir`.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Config {
         Config {
@@ -97,6 +132,9 @@ impl Config {
             database_url: None,
             room_capacity: 25,
             heartbeat_timeout: 60,
+            voice_port: 0,
+            voice_public_ip: None,
+            voice_max_speakers: 16,
             web_dir: DEFAULT_WEB_DIR.into(),
             log: "info".into(),
         }
@@ -166,6 +204,9 @@ impl fmt::Debug for Config {
             )
             .field("room_capacity", &self.room_capacity)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("voice_port", &self.voice_port)
+            .field("voice_public_ip", &self.voice_public_ip)
+            .field("voice_max_speakers", &self.voice_max_speakers)
             .field("web_dir", &self.web_dir)
             .field("log", &self.log)
             .finish()

@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod room;
 pub mod socket;
 pub mod storage;
+pub mod voice;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The running room actors.
     pub rooms: room::Rooms,
+    /// The voice SFU, or why it could not start (the rooms work without it).
+    pub voice: Result<voice::Voice, Arc<str>>,
 }
 
 impl AppState {
@@ -70,13 +73,19 @@ impl AppState {
         identity: Identity,
         shutdown: watch::Receiver<bool>,
     ) -> AppState {
+        let rooms = room::Rooms::default();
+        let voice = voice::Voice::start(config.voice_settings(), rooms.clone()).map_err(|error| {
+            tracing::error!("voice is off: {error:#}");
+            Arc::from(format!("{error:#}"))
+        });
         AppState {
             store,
             identity,
             metrics: Arc::new(Metrics::new()),
             config: Arc::new(config),
             shutdown,
-            rooms: room::Rooms::default(),
+            rooms,
+            voice,
         }
     }
 
@@ -149,6 +158,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config, store.clone(), identity, shutdown_rx);
+    if let Err(reason) = &state.voice
+        && state.config.voice_port != 0
+    {
+        anyhow::bail!("{reason}");
+    }
     serve(listener, state, shutdown_tx).await?;
     store.close().await;
     tracing::info!("stopped");

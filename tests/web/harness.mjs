@@ -150,10 +150,22 @@ export async function startServer() {
   }
 }
 
-export async function launchBrowser() {
+/** Chromium flags for voice: a WAV file as the microphone, loopback WebRTC, audio without a gesture. */
+export function voiceArgs(wavPath) {
+  return [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wavPath}`,
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+  ]
+}
+
+export async function launchBrowser({extraArgs = []} = {}) {
   const {chromium} = await import("playwright-core")
   // launch() gives Chromium a fresh temporary profile (user-data-dir) each time.
-  return chromium.launch({executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS})
+  return chromium.launch({executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs]})
 }
 
 /**

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use roomscale_protocol::PROTOCOL_VERSION;
 use roomscale_protocol::events::{
     ErrorCode, ErrorReply, JoinReply, PRESENCE_DIFF_EVENT, PRESENCE_STATE_EVENT, ROOM_EVENT_EVENT,
-    RoomEvent, RoomEventBody, RoomSummary, StoredReply,
+    RoomEvent, RoomEventBody, RoomSummary, SPEAKING_EVENT, Speaking, StoredReply,
 };
 use roomscale_protocol::limits::MAX_REPLAYED_EVENTS;
 use roomscale_protocol::pose::{self, POSE_BYTES};
@@ -31,6 +31,10 @@ const IDLE_STOP_AFTER: Duration = Duration::from_secs(30);
 /// Writes a room may have waiting for storage before it refuses more.
 const PERSIST_QUEUE: usize = 256;
 
+/// The SFU picks the nearest speakers from head positions sent this often
+/// (every 6th tick: 5 Hz).
+const VOICE_POSITIONS_EVERY_TICKS: u64 = 6;
+
 pub(crate) struct RoomActor {
     state: AppState,
     room_id: Uuid,
@@ -42,6 +46,8 @@ pub(crate) struct RoomActor {
     last_broadcast_id: u64,
     started: Instant,
     next_phx_ref: u64,
+    /// Pose ticks so far; every few, head positions go to the SFU.
+    ticks: u64,
 }
 
 struct Member {
@@ -83,6 +89,7 @@ impl RoomActor {
             last_broadcast_id: 0,
             started: Instant::now(),
             next_phx_ref: 1,
+            ticks: 0,
         }
     }
 
@@ -202,6 +209,12 @@ impl RoomActor {
                 muted,
             } => {
                 self.update_meta(member, &msg_ref, |meta| meta.muted = muted);
+            }
+            RoomCommand::Speaking { member, speaking } => {
+                if let Some(user_id) = self.members.get(&member).map(|m| m.user_id.clone()) {
+                    // Everyone, the speaker too: its own indicator follows the server.
+                    self.broadcast(SPEAKING_EVENT, &Speaking { user_id, speaking });
+                }
             }
             RoomCommand::InjectPanic => panic!("panic injected into room {}", self.room_id),
         }
@@ -334,6 +347,9 @@ impl RoomActor {
         };
         self.roster.lock().expect("poisoned").remove(&member);
         gone.outbox.drop_channel_poses(member);
+        if let Ok(voice) = &self.state.voice {
+            voice.leave(member);
+        }
         let left = PresenceDiff {
             joins: Default::default(),
             leaves: [(
@@ -408,6 +424,21 @@ impl RoomActor {
     /// Sends each member the poses that changed since the last tick (everyone's,
     /// for a member that just joined), leaving out its own.
     fn relay_poses(&mut self) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(VOICE_POSITIONS_EVERY_TICKS)
+            && self.members.len() > 1
+            && let Ok(voice) = &self.state.voice
+        {
+            let heads = self
+                .members
+                .iter()
+                .filter_map(|(&id, m)| {
+                    let (_, pose) = pose::decode_pose(&m.latest_pose?).ok()?;
+                    Some((id, pose.head.position))
+                })
+                .collect();
+            voice.positions(self.room_id, heads);
+        }
         let changed: Vec<(MemberId, [u8; POSE_BYTES])> = self
             .members
             .iter_mut()
@@ -453,13 +484,21 @@ impl RoomActor {
         self.state.metrics.poses_dropped.add(dropped as u64);
     }
 
+    fn broadcast(&self, event: &str, payload: &impl serde::Serialize) {
+        self.broadcast_to(None, event, payload);
+    }
+
     fn broadcast_except(&self, except: MemberId, event: &str, payload: &impl serde::Serialize) {
+        self.broadcast_to(Some(except), event, payload);
+    }
+
+    fn broadcast_to(&self, except: Option<MemberId>, event: &str, payload: &impl serde::Serialize) {
         let Some(topic) = self.members.values().next().map(|m| m.topic.clone()) else {
             return;
         };
         let frame = text_frame(None, None, &topic, event, payload);
         for (&id, member) in &self.members {
-            if id != except {
+            if Some(id) != except {
                 let _ = member.outbox.send(frame.clone());
             }
         }

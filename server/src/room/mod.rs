@@ -63,6 +63,11 @@ pub enum RoomCommand {
         msg_ref: String,
         muted: bool,
     },
+    /// The SFU heard a member start or stop speaking.
+    Speaking {
+        member: MemberId,
+        speaking: bool,
+    },
     /// Test hook: make the actor panic, to exercise the supervisor.
     InjectPanic,
 }
@@ -145,6 +150,15 @@ impl Rooms {
             Some(inbox) => inbox.send(command).await.is_ok(),
             None => false,
         }
+    }
+
+    /// Sends a command to a running room without waiting; false when the
+    /// room is not running or its inbox is full.
+    pub fn try_send(&self, room_id: Uuid, command: RoomCommand) -> bool {
+        let running = self.running.lock().expect("poisoned");
+        running
+            .get(&room_id)
+            .is_some_and(|h| h.inbox.try_send(command).is_ok())
     }
 
     /// Test hook: make a running room's actor panic.

@@ -24,6 +24,7 @@ use crate::identity::Claims;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxReceiver, binary_ok_reply, close_code, outbox};
 use crate::room::{self, JoinRequest, MemberId, RoomCommand};
+use crate::voice;
 
 /// A send that makes no progress for this long means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,6 +74,7 @@ struct Connection {
 
 struct Channel {
     member: MemberId,
+    room_id: Uuid,
     join_ref: String,
     inbox: mpsc::Sender<RoomCommand>,
 }
@@ -294,11 +296,8 @@ impl Connection {
                 muted: muted.muted,
             },
             ClientEvent::RtcOffer(_) | ClientEvent::RtcAnswer(_) | ClientEvent::RtcIce(_) => {
-                return self.reply_error(
-                    to,
-                    ErrorCode::VoiceUnavailable,
-                    "voice is not available on this server yet; the room works without it".into(),
-                );
+                let room_id = channel.room_id;
+                return self.signal(to, member, room_id, event);
             }
             ClientEvent::Join(_) | ClientEvent::Heartbeat => unreachable!("handled by on_text"),
         };
@@ -356,6 +355,7 @@ impl Connection {
                         to.topic.to_string(),
                         Channel {
                             member,
+                            room_id,
                             join_ref,
                             inbox,
                         },
@@ -453,6 +453,41 @@ impl Connection {
                     member: channel.member,
                 })
                 .await;
+        }
+    }
+
+    /// Hands WebRTC signaling to the SFU, which replies itself so that its
+    /// answers and offers reach the client in order.
+    fn signal(&self, to: &ReplyTo<'_>, member: MemberId, room_id: Uuid, event: ClientEvent) {
+        let voice = match &self.state.voice {
+            Ok(voice) => voice,
+            Err(reason) => {
+                let reason =
+                    format!("voice is off on this server ({reason}); the room works without it");
+                return self.reply_error(to, ErrorCode::VoiceUnavailable, reason);
+            }
+        };
+        let route = voice::Route {
+            member,
+            user_id: Arc::from(self.claims.user_id.as_str()),
+            room: room_id,
+            topic: Arc::from(to.topic),
+            join_ref: to.join_ref.map(str::to_string),
+            msg_ref: to.msg_ref.map(str::to_string),
+            outbox: self.outbox.clone(),
+        };
+        let sent = match event {
+            ClientEvent::RtcOffer(offer) => voice.offer(route, offer.sdp),
+            ClientEvent::RtcAnswer(answer) => voice.answer(route, answer.sdp),
+            ClientEvent::RtcIce(candidate) => voice.ice(route, candidate),
+            _ => unreachable!("only signaling events reach the SFU"),
+        };
+        if sent.is_err() {
+            self.reply_error(
+                to,
+                ErrorCode::VoiceUnavailable,
+                "the voice server is busy; try again in a moment".into(),
+            );
         }
     }
 

@@ -95,6 +95,7 @@ export class Avatar {
   name: string
   colour: string
   private visible = true
+  private speaking = false
   private readonly bodyMaterial: PBRMaterial | null
   private readonly nameTag: Mesh
   private readonly nameTexture: DynamicTexture
@@ -163,6 +164,14 @@ export class Avatar {
     this.setEnabled(this.right, showHands)
   }
 
+  /** Rings the name tag while the member speaks. */
+  setSpeaking(speaking: boolean): void {
+    if (this.speaking !== speaking) {
+      this.speaking = speaking
+      this.drawNameTag()
+    }
+  }
+
   /** Shows or hides the whole avatar (a member whose first pose has not arrived yet is hidden). */
   setVisible(visible: boolean): void {
     if (this.visible === visible) {
@@ -223,6 +232,11 @@ export class Avatar {
     context.beginPath()
     context.roundRect(4, 4, width - 8, height - 8, 24)
     context.fill()
+    if (this.speaking) {
+      context.strokeStyle = "#33cc33"
+      context.lineWidth = 8
+      context.stroke()
+    }
     context.fillStyle = this.colour
     context.fillRect(20, height / 2 - 14, 28, 28)
     context.fillStyle = "#ffffff"

@@ -10,6 +10,7 @@ import {
   POSES_EVENT,
   PROTOCOL_VERSION,
   ROOM_EVENT_EVENT,
+  SET_MUTED_EVENT,
   UPDATE_PROFILE_EVENT,
   type ErrorReply,
   type JoinPayload,
@@ -157,6 +158,20 @@ export class RoomConnection {
 
   updateProfile(profile: Profile): Promise<void> {
     return this.pushForReply(UPDATE_PROFILE_EVENT, {name: profile.name, colour: profile.colour}).then(() => undefined)
+  }
+
+  setMuted(muted: boolean): Promise<void> {
+    return this.pushForReply(SET_MUTED_EVENT, {muted}).then(() => undefined)
+  }
+
+  /** A push to the room that resolves with the server's reply (WebRTC signaling). */
+  push<T>(event: string, payload: object): Promise<T> {
+    return this.pushForReply<T>(event, payload)
+  }
+
+  /** Listens to a server event on the room channel. */
+  on(event: string, handler: (payload: unknown) => void): void {
+    this.channel.on(event, handler)
   }
 
   private pushForReply<T>(event: string, payload: object): Promise<T> {

@@ -22,7 +22,27 @@ export interface AvatarView {
   right: Vec3
 }
 
+/** Voice, as tests and debugging see it. */
+export interface VoiceSurface {
+  state(): string
+  muted(): boolean
+  note(): string | null
+  start(): Promise<void>
+  stop(): void
+  setMuted(muted: boolean): Promise<void>
+  /** Track mid -> user id, as the server announced. */
+  tracks(): Record<string, string>
+  /** User id -> RMS of that user's incoming voice now. */
+  levels(): Record<string, number>
+  stats(): Promise<RTCStatsReport | null>
+  /** User ids the server says are speaking. */
+  speaking(): string[]
+  /** Left/right RMS of a tone rendered through the voice panner at a position. */
+  spatialProbe(position: Vec3): Promise<{left: number; right: number}>
+}
+
 export interface RoomSources {
+  voice: VoiceSurface
   state(): RoomState
   selfSlot(): number | null
   userId(): string
@@ -45,6 +65,7 @@ export interface RoomDebugSurface {
   selfHead(): Vec3 | null
   people(): Person[]
   chat(): ChatLine[]
+  readonly voice: VoiceSurface
 }
 
 declare global {
@@ -88,6 +109,7 @@ export function installDebugSurface(sources: RoomSources): void {
     // Copies, so a caller cannot change what the page holds.
     people: () => sources.people().map((person) => ({...person})),
     chat: () => sources.chat().map((line) => ({...line})),
+    voice: Object.freeze({...sources.voice}),
   }
   Object.defineProperty(window, "roomscale", {value: Object.freeze(surface), writable: false, configurable: false})
 }

@@ -7,7 +7,7 @@
 
 import {Vector3} from "@babylonjs/core/Maths/math.vector"
 
-import type {JoinReply, PresenceMeta, RoomEvent} from "@roomscale/protocol"
+import type {JoinReply, PresenceMeta, RoomEvent, Speaking} from "@roomscale/protocol"
 
 import type {PoseBatch} from "../protocol/pose"
 import {AvatarFactory, type Avatar} from "./avatars"
@@ -18,6 +18,7 @@ import {flatPose, immersivePose, PoseSender} from "./localPose"
 import {loadProfile, saveProfile, validateColour, validateName, type Profile} from "./profile"
 import {createRoomScene, EYE_HEIGHT, SPAWN_LOOK_AT_HEIGHT} from "./scene"
 import {RoomUi, type ChatLine, type Person} from "./ui"
+import {renderSpatialProbe, Voice, type Vec3} from "./voice"
 import {isImmersive, setUpXr, type XrSupport} from "./xr"
 
 const AVATAR_URL = "/assets/avatar.gltf"
@@ -50,6 +51,7 @@ function start(): void {
   const tracks = new Map<number, AvatarTrack>()
   const chat = new Map<number, ChatLine>()
   let lastSeenId = 0
+  const speaking = new Set<string>()
 
   const connection = new RoomConnection({
     roomId,
@@ -79,6 +81,10 @@ function start(): void {
           ui.setChatNote("Older messages are not shown.")
         }
         addEvents(reply.events)
+        // A rejoin is a new connection to the server: voice starts over on it.
+        if (joinedOnce && voice.state !== "off") {
+          voice.restart().catch(() => {})
+        }
         state = "joined"
         reconcileAvatars()
         updateState()
@@ -108,6 +114,36 @@ function start(): void {
     },
   })
   const poseSender = new PoseSender((encoded) => connection.sendPose(encoded))
+  const voice = new Voice(connection, () => {
+    ui.setVoice({state: voice.state, muted: voice.muted, note: voice.note})
+    ui.setPeople(people())
+  })
+  connection.on("speaking", (payload) => {
+    const {user_id: id, speaking: now} = payload as Speaking
+    if (now) {
+      speaking.add(id)
+    } else {
+      speaking.delete(id)
+    }
+    for (const avatar of avatars.values()) {
+      if (avatar.userId === id) {
+        avatar.setSpeaking(now)
+      }
+    }
+    ui.setPeople(people())
+  })
+  ui.onVoice(
+    () => {
+      if (voice.state === "off" || voice.state === "failed") {
+        voice.start().catch((error: Error) => console.warn(error.message))
+      } else {
+        voice.stop()
+      }
+    },
+    () => {
+      voice.setMuted(!voice.muted).catch((error: Error) => console.warn(`mute: ${error.message}`))
+    },
+  )
   // Connect before building the scene: the socket opens and the join travels
   // meanwhile. Nothing arrives before this function returns, so the handlers
   // above never see the scene half made.
@@ -170,6 +206,8 @@ function start(): void {
         kind: newest.client_kind,
         isSelf: id === userId,
         connections: metas.length,
+        speaking: speaking.has(id),
+        muted: metas.some((meta) => meta.muted),
       }
     })
   }
@@ -202,6 +240,7 @@ function start(): void {
         continue
       }
       const avatar = factory.create({slot, userId: id, name: meta.name, colour: meta.colour, isSelf: slot === selfSlot})
+      avatar.setSpeaking(speaking.has(id))
       avatars.set(slot, avatar)
       if (!avatar.isSelf) {
         avatar.setVisible(false)
@@ -263,6 +302,11 @@ function start(): void {
         avatar.applyPose(shown)
       }
     }
+    const [qx, qy, qz, qw] = pose.head.orientation
+    voice.update(
+      {position: pose.head.position, forward: rotate([0, 0, -1], qx, qy, qz, qw), up: rotate([0, 1, 0], qx, qy, qz, qw)},
+      headOf,
+    )
   })
 
   // One frame shows the room at once; the continuous loop waits for the join.
@@ -271,7 +315,29 @@ function start(): void {
   scene.executeWhenReady(() => scene.render())
   new ResizeObserver(() => engine.resize()).observe(ui.view)
 
+  function headOf(id: string): Vec3 | null {
+    for (const avatar of avatars.values()) {
+      if (avatar.userId === id && !avatar.isSelf && avatar.isVisible()) {
+        return avatar.headPosition()
+      }
+    }
+    return null
+  }
+
   installDebugSurface({
+    voice: {
+      state: () => voice.state,
+      muted: () => voice.muted,
+      note: () => voice.note,
+      start: () => voice.start(),
+      stop: () => voice.stop(),
+      setMuted: (muted: boolean) => voice.setMuted(muted),
+      tracks: () => voice.tracks(),
+      levels: () => voice.levels(),
+      stats: () => voice.stats(),
+      speaking: () => [...speaking],
+      spatialProbe: renderSpatialProbe,
+    },
     state: () => (state === "joined" && inRoomAt === null ? "joining" : state),
     selfSlot: () => selfSlot,
     userId: () => userId,
@@ -293,6 +359,15 @@ function start(): void {
       connection.fail(`the avatar model could not be loaded (${error.message}); reload the page`)
     },
   )
+}
+
+/** `v` rotated by the unit quaternion (x, y, z, w). */
+function rotate(v: Vec3, x: number, y: number, z: number, w: number): Vec3 {
+  // t = 2 q × v; v' = v + w t + q × t
+  const tx = 2 * (y * v[2] - z * v[1])
+  const ty = 2 * (z * v[0] - x * v[2])
+  const tz = 2 * (x * v[1] - y * v[0])
+  return [v[0] + w * tx + (y * tz - z * ty), v[1] + w * ty + (z * tx - x * tz), v[2] + w * tz + (x * ty - y * tx)]
 }
 
 start()

@@ -15,6 +15,15 @@ export interface Person {
   isSelf: boolean
   /** Connections of this user in the room (tabs, devices). */
   connections: number
+  speaking: boolean
+  muted: boolean
+}
+
+/** What the voice controls show. */
+export interface VoiceView {
+  state: "off" | "starting" | "on" | "failed"
+  muted: boolean
+  note: string | null
 }
 
 export interface ChatLine {
@@ -48,6 +57,9 @@ body.in-room { max-width: 80rem; }
 .room-people .name { min-width: 0; overflow-wrap: anywhere; }
 .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; border-radius: 50%; flex: none; }
 .room-people .kind { color: #777; font-size: 0.8rem; flex: none; }
+.room-people li[data-speaking="true"] .swatch { box-shadow: 0 0 0 3px #3c3; }
+.room-people .voice { font-size: 0.8rem; color: #2a2; flex: none; }
+.room-voice { display: flex; gap: 0.3rem; flex-wrap: wrap; align-items: center; }
 .room-chat { display: flex; flex-direction: column; flex: 1; min-height: 0; }
 .room-chat-log { list-style: none; margin: 0 0 0.3rem; padding: 0.3rem; flex: 1; overflow-y: auto; border: 1px solid #ddd; border-radius: 4px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .room-chat-log .who { font-weight: 600; margin-right: 0.3rem; }
@@ -73,6 +85,9 @@ export class RoomUi {
   private readonly chatInput: HTMLInputElement
   private readonly chatNote: HTMLElement
   private readonly chatLines = new Map<number, HTMLLIElement>()
+  private readonly voiceButton: HTMLButtonElement
+  private readonly muteButton: HTMLButtonElement
+  private readonly voiceNote: HTMLElement
 
   constructor(root: HTMLElement, profile: Profile) {
     const style = document.createElement("style")
@@ -116,7 +131,15 @@ export class RoomUi {
     this.chatNote = element("p", {className: "room-note"})
     chat.append(element("h2", {textContent: "Chat"}), this.chatLog, this.chatForm, this.chatNote)
 
-    side.append(people, you, chat)
+    const voice = element("section", {})
+    this.voiceButton = element("button", {type: "button", className: "voice-join", textContent: "Join voice"})
+    this.muteButton = element("button", {type: "button", className: "voice-mute", textContent: "Mute", hidden: true})
+    this.voiceNote = element("p", {className: "room-note voice-note"})
+    const voiceControls = element("div", {className: "room-voice"})
+    voiceControls.append(this.voiceButton, this.muteButton)
+    voice.append(element("h2", {textContent: "Voice"}), voiceControls, this.voiceNote)
+
+    side.append(people, voice, you, chat)
     root.append(this.view, side)
 
     // Clicking the view gives it the keyboard, so WASD walks.
@@ -135,6 +158,22 @@ export class RoomUi {
     this.status.title = "reason" in status ? status.reason : text
   }
 
+  setVoice(view: VoiceView): void {
+    const on = view.state === "on" || view.state === "starting"
+    this.voiceButton.textContent = on ? "Leave voice" : "Join voice"
+    this.voiceButton.disabled = view.state === "starting"
+    this.muteButton.hidden = !on
+    this.muteButton.textContent = view.muted ? "Unmute" : "Mute"
+    this.muteButton.setAttribute("aria-pressed", String(view.muted))
+    this.voiceNote.textContent = view.note ?? ""
+    this.voiceNote.classList.toggle("error", view.state === "failed")
+  }
+
+  onVoice(toggle: () => void, toggleMute: () => void): void {
+    this.voiceButton.addEventListener("click", toggle)
+    this.muteButton.addEventListener("click", toggleMute)
+  }
+
   setXrNote(note: string | null): void {
     if (note) {
       this.help.textContent = `${this.help.textContent} · ${note}`
@@ -151,7 +190,9 @@ export class RoomUi {
       const name = element("span", {className: "name", textContent: person.name})
       const details = [kindLabel(person.kind), person.isSelf ? "you" : "", person.connections > 1 ? `×${person.connections}` : ""]
       const kind = element("span", {className: "kind", textContent: details.filter(Boolean).join(" · ")})
-      item.append(swatch, name, kind)
+      item.dataset.speaking = String(person.speaking)
+      const voice = element("span", {className: "voice", textContent: person.muted ? "muted" : person.speaking ? "speaking" : ""})
+      item.append(swatch, name, kind, voice)
       return item
     })
     this.peopleList.replaceChildren(...items)

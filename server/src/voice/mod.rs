@@ -1,0 +1,142 @@
+//! Voice: the SFU inside the server. One UDP socket carries every peer
+//! connection; each speaker's Opus is forwarded to the listeners of its room
+//! without re-encoding, at most `max_speakers` voices per listener.
+//!
+//! Signaling rides the room channel (`rtc_offer`, `rtc_answer`, `rtc_ice`):
+//! the client starts voice with an offer holding its microphone track and
+//! gets the answer in the reply; from then on the server makes the offers
+//! (adding or parking a listener's tracks as speakers come and go) and the
+//! client answers them, so offers never cross. `voice_tracks` tells each
+//! listener which user speaks on which track.
+//!
+//! This module knows rooms only by id and talks back to them through
+//! [`crate::room::Rooms`]; it knows nothing of sockets or storage.
+
+mod selection;
+mod sfu;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use roomscale_protocol::events::IceCandidate;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::outbox::Outbox;
+use crate::room::{MemberId, Rooms};
+
+/// Commands waiting for the SFU; a flood beyond this gets "busy" errors.
+const COMMAND_QUEUE: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    /// Where the UDP socket binds; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// An address clients can reach the socket at, when it differs from the
+    /// bind address (a server behind NAT): announced as an extra candidate.
+    pub public_ip: Option<IpAddr>,
+    /// The most voices one listener receives at a time.
+    pub max_speakers: usize,
+}
+
+/// Handle to the running SFU; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Voice {
+    commands: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+}
+
+/// Where a signaling push came from, so the SFU can reply to it in order with
+/// the offers it sends afterwards.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub member: MemberId,
+    pub user_id: Arc<str>,
+    pub room: Uuid,
+    pub topic: Arc<str>,
+    pub join_ref: Option<String>,
+    pub msg_ref: Option<String>,
+    pub outbox: Outbox,
+}
+
+#[derive(Debug)]
+enum Command {
+    Offer {
+        route: Route,
+        sdp: String,
+    },
+    Answer {
+        route: Route,
+        sdp: String,
+    },
+    Ice {
+        route: Route,
+        candidate: IceCandidate,
+    },
+    Leave {
+        member: MemberId,
+    },
+    Positions {
+        room: Uuid,
+        heads: Vec<(MemberId, [f32; 3])>,
+    },
+}
+
+impl Voice {
+    /// Binds the UDP socket and starts the SFU task.
+    pub fn start(settings: VoiceSettings, rooms: Rooms) -> Result<Voice> {
+        let socket = std::net::UdpSocket::bind(settings.bind).with_context(|| {
+            format!(
+                "could not bind the voice UDP socket on {}; choose another port with --voice-port",
+                settings.bind
+            )
+        })?;
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        let local_addr = socket.local_addr()?;
+        let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
+        tokio::spawn(sfu::Sfu::new(socket, local_addr, settings, rooms).run(inbox));
+        tracing::info!(%local_addr, "voice listening on udp");
+        Ok(Voice {
+            commands,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// An offer from a client: starts its voice, or renegotiates it.
+    pub fn offer(&self, route: Route, sdp: String) -> Result<(), Busy> {
+        self.send(Command::Offer { route, sdp })
+    }
+
+    /// The client's answer to the server's last offer.
+    pub fn answer(&self, route: Route, sdp: String) -> Result<(), Busy> {
+        self.send(Command::Answer { route, sdp })
+    }
+
+    pub fn ice(&self, route: Route, candidate: IceCandidate) -> Result<(), Busy> {
+        self.send(Command::Ice { route, candidate })
+    }
+
+    /// The member left the room (or its socket closed): drop its peer.
+    pub fn leave(&self, member: MemberId) {
+        let _ = self.send(Command::Leave { member });
+    }
+
+    /// The room's head positions, for choosing the nearest speakers.
+    pub fn positions(&self, room: Uuid, heads: Vec<(MemberId, [f32; 3])>) {
+        let _ = self.send(Command::Positions { room, heads });
+    }
+
+    fn send(&self, command: Command) -> Result<(), Busy> {
+        self.commands.try_send(command).map_err(|_| Busy)
+    }
+}
+
+/// The SFU's queue is full (or it stopped); the push should be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;

@@ -1,0 +1,664 @@
+//! The SFU loop: one task owns the UDP socket and every peer's `str0m::Rtc`
+//! (sans-IO), feeds them datagrams and time, and moves Opus frames from each
+//! speaker to the listener slots that carry it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use roomscale_protocol::events::{
+    ErrorCode, ErrorReply, IceCandidate, RTC_OFFER_EVENT, SessionDescription, VOICE_TRACKS_EVENT,
+    VoiceTrack, VoiceTracks,
+};
+use serde::Serialize;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::selection::{self, Candidate as Speaker};
+use super::{Command, Route, VoiceSettings};
+use crate::room::{MemberId, RoomCommand, Rooms};
+
+/// How often each room's speakers are re-chosen and speaking states checked.
+const RESELECT_EVERY: Duration = Duration::from_millis(250);
+/// RFC 6464 levels are -dBov; louder than this counts as speech.
+const SPEECH_LEVEL_DBOV: i8 = -50;
+/// Speaking ends after this long without a loud frame.
+const SPEECH_HANGOVER: Duration = Duration::from_millis(600);
+const DATAGRAM_BYTES: usize = 2048;
+
+pub(super) struct Sfu {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    settings: VoiceSettings,
+    rooms: Rooms,
+    peers: HashMap<MemberId, Peer>,
+    /// Which peer a remote address belongs to, once one accepted it.
+    owners: HashMap<SocketAddr, MemberId>,
+    heads: HashMap<Uuid, HashMap<MemberId, [f32; 3]>>,
+    next_reselect: Instant,
+}
+
+struct Peer {
+    route: Route,
+    rtc: Rtc,
+    /// The client's microphone m-line.
+    mic: Option<Mid>,
+    slots: Vec<Slot>,
+    pending: Option<SdpPendingOffer>,
+    /// The `voice_tracks` the client was last told.
+    announced: Vec<VoiceTrack>,
+    last_spoke: Option<Instant>,
+    speaking: bool,
+    next_timeout: Instant,
+}
+
+struct Slot {
+    /// None until the slot is first offered.
+    mid: Option<Mid>,
+    speaker: Option<MemberId>,
+    /// Offered as send-only (else inactive) in the last applied offer.
+    active: bool,
+    /// The client answered an offer that holds this slot as it is now.
+    negotiated: bool,
+}
+
+impl Sfu {
+    pub(super) fn new(
+        socket: UdpSocket,
+        local_addr: SocketAddr,
+        settings: VoiceSettings,
+        rooms: Rooms,
+    ) -> Sfu {
+        Sfu {
+            socket,
+            local_addr,
+            settings,
+            rooms,
+            peers: HashMap::new(),
+            owners: HashMap::new(),
+            heads: HashMap::new(),
+            next_reselect: Instant::now(),
+        }
+    }
+
+    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; DATAGRAM_BYTES];
+        loop {
+            let now = Instant::now();
+            let deadline = self
+                .peers
+                .values()
+                .map(|p| p.next_timeout)
+                .min()
+                .unwrap_or(now + RESELECT_EVERY)
+                .min(self.next_reselect)
+                .max(now + Duration::from_micros(100));
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => return,
+                },
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, source)) => self.receive(&buf[..len], source),
+                    Err(error) => tracing::debug!(%error, "voice socket receive failed"),
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            let now = Instant::now();
+            let due: Vec<MemberId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.next_timeout <= now)
+                .map(|(&id, _)| id)
+                .collect();
+            for member in due {
+                if let Some(peer) = self.peers.get_mut(&member) {
+                    let _ = peer.rtc.handle_input(Input::Timeout(now));
+                }
+                self.drain(member);
+            }
+            if now >= self.next_reselect {
+                self.next_reselect = now + RESELECT_EVERY;
+                self.update_speaking(now);
+                let rooms: Vec<Uuid> = self.peers.values().map(|p| p.route.room).collect();
+                for room in dedup(rooms) {
+                    self.reselect(room);
+                }
+            }
+            self.reap();
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Offer { route, sdp } => self.offer(route, &sdp),
+            Command::Answer { route, sdp } => self.answer(route, &sdp),
+            Command::Ice { route, candidate } => self.ice(route, candidate),
+            Command::Leave { member } => self.remove(member),
+            Command::Positions { room, heads } => {
+                self.heads.insert(room, heads.into_iter().collect());
+            }
+        }
+    }
+
+    // Signaling ------------------------------------------------------------
+
+    fn offer(&mut self, route: Route, sdp: &str) {
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(offer) => offer,
+            Err(error) => {
+                return reply_error(&route, format!("unreadable SDP offer: {error}"));
+            }
+        };
+        let member = route.member;
+        if let Some(peer) = self.peers.get_mut(&member) {
+            if peer.pending.is_some() {
+                return reply_error(
+                    &route,
+                    "the server's offer is waiting for your answer; answer it (rtc_answer), then offer again".into(),
+                );
+            }
+            match peer.rtc.sdp_api().accept_offer(offer) {
+                Ok(answer) => reply_ok(&route, &description(&answer)),
+                Err(error) => reply_error(&route, format!("offer rejected: {error}")),
+            }
+            peer.route = route;
+            self.drain(member);
+            return;
+        }
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(now);
+        if let Ok(candidate) = Candidate::host(self.local_addr, "udp") {
+            rtc.add_local_candidate(candidate);
+        }
+        if let Some(ip) = self.settings.public_ip {
+            let public = SocketAddr::new(ip, self.local_addr.port());
+            if let Ok(candidate) = Candidate::host(public, "udp") {
+                rtc.add_local_candidate(candidate);
+            }
+        }
+        let answer = match rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => answer,
+            Err(error) => return reply_error(&route, format!("offer rejected: {error}")),
+        };
+        reply_ok(&route, &description(&answer));
+        tracing::debug!(member, room = %route.room, "voice peer joined");
+        self.peers.insert(
+            member,
+            Peer {
+                route,
+                rtc,
+                mic: None,
+                slots: Vec::new(),
+                pending: None,
+                announced: Vec::new(),
+                last_spoke: None,
+                speaking: false,
+                next_timeout: now,
+            },
+        );
+        self.drain(member);
+        let room = self.peers[&member].route.room;
+        self.reselect(room);
+    }
+
+    fn answer(&mut self, route: Route, sdp: &str) {
+        let member = route.member;
+        let Some(peer) = self.peers.get_mut(&member) else {
+            return reply_error(
+                &route,
+                "no voice connection to answer for; start voice with rtc_offer".into(),
+            );
+        };
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(answer) => answer,
+            Err(error) => return reply_error(&route, format!("unreadable SDP answer: {error}")),
+        };
+        let Some(pending) = peer.pending.take() else {
+            return reply_error(
+                &route,
+                "no offer from the server is waiting for an answer".into(),
+            );
+        };
+        match peer.rtc.sdp_api().accept_answer(pending, answer) {
+            Ok(()) => {
+                for slot in &mut peer.slots {
+                    slot.negotiated = true;
+                }
+                reply_ok(&route, &serde_json::json!({}));
+                self.drain(member);
+                self.offer_if_needed(member);
+            }
+            Err(error) => {
+                // The offer and the answer no longer describe one session:
+                // start over rather than guess which half holds.
+                reply_error(
+                    &route,
+                    format!("answer rejected ({error}); voice was reset: send a new rtc_offer"),
+                );
+                self.remove(member);
+            }
+        }
+    }
+
+    fn ice(&mut self, route: Route, candidate: IceCandidate) {
+        let Some(peer) = self.peers.get_mut(&route.member) else {
+            return reply_error(
+                &route,
+                "no voice connection for this candidate; start voice with rtc_offer first".into(),
+            );
+        };
+        let line = candidate.candidate.trim();
+        if line.is_empty() {
+            // End of candidates.
+            return reply_ok(&route, &serde_json::json!({}));
+        }
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        let parsed = Candidate::from_sdp_string(line).or_else(|_| {
+            Candidate::from_sdp_string(line.strip_prefix("candidate:").unwrap_or(line))
+        });
+        match parsed {
+            Ok(parsed) => {
+                peer.rtc.add_remote_candidate(parsed);
+                reply_ok(&route, &serde_json::json!({}));
+            }
+            Err(error) => reply_error(&route, format!("unreadable ICE candidate: {error}")),
+        }
+    }
+
+    /// Offers the peer its changed slots (new ones, and ones that start or
+    /// stop carrying a voice), unless an offer is already out or the peer has
+    /// no microphone line yet.
+    fn offer_if_needed(&mut self, member: MemberId) {
+        let Some(peer) = self.peers.get_mut(&member) else {
+            return;
+        };
+        if peer.pending.is_some() || peer.mic.is_none() {
+            return;
+        }
+        let mut api = peer.rtc.sdp_api();
+        for slot in &mut peer.slots {
+            let want = slot.speaker.is_some();
+            match slot.mid {
+                None if want => {
+                    slot.mid = Some(api.add_media(
+                        MediaKind::Audio,
+                        Direction::SendOnly,
+                        None,
+                        None,
+                        None,
+                    ));
+                    slot.active = true;
+                    slot.negotiated = false;
+                }
+                Some(mid) if slot.active != want => {
+                    let direction = if want {
+                        Direction::SendOnly
+                    } else {
+                        Direction::Inactive
+                    };
+                    api.set_direction(mid, direction);
+                    slot.active = want;
+                    slot.negotiated = false;
+                }
+                _ => {}
+            }
+        }
+        if !api.has_changes() {
+            return;
+        }
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        peer.pending = Some(pending);
+        let route = &peer.route;
+        let _ = route.outbox.push(
+            route.join_ref.as_deref(),
+            &route.topic,
+            RTC_OFFER_EVENT,
+            &description_of_offer(&offer),
+        );
+        self.drain(member);
+    }
+
+    // Speaker choice ---------------------------------------------------------
+
+    /// Re-chooses every listener's speakers in a room, re-pointing slots, and
+    /// offers or announces what changed.
+    fn reselect(&mut self, room: Uuid) {
+        let now = Instant::now();
+        let heads = self.heads.get(&room);
+        let speakers: Vec<(MemberId, Option<Instant>)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.route.room == room && p.mic.is_some())
+            .map(|(&id, p)| (id, p.last_spoke))
+            .collect();
+        let listeners: Vec<MemberId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.route.room == room)
+            .map(|(&id, _)| id)
+            .collect();
+        let limit = self.settings.max_speakers;
+        let mut listeners_to_update = Vec::new();
+        for listener in listeners {
+            let here = heads.and_then(|h| h.get(&listener));
+            let candidates: Vec<Speaker> = speakers
+                .iter()
+                .filter(|(id, _)| *id != listener)
+                .map(|&(speaker, last_spoke)| Speaker {
+                    speaker,
+                    last_spoke,
+                    distance: here
+                        .zip(heads.and_then(|h| h.get(&speaker)))
+                        .map(|(a, b)| distance(a, b)),
+                })
+                .collect();
+            let chosen = selection::choose(limit, &candidates, now);
+            let Some(peer) = self.peers.get_mut(&listener) else {
+                continue;
+            };
+            let mut assigned: Vec<Option<MemberId>> =
+                peer.slots.iter().map(|s| s.speaker).collect();
+            if selection::assign(&mut assigned, &chosen, limit) {
+                for (index, speaker) in assigned.into_iter().enumerate() {
+                    match peer.slots.get_mut(index) {
+                        Some(slot) => slot.speaker = speaker,
+                        None => peer.slots.push(Slot {
+                            mid: None,
+                            speaker,
+                            active: false,
+                            negotiated: false,
+                        }),
+                    }
+                }
+            }
+            // Also when nothing changed now: an earlier change may still wait
+            // for the peer's microphone line or for its answer.
+            listeners_to_update.push(listener);
+        }
+        for listener in listeners_to_update {
+            self.offer_if_needed(listener);
+            self.announce(listener);
+        }
+    }
+
+    /// Sends `voice_tracks` when the listener's slot map changed.
+    fn announce(&mut self, listener: MemberId) {
+        let tracks: Vec<VoiceTrack> = {
+            let Some(peer) = self.peers.get(&listener) else {
+                return;
+            };
+            peer.slots
+                .iter()
+                .enumerate()
+                .filter_map(|(index, slot)| {
+                    let speaker = self.peers.get(&slot.speaker?)?;
+                    Some(VoiceTrack {
+                        mid: slot.mid?.to_string(),
+                        user_id: speaker.route.user_id.to_string(),
+                        slot: index as u16,
+                    })
+                })
+                .collect()
+        };
+        let Some(peer) = self.peers.get_mut(&listener) else {
+            return;
+        };
+        if peer.announced == tracks {
+            return;
+        }
+        let route = &peer.route;
+        let _ = route.outbox.push(
+            route.join_ref.as_deref(),
+            &route.topic,
+            VOICE_TRACKS_EVENT,
+            &VoiceTracks {
+                tracks: tracks.clone(),
+            },
+        );
+        peer.announced = tracks;
+    }
+
+    fn update_speaking(&mut self, now: Instant) {
+        for peer in self.peers.values_mut() {
+            let speaking = peer
+                .last_spoke
+                .is_some_and(|t| now.saturating_duration_since(t) < SPEECH_HANGOVER);
+            if speaking != peer.speaking {
+                peer.speaking = speaking;
+                self.rooms.try_send(
+                    peer.route.room,
+                    RoomCommand::Speaking {
+                        member: peer.route.member,
+                        speaking,
+                    },
+                );
+            }
+        }
+    }
+
+    // Media ----------------------------------------------------------------
+
+    fn receive(&mut self, datagram: &[u8], source: SocketAddr) {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, datagram) else {
+            return;
+        };
+        let input = Input::Receive(Instant::now(), receive);
+        let owner = match self.owners.get(&source) {
+            Some(&member) if self.peers.contains_key(&member) => Some(member),
+            _ => {
+                let found = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.accepts(&input))
+                    .map(|(&id, _)| id);
+                if let Some(member) = found {
+                    self.owners.insert(source, member);
+                }
+                found
+            }
+        };
+        let Some(member) = owner else {
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&member) {
+            if let Err(error) = peer.rtc.handle_input(input) {
+                tracing::debug!(member, %error, "voice peer input failed; dropping it");
+                peer.rtc.disconnect();
+            }
+        }
+        self.drain(member);
+    }
+
+    /// Runs a peer's output until it only waits: sends its datagrams and
+    /// handles its events, forwarding media to other peers (and draining them).
+    fn drain(&mut self, member: MemberId) {
+        let mut media = Vec::new();
+        {
+            let Some(peer) = self.peers.get_mut(&member) else {
+                return;
+            };
+            loop {
+                if !peer.rtc.is_alive() {
+                    peer.next_timeout = Instant::now();
+                    break;
+                }
+                match peer.rtc.poll_output() {
+                    Ok(Output::Timeout(at)) => {
+                        peer.next_timeout = at;
+                        break;
+                    }
+                    Ok(Output::Transmit(transmit)) => {
+                        let _ = self
+                            .socket
+                            .try_send_to(&transmit.contents, transmit.destination);
+                    }
+                    Ok(Output::Event(event)) => match event {
+                        Event::MediaAdded(added) => {
+                            if added.kind == MediaKind::Audio
+                                && matches!(
+                                    added.direction,
+                                    Direction::RecvOnly | Direction::SendRecv
+                                )
+                                && peer.mic.is_none()
+                            {
+                                peer.mic = Some(added.mid);
+                            }
+                        }
+                        Event::MediaData(data) => {
+                            if Some(data.mid) == peer.mic {
+                                if data
+                                    .ext_vals
+                                    .audio_level
+                                    .is_some_and(|level| level >= SPEECH_LEVEL_DBOV)
+                                {
+                                    peer.last_spoke = Some(Instant::now());
+                                }
+                                media.push(data);
+                            }
+                        }
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            peer.rtc.disconnect();
+                        }
+                        Event::Connected => {
+                            tracing::debug!(member, "voice peer connected");
+                        }
+                        _ => {}
+                    },
+                    Err(error) => {
+                        tracing::debug!(member, %error, "voice peer failed; dropping it");
+                        peer.rtc.disconnect();
+                    }
+                }
+            }
+        }
+        for data in media {
+            self.forward(member, &data);
+        }
+    }
+
+    fn forward(&mut self, speaker: MemberId, data: &MediaData) {
+        let Some(room) = self.peers.get(&speaker).map(|p| p.route.room) else {
+            return;
+        };
+        let listeners: Vec<(MemberId, Mid)> = self
+            .peers
+            .iter()
+            .filter(|&(&id, p)| id != speaker && p.route.room == room)
+            .filter_map(|(&id, p)| {
+                let slot = p
+                    .slots
+                    .iter()
+                    .find(|s| s.speaker == Some(speaker) && s.active && s.negotiated)?;
+                Some((id, slot.mid?))
+            })
+            .collect();
+        for (listener, mid) in listeners {
+            let Some(peer) = self.peers.get_mut(&listener) else {
+                continue;
+            };
+            let Some(writer) = peer.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                continue;
+            };
+            let writer = match (data.ext_vals.audio_level, data.ext_vals.voice_activity) {
+                (Some(level), vad) => writer.audio_level(level, vad.unwrap_or(false)),
+                _ => writer,
+            };
+            if writer
+                .write(pt, data.network_time, data.time, data.data.clone())
+                .is_ok()
+            {
+                self.drain(listener);
+            }
+        }
+    }
+
+    // Cleanup --------------------------------------------------------------
+
+    fn reap(&mut self) {
+        let dead: Vec<MemberId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.rtc.is_alive())
+            .map(|(&id, _)| id)
+            .collect();
+        for member in dead {
+            tracing::debug!(member, "voice peer connection closed");
+            self.remove(member);
+        }
+    }
+
+    fn remove(&mut self, member: MemberId) {
+        let Some(peer) = self.peers.remove(&member) else {
+            return;
+        };
+        self.owners.retain(|_, owner| *owner != member);
+        if peer.speaking {
+            self.rooms.try_send(
+                peer.route.room,
+                RoomCommand::Speaking {
+                    member,
+                    speaking: false,
+                },
+            );
+        }
+        self.reselect(peer.route.room);
+    }
+}
+
+fn reply_ok(route: &Route, response: &impl Serialize) {
+    if let Some(msg_ref) = &route.msg_ref {
+        let _ = route
+            .outbox
+            .reply_ok(route.join_ref.as_deref(), msg_ref, &route.topic, response);
+    }
+}
+
+fn reply_error(route: &Route, reason: String) {
+    tracing::debug!(member = route.member, %reason, "voice signaling refused");
+    if let Some(msg_ref) = &route.msg_ref {
+        let _ = route.outbox.reply_error(
+            route.join_ref.as_deref(),
+            msg_ref,
+            &route.topic,
+            &ErrorReply::new(ErrorCode::InvalidPayload, reason),
+        );
+    }
+}
+
+fn description(answer: &SdpAnswer) -> SessionDescription {
+    SessionDescription {
+        sdp: answer.to_sdp_string(),
+    }
+}
+
+fn description_of_offer(offer: &SdpOffer) -> SessionDescription {
+    SessionDescription {
+        sdp: offer.to_sdp_string(),
+    }
+}
+
+fn distance(a: &[f32; 3], b: &[f32; 3]) -> f32 {
+    let d = [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+    (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
+}
+
+fn dedup(mut rooms: Vec<Uuid>) -> Vec<Uuid> {
+    rooms.sort_unstable();
+    rooms.dedup();
+    rooms
+}
