@@ -15,7 +15,7 @@ mod prereqs;
 mod summary;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -104,6 +104,13 @@ fn test(args: &[String]) -> Result<()> {
         summary.note_skip(format!("Chromium: {error:#}"));
     }
     summary.run_node_tests("browser end-to-end tests", &mut node_tests("tests/web/"))?;
+    match voice_test_command() {
+        Ok(mut command) => summary.run_node_tests(
+            "voice end-to-end tests (private network namespace)",
+            &mut command,
+        )?,
+        Err(reason) => summary.note_skip(format!("voice end-to-end tests: {reason}")),
+    }
 
     let mut fuzz = cargo();
     fuzz.args([
@@ -129,6 +136,49 @@ fn node_tests(dir: &str) -> Command {
         xdg_runtime_dir().unwrap_or_else(|_| "/tmp".into()),
     );
     command
+}
+
+/// The voice test, inside a private network namespace so WebRTC sees only
+/// loopback. The server is built first: the namespace has no network.
+fn voice_test_command() -> Result<Command, String> {
+    let unshare_works = Command::new("unshare")
+        .args(["-n", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !unshare_works {
+        return Err(
+            "cannot create a network namespace (`unshare -n` needs root); run `cargo xtask test` as root"
+                .into(),
+        );
+    }
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "roomscale-server",
+        "--bin",
+        "roomscale-server",
+    ]))
+    .map_err(|error| format!("{error:#}"))?;
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link set lo up && exec node --test --test-reporter=tap tests/web/voice.netns.mjs",
+        ])
+        .env(
+            "ROOMSCALE_SERVER_BIN",
+            project_root().join("target/debug/roomscale-server"),
+        )
+        .env(
+            "XDG_RUNTIME_DIR",
+            xdg_runtime_dir().unwrap_or_else(|_| "/tmp".into()),
+        );
+    Ok(command)
 }
 
 fn web_build_command() -> Command {

@@ -192,12 +192,15 @@ impl Sfu {
         };
         reply_ok(&route, &description(&answer));
         tracing::debug!(member, room = %route.room, "voice peer joined");
+        // The microphone line is known from the offer at once; str0m's
+        // MediaAdded event for it only comes once the connection is up.
+        let mic = microphone_mid(sdp, &rtc);
         self.peers.insert(
             member,
             Peer {
                 route,
                 rtc,
-                mic: None,
+                mic,
                 slots: Vec::new(),
                 pending: None,
                 announced: Vec::new(),
@@ -650,6 +653,25 @@ fn description_of_offer(offer: &SdpOffer) -> SessionDescription {
     SessionDescription {
         sdp: offer.to_sdp_string(),
     }
+}
+
+/// The first audio line of a client's offer that sends to us.
+fn microphone_mid(offer: &str, rtc: &Rtc) -> Option<Mid> {
+    offer
+        .split("\nm=")
+        .skip(1)
+        .filter(|section| section.starts_with("audio"))
+        .filter_map(|section| {
+            section
+                .lines()
+                .find_map(|line| line.trim_end().strip_prefix("a=mid:"))
+        })
+        .map(Mid::from)
+        .find(|&mid| {
+            rtc.media(mid).is_some_and(|media| {
+                matches!(media.direction(), Direction::RecvOnly | Direction::SendRecv)
+            })
+        })
 }
 
 fn distance(a: &[f32; 3], b: &[f32; 3]) -> f32 {

@@ -13,3 +13,4 @@ mod http;
 mod phoenix_js;
 mod socket;
 mod storage;
+mod voice;

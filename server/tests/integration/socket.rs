@@ -186,7 +186,7 @@ async fn bad_input_gets_a_reason_and_the_room_keeps_serving() {
             room.as_str(),
             "rtc_offer",
             json!({"sdp": "v=0"}),
-            "voice_unavailable",
+            "invalid_payload",
         ),
         ("phoenix", "dance", json!({}), "unknown_event"),
     ];

@@ -1,0 +1,210 @@
+//! Voice signaling over the room channel against the real SFU: a str0m peer
+//! (a real WebRTC stack) offers, gets an answer, and is offered the other
+//! member's voice; malformed and out-of-order SDP and ICE get error replies
+//! and the room keeps serving.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use str0m::Rtc;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, MediaKind};
+
+use crate::common::TestServer;
+use crate::common::ws::TestSocket;
+
+fn topic(room_id: &str) -> String {
+    format!("room:{room_id}")
+}
+
+/// A client peer with one send-only microphone line, and its offer.
+fn client_peer() -> (Rtc, String, str0m::change::SdpPendingOffer) {
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = api.apply().expect("a new media line needs an offer");
+    (rtc, offer.to_sdp_string(), pending)
+}
+
+async fn push_expect(
+    socket: &mut TestSocket,
+    join_ref: &str,
+    topic: &str,
+    event: &str,
+    payload: Value,
+) -> (String, Value) {
+    let r = socket.push(Some(join_ref), topic, event, payload).await;
+    socket.expect_reply(&r).await
+}
+
+#[tokio::test]
+async fn a_webrtc_peer_joins_voice_and_is_offered_the_other_voice() {
+    let server = TestServer::start().await;
+    let room = topic(&server.create_room("Voice").await);
+    let mut ada = server.socket("Ada").await;
+    let (ada_ref, _) = ada.join_ok(&room, "Ada").await;
+    let mut bo = server.socket("Bo").await;
+    let (bo_ref, _) = bo.join_ok(&room, "Bo").await;
+
+    let (mut ada_rtc, offer, pending) = client_peer();
+    let (status, reply) = push_expect(
+        &mut ada,
+        &ada_ref,
+        &room,
+        "rtc_offer",
+        json!({"sdp": offer}),
+    )
+    .await;
+    assert_eq!(status, "ok", "{reply}");
+    let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
+    ada_rtc.sdp_api().accept_answer(pending, answer).unwrap();
+
+    // Bo joins voice: the server offers each of them a track for the other,
+    // and says whose voice it carries.
+    let (mut bo_rtc, offer, pending) = client_peer();
+    let (status, reply) =
+        push_expect(&mut bo, &bo_ref, &room, "rtc_offer", json!({"sdp": offer})).await;
+    assert_eq!(status, "ok", "{reply}");
+    let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
+    bo_rtc.sdp_api().accept_answer(pending, answer).unwrap();
+
+    let (ada_id, bo_id) = (ada.user_id.clone(), bo.user_id.clone());
+    for (socket, join_ref, rtc, other) in [
+        (&mut ada, &ada_ref, &mut ada_rtc, bo_id),
+        (&mut bo, &bo_ref, &mut bo_rtc, ada_id),
+    ] {
+        let offer = socket.expect_event("rtc_offer").await;
+        let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap()).unwrap();
+        let answer = rtc.sdp_api().accept_offer(offer).unwrap();
+        // The map follows the offer at once, before the answer.
+        let tracks = socket.expect_event("voice_tracks").await;
+        let (status, reply) = push_expect(
+            socket,
+            join_ref,
+            &room,
+            "rtc_answer",
+            json!({"sdp": answer.to_sdp_string()}),
+        )
+        .await;
+        assert_eq!(status, "ok", "{reply}");
+        let users: Vec<&str> = tracks["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["user_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(users, vec![other.as_str()], "{tracks}");
+    }
+
+    // Out of order: an answer nobody asked for.
+    let (status, reply) = push_expect(
+        &mut ada,
+        &ada_ref,
+        &room,
+        "rtc_answer",
+        json!({"sdp": reply_sdp_like()}),
+    )
+    .await;
+    assert_eq!(
+        (status.as_str(), reply["code"].as_str()),
+        ("error", Some("invalid_payload")),
+        "{reply}"
+    );
+
+    // Bo leaves the room: Ada's track for Bo is parked (renegotiated away).
+    let r = bo.push(Some(&bo_ref), &room, "phx_leave", json!({})).await;
+    bo.expect_reply(&r).await;
+    let offer = ada.expect_event("rtc_offer").await;
+    assert!(
+        offer["sdp"].as_str().unwrap().contains("a=inactive"),
+        "the re-offer parks Bo's track: {offer}"
+    );
+}
+
+/// A well-formed SDP answer that answers nothing pending.
+fn reply_sdp_like() -> String {
+    let (mut rtc, _, _) = client_peer();
+    let (_offerer, offer, _) = client_peer();
+    let offer = SdpOffer::from_sdp_string(&offer).unwrap();
+    rtc.sdp_api().accept_offer(offer).unwrap().to_sdp_string()
+}
+
+#[tokio::test]
+async fn malformed_or_out_of_order_signaling_gets_errors_and_the_room_keeps_serving() {
+    let server = TestServer::start().await;
+    let room = topic(&server.create_room("Signals").await);
+    let mut ada = server.socket("Ada").await;
+    let (ada_ref, _) = ada.join_ok(&room, "Ada").await;
+    let mut bo = server.socket("Bo").await;
+    bo.join_ok(&room, "Bo").await;
+
+    let before_voice = [
+        (
+            "rtc_answer",
+            json!({"sdp": reply_sdp_like()}),
+            "no voice connection",
+        ),
+        (
+            "rtc_ice",
+            json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}),
+            "start voice",
+        ),
+        (
+            "rtc_offer",
+            json!({"sdp": "this is not sdp"}),
+            "unreadable SDP offer",
+        ),
+        (
+            "rtc_offer",
+            json!({"sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio"}),
+            "offer",
+        ),
+        ("rtc_offer", json!({"sdp": ""}), "sdp must be"),
+        ("rtc_offer", json!({"sdp": 42}), "invalid"),
+    ];
+    for (event, payload, reason) in before_voice {
+        let (status, reply) = push_expect(&mut ada, &ada_ref, &room, event, payload.clone()).await;
+        assert_eq!(status, "error", "{event} {payload}: {reply}");
+        assert!(
+            reply["reason"].as_str().unwrap().contains(reason),
+            "{event} {payload}: {reply}"
+        );
+    }
+
+    // In voice now; bad candidates and answers are refused one by one.
+    let (_rtc, offer, _pending) = client_peer();
+    let (status, reply) = push_expect(
+        &mut ada,
+        &ada_ref,
+        &room,
+        "rtc_offer",
+        json!({"sdp": offer}),
+    )
+    .await;
+    assert_eq!(status, "ok", "{reply}");
+    let in_voice = [
+        (
+            "rtc_ice",
+            json!({"candidate": "candidate:garbage"}),
+            "error",
+        ),
+        ("rtc_ice", json!({"candidate": ""}), "ok"),
+        ("rtc_answer", json!({"sdp": "nonsense"}), "error"),
+        ("rtc_offer", json!({"sdp": "still not sdp"}), "error"),
+    ];
+    for (event, payload, want) in in_voice {
+        let (status, reply) = push_expect(&mut ada, &ada_ref, &room, event, payload.clone()).await;
+        assert_eq!(status, want, "{event} {payload}: {reply}");
+    }
+
+    // The room still serves: chat from Ada reaches Bo.
+    let r = ada
+        .push(Some(&ada_ref), &room, "chat", json!({"text": "still here"}))
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.0, "ok");
+    let event = bo.expect_event("event").await;
+    assert_eq!(event["body"]["text"], "still here");
+}
