@@ -74,14 +74,16 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> AppState {
         let rooms = room::Rooms::default();
-        let voice = voice::Voice::start(config.voice_settings(), rooms.clone()).map_err(|error| {
-            tracing::error!("voice is off: {error:#}");
-            Arc::from(format!("{error:#}"))
-        });
+        let metrics = Arc::new(Metrics::new());
+        let voice = voice::Voice::start(config.voice_settings(), rooms.clone(), metrics.clone())
+            .map_err(|error| {
+                tracing::error!("voice is off: {error:#}");
+                Arc::from(format!("{error:#}"))
+            });
         AppState {
             store,
             identity,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             config: Arc::new(config),
             shutdown,
             rooms,

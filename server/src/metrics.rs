@@ -50,6 +50,46 @@ impl Gauge {
     }
 }
 
+/// Upper bucket edges of [`LatencyHistogram`], in microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 16] = [
+    50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 10_000, 20_000,
+    50_000,
+];
+
+/// A Prometheus histogram of durations with fixed buckets.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Per bucket (not cumulative); the last one is +Inf.
+    counts: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, elapsed: std::time::Duration) {
+        let us = elapsed.as_micros() as u64;
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&edge| us <= edge)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (index, count) in self.counts.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = LATENCY_BUCKETS_US
+                .get(index)
+                .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(out, "roomscale_{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "roomscale_{name}_sum {sum}");
+        let _ = writeln!(out, "roomscale_{name}_count {cumulative}");
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Open WebSocket connections.
@@ -65,6 +105,14 @@ pub struct Metrics {
     /// replaced them before a slow client could take them.
     pub poses_relayed: Counter,
     pub poses_dropped: Counter,
+    /// Voice peer connections in the SFU.
+    pub voice_peers: Gauge,
+    /// Audio frames sent to listeners (one per down-track), and datagrams
+    /// the voice socket could not send (its buffer was full).
+    pub voice_frames_forwarded: Counter,
+    pub voice_datagrams_dropped: Counter,
+    /// From a voice datagram's arrival to the forwarded copies being sent.
+    pub voice_forward_latency: LatencyHistogram,
     /// Errors by kind (e.g. an [`roomscale_protocol::events::ErrorCode`] name).
     errors: Mutex<BTreeMap<&'static str, u64>>,
     /// HTTP responses by status class: index 0 is 1xx, 4 is 5xx.
@@ -113,6 +161,11 @@ impl Metrics {
                 "Rooms with a running room actor.",
                 &self.rooms_active,
             ),
+            (
+                "voice_peers",
+                "Voice peer connections in the SFU.",
+                &self.voice_peers,
+            ),
         ];
         for (name, help, gauge) in gauges {
             metric_header(&mut out, name, help, "gauge");
@@ -149,11 +202,30 @@ impl Metrics {
                 "Avatar poses dropped because a newer pose replaced them.",
                 &self.poses_dropped,
             ),
+            (
+                "voice_frames_forwarded_total",
+                "Audio frames forwarded to listeners (one per down-track).",
+                &self.voice_frames_forwarded,
+            ),
+            (
+                "voice_datagrams_dropped_total",
+                "Voice datagrams not sent because the socket buffer was full.",
+                &self.voice_datagrams_dropped,
+            ),
         ];
         for (name, help, counter) in counters {
             metric_header(&mut out, name, help, "counter");
             let _ = writeln!(out, "roomscale_{name} {}", counter.get());
         }
+
+        metric_header(
+            &mut out,
+            "voice_forward_latency_seconds",
+            "From a voice datagram's arrival to its forwarded copies being sent.",
+            "histogram",
+        );
+        self.voice_forward_latency
+            .render(&mut out, "voice_forward_latency_seconds");
 
         metric_header(&mut out, "errors_total", "Errors by kind.", "counter");
         let errors = self

@@ -1,4 +1,6 @@
-//! Cross-component tests live in `tests/`; this library holds what the room load
-//! benchmark (`src/bin/room-load.rs`) computes, so that it is unit-tested.
+//! Cross-component tests live in `tests/`; this library holds what the load
+//! benchmarks (`src/bin/room-load.rs`, `src/bin/voice-load.rs`) share and
+//! compute, so that it is unit-tested.
 
 pub mod load;
+pub mod process;

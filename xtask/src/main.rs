@@ -226,6 +226,27 @@ fn bench() -> Result<()> {
         "--bin",
         "room-load",
     ]))?;
+    println!(
+        "\n== voice SFU (one server core, str0m peers, rooms of 17, Opus-sized frames every 20 ms)"
+    );
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "roomscale-tests",
+        "--bin",
+        "voice-load",
+    ]))?;
+    run(cargo().args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "roomscale-tests",
+        "--bin",
+        "voice-load",
+    ]))?;
     println!("\n== renderer");
     run(cargo()
         .args([

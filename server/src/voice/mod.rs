@@ -23,6 +23,7 @@ use roomscale_protocol::events::IceCandidate;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::room::{MemberId, Rooms};
 
@@ -85,7 +86,7 @@ enum Command {
 
 impl Voice {
     /// Binds the UDP socket and starts the SFU task.
-    pub fn start(settings: VoiceSettings, rooms: Rooms) -> Result<Voice> {
+    pub fn start(settings: VoiceSettings, rooms: Rooms, metrics: Arc<Metrics>) -> Result<Voice> {
         let socket = std::net::UdpSocket::bind(settings.bind).with_context(|| {
             format!(
                 "could not bind the voice UDP socket on {}; choose another port with --voice-port",
@@ -96,7 +97,7 @@ impl Voice {
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         let local_addr = socket.local_addr()?;
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
-        tokio::spawn(sfu::Sfu::new(socket, local_addr, settings, rooms).run(inbox));
+        tokio::spawn(sfu::Sfu::new(socket, local_addr, settings, rooms, metrics).run(inbox));
         tracing::info!(%local_addr, "voice listening on udp");
         Ok(Voice {
             commands,

@@ -2,8 +2,9 @@
 //! (sans-IO), feeds them datagrams and time, and moves Opus frames from each
 //! speaker to the listener slots that carry it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomscale_protocol::events::{
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 use super::selection::{self, Candidate as Speaker};
 use super::{Command, Route, VoiceSettings};
+use crate::metrics::Metrics;
 use crate::room::{MemberId, RoomCommand, Rooms};
 
 /// How often each room's speakers are re-chosen and speaking states checked.
@@ -30,17 +32,22 @@ const SPEECH_LEVEL_DBOV: i8 = -50;
 /// Speaking ends after this long without a loud frame.
 const SPEECH_HANGOVER: Duration = Duration::from_millis(600);
 const DATAGRAM_BYTES: usize = 2048;
+/// Datagrams read per wake-up before other work gets a turn.
+const RECEIVE_BATCH: usize = 32;
 
 pub(super) struct Sfu {
     socket: UdpSocket,
     local_addr: SocketAddr,
     settings: VoiceSettings,
     rooms: Rooms,
+    metrics: Arc<Metrics>,
     peers: HashMap<MemberId, Peer>,
     /// Which peer a remote address belongs to, once one accepted it.
     owners: HashMap<SocketAddr, MemberId>,
     heads: HashMap<Uuid, HashMap<MemberId, [f32; 3]>>,
     next_reselect: Instant,
+    /// Peers with output to run; see [`Sfu::mark`].
+    dirty: VecDeque<MemberId>,
 }
 
 struct Peer {
@@ -55,6 +62,8 @@ struct Peer {
     last_spoke: Option<Instant>,
     speaking: bool,
     next_timeout: Instant,
+    /// In [`Sfu::dirty`].
+    dirty: bool,
 }
 
 struct Slot {
@@ -73,16 +82,19 @@ impl Sfu {
         local_addr: SocketAddr,
         settings: VoiceSettings,
         rooms: Rooms,
+        metrics: Arc<Metrics>,
     ) -> Sfu {
         Sfu {
             socket,
             local_addr,
             settings,
             rooms,
+            metrics,
             peers: HashMap::new(),
             owners: HashMap::new(),
             heads: HashMap::new(),
             next_reselect: Instant::now(),
+            dirty: VecDeque::new(),
         }
     }
 
@@ -103,9 +115,18 @@ impl Sfu {
                     Some(command) => self.command(command),
                     None => return,
                 },
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, source)) => self.receive(&buf[..len], source),
-                    Err(error) => tracing::debug!(%error, "voice socket receive failed"),
+                readable = self.socket.readable() => {
+                    if let Err(error) = readable {
+                        tracing::debug!(%error, "voice socket failed");
+                    }
+                    // What has queued up, in one go (bounded, so commands
+                    // and timeouts still get their turn under a flood).
+                    for _ in 0..RECEIVE_BATCH {
+                        match self.socket.try_recv_from(&mut buf) {
+                            Ok((len, source)) => self.receive(&buf[..len], source),
+                            Err(_) => break,
+                        }
+                    }
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -120,8 +141,9 @@ impl Sfu {
                 if let Some(peer) = self.peers.get_mut(&member) {
                     let _ = peer.rtc.handle_input(Input::Timeout(now));
                 }
-                self.drain(member);
+                self.mark(member);
             }
+            self.flush();
             if now >= self.next_reselect {
                 self.next_reselect = now + RESELECT_EVERY;
                 self.update_speaking(now);
@@ -131,6 +153,7 @@ impl Sfu {
                 }
             }
             self.reap();
+            self.flush();
         }
     }
 
@@ -168,7 +191,7 @@ impl Sfu {
                 Err(error) => reply_error(&route, format!("offer rejected: {error}")),
             }
             peer.route = route;
-            self.drain(member);
+            self.mark(member);
             return;
         }
         let now = Instant::now();
@@ -195,6 +218,7 @@ impl Sfu {
         // The microphone line is known from the offer at once; str0m's
         // MediaAdded event for it only comes once the connection is up.
         let mic = microphone_mid(sdp, &rtc);
+        self.metrics.voice_peers.inc();
         self.peers.insert(
             member,
             Peer {
@@ -207,9 +231,10 @@ impl Sfu {
                 last_spoke: None,
                 speaking: false,
                 next_timeout: now,
+                dirty: false,
             },
         );
-        self.drain(member);
+        self.mark(member);
         let room = self.peers[&member].route.room;
         self.reselect(room);
     }
@@ -238,7 +263,7 @@ impl Sfu {
                     slot.negotiated = true;
                 }
                 reply_ok(&route, &serde_json::json!({}));
-                self.drain(member);
+                self.mark(member);
                 self.offer_if_needed(member);
             }
             Err(error) => {
@@ -330,7 +355,7 @@ impl Sfu {
             RTC_OFFER_EVENT,
             &description_of_offer(&offer),
         );
-        self.drain(member);
+        self.mark(member);
     }
 
     // Speaker choice ---------------------------------------------------------
@@ -481,16 +506,16 @@ impl Sfu {
                 peer.rtc.disconnect();
             }
         }
-        self.drain(member);
+        self.mark(member);
     }
 
     /// Runs a peer's output until it only waits: sends its datagrams and
-    /// handles its events, forwarding media to other peers (and draining them).
-    fn drain(&mut self, member: MemberId) {
+    /// handles its events. Returns the media it received, to forward.
+    fn drain(&mut self, member: MemberId) -> Vec<MediaData> {
         let mut media = Vec::new();
         {
             let Some(peer) = self.peers.get_mut(&member) else {
-                return;
+                return media;
             };
             loop {
                 if !peer.rtc.is_alive() {
@@ -503,9 +528,13 @@ impl Sfu {
                         break;
                     }
                     Ok(Output::Transmit(transmit)) => {
-                        let _ = self
+                        if self
                             .socket
-                            .try_send_to(&transmit.contents, transmit.destination);
+                            .try_send_to(&transmit.contents, transmit.destination)
+                            .is_err()
+                        {
+                            self.metrics.voice_datagrams_dropped.inc();
+                        }
                     }
                     Ok(Output::Event(event)) => match event {
                         Event::MediaAdded(added) => {
@@ -546,8 +575,41 @@ impl Sfu {
                 }
             }
         }
-        for data in media {
-            self.forward(member, &data);
+        media
+    }
+
+    /// Marks a peer as having output to run (datagrams, events, media);
+    /// [`Sfu::flush`] runs it once, however many inputs it took meanwhile.
+    fn mark(&mut self, member: MemberId) {
+        if let Some(peer) = self.peers.get_mut(&member)
+            && !peer.dirty
+        {
+            peer.dirty = true;
+            self.dirty.push_back(member);
+        }
+    }
+
+    /// Runs every marked peer's output, forwarding its media to listeners
+    /// (which marks them in turn), until none is left. First in, first out:
+    /// every speaker of a batch is drained before its listeners, so each
+    /// listener runs once for all the frames it was handed.
+    fn flush(&mut self) {
+        let mut forwarded = Vec::new();
+        while let Some(member) = self.dirty.pop_front() {
+            if let Some(peer) = self.peers.get_mut(&member) {
+                peer.dirty = false;
+            }
+            for data in self.drain(member) {
+                self.forward(member, &data);
+                forwarded.push(data.network_time);
+            }
+        }
+        // Every copy is on the wire now.
+        let now = Instant::now();
+        for arrived in forwarded {
+            self.metrics
+                .voice_forward_latency
+                .record(now.saturating_duration_since(arrived));
         }
     }
 
@@ -585,7 +647,8 @@ impl Sfu {
                 .write(pt, data.network_time, data.time, data.data.clone())
                 .is_ok()
             {
-                self.drain(listener);
+                self.metrics.voice_frames_forwarded.inc();
+                self.mark(listener);
             }
         }
     }
@@ -609,6 +672,7 @@ impl Sfu {
         let Some(peer) = self.peers.remove(&member) else {
             return;
         };
+        self.metrics.voice_peers.dec();
         self.owners.retain(|_, owner| *owner != member);
         if peer.speaking {
             self.rooms.try_send(

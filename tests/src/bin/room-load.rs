@@ -30,12 +30,10 @@
 //! ROOMSCALE_LOAD_SERVER_CPU (default 0), ROOMSCALE_LOAD_CLIENT_CPU (default 1).
 
 use std::cell::{Cell, RefCell};
-use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -44,8 +42,8 @@ use roomscale_protocol::pose::{self, BATCH_HEADER_BYTES, POSE_BYTES};
 use roomscale_tests::load::{
     self, Failure, Histogram, Limits, StepFigures, batch_times, latency_us,
 };
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use roomscale_tests::process::{self, Server};
+use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -75,7 +73,7 @@ fn main() -> ExitCode {
         }
     };
     if std::env::var_os(PINNED_ENV).is_none() {
-        return reexec_pinned(&options);
+        return process::reexec_pinned("room-load", options.client_cpu, PINNED_ENV);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -156,263 +154,6 @@ impl Options {
         }
         Ok(options)
     }
-}
-
-/// Runs this program again pinned to the client CPU, with the open-files limit
-/// raised to its hard limit (a shell does both, as no `unsafe` is allowed here).
-fn reexec_pinned(options: &Options) -> ExitCode {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(error) => {
-            eprintln!("room-load: cannot find my own executable: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec taskset -c "$0" "$@""#)
-        .arg(options.client_cpu.to_string())
-        .arg(exe)
-        .args(std::env::args_os().skip(1))
-        .env(PINNED_ENV, "1")
-        .status();
-    match status {
-        Ok(status) if status.success() => ExitCode::SUCCESS,
-        Ok(status) => {
-            if status.code() == Some(1) && !Path::new("/usr/bin/taskset").exists() {
-                eprintln!("room-load: taskset (util-linux) is needed to pin processes to cores");
-            }
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("room-load: could not run sh to pin myself to a core: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The server process
-// ---------------------------------------------------------------------------
-
-struct Server {
-    child: Child,
-    pid: u32,
-    addr: SocketAddr,
-    _data_dir: tempfile::TempDir,
-    log: Arc<Mutex<ServerLog>>,
-}
-
-#[derive(Default)]
-struct ServerLog {
-    lines: u64,
-    first: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server_binary(options: &Options) -> Result<PathBuf> {
-    let path = match &options.server {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| format!("cannot find my own executable: {e}"))?
-            .with_file_name("roomscale-server"),
-    };
-    if !path.is_file() {
-        return Err(format!(
-            "no server binary at {}; build it with `cargo build --release -p roomscale-server` \
-             or name one with --server / ROOMSCALE_SERVER_BIN",
-            path.display()
-        ));
-    }
-    Ok(path)
-}
-
-fn start_server(options: &Options, binary: &Path) -> Result<Server> {
-    let data_dir = tempfile::Builder::new()
-        .prefix("roomscale-load-")
-        .tempdir()
-        .map_err(|e| format!("creating a temporary data directory: {e}"))?;
-    let mut command = Command::new("taskset");
-    command
-        .arg("-c")
-        .arg(options.server_cpu.to_string())
-        .arg(binary)
-        .args(["--bind", "127.0.0.1:0", "--room-capacity", "25"])
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        // warn, plus the one info line that says which port it bound.
-        .args(["--log", "warn,roomscale_server=info"])
-        .env("TOKIO_WORKER_THREADS", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ROOMSCALE_") && key != PINNED_ENV {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-    let pid = child.id(); // taskset execs the server: same process.
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let log = Arc::new(Mutex::new(ServerLog::default()));
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let log_writer = log.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(addr) = load::parse_listening_line(&line) {
-                let _ = addr_tx.send(addr);
-                continue;
-            }
-            if line.contains(" INFO ") {
-                continue;
-            }
-            let mut log = log_writer.lock().expect("not poisoned");
-            log.lines += 1;
-            if log.first.len() < 5 {
-                log.first.push(line);
-            }
-        }
-    });
-    let mut server = Server {
-        child,
-        pid,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        _data_dir: data_dir,
-        log,
-    };
-    match addr_rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(addr) => server.addr = addr,
-        Err(_) => {
-            let status = server.child.try_wait().ok().flatten();
-            let log = server.log.lock().expect("not poisoned").first.join("\n");
-            return Err(format!(
-                "the server did not report its address within 20 s (exit: {status:?}); its log:\n{log}"
-            ));
-        }
-    }
-    Ok(server)
-}
-
-/// What /proc says about a process at one moment.
-#[derive(Debug, Clone, Copy)]
-struct ProcSample {
-    at: Instant,
-    cpu_ticks: u64,
-    rss: u64,
-}
-
-fn sample_proc(pid: &str) -> Result<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("reading /proc/{pid}/stat: {e} (did the server exit?)"))?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
-    Ok(ProcSample {
-        at: Instant::now(),
-        cpu_ticks: load::parse_stat_cpu_ticks(&stat).ok_or("unreadable /proc/PID/stat")?,
-        rss: load::parse_status_field(&status, "VmRSS").ok_or("no VmRSS")?,
-    })
-}
-
-fn cpu_jiffies(cpu: usize) -> (u64, u64) {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| load::parse_cpu_jiffies(&s, cpu))
-        .unwrap_or((0, 0))
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// The server's threads by name, e.g. "tokio-runtime-w x1, sqlx-sqlite-wor x1".
-fn thread_names(pid: u32) -> String {
-    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|dir| {
-            dir.filter_map(|t| t.ok())
-                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-                .map(|n| n.trim().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < names.len() {
-        let n = names[i..].iter().take_while(|x| **x == names[i]).count();
-        out.push(format!("{} x{n}", names[i]));
-        i += n;
-    }
-    out.join(", ")
-}
-
-// ---------------------------------------------------------------------------
-// HTTP (a few requests; a hand-written HTTP/1.1 client keeps the crate lean)
-// ---------------------------------------------------------------------------
-
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, Vec<u8>)> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
-        .await
-        .map_err(|_| format!("{method} {path}: no answer within 30 s"))?
-        .map_err(|e| format!("{method} {path}: {e}"))?;
-    let (status, body) = load::parse_http_response(&raw)
-        .ok_or_else(|| format!("{method} {path}: unreadable HTTP response"))?;
-    Ok((status, body.to_vec()))
-}
-
-async fn http_json(addr: SocketAddr, path: &str, body: Value, expect: u16) -> Result<Value> {
-    let (status, body) = http(addr, "POST", path, &body.to_string()).await?;
-    if status != expect {
-        return Err(format!(
-            "POST {path}: status {status}: {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("POST {path}: {e}"))
-}
-
-/// Counters from /metrics (Prometheus text), by full name.
-async fn server_counter(addr: SocketAddr, names: &[&str]) -> Vec<u64> {
-    let text = match http(addr, "GET", "/metrics", "").await {
-        Ok((200, body)) => String::from_utf8_lossy(&body).into_owned(),
-        _ => String::new(),
-    };
-    names
-        .iter()
-        .map(|name| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-                .unwrap_or(0)
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -506,7 +247,8 @@ impl Client {
     async fn connect_and_join(&self) -> Result<(Ws, String)> {
         let addr = self.shared.addr;
         let name = format!("load-{}-{}", self.room, self.seat);
-        let session = http_json(addr, "/api/session", json!({ "name": name }), 200).await?;
+        let session =
+            process::http_json(addr, "/api/session", json!({ "name": name }), 200).await?;
         let token = session["token"].as_str().ok_or("no token in the session")?;
         let url = format!("ws://{addr}/socket/websocket?vsn=2.0.0&token={token}");
         // Small buffers: thousands of sockets live in this process.
@@ -702,7 +444,7 @@ impl Bench {
         }
         while self.room_ids.len() < want_rooms {
             let n = self.room_ids.len();
-            let room = http_json(
+            let room = process::http_json(
                 self.server.addr,
                 "/api/rooms",
                 json!({ "name": format!("load {n}"), "description": "" }),
@@ -755,13 +497,13 @@ impl Bench {
             "roomscale_poses_dropped_total",
             "roomscale_poses_relayed_total",
         ];
-        let before_counters = server_counter(self.server.addr, &counters).await;
+        let before_counters = process::server_counter(self.server.addr, &counters).await;
         let disconnected_before = self.shared.disconnected.get();
         drop(self.shared.stats.take());
-        let server_before = sample_proc(&server_pid)?;
-        let me_before = sample_proc("self")?;
-        let core_before = cpu_jiffies(self.options.server_cpu);
-        let gen_core_before = cpu_jiffies(self.options.client_cpu);
+        let server_before = process::sample_proc(&server_pid)?;
+        let me_before = process::sample_proc("self")?;
+        let core_before = process::cpu_jiffies(self.options.server_cpu);
+        let gen_core_before = process::cpu_jiffies(self.options.client_cpu);
         let start = server_before.at;
 
         let mut slices = Vec::new();
@@ -769,11 +511,11 @@ impl Bench {
             tokio::time::sleep_until((start + SLICE * k).into()).await;
             slices.push(self.shared.stats.take());
         }
-        let server_after = sample_proc(&server_pid)?;
-        let me_after = sample_proc("self")?;
-        let core_after = cpu_jiffies(self.options.server_cpu);
-        let gen_core_after = cpu_jiffies(self.options.client_cpu);
-        let after_counters = server_counter(self.server.addr, &counters).await;
+        let server_after = process::sample_proc(&server_pid)?;
+        let me_after = process::sample_proc("self")?;
+        let core_after = process::cpu_jiffies(self.options.server_cpu);
+        let gen_core_after = process::cpu_jiffies(self.options.client_cpu);
+        let after_counters = process::server_counter(self.server.addr, &counters).await;
         let elapsed = (server_after.at - start).as_secs_f64();
 
         let mut total = Stats::default();
@@ -914,9 +656,14 @@ async fn bench(options: Options) -> Result<()> {
             largest + 256
         ));
     }
-    let binary = server_binary(&options)?;
-    let server = start_server(&options, &binary)?;
-    let ticks_per_s = clock_ticks_per_second();
+    let binary = process::server_binary(options.server.as_deref())?;
+    let server = process::start_server(
+        &binary,
+        options.server_cpu,
+        &["--room-capacity", "25"],
+        PINNED_ENV,
+    )?;
+    let ticks_per_s = process::clock_ticks_per_second();
     let shared = Rc::new(Shared {
         epoch: Instant::now(),
         addr: server.addr,
@@ -940,7 +687,7 @@ async fn bench(options: Options) -> Result<()> {
     };
     // Settle, then the idle baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    bench.idle_rss = sample_proc(&server_pid.to_string())?.rss;
+    bench.idle_rss = process::sample_proc(&server_pid.to_string())?.rss;
     let modified = std::fs::metadata(&binary)
         .and_then(|m| m.modified())
         .ok()
@@ -956,7 +703,7 @@ async fn bench(options: Options) -> Result<()> {
     );
     println!(
         "server threads: {}; idle RSS {:.1} MiB",
-        thread_names(server_pid),
+        process::thread_names(server_pid),
         bench.idle_rss as f64 / (1024.0 * 1024.0)
     );
     println!(

@@ -1,0 +1,288 @@
+//! What the load benchmarks share: the real server binary started pinned to
+//! one core, the generator re-run pinned to another, what /proc says about a
+//! process, and a few HTTP requests (a hand-written HTTP/1.1 client keeps the
+//! crate lean).
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+/// Runs this program again pinned to the client CPU, with the open-files limit
+/// raised to its hard limit (a shell does both, as no `unsafe` is allowed here).
+pub fn reexec_pinned(program: &str, client_cpu: usize, pinned_env: &str) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            eprintln!("{program}: cannot find my own executable: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec taskset -c "$0" "$@""#)
+        .arg(client_cpu.to_string())
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(pinned_env, "1")
+        .status();
+    match status {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            if status.code() == Some(1) && !Path::new("/usr/bin/taskset").exists() {
+                eprintln!("{program}: taskset (util-linux) is needed to pin processes to cores");
+            }
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("{program}: could not run sh to pin myself to a core: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    _data_dir: tempfile::TempDir,
+    pub log: Arc<Mutex<ServerLog>>,
+}
+
+#[derive(Debug, Default)]
+pub struct ServerLog {
+    pub lines: u64,
+    pub first: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn server_binary(explicit: Option<&Path>) -> Result<PathBuf> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find my own executable: {e}"))?
+            .with_file_name("roomscale-server"),
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "no server binary at {}; build it with `cargo build --release -p roomscale-server` \
+             or name one with --server / ROOMSCALE_SERVER_BIN",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// Starts the server pinned to `server_cpu` with one runtime worker, on a free
+/// loopback port and a fresh data directory, with `extra_args`.
+pub fn start_server(
+    binary: &Path,
+    server_cpu: usize,
+    extra_args: &[&str],
+    pinned_env: &str,
+) -> Result<Server> {
+    let data_dir = tempfile::Builder::new()
+        .prefix("roomscale-load-")
+        .tempdir()
+        .map_err(|e| format!("creating a temporary data directory: {e}"))?;
+    let mut command = Command::new("taskset");
+    command
+        .arg("-c")
+        .arg(server_cpu.to_string())
+        .arg(binary)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(extra_args)
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        // warn, plus the one info line that says which port it bound.
+        .args(["--log", "warn,roomscale_server=info"])
+        .env("TOKIO_WORKER_THREADS", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ROOMSCALE_") && key != pinned_env {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+    let pid = child.id(); // taskset execs the server: same process.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = Arc::new(Mutex::new(ServerLog::default()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let log_writer = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = crate::load::parse_listening_line(&line) {
+                let _ = addr_tx.send(addr);
+                continue;
+            }
+            if line.contains(" INFO ") {
+                continue;
+            }
+            let mut log = log_writer.lock().expect("not poisoned");
+            log.lines += 1;
+            if log.first.len() < 5 {
+                log.first.push(line);
+            }
+        }
+    });
+    let mut server = Server {
+        child,
+        pid,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        _data_dir: data_dir,
+        log,
+    };
+    match addr_rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(addr) => server.addr = addr,
+        Err(_) => {
+            let status = server.child.try_wait().ok().flatten();
+            let log = server.log.lock().expect("not poisoned").first.join("\n");
+            return Err(format!(
+                "the server did not report its address within 20 s (exit: {status:?}); its log:\n{log}"
+            ));
+        }
+    }
+    Ok(server)
+}
+
+/// What /proc says about a process at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcSample {
+    pub at: Instant,
+    pub cpu_ticks: u64,
+    pub rss: u64,
+}
+
+pub fn sample_proc(pid: &str) -> Result<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("reading /proc/{pid}/stat: {e} (did the server exit?)"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
+    Ok(ProcSample {
+        at: Instant::now(),
+        cpu_ticks: crate::load::parse_stat_cpu_ticks(&stat).ok_or("unreadable /proc/PID/stat")?,
+        rss: crate::load::parse_status_field(&status, "VmRSS").ok_or("no VmRSS")?,
+    })
+}
+
+pub fn cpu_jiffies(cpu: usize) -> (u64, u64) {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| crate::load::parse_cpu_jiffies(&s, cpu))
+        .unwrap_or((0, 0))
+}
+
+pub fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The server's threads by name, e.g. "tokio-runtime-w x1, sqlx-sqlite-wor x1".
+pub fn thread_names(pid: u32) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(|t| t.ok())
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < names.len() {
+        let n = names[i..].iter().take_while(|x| **x == names[i]).count();
+        out.push(format!("{} x{n}", names[i]));
+        i += n;
+    }
+    out.join(", ")
+}
+
+// ---------------------------------------------------------------------------
+// HTTP (a few requests; a hand-written HTTP/1.1 client keeps the crate lean)
+// ---------------------------------------------------------------------------
+
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Vec<u8>)> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| format!("{method} {path}: no answer within 30 s"))?
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    let (status, body) = crate::load::parse_http_response(&raw)
+        .ok_or_else(|| format!("{method} {path}: unreadable HTTP response"))?;
+    Ok((status, body.to_vec()))
+}
+
+pub async fn http_json(addr: SocketAddr, path: &str, body: Value, expect: u16) -> Result<Value> {
+    let (status, body) = http(addr, "POST", path, &body.to_string()).await?;
+    if status != expect {
+        return Err(format!(
+            "POST {path}: status {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("POST {path}: {e}"))
+}
+
+/// Counters from /metrics (Prometheus text), by full name.
+pub async fn server_counter(addr: SocketAddr, names: &[&str]) -> Vec<u64> {
+    let text = match http(addr, "GET", "/metrics", "").await {
+        Ok((200, body)) => String::from_utf8_lossy(&body).into_owned(),
+        _ => String::new(),
+    };
+    names
+        .iter()
+        .map(|name| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
