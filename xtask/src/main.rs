@@ -247,6 +247,10 @@ fn bench() -> Result<()> {
         "--bin",
         "voice-load",
     ]))?;
+    println!("\n== browser client (bundle size, time to in-room on loopback)");
+    prereqs::ensure_npm_modules()?;
+    build_web()?;
+    run(Command::new("node").arg("tests/web/bench.mjs"))?;
     println!("\n== renderer");
     run(cargo()
         .args([

@@ -500,11 +500,11 @@ impl Sfu {
         let Some(member) = owner else {
             return;
         };
-        if let Some(peer) = self.peers.get_mut(&member) {
-            if let Err(error) = peer.rtc.handle_input(input) {
-                tracing::debug!(member, %error, "voice peer input failed; dropping it");
-                peer.rtc.disconnect();
-            }
+        if let Some(peer) = self.peers.get_mut(&member)
+            && let Err(error) = peer.rtc.handle_input(input)
+        {
+            tracing::debug!(member, %error, "voice peer input failed; dropping it");
+            peer.rtc.disconnect();
         }
         self.mark(member);
     }
@@ -537,28 +537,25 @@ impl Sfu {
                         }
                     }
                     Ok(Output::Event(event)) => match event {
-                        Event::MediaAdded(added) => {
+                        Event::MediaAdded(added)
                             if added.kind == MediaKind::Audio
                                 && matches!(
                                     added.direction,
                                     Direction::RecvOnly | Direction::SendRecv
                                 )
-                                && peer.mic.is_none()
-                            {
-                                peer.mic = Some(added.mid);
-                            }
+                                && peer.mic.is_none() =>
+                        {
+                            peer.mic = Some(added.mid);
                         }
-                        Event::MediaData(data) => {
-                            if Some(data.mid) == peer.mic {
-                                if data
-                                    .ext_vals
-                                    .audio_level
-                                    .is_some_and(|level| level >= SPEECH_LEVEL_DBOV)
-                                {
-                                    peer.last_spoke = Some(Instant::now());
-                                }
-                                media.push(data);
+                        Event::MediaData(data) if Some(data.mid) == peer.mic => {
+                            if data
+                                .ext_vals
+                                .audio_level
+                                .is_some_and(|level| level >= SPEECH_LEVEL_DBOV)
+                            {
+                                peer.last_spoke = Some(Instant::now());
                             }
+                            media.push(data);
                         }
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             peer.rtc.disconnect();
