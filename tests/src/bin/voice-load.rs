@@ -226,17 +226,12 @@ impl Peer {
         Ok(peer)
     }
 
-    /// Sends a push and waits for its reply, handling server offers meanwhile.
+    /// Sends a push and waits for its reply (frames before it are skipped).
     async fn request(&mut self, event: &str, payload: Value) -> Result<Value> {
         self.next_ref += 1;
         let msg_ref = self.next_ref.to_string();
-        let join_ref = if event == frame::control::JOIN {
-            self.join_ref.clone()
-        } else {
-            self.join_ref.clone()
-        };
         let text = frame::encode_text_parts(
-            Some(&join_ref),
+            Some(&self.join_ref),
             Some(&msg_ref),
             &self.topic,
             event,
