@@ -203,50 +203,11 @@ fn bench() -> Result<()> {
         "codec",
     ]))?;
     println!("\n== room server load (one server core, rooms of 25, poses at 30 Hz)");
-    // The real server binary, optimised, next to the load generator that starts it.
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "roomscale-server",
-        "--bin",
-        "roomscale-server",
-        "--package",
-        "roomscale-tests",
-        "--bin",
-        "room-load",
-    ]))?;
-    run(cargo().args([
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "roomscale-tests",
-        "--bin",
-        "room-load",
-    ]))?;
+    run_load_benchmark("room-load")?;
     println!(
         "\n== voice SFU (one server core, str0m peers, rooms of 17, Opus-sized frames every 20 ms)"
     );
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "roomscale-tests",
-        "--bin",
-        "voice-load",
-    ]))?;
-    run(cargo().args([
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "roomscale-tests",
-        "--bin",
-        "voice-load",
-    ]))?;
+    run_load_benchmark("voice-load")?;
     println!("\n== browser client (bundle size, time to in-room on loopback)");
     prereqs::ensure_npm_modules()?;
     build_web()?;
@@ -263,6 +224,29 @@ fn bench() -> Result<()> {
         ])
         .env("XDG_RUNTIME_DIR", xdg_runtime_dir()?))?;
     Ok(())
+}
+
+/// Builds the optimised server next to a load generator of `roomscale-tests`
+/// (which starts that server itself), then runs the generator.
+fn run_load_benchmark(generator: &str) -> Result<()> {
+    let release = [
+        "--quiet",
+        "--release",
+        "--package",
+        "roomscale-tests",
+        "--bin",
+        generator,
+    ];
+    run(cargo()
+        .args([
+            "build",
+            "--package",
+            "roomscale-server",
+            "--bin",
+            "roomscale-server",
+        ])
+        .args(release))?;
+    run(cargo().arg("run").args(release))
 }
 
 /// A private runtime directory, which Vulkan loaders and winit expect to exist.

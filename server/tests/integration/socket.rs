@@ -154,11 +154,8 @@ async fn a_rejoin_with_last_seen_id_replays_exactly_the_newer_events() {
 #[tokio::test]
 async fn bad_input_gets_a_reason_and_the_room_keeps_serving() {
     let server = TestServer::start().await;
-    let room = topic(&server.create_room("Robust").await);
-    let mut ada = server.socket("Ada").await;
-    let (ada_ref, _) = ada.join_ok(&room, "Ada").await;
-    let mut bo = server.socket("Bo").await;
-    bo.join_ok(&room, "Bo").await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Robust").await;
+    let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
 
     // Error replies: the socket stays open.
     let cases = [

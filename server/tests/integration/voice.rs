@@ -13,10 +13,6 @@ use str0m::media::{Direction, MediaKind};
 use crate::common::TestServer;
 use crate::common::ws::TestSocket;
 
-fn topic(room_id: &str) -> String {
-    format!("room:{room_id}")
-}
-
 /// A client peer with one send-only microphone line, and its offer.
 fn client_peer() -> (Rtc, String, str0m::change::SdpPendingOffer) {
     let mut rtc = Rtc::builder()
@@ -40,36 +36,27 @@ async fn push_expect(
     socket.expect_reply(&r).await
 }
 
+/// Offers a microphone line, accepts the server's answer; the peer is in voice.
+async fn join_voice(socket: &mut TestSocket, join_ref: &str, room: &str) -> Rtc {
+    let (mut rtc, offer, pending) = client_peer();
+    let (status, reply) =
+        push_expect(socket, join_ref, room, "rtc_offer", json!({"sdp": offer})).await;
+    assert_eq!(status, "ok", "{reply}");
+    let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
+    rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    rtc
+}
+
 #[tokio::test]
 async fn a_webrtc_peer_joins_voice_and_is_offered_the_other_voice() {
     let server = TestServer::start().await;
-    let room = topic(&server.create_room("Voice").await);
-    let mut ada = server.socket("Ada").await;
-    let (ada_ref, _) = ada.join_ok(&room, "Ada").await;
-    let mut bo = server.socket("Bo").await;
-    let (bo_ref, _) = bo.join_ok(&room, "Bo").await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Voice").await;
+    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
 
-    let (mut ada_rtc, offer, pending) = client_peer();
-    let (status, reply) = push_expect(
-        &mut ada,
-        &ada_ref,
-        &room,
-        "rtc_offer",
-        json!({"sdp": offer}),
-    )
-    .await;
-    assert_eq!(status, "ok", "{reply}");
-    let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
-    ada_rtc.sdp_api().accept_answer(pending, answer).unwrap();
-
+    let mut ada_rtc = join_voice(&mut ada, &ada_ref, &room).await;
     // Bo joins voice: the server offers each of them a track for the other,
     // and says whose voice it carries.
-    let (mut bo_rtc, offer, pending) = client_peer();
-    let (status, reply) =
-        push_expect(&mut bo, &bo_ref, &room, "rtc_offer", json!({"sdp": offer})).await;
-    assert_eq!(status, "ok", "{reply}");
-    let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
-    bo_rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let mut bo_rtc = join_voice(&mut bo, &bo_ref, &room).await;
 
     let (ada_id, bo_id) = (ada.user_id.clone(), bo.user_id.clone());
     for (socket, join_ref, rtc, other) in [
@@ -135,11 +122,8 @@ fn reply_sdp_like() -> String {
 #[tokio::test]
 async fn malformed_or_out_of_order_signaling_gets_errors_and_the_room_keeps_serving() {
     let server = TestServer::start().await;
-    let room = topic(&server.create_room("Signals").await);
-    let mut ada = server.socket("Ada").await;
-    let (ada_ref, _) = ada.join_ok(&room, "Ada").await;
-    let mut bo = server.socket("Bo").await;
-    bo.join_ok(&room, "Bo").await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Signals").await;
+    let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
 
     let before_voice = [
         (
@@ -175,16 +159,7 @@ async fn malformed_or_out_of_order_signaling_gets_errors_and_the_room_keeps_serv
     }
 
     // In voice now; bad candidates and answers are refused one by one.
-    let (_rtc, offer, _pending) = client_peer();
-    let (status, reply) = push_expect(
-        &mut ada,
-        &ada_ref,
-        &room,
-        "rtc_offer",
-        json!({"sdp": offer}),
-    )
-    .await;
-    assert_eq!(status, "ok", "{reply}");
+    let _rtc = join_voice(&mut ada, &ada_ref, &room).await;
     let in_voice = [
         (
             "rtc_ice",

@@ -67,6 +67,28 @@ impl TestServer {
     }
 }
 
+/// A member joined to a room: its socket and the join's ref.
+pub struct Joined {
+    pub socket: TestSocket,
+    pub join_ref: String,
+}
+
+impl super::TestServer {
+    /// A new room named `room_name` with Ada and Bo joined; returns its topic.
+    pub async fn room_with_ada_and_bo(&self, room_name: &str) -> (String, Joined, Joined) {
+        let topic = format!("room:{}", self.create_room(room_name).await);
+        let mut joined = Vec::new();
+        for name in ["Ada", "Bo"] {
+            let mut socket = self.socket(name).await;
+            let (join_ref, _) = socket.join_ok(&topic, name).await;
+            joined.push(Joined { socket, join_ref });
+        }
+        let bo = joined.pop().expect("two joined");
+        let ada = joined.pop().expect("two joined");
+        (topic, ada, bo)
+    }
+}
+
 pub fn join_payload(name: &str) -> Value {
     json!({"protocol_version": 1, "name": name, "colour": "#3a7bd5", "client_kind": "desktop"})
 }
