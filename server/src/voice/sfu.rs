@@ -27,6 +27,8 @@ use crate::room::{MemberId, RoomCommand, Rooms};
 
 /// How often each room's speakers are re-chosen and speaking states checked.
 const RESELECT_EVERY: Duration = Duration::from_millis(250);
+/// A peer must connect (ICE and DTLS) within this long after its offer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// RFC 6464 levels are -dBov; louder than this counts as speech.
 const SPEECH_LEVEL_DBOV: i8 = -50;
 /// Speaking ends after this long without a loud frame.
@@ -64,6 +66,8 @@ struct Peer {
     next_timeout: Instant,
     /// In [`Sfu::dirty`].
     dirty: bool,
+    joined_at: Instant,
+    connected: bool,
 }
 
 struct Slot {
@@ -232,6 +236,8 @@ impl Sfu {
                 speaking: false,
                 next_timeout: now,
                 dirty: false,
+                joined_at: now,
+                connected: false,
             },
         );
         self.mark(member);
@@ -561,6 +567,7 @@ impl Sfu {
                             peer.rtc.disconnect();
                         }
                         Event::Connected => {
+                            peer.connected = true;
                             tracing::debug!(member, "voice peer connected");
                         }
                         _ => {}
@@ -656,7 +663,12 @@ impl Sfu {
         let dead: Vec<MemberId> = self
             .peers
             .iter()
-            .filter(|(_, p)| !p.rtc.is_alive())
+            .filter(|(_, p)| {
+                // A peer that never connects (blocked UDP, a page that went
+                // away mid-offer) is let go too; a silent connected one is
+                // noticed by str0m (no STUN for 15 s) and is no longer alive.
+                !p.rtc.is_alive() || (!p.connected && p.joined_at.elapsed() > CONNECT_TIMEOUT)
+            })
             .map(|(&id, _)| id)
             .collect();
         for member in dead {

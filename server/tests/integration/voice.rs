@@ -6,19 +6,30 @@
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use str0m::Rtc;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::common::TestServer;
 use crate::common::ws::TestSocket;
 
 /// A client peer with one send-only microphone line, and its offer.
 fn client_peer() -> (Rtc, String, str0m::change::SdpPendingOffer) {
+    client_peer_at(None)
+}
+
+/// The same, with a host candidate at `local` when it will really connect.
+fn client_peer_at(
+    local: Option<std::net::SocketAddr>,
+) -> (Rtc, String, str0m::change::SdpPendingOffer) {
     let mut rtc = Rtc::builder()
         .clear_codecs()
         .enable_opus(true, false)
         .build(Instant::now());
+    if let Some(local) = local {
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+    }
     let mut api = rtc.sdp_api();
     api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let (offer, pending) = api.apply().expect("a new media line needs an offer");
@@ -182,4 +193,101 @@ async fn malformed_or_out_of_order_signaling_gets_errors_and_the_room_keeps_serv
     assert_eq!(ada.expect_reply(&r).await.0, "ok");
     let event = bo.expect_event("event").await;
     assert_eq!(event["body"]["text"], "still here");
+}
+
+/// Drives a client peer over a real UDP socket until `done` says so or the
+/// time runs out; returns whether `done` was reached.
+async fn drive(
+    rtc: &mut Rtc,
+    socket: &tokio::net::UdpSocket,
+    limit: std::time::Duration,
+    mut done: impl FnMut(&Event) -> bool,
+) -> bool {
+    let local = socket.local_addr().unwrap();
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let timeout = loop {
+            match rtc.poll_output().unwrap() {
+                Output::Timeout(at) => break at,
+                Output::Transmit(t) => {
+                    socket.send_to(&t.contents, t.destination).await.unwrap();
+                }
+                Output::Event(event) => {
+                    if done(&event) {
+                        return true;
+                    }
+                }
+            }
+        };
+        if Instant::now() > deadline {
+            return false;
+        }
+        let wait = timeout
+            .min(deadline)
+            .saturating_duration_since(Instant::now());
+        match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
+            Ok(Ok((len, source))) => {
+                let receive = Receive::new(Protocol::Udp, source, local, &buf[..len]).unwrap();
+                rtc.handle_input(Input::Receive(Instant::now(), receive))
+                    .unwrap();
+            }
+            _ => rtc.handle_input(Input::Timeout(Instant::now())).unwrap(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_goes_silent_is_dropped_and_parked_for_the_others() {
+    let server = TestServer::start().await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Dropped").await;
+    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+    let voice = server
+        .state
+        .voice
+        .as_ref()
+        .expect("voice starts on loopback");
+    assert_eq!(voice.local_addr().ip().to_string(), "127.0.0.1");
+
+    // Ada connects for real: ICE and DTLS over UDP with the SFU.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (mut rtc, offer, pending) = client_peer_at(Some(socket.local_addr().unwrap()));
+    let (status, reply) = push_expect(
+        &mut ada,
+        &ada_ref,
+        &room,
+        "rtc_offer",
+        json!({"sdp": offer}),
+    )
+    .await;
+    assert_eq!(status, "ok", "{reply}");
+    let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
+    rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let connected = drive(
+        &mut rtc,
+        &socket,
+        std::time::Duration::from_secs(10),
+        |event| matches!(event, Event::Connected),
+    )
+    .await;
+    assert!(connected, "the peer connects to the SFU over loopback UDP");
+    let _bo_rtc = join_voice(&mut bo, &bo_ref, &room).await;
+    assert_eq!(server.state.metrics.voice_peers.get(), 2);
+
+    // Ada's peer goes silent (a crashed tab, a lost network): no more STUN.
+    drop(rtc);
+    drop(socket);
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while server.state.metrics.voice_peers.get() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent peer was not dropped within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Ada is still in the room (the room channel is alive), only out of voice.
+    let r = ada
+        .push(Some(&ada_ref), &room, "chat", json!({"text": "still here"}))
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.0, "ok");
 }
