@@ -46,7 +46,11 @@ after(async () => {
   await server?.stop()
 })
 
+/** ROOMSCALE_APP_BIN (as `cargo xtask test` sets it), else a fresh `cargo build`. */
 function nativeBinary() {
+  if (process.env.ROOMSCALE_APP_BIN) {
+    return process.env.ROOMSCALE_APP_BIN
+  }
   const built = spawnSync("cargo", ["build", "--quiet", "-p", "roomscale-app", "--bin", "roomscale"], {cwd: ROOT, encoding: "utf8"})
   if (built.status !== 0) {
     throw new Error(`building the native client failed:\n${built.stderr}`)

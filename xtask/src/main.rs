@@ -135,7 +135,23 @@ fn node_tests(dir: &str) -> Command {
         "XDG_RUNTIME_DIR",
         xdg_runtime_dir().unwrap_or_else(|_| "/tmp".into()),
     );
+    use_built_binaries(&mut command);
     command
+}
+
+/// Points the browser tests at the binaries `cargo test --workspace` built:
+/// building one package alone resolves features differently and would compile
+/// much of the dependency tree again.
+fn use_built_binaries(command: &mut Command) {
+    for (variable, binary) in [
+        ("ROOMSCALE_SERVER_BIN", "roomscale-server"),
+        ("ROOMSCALE_APP_BIN", "roomscale"),
+    ] {
+        let path = project_root().join("target/debug").join(binary);
+        if path.is_file() {
+            command.env(variable, path);
+        }
+    }
 }
 
 /// The voice test, inside a private network namespace so WebRTC sees only
@@ -153,15 +169,20 @@ fn voice_test_command() -> Result<Command, String> {
                 .into(),
         );
     }
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--package",
-        "roomscale-server",
-        "--bin",
-        "roomscale-server",
-    ]))
-    .map_err(|error| format!("{error:#}"))?;
+    if !project_root()
+        .join("target/debug/roomscale-server")
+        .is_file()
+    {
+        run(cargo().args([
+            "build",
+            "--quiet",
+            "--package",
+            "roomscale-server",
+            "--bin",
+            "roomscale-server",
+        ]))
+        .map_err(|error| format!("{error:#}"))?;
+    }
     let mut command = Command::new("unshare");
     command
         .args([
@@ -171,13 +192,10 @@ fn voice_test_command() -> Result<Command, String> {
             "ip link set lo up && exec node --test --test-reporter=tap tests/web/voice.netns.mjs",
         ])
         .env(
-            "ROOMSCALE_SERVER_BIN",
-            project_root().join("target/debug/roomscale-server"),
-        )
-        .env(
             "XDG_RUNTIME_DIR",
             xdg_runtime_dir().unwrap_or_else(|_| "/tmp".into()),
         );
+    use_built_binaries(&mut command);
     Ok(command)
 }
 

@@ -31,6 +31,9 @@ const IDLE_STOP_AFTER: Duration = Duration::from_secs(30);
 /// Writes a room may have waiting for storage before it refuses more.
 const PERSIST_QUEUE: usize = 256;
 
+/// Commands handled per wake-up beyond the first.
+const COMMAND_BATCH: usize = 64;
+
 /// The SFU picks the nearest speakers from head positions sent this often
 /// (every 6th tick: 5 Hz).
 const VOICE_POSITIONS_EVERY_TICKS: u64 = 6;
@@ -109,18 +112,29 @@ impl RoomActor {
         let mut tick = tokio::time::interval(Duration::from_secs(1) / POSE_RATE_HZ);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut idle_since = Some(Instant::now());
+        // Made once: the loop turns for every pose a member sends.
+        let state = self.state.clone();
+        let shutdown = state.shutdown_requested();
+        tokio::pin!(shutdown);
         loop {
             let idle_deadline =
                 idle_since.map(|t| tokio::time::Instant::from_std(t + IDLE_STOP_AFTER));
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(command) => self.handle(command, &jobs).await,
+                    Some(command) => {
+                        self.handle(command, &jobs).await;
+                        // Whatever else is queued, before waiting again.
+                        for _ in 0..COMMAND_BATCH {
+                            let Ok(command) = commands.try_recv() else { break };
+                            self.handle(command, &jobs).await;
+                        }
+                    }
                     None => break,
                 },
                 Some(persisted) = finished.recv() => self.persisted(persisted),
                 _ = tick.tick(), if !self.members.is_empty() => self.relay_poses(),
                 _ = sleep_until_some(idle_deadline) => break,
-                _ = self.state.shutdown_requested() => break,
+                _ = &mut shutdown => break,
             }
             idle_since = match (self.members.is_empty(), idle_since) {
                 (true, None) => Some(Instant::now()),
