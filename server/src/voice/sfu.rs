@@ -104,6 +104,9 @@ impl Sfu {
 
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; DATAGRAM_BYTES];
+        // One timer, moved to the next deadline rather than made anew each turn.
+        let wake = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(wake);
         loop {
             let now = Instant::now();
             let deadline = self
@@ -114,6 +117,10 @@ impl Sfu {
                 .unwrap_or(now + RESELECT_EVERY)
                 .min(self.next_reselect)
                 .max(now + Duration::from_micros(100));
+            let deadline = tokio::time::Instant::from_std(deadline);
+            if wake.deadline() != deadline {
+                wake.as_mut().reset(deadline);
+            }
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
@@ -132,7 +139,7 @@ impl Sfu {
                         }
                     }
                 },
-                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = &mut wake => {}
             }
             let now = Instant::now();
             let due: Vec<MemberId> = self
