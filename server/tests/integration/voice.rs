@@ -291,3 +291,26 @@ async fn a_peer_that_goes_silent_is_dropped_and_parked_for_the_others() {
         .await;
     assert_eq!(ada.expect_reply(&r).await.0, "ok");
 }
+
+#[tokio::test]
+async fn each_listener_gets_at_most_the_configured_number_of_voices() {
+    let server = TestServer::start_with(|config| config.voice_max_speakers = 1).await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Crowded").await;
+    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+    let mut cy = server.socket("Cy").await;
+    let (cy_ref, _) = cy.join_ok(&room, "Cy").await;
+
+    let _ada_rtc = join_voice(&mut ada, &ada_ref, &room).await;
+    let _bo_rtc = join_voice(&mut bo, &bo_ref, &room).await;
+    let _cy_rtc = join_voice(&mut cy, &cy_ref, &room).await;
+
+    // Cy joined last and hears one of the two others: one track, one voice.
+    let offer = cy.expect_event("rtc_offer").await;
+    let audio_lines = offer["sdp"].as_str().unwrap().matches("m=audio").count();
+    assert_eq!(audio_lines, 2, "the microphone line and one slot: {offer}");
+    let tracks = cy.expect_event("voice_tracks").await;
+    let heard = tracks["tracks"].as_array().unwrap();
+    assert_eq!(heard.len(), 1, "{tracks}");
+    let speaker = heard[0]["user_id"].as_str().unwrap();
+    assert!(speaker == ada.user_id || speaker == bo.user_id, "{tracks}");
+}
