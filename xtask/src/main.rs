@@ -65,6 +65,11 @@ fn run_server(args: &[String]) -> Result<()> {
         "roomscale-server",
         "--",
     ]);
+    // `cargo xtask run -- --flag` and `cargo xtask run --flag` mean the same.
+    let args = match args.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => args,
+    };
     command.args(args);
     println!("xtask: starting the server (Ctrl-C stops it)");
     run(&mut command)

@@ -99,6 +99,12 @@ impl Voice {
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(sfu::Sfu::new(socket, local_addr, settings, rooms, metrics).run(inbox));
         tracing::info!(%local_addr, "voice listening on udp");
+        if local_addr.ip().is_unspecified() && settings.public_ip.is_none() {
+            tracing::warn!(
+                "voice is bound to {local_addr}, which no visitor can be told to reach: \
+                 set --voice-public-ip to the address visitors use"
+            );
+        }
         Ok(Voice {
             commands,
             local_addr,
