@@ -97,9 +97,10 @@ impl Voice {
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         let local_addr = socket.local_addr()?;
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
+        let public_ip = settings.public_ip;
         tokio::spawn(sfu::Sfu::new(socket, local_addr, settings, rooms, metrics).run(inbox));
         tracing::info!(%local_addr, "voice listening on udp");
-        if local_addr.ip().is_unspecified() && settings.public_ip.is_none() {
+        if local_addr.ip().is_unspecified() && public_ip.is_none() {
             tracing::warn!(
                 "voice is bound to {local_addr}, which no visitor can be told to reach: \
                  set --voice-public-ip to the address visitors use"
