@@ -12,6 +12,7 @@ use ts_rs::TS;
 
 use crate::frame::control;
 use crate::limits::*;
+pub use crate::presence::ClientKind;
 use crate::presence::PresenceState;
 
 /// Server -> client event names (besides the Phoenix control events).
@@ -34,20 +35,6 @@ pub const SET_MUTED_EVENT: &str = "set_muted";
 pub const RTC_OFFER_EVENT: &str = "rtc_offer";
 pub const RTC_ANSWER_EVENT: &str = "rtc_answer";
 pub const RTC_ICE_EVENT: &str = "rtc_ice";
-
-/// What kind of client joined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientKind {
-    /// A browser, flat or immersive.
-    Web,
-    /// The native app in a desktop window.
-    Desktop,
-    /// The native app through OpenXR on a PC.
-    Xr,
-    /// The native app on a standalone Quest.
-    Quest,
-}
 
 /// `phx_join` payload for `room:<id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]

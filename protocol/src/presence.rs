@@ -8,7 +8,19 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::events::ClientKind;
+/// What kind of client joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// A browser, flat or immersive.
+    Web,
+    /// The native app in a desktop window.
+    Desktop,
+    /// The native app through OpenXR on a PC.
+    Xr,
+    /// The native app on a standalone Quest.
+    Quest,
+}
 
 /// One connection of a user in a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -1,7 +1,7 @@
 // Remote avatars move smoothly although their poses arrive in 30 Hz batches with
 // network jitter: each avatar is shown about DEFAULT_DELAY in the past,
-// interpolated between the two samples around that moment. A port of
-// app/src/interpolation.rs, so browser and native clients show the same motion.
+// interpolated between the two samples around that moment. The same logic as
+// the native app's interpolator, so browser and native clients show the same motion.
 //
 // Plain logic: time is an input (seconds on the receiver's clock), so tests can
 // feed it any timeline.
