@@ -82,6 +82,8 @@ enum Command {
         room: Uuid,
         heads: Vec<(MemberId, [f32; 3])>,
     },
+    /// Test hook: make the SFU panic, to exercise its supervisor.
+    InjectPanic,
 }
 
 impl Voice {
@@ -98,7 +100,14 @@ impl Voice {
         let local_addr = socket.local_addr()?;
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         let public_ip = settings.public_ip;
-        tokio::spawn(sfu::Sfu::new(socket, local_addr, settings, rooms, metrics).run(inbox));
+        tokio::spawn(supervise(
+            Arc::new(socket),
+            local_addr,
+            settings,
+            rooms,
+            metrics,
+            inbox,
+        ));
         tracing::info!(%local_addr, "voice listening on udp");
         if local_addr.ip().is_unspecified() && public_ip.is_none() {
             tracing::warn!(
@@ -140,8 +149,49 @@ impl Voice {
         let _ = self.send(Command::Positions { room, heads });
     }
 
+    /// Test hook: make the SFU panic; its supervisor starts it afresh.
+    pub fn inject_panic(&self) -> Result<(), Busy> {
+        self.send(Command::InjectPanic)
+    }
+
     fn send(&self, command: Command) -> Result<(), Busy> {
         self.commands.try_send(command).map_err(|_| Busy)
+    }
+}
+
+/// Runs the SFU, and runs it afresh on the same socket if it panics: voice
+/// peers are lost then (their pages see the connection fail and rejoin
+/// voice), but voice stays available and the rooms never notice.
+async fn supervise(
+    socket: Arc<tokio::net::UdpSocket>,
+    local_addr: SocketAddr,
+    settings: VoiceSettings,
+    rooms: Rooms,
+    metrics: Arc<Metrics>,
+    mut inbox: mpsc::Receiver<Command>,
+) {
+    use futures_util::FutureExt as _;
+    loop {
+        let sfu = sfu::Sfu::new(
+            socket.clone(),
+            local_addr,
+            settings.clone(),
+            rooms.clone(),
+            metrics.clone(),
+        );
+        match std::panic::AssertUnwindSafe(sfu.run(&mut inbox))
+            .catch_unwind()
+            .await
+        {
+            Ok(()) => return,
+            Err(_) => {
+                metrics.error("voice_panic");
+                metrics.voice_peers.set(0);
+                tracing::error!(
+                    "the voice SFU panicked and was restarted; voice peers must rejoin"
+                );
+            }
+        }
     }
 }
 

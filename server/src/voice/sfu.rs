@@ -38,7 +38,7 @@ const DATAGRAM_BYTES: usize = 2048;
 const RECEIVE_BATCH: usize = 32;
 
 pub(super) struct Sfu {
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     local_addr: SocketAddr,
     settings: VoiceSettings,
     rooms: Rooms,
@@ -82,7 +82,7 @@ struct Slot {
 
 impl Sfu {
     pub(super) fn new(
-        socket: UdpSocket,
+        socket: Arc<UdpSocket>,
         local_addr: SocketAddr,
         settings: VoiceSettings,
         rooms: Rooms,
@@ -102,7 +102,8 @@ impl Sfu {
         }
     }
 
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// Runs until the command channel closes (the server is going away).
+    pub(super) async fn run(mut self, commands: &mut mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; DATAGRAM_BYTES];
         // One timer, moved to the next deadline rather than made anew each turn.
         let wake = tokio::time::sleep(Duration::ZERO);
@@ -177,6 +178,7 @@ impl Sfu {
             Command::Positions { room, heads } => {
                 self.heads.insert(room, heads.into_iter().collect());
             }
+            Command::InjectPanic => panic!("panic injected into the voice SFU"),
         }
     }
 

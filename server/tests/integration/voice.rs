@@ -314,3 +314,41 @@ async fn each_listener_gets_at_most_the_configured_number_of_voices() {
     let speaker = heard[0]["user_id"].as_str().unwrap();
     assert!(speaker == ada.user_id || speaker == bo.user_id, "{tracks}");
 }
+
+#[tokio::test]
+async fn a_panic_in_the_sfu_restarts_it_and_voice_can_be_joined_again() {
+    let server = TestServer::start().await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Resilient").await;
+    let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+    let _rtc = join_voice(&mut ada, &ada_ref, &room).await;
+    assert_eq!(server.state.metrics.voice_peers.get(), 1);
+
+    let voice = server.state.voice.as_ref().unwrap();
+    voice.inject_panic().unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while server.state.metrics.errors("voice_panic") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the SFU did not report its panic"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.state.metrics.voice_peers.get(), 0);
+
+    // Voice works again on the same port, and the room never noticed.
+    let _rtc = join_voice(&mut ada, &ada_ref, &room).await;
+    assert_eq!(server.state.metrics.voice_peers.get(), 1);
+    let r = ada
+        .push(
+            Some(&ada_ref),
+            &room,
+            "chat",
+            json!({"text": "after the panic"}),
+        )
+        .await;
+    assert_eq!(ada.expect_reply(&r).await.0, "ok");
+    assert_eq!(
+        bo.expect_event("event").await["body"]["text"],
+        "after the panic"
+    );
+}
