@@ -122,3 +122,4 @@ export const SET_MUTED_EVENT = "set_muted";
 export const RTC_OFFER_EVENT = "rtc_offer";
 export const RTC_ANSWER_EVENT = "rtc_answer";
 export const RTC_ICE_EVENT = "rtc_ice";
+export const VOICE_LEAVE_EVENT = "voice_leave";

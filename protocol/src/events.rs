@@ -35,6 +35,8 @@ pub const SET_MUTED_EVENT: &str = "set_muted";
 pub const RTC_OFFER_EVENT: &str = "rtc_offer";
 pub const RTC_ANSWER_EVENT: &str = "rtc_answer";
 pub const RTC_ICE_EVENT: &str = "rtc_ice";
+/// Client -> server: leave voice (the room stays joined).
+pub const VOICE_LEAVE_EVENT: &str = "voice_leave";
 
 /// `phx_join` payload for `room:<id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -263,6 +265,7 @@ pub enum ClientEvent {
     RtcOffer(SessionDescription),
     RtcAnswer(SessionDescription),
     RtcIce(IceCandidate),
+    VoiceLeave,
 }
 
 /// Why a push was refused.
@@ -301,6 +304,7 @@ impl ClientEvent {
             RTC_OFFER_EVENT => ClientEvent::RtcOffer(typed(RTC_OFFER_EVENT, payload)?),
             RTC_ANSWER_EVENT => ClientEvent::RtcAnswer(typed(RTC_ANSWER_EVENT, payload)?),
             RTC_ICE_EVENT => ClientEvent::RtcIce(typed(RTC_ICE_EVENT, payload)?),
+            VOICE_LEAVE_EVENT => ClientEvent::VoiceLeave,
             other => return Err(EventError::Unknown(truncate(other, 64))),
         };
         parsed.validate()?;
@@ -321,13 +325,16 @@ impl ClientEvent {
             ClientEvent::RtcOffer(_) => RTC_OFFER_EVENT,
             ClientEvent::RtcAnswer(_) => RTC_ANSWER_EVENT,
             ClientEvent::RtcIce(_) => RTC_ICE_EVENT,
+            ClientEvent::VoiceLeave => VOICE_LEAVE_EVENT,
         }
     }
 
     /// The JSON payload, as a client sends it.
     pub fn payload(&self) -> Value {
         let value = match self {
-            ClientEvent::Heartbeat | ClientEvent::Leave => Ok(Value::Object(Default::default())),
+            ClientEvent::Heartbeat | ClientEvent::Leave | ClientEvent::VoiceLeave => {
+                Ok(Value::Object(Default::default()))
+            }
             ClientEvent::Join(p) => serde_json::to_value(p),
             ClientEvent::Chat(p) => serde_json::to_value(p),
             ClientEvent::ObjectSet(p) => serde_json::to_value(p),
@@ -384,7 +391,10 @@ impl ClientEvent {
                     )));
                 }
             }
-            ClientEvent::Heartbeat | ClientEvent::Leave | ClientEvent::SetMuted(_) => {}
+            ClientEvent::Heartbeat
+            | ClientEvent::Leave
+            | ClientEvent::SetMuted(_)
+            | ClientEvent::VoiceLeave => {}
         }
         Ok(())
     }

@@ -76,6 +76,7 @@ fn constants() -> String {
         ("RTC_OFFER_EVENT", RTC_OFFER_EVENT),
         ("RTC_ANSWER_EVENT", RTC_ANSWER_EVENT),
         ("RTC_ICE_EVENT", RTC_ICE_EVENT),
+        ("VOICE_LEAVE_EVENT", VOICE_LEAVE_EVENT),
     ];
     let mut out = String::new();
     for (name, value) in numbers {

@@ -295,7 +295,10 @@ impl Connection {
                 msg_ref,
                 muted: muted.muted,
             },
-            ClientEvent::RtcOffer(_) | ClientEvent::RtcAnswer(_) | ClientEvent::RtcIce(_) => {
+            ClientEvent::RtcOffer(_)
+            | ClientEvent::RtcAnswer(_)
+            | ClientEvent::RtcIce(_)
+            | ClientEvent::VoiceLeave => {
                 let room_id = channel.room_id;
                 return self.signal(to, member, room_id, event);
             }
@@ -480,6 +483,7 @@ impl Connection {
             ClientEvent::RtcOffer(offer) => voice.offer(route, offer.sdp),
             ClientEvent::RtcAnswer(answer) => voice.answer(route, answer.sdp),
             ClientEvent::RtcIce(candidate) => voice.ice(route, candidate),
+            ClientEvent::VoiceLeave => voice.leave_voice(route),
             _ => unreachable!("only signaling events reach the SFU"),
         };
         if sent.is_err() {

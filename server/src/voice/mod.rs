@@ -75,6 +75,10 @@ enum Command {
         route: Route,
         candidate: IceCandidate,
     },
+    /// The client left voice and stays in the room.
+    LeaveVoice {
+        route: Route,
+    },
     Leave {
         member: MemberId,
     },
@@ -137,6 +141,11 @@ impl Voice {
 
     pub fn ice(&self, route: Route, candidate: IceCandidate) -> Result<(), Busy> {
         self.send(Command::Ice { route, candidate })
+    }
+
+    /// The client left voice (it stays in the room): drop its peer, reply.
+    pub fn leave_voice(&self, route: Route) -> Result<(), Busy> {
+        self.send(Command::LeaveVoice { route })
     }
 
     /// The member left the room (or its socket closed): drop its peer.

@@ -175,6 +175,10 @@ impl Sfu {
             Command::Answer { route, sdp } => self.answer(route, &sdp),
             Command::Ice { route, candidate } => self.ice(route, candidate),
             Command::Leave { member } => self.remove(member),
+            Command::LeaveVoice { route } => {
+                self.remove(route.member);
+                reply_ok(&route, &serde_json::json!({}));
+            }
             Command::Positions { room, heads } => {
                 self.heads.insert(room, heads.into_iter().collect());
             }

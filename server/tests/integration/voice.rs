@@ -352,3 +352,45 @@ async fn a_panic_in_the_sfu_restarts_it_and_voice_can_be_joined_again() {
         "after the panic"
     );
 }
+
+#[tokio::test]
+async fn leaving_voice_keeps_the_room_and_parks_the_track_at_the_others() {
+    let server = TestServer::start().await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Quiet now").await;
+    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+    let mut ada_rtc = join_voice(&mut ada, &ada_ref, &room).await;
+    let _bo_rtc = join_voice(&mut bo, &bo_ref, &room).await;
+    // Ada answers the offer that adds Bo's voice.
+    let offer = ada.expect_event("rtc_offer").await;
+    let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap()).unwrap();
+    let answer = ada_rtc.sdp_api().accept_offer(offer).unwrap();
+    let (status, _) = push_expect(
+        &mut ada,
+        &ada_ref,
+        &room,
+        "rtc_answer",
+        json!({"sdp": answer.to_sdp_string()}),
+    )
+    .await;
+    assert_eq!(status, "ok");
+    assert_eq!(server.state.metrics.voice_peers.get(), 2);
+
+    let (status, reply) = push_expect(&mut bo, &bo_ref, &room, "voice_leave", json!({})).await;
+    assert_eq!(status, "ok", "{reply}");
+    assert_eq!(server.state.metrics.voice_peers.get(), 1);
+    let offer = ada.expect_event("rtc_offer").await;
+    assert!(
+        offer["sdp"].as_str().unwrap().contains("a=inactive"),
+        "Bo's track is parked: {offer}"
+    );
+    // Bo is still in the room.
+    let r = bo
+        .push(
+            Some(&bo_ref),
+            &room,
+            "chat",
+            json!({"text": "listening only"}),
+        )
+        .await;
+    assert_eq!(bo.expect_reply(&r).await.0, "ok");
+}

@@ -133,6 +133,11 @@ export class Voice {
 
   /** Leaves voice (the room stays). */
   stop(): void {
+    if (this.peer) {
+      // The server drops our peer now, not when the connection times out,
+      // so the others' tracks for us are parked at once.
+      this.signaling.push("voice_leave", {}).catch(() => {})
+    }
     this.peer?.close()
     this.peer = null
     this.microphone?.stop()
