@@ -169,6 +169,16 @@ async fn malformed_or_out_of_order_signaling_gets_errors_and_the_room_keeps_serv
         );
     }
 
+    // Garbage on the voice port (a scanner, a broken client) is dropped.
+    let voice_addr = server.state.voice.as_ref().unwrap().local_addr();
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..500u32 {
+        let datagram: Vec<u8> = (0..(i % 300))
+            .map(|b| (b as u8).wrapping_mul(31) ^ i as u8)
+            .collect();
+        junk.send_to(&datagram, voice_addr).await.unwrap();
+    }
+
     // In voice now; bad candidates and answers are refused one by one.
     let _rtc = join_voice(&mut ada, &ada_ref, &room).await;
     let in_voice = [
