@@ -72,9 +72,7 @@ before(async () => {
 })
 
 after(async () => {
-  for (const browser of browsers) {
-    await browser.close().catch(() => {})
-  }
+  await closeBrowsers()
   await server?.stop()
 })
 
@@ -135,10 +133,21 @@ async function waitHears(listener, speakers, what) {
   }
 }
 
-test("three visitors hear each other through the SFU; mute, leave and a late joiner", async (t) => {
+/** Each test's own limit: a hung page fails the test with this, instead of hanging the run. */
+const TEST_TIMEOUT = 240_000
+
+/** Closes every browser a test opened: four rendering pages starve the next test on two cores. */
+async function closeBrowsers() {
+  for (const browser of browsers.splice(0)) {
+    await browser.close().catch(() => {})
+  }
+}
+
+test("three visitors hear each other through the SFU; mute, leave and a late joiner", {timeout: TEST_TIMEOUT}, async (t) => {
   if (unavailable) {
     return skip(t, unavailable)
   }
+  t.after(closeBrowsers)
   const roomId = await server.createRoom("Voice room")
   const ada = await voiceVisitor("ada", roomId)
   const ben = await voiceVisitor("ben", roomId)
@@ -210,10 +219,11 @@ test("three visitors hear each other through the SFU; mute, leave and a late joi
   }
 })
 
-test("voices are spatialized with the DESIGN.md panner: right is louder right, gain falls as 1/d", async (t) => {
+test("voices are spatialized with the DESIGN.md panner: right is louder right, gain falls as 1/d", {timeout: TEST_TIMEOUT}, async (t) => {
   if (unavailable) {
     return skip(t, unavailable)
   }
+  t.after(closeBrowsers)
   const roomId = await server.createRoom("Spatial room")
   const browser = await launchBrowser({extraArgs: voiceArgs(tones.ada)})
   browsers.push(browser)
