@@ -130,12 +130,22 @@ fn test(args: &[String]) -> Result<()> {
     summary.finish()
 }
 
+/// A test file that runs longer than this has hung: it fails instead of
+/// holding the whole run (each takes about a minute).
+const NODE_TEST_FILE_TIMEOUT: &str = "--test-timeout=600000";
+
 /// `node --test` over one directory, one file at a time (the browser tests
 /// each start servers and browsers; two cores do not run them side by side),
 /// reporting TAP so the summary can count its results.
 fn node_tests(dir: &str) -> Command {
     let mut command = Command::new("node");
-    command.args(["--test", "--test-concurrency=1", "--test-reporter=tap", dir]);
+    command.args([
+        "--test",
+        "--test-concurrency=1",
+        "--test-reporter=tap",
+        NODE_TEST_FILE_TIMEOUT,
+        dir,
+    ]);
     command.env(
         "XDG_RUNTIME_DIR",
         xdg_runtime_dir().unwrap_or_else(|_| "/tmp".into()),
@@ -194,7 +204,10 @@ fn voice_test_command() -> Result<Command, String> {
             "-n",
             "sh",
             "-c",
-            "ip link set lo up && exec node --test --test-reporter=tap tests/web/voice.netns.mjs",
+            &format!(
+                "ip link set lo up && exec node --test --test-reporter=tap {NODE_TEST_FILE_TIMEOUT} \
+                 tests/web/voice.netns.mjs"
+            ),
         ])
         .env(
             "XDG_RUNTIME_DIR",
