@@ -46,6 +46,9 @@ pub(super) struct Sfu {
     peers: HashMap<MemberId, Peer>,
     /// Which peer a remote address belongs to, once one accepted it.
     owners: HashMap<SocketAddr, MemberId>,
+    /// Who is in voice, by room: forwarding and speaker choice look only here.
+    in_room: HashMap<Uuid, Vec<MemberId>>,
+    /// Head positions of rooms with someone in voice.
     heads: HashMap<Uuid, HashMap<MemberId, [f32; 3]>>,
     next_reselect: Instant,
     /// Peers with output to run; see [`Sfu::mark`].
@@ -96,6 +99,7 @@ impl Sfu {
             metrics,
             peers: HashMap::new(),
             owners: HashMap::new(),
+            in_room: HashMap::new(),
             heads: HashMap::new(),
             next_reselect: Instant::now(),
             dirty: VecDeque::new(),
@@ -159,8 +163,8 @@ impl Sfu {
             if now >= self.next_reselect {
                 self.next_reselect = now + RESELECT_EVERY;
                 self.update_speaking(now);
-                let rooms: Vec<Uuid> = self.peers.values().map(|p| p.route.room).collect();
-                for room in dedup(rooms) {
+                let rooms: Vec<Uuid> = self.in_room.keys().copied().collect();
+                for room in rooms {
                     self.reselect(room);
                 }
             }
@@ -180,7 +184,10 @@ impl Sfu {
                 reply_ok(&route, &serde_json::json!({}));
             }
             Command::Positions { room, heads } => {
-                self.heads.insert(room, heads.into_iter().collect());
+                // Every busy room sends them; only rooms with voice keep them.
+                if self.in_room.contains_key(&room) {
+                    self.heads.insert(room, heads.into_iter().collect());
+                }
             }
             Command::InjectPanic => panic!("panic injected into the voice SFU"),
         }
@@ -204,7 +211,12 @@ impl Sfu {
                 );
             }
             match peer.rtc.sdp_api().accept_offer(offer) {
-                Ok(answer) => reply_ok(&route, &description(&answer)),
+                Ok(answer) => reply_ok(
+                    &route,
+                    &SessionDescription {
+                        sdp: answer.to_sdp_string(),
+                    },
+                ),
                 Err(error) => reply_error(&route, format!("offer rejected: {error}")),
             }
             peer.route = route;
@@ -230,12 +242,18 @@ impl Sfu {
             Ok(answer) => answer,
             Err(error) => return reply_error(&route, format!("offer rejected: {error}")),
         };
-        reply_ok(&route, &description(&answer));
+        reply_ok(
+            &route,
+            &SessionDescription {
+                sdp: answer.to_sdp_string(),
+            },
+        );
         tracing::debug!(member, room = %route.room, "voice peer joined");
         // The microphone line is known from the offer at once; str0m's
         // MediaAdded event for it only comes once the connection is up.
         let mic = microphone_mid(sdp, &rtc);
         self.metrics.voice_peers.inc();
+        self.in_room.entry(route.room).or_default().push(member);
         self.peers.insert(
             member,
             Peer {
@@ -372,7 +390,9 @@ impl Sfu {
             route.join_ref.as_deref(),
             &route.topic,
             RTC_OFFER_EVENT,
-            &description_of_offer(&offer),
+            &SessionDescription {
+                sdp: offer.to_sdp_string(),
+            },
         );
         self.mark(member);
     }
@@ -384,17 +404,12 @@ impl Sfu {
     fn reselect(&mut self, room: Uuid) {
         let now = Instant::now();
         let heads = self.heads.get(&room);
-        let speakers: Vec<(MemberId, Option<Instant>)> = self
-            .peers
+        let listeners: Vec<MemberId> = self.in_room.get(&room).cloned().unwrap_or_default();
+        let speakers: Vec<(MemberId, Option<Instant>)> = listeners
             .iter()
-            .filter(|(_, p)| p.route.room == room && p.mic.is_some())
-            .map(|(&id, p)| (id, p.last_spoke))
-            .collect();
-        let listeners: Vec<MemberId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.route.room == room)
-            .map(|(&id, _)| id)
+            .filter_map(|id| self.peers.get(id).map(|p| (*id, p)))
+            .filter(|(_, p)| p.mic.is_some())
+            .map(|(id, p)| (id, p.last_spoke))
             .collect();
         let limit = self.settings.max_speakers;
         let mut listeners_to_update = Vec::new();
@@ -634,12 +649,14 @@ impl Sfu {
         let Some(room) = self.peers.get(&speaker).map(|p| p.route.room) else {
             return;
         };
-        let listeners: Vec<(MemberId, Mid)> = self
-            .peers
+        let in_room = self.in_room.get(&room).map_or(&[][..], Vec::as_slice);
+        let listeners: Vec<(MemberId, Mid)> = in_room
             .iter()
-            .filter(|&(&id, p)| id != speaker && p.route.room == room)
-            .filter_map(|(&id, p)| {
-                let slot = p
+            .filter(|&&id| id != speaker)
+            .filter_map(|&id| {
+                let slot = self
+                    .peers
+                    .get(&id)?
                     .slots
                     .iter()
                     .find(|s| s.speaker == Some(speaker) && s.active && s.negotiated)?;
@@ -696,6 +713,14 @@ impl Sfu {
         };
         self.metrics.voice_peers.dec();
         self.owners.retain(|_, owner| *owner != member);
+        let room = peer.route.room;
+        if let Some(members) = self.in_room.get_mut(&room) {
+            members.retain(|&m| m != member);
+            if members.is_empty() {
+                self.in_room.remove(&room);
+                self.heads.remove(&room);
+            }
+        }
         if peer.speaking {
             self.rooms.try_send(
                 peer.route.room,
@@ -729,18 +754,6 @@ fn reply_error(route: &Route, reason: String) {
     }
 }
 
-fn description(answer: &SdpAnswer) -> SessionDescription {
-    SessionDescription {
-        sdp: answer.to_sdp_string(),
-    }
-}
-
-fn description_of_offer(offer: &SdpOffer) -> SessionDescription {
-    SessionDescription {
-        sdp: offer.to_sdp_string(),
-    }
-}
-
 /// The first audio line of a client's offer that sends to us.
 fn microphone_mid(offer: &str, rtc: &Rtc) -> Option<Mid> {
     offer
@@ -763,10 +776,4 @@ fn microphone_mid(offer: &str, rtc: &Rtc) -> Option<Mid> {
 fn distance(a: &[f32; 3], b: &[f32; 3]) -> f32 {
     let d = [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
     (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
-}
-
-fn dedup(mut rooms: Vec<Uuid>) -> Vec<Uuid> {
-    rooms.sort_unstable();
-    rooms.dedup();
-    rooms
 }
