@@ -14,6 +14,7 @@ import {spawn, spawnSync} from "node:child_process"
 import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync} from "node:fs"
 import {tmpdir} from "node:os"
 import {dirname, join} from "node:path"
+import {after, before} from "node:test"
 import {fileURLToPath} from "node:url"
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..")
@@ -321,6 +322,27 @@ export function distance(a, b) {
 export function artifactPath(name) {
   mkdirSync(ARTIFACTS, {recursive: true})
   return join(ARTIFACTS, name)
+}
+
+/**
+ * One server and one browser for a whole test file: started before its first
+ * test (unless this machine cannot run them), stopped after its last. Read
+ * `fixture.server` and `fixture.browser` inside tests.
+ */
+export function serverAndBrowserPerFile() {
+  const fixture = {server: null, browser: null}
+  before(async () => {
+    if (missingPrerequisite()) {
+      return
+    }
+    fixture.server = await startServer()
+    fixture.browser = await launchBrowser()
+  })
+  after(async () => {
+    await fixture.browser?.close()
+    await fixture.server?.stop()
+  })
+  return fixture
 }
 
 /** Marks a test as skipped with the reason on stderr, as the project's tests do. */

@@ -10,17 +10,16 @@ import assert from "node:assert/strict"
 import {spawn, spawnSync} from "node:child_process"
 import {mkdirSync, readFileSync} from "node:fs"
 import {join} from "node:path"
-import {after, before, test} from "node:test"
+import {test} from "node:test"
 
 import {
   ROOT,
   artifactPath,
   distance,
-  launchBrowser,
   missingPrerequisite,
   openVisitor,
+  serverAndBrowserPerFile,
   skip,
-  startServer,
   waitFor,
   waitInRoom,
 } from "./harness.mjs"
@@ -30,21 +29,7 @@ const SAME_PLACE_M = 0.05
 const VIEW = {width: 640, height: 480, verticalFovDegrees: 70}
 
 const unavailable = missingPrerequisite()
-let server
-let browser
-
-before(async () => {
-  if (unavailable) {
-    return
-  }
-  server = await startServer()
-  browser = await launchBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+const fixture = serverAndBrowserPerFile()
 
 /** ROOMSCALE_APP_BIN (as `cargo xtask test` sets it), else a fresh `cargo build`. */
 function nativeBinary() {
@@ -141,14 +126,14 @@ test("a native client and a browser visitor see each other, chat, and the native
   if (unavailable) {
     return skip(t, unavailable)
   }
-  const roomId = await server.createRoom("Browser and native")
-  const visitor = await openVisitor(browser, server.url, roomId)
+  const roomId = await fixture.server.createRoom("Browser and native")
+  const visitor = await openVisitor(fixture.browser, fixture.server.url, roomId)
   const natives = []
   try {
     await waitInRoom(visitor.page)
     const visitorHead = (await waitFor(() => visitor.page.evaluate(() => window.roomscale.selfHead()), {what: "the visitor's own head"})).value
     const self = await visitor.page.evaluate(() => window.roomscale.avatars().find((a) => a.self))
-    const roomUrl = `${server.url.replace("localhost", "127.0.0.1")}/rooms/${roomId}`
+    const roomUrl = `${fixture.server.url.replace("localhost", "127.0.0.1")}/rooms/${roomId}`
 
     // The native client stands 3 m behind the visitor, a little to the side, facing it.
     const at = [visitorHead[0] + 0.4, 1.65, visitorHead[2] + 3]
@@ -213,7 +198,7 @@ test("the native client says what to do when the room does not exist", async (t)
   if (unavailable) {
     return skip(t, unavailable)
   }
-  const result = spawnSync(nativeBinary(), ["join", `${server.url}/rooms/00000000-0000-4000-8000-000000000000`, "--headless"], {encoding: "utf8"})
+  const result = spawnSync(nativeBinary(), ["join", `${fixture.server.url}/rooms/00000000-0000-4000-8000-000000000000`, "--headless"], {encoding: "utf8"})
   assert.notEqual(result.status, 0)
   assert.match(result.stderr, /does not exist; pick one from the room list/)
 })

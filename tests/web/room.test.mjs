@@ -8,16 +8,15 @@
 // `skipped: <reason>` and passes.
 
 import assert from "node:assert/strict"
-import {after, before, test} from "node:test"
+import {test} from "node:test"
 
 import {
   artifactPath,
   distance,
-  launchBrowser,
   missingPrerequisite,
   openVisitor,
+  serverAndBrowserPerFile,
   skip,
-  startServer,
   waitFor,
   waitInRoom,
 } from "./harness.mjs"
@@ -28,21 +27,7 @@ const SAME_PLACE_M = 0.05
 const MOVE_SHOWS_WITHIN_MS = 500
 
 const unavailable = missingPrerequisite()
-let server
-let browser
-
-before(async () => {
-  if (unavailable) {
-    return
-  }
-  server = await startServer()
-  browser = await launchBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  await server?.stop()
-})
+const fixture = serverAndBrowserPerFile()
 
 /** What page `viewer` shows of `userId`'s avatar (from its Babylon meshes), or undefined. */
 async function avatarOf(viewer, userId) {
@@ -60,9 +45,9 @@ async function selfHead(visitor) {
 
 /** Two visitors in a fresh room, each showing the other's avatar. */
 async function twoVisitors(roomName, {firstXr = false, secondProxied = false} = {}) {
-  const roomId = await server.createRoom(roomName)
-  const first = await openVisitor(browser, server.url, roomId, {xr: firstXr})
-  const second = await openVisitor(browser, server.url, roomId, {proxySockets: secondProxied})
+  const roomId = await fixture.server.createRoom(roomName)
+  const first = await openVisitor(fixture.browser, fixture.server.url, roomId, {xr: firstXr})
+  const second = await openVisitor(fixture.browser, fixture.server.url, roomId, {proxySockets: secondProxied})
   await Promise.all([waitInRoom(first.page), waitInRoom(second.page)])
   const [firstId, secondId] = await Promise.all([userIdOf(first), userIdOf(second)])
   await waitFor(async () => (await avatarOf(first, secondId))?.visible && (await avatarOf(second, firstId))?.visible, {
@@ -333,13 +318,13 @@ test("room pages ask before deleting and show times in the reader's time zone", 
   if (unavailable) {
     return skip(t, unavailable)
   }
-  const roomId = await server.createRoom("Doomed <b>room</b>")
-  const context = await browser.newContext({timezoneId: "Pacific/Auckland", locale: "en-NZ"})
+  const roomId = await fixture.server.createRoom("Doomed <b>room</b>")
+  const context = await fixture.browser.newContext({timezoneId: "Pacific/Auckland", locale: "en-NZ"})
   const page = await context.newPage()
   const errors = []
   page.on("pageerror", (error) => errors.push(error.message))
   try {
-    await page.goto(`${server.url}/rooms`)
+    await page.goto(`${fixture.server.url}/rooms`)
     const time = page.locator(".rooms time").first()
     const stamp = await time.getAttribute("datetime")
     // pages.js replaced the UTC stamp with a local, readable date.
@@ -347,7 +332,7 @@ test("room pages ask before deleting and show times in the reader's time zone", 
     assert.equal(await time.getAttribute("title"), stamp)
     assert.notEqual(await time.textContent(), stamp)
 
-    await page.goto(`${server.url}/rooms/${roomId}`)
+    await page.goto(`${fixture.server.url}/rooms/${roomId}`)
     const questions = []
     page.once("dialog", (dialog) => {
       questions.push(dialog.message())
@@ -358,8 +343,8 @@ test("room pages ask before deleting and show times in the reader's time zone", 
     assert.equal(new URL(page.url()).pathname, `/rooms/${roomId}`, "declining kept the room")
 
     page.once("dialog", (dialog) => void dialog.accept())
-    await Promise.all([page.waitForURL(`${server.url}/rooms`), page.click("text=Delete room")])
-    assert.equal((await fetch(`${server.url.replace("localhost", "127.0.0.1")}/api/rooms/${roomId}`)).status, 404)
+    await Promise.all([page.waitForURL(`${fixture.server.url}/rooms`), page.click("text=Delete room")])
+    assert.equal((await fetch(`${fixture.server.url.replace("localhost", "127.0.0.1")}/api/rooms/${roomId}`)).status, 404)
     assert.deepEqual(errors, [])
   } finally {
     await context.close()
