@@ -122,7 +122,7 @@ async fn network(
                     }
                     match RoomClient::join(&server, &room_id, identity.clone()).await {
                         Ok(joined) => {
-                            let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), slot: joined.slot });
+                            let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), slot: joined.slot() });
                             room = Some(joined);
                         }
                         Err(error) => report(Err(error)),

@@ -144,7 +144,9 @@ async fn join(args: JoinArgs) -> Result<()> {
         .with_context(|| format!("joining {}", args.room_url))?;
     println!(
         "joined \"{}\" as {} (slot {})",
-        room.room.name, room.user_id, room.slot
+        room.room.name,
+        room.user_id,
+        room.slot()
     );
     if let Some(text) = &args.say {
         let id = room.chat(text).await.context("sending the chat message")?;
@@ -168,7 +170,7 @@ async fn join(args: JoinArgs) -> Result<()> {
                 let own = if args.bot { walking_pose(now) } else { standing_pose(args.at.unwrap_or([0.0, 1.65, 3.0])) };
                 room.set_pose(own);
                 if let (Some(view), Some(path)) = (view.as_mut(), &args.screenshot) {
-                    view.draw(&own, &presence, room.slot, f64::from(now))?;
+                    view.draw(&own, &presence, room.slot(), f64::from(now))?;
                     if frames_left > 0 {
                         frames_left -= 1;
                         if frames_left == 0 {

@@ -6,6 +6,11 @@
 //! pose (at most 30 Hz, only when it changed), turns incoming frames into
 //! [`RoomUpdate`]s, and reconnects with backoff after a drop, rejoining with
 //! `last_seen_id` so no persisted event is lost or repeated.
+//!
+//! A rejoin is a new membership: the server may hand out a different slot, and
+//! a restarted room's pose clock starts again at 0. The client reports it as
+//! [`RoomUpdate::Joined`], and [`RoomClient::slot`] always answers the slot of
+//! the latest join.
 
 mod http;
 mod presence;
@@ -165,13 +170,20 @@ pub struct Identity {
 /// What the client learned from the room, in arrival order.
 #[derive(Debug, Clone)]
 pub enum RoomUpdate {
-    /// Joined (or rejoined after a reconnect).
+    /// Rejoined after a reconnect: sent for every join after the first, which
+    /// [`RoomClient::join`] itself returns. The room may have restarted, so
+    /// slots may have changed hands and its pose clock starts again at 0:
+    /// consumers reset or drop every interpolation track they keep by slot,
+    /// and take this client's own slot from here (or [`RoomClient::slot`],
+    /// which already answers it). Updates after this one are about the new
+    /// membership.
     Joined { room: RoomSummary, slot: u16 },
     /// Presence changed; the whole current presence.
     Presence(Presence),
     /// A persisted event this client had not seen (never one twice).
     Event(RoomEvent),
-    /// A pose batch: every pose with its slot.
+    /// A pose batch: every pose with its slot, stamped with the room's pose
+    /// clock (milliseconds since the room started; it restarts with the room).
     Poses {
         server_time_ms: u32,
         poses: Vec<(u16, AvatarPose)>,
@@ -195,8 +207,11 @@ enum Command {
 #[derive(Debug)]
 pub struct RoomClient {
     pub user_id: String,
+    /// The room as the first join described it; a rejoin's description comes
+    /// in [`RoomUpdate::Joined`].
     pub room: RoomSummary,
-    pub slot: u16,
+    /// This client's slot, written by the task on every join.
+    slot: watch::Receiver<u16>,
     commands: mpsc::Sender<Command>,
     pose: watch::Sender<Option<AvatarPose>>,
     /// Room updates; read them, or the client buffers up to a limit and then
@@ -214,7 +229,8 @@ impl RoomClient {
         let session = Session::create(server, &identity.name).await?;
         let (commands, command_rx) = mpsc::channel(64);
         let (pose, pose_rx) = watch::channel(None);
-        let (update_tx, mut updates) = mpsc::channel(1024);
+        let (update_tx, updates) = mpsc::channel(1024);
+        let (slot_tx, slot) = watch::channel(0);
         let (joined_tx, joined_rx) = oneshot::channel();
         let task = socket::RoomTask::new(
             server.clone(),
@@ -222,11 +238,10 @@ impl RoomClient {
             session.clone(),
             identity,
             update_tx,
+            slot_tx,
         );
         tokio::spawn(task.run(command_rx, pose_rx, joined_tx));
-        let (room, slot) = joined_rx.await.map_err(|_| ClientError::ConnectionLost)??;
-        // The task also reports the join as an update; the caller got it here.
-        if let Ok(RoomUpdate::Joined { .. }) = updates.try_recv() {}
+        let room = joined_rx.await.map_err(|_| ClientError::ConnectionLost)??;
         Ok(RoomClient {
             user_id: session.user_id,
             room,
@@ -235,6 +250,17 @@ impl RoomClient {
             pose,
             updates,
         })
+    }
+
+    /// This client's slot as of its latest join: the slot its own poses carry
+    /// in other members' batches and its presence meta shows. A rejoin may
+    /// change it, so read it where it is needed rather than keeping a copy.
+    /// It changes just before the [`RoomUpdate::Joined`] that reports it is
+    /// queued, so a reader still working through updates from before the
+    /// rejoin sees the new slot early; such a reader takes the slot from that
+    /// update instead.
+    pub fn slot(&self) -> u16 {
+        *self.slot.borrow()
     }
 
     /// Sends a chat message; resolves with its id once the server stored it.

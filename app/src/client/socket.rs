@@ -35,6 +35,8 @@ pub struct RoomTask {
     session: Session,
     identity: Identity,
     updates: mpsc::Sender<RoomUpdate>,
+    /// The slot of the latest join, read by [`super::RoomClient::slot`].
+    slot: watch::Sender<u16>,
     presence: Presence,
     last_seen_id: Option<u64>,
     next_ref: u64,
@@ -48,7 +50,8 @@ enum Ended {
     Dropped,
 }
 
-type Joined = oneshot::Sender<Result<(RoomSummary, u16), ClientError>>;
+/// Answers [`super::RoomClient::join`] once the first join succeeded or failed.
+type Joined = oneshot::Sender<Result<RoomSummary, ClientError>>;
 
 impl RoomTask {
     pub fn new(
@@ -57,6 +60,7 @@ impl RoomTask {
         session: Session,
         identity: Identity,
         updates: mpsc::Sender<RoomUpdate>,
+        slot: watch::Sender<u16>,
     ) -> RoomTask {
         RoomTask {
             server,
@@ -64,6 +68,7 @@ impl RoomTask {
             session,
             identity,
             updates,
+            slot,
             presence: Presence::default(),
             last_seen_id: None,
             next_ref: 0,
@@ -82,12 +87,7 @@ impl RoomTask {
             let ended = match self.connect_and_join().await {
                 Ok((mut socket, join_ref, reply)) => {
                     backoff = BACKOFF_FIRST;
-                    let slot = reply.slot;
-                    let room = reply.room.clone();
-                    self.joined(reply).await;
-                    if let Some(joined) = joined.take() {
-                        let _ = joined.send(Ok((room, slot)));
-                    }
+                    self.joined(reply, joined.take()).await;
                     self.serve(&mut socket, &join_ref, &mut commands, &mut pose)
                         .await
                 }
@@ -197,14 +197,25 @@ impl RoomTask {
         }
     }
 
-    async fn joined(&mut self, reply: JoinReply) {
-        let _ = self
-            .updates
-            .send(RoomUpdate::Joined {
-                room: reply.room,
-                slot: reply.slot,
-            })
-            .await;
+    /// Takes in a successful join: the slot first, so that whoever hears of
+    /// the join reads the new slot; then the first join's answer, or a
+    /// rejoin's [`RoomUpdate::Joined`]; then the events the join replayed.
+    async fn joined(&mut self, reply: JoinReply, first: Option<Joined>) {
+        self.slot.send_replace(reply.slot);
+        match first {
+            Some(first) => {
+                let _ = first.send(Ok(reply.room));
+            }
+            None => {
+                let _ = self
+                    .updates
+                    .send(RoomUpdate::Joined {
+                        room: reply.room,
+                        slot: reply.slot,
+                    })
+                    .await;
+            }
+        }
         for event in reply.events {
             self.event(event).await;
         }

@@ -1,5 +1,6 @@
 //! The native headless room client against a real server: presence, chat, poses,
-//! and a server restart survived without losing or repeating a message.
+//! and a server restart survived without losing or repeating a message, and
+//! with the slots the restarted room hands out.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -122,7 +123,7 @@ async fn native_clients_share_presence_chat_and_poses_and_survive_a_server_resta
     let mut walking = AvatarPose::default();
     walking.head.position = [0.75, 1.6, -2.5];
     ada.set_pose(walking);
-    let ada_slot = ada.slot;
+    let ada_slot = ada.slot();
     let seen = next_matching(&mut bo, |u| match u {
         RoomUpdate::Poses { poses, .. } => poses.into_iter().find(|(slot, _)| *slot == ada_slot),
         _ => None,
@@ -160,6 +161,100 @@ async fn native_clients_share_presence_chat_and_poses_and_survive_a_server_resta
         next_event.id, second,
         "no duplicate of the message from before the restart"
     );
+    ada.leave().await;
+    bo.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_server_restart_the_client_has_the_slot_of_its_rejoin_and_poses_follow_new_slots() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let room_id = create_room(&url, "Slots").await;
+
+    // Bo takes slot 1, Cy slot 2, Ada slot 3; Cy leaves. The restarted room
+    // has only Ada and Bo to place, in slots 1 and 2 in whichever order they
+    // rejoin, so Ada's slot changes whatever the order.
+    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
+        .await
+        .unwrap();
+    let cy = RoomClient::join(&url, &room_id, identity("Cy"))
+        .await
+        .unwrap();
+    let mut ada = RoomClient::join(&url, &room_id, identity("Ada"))
+        .await
+        .unwrap();
+    assert_eq!((bo.slot(), cy.slot(), ada.slot()), (1, 2, 3));
+    cy.leave().await;
+    let first_slot = ada.slot();
+
+    server.stop().await;
+    for client in [&mut ada, &mut bo] {
+        next_matching(client, |u| {
+            matches!(u, RoomUpdate::ConnectionLost { .. }).then_some(())
+        })
+        .await;
+    }
+    let server = start_server(addr, data.path()).await;
+    let rejoined_slot = next_matching(&mut ada, |u| match u {
+        RoomUpdate::Joined { slot, .. } => Some(slot),
+        _ => None,
+    })
+    .await;
+    assert_ne!(
+        rejoined_slot, first_slot,
+        "the restarted room placed Ada anew"
+    );
+    assert_eq!(
+        ada.slot(),
+        rejoined_slot,
+        "the client's slot is its rejoin's"
+    );
+    let bo_rejoined_slot = next_matching(&mut bo, |u| match u {
+        RoomUpdate::Joined { slot, .. } => Some(slot),
+        _ => None,
+    })
+    .await;
+
+    // Presence as Ada sees it once Bo is back: both metas carry new slots,
+    // and Ada's own is the one the client reports.
+    let (bo_id, ada_id) = (bo.user_id.clone(), ada.user_id.clone());
+    let presence = next_matching(&mut ada, |u| match u {
+        RoomUpdate::Presence(p) if p.user_ids().any(|id| id == bo_id) => Some(p),
+        _ => None,
+    })
+    .await;
+    let slot_of = |user: &str| {
+        presence
+            .members()
+            .find(|(id, _)| *id == user)
+            .map(|(_, meta)| meta.slot)
+            .unwrap()
+    };
+    assert_eq!(slot_of(&ada_id), ada.slot());
+    let bo_slot = slot_of(&bo_id);
+    assert_eq!((bo_rejoined_slot, bo.slot()), (bo_slot, bo_slot));
+    assert_ne!(bo_slot, ada.slot());
+
+    // Bo's poses reach Ada under Bo's new slot.
+    let mut waving = AvatarPose::default();
+    waving.head.position = [-1.25, 1.7, 0.5];
+    bo.set_pose(waving);
+    let seen = next_matching(&mut ada, |u| match u {
+        RoomUpdate::Poses { poses, .. } => poses
+            .into_iter()
+            .find(|(_, pose)| (pose.head.position[0] + 1.25).abs() <= pose::POSITION_ERROR_BOUND_M),
+        _ => None,
+    })
+    .await;
+    assert_eq!(seen.0, bo_slot, "Bo's pose carries Bo's slot");
+
     ada.leave().await;
     bo.leave().await;
     server.stop().await;

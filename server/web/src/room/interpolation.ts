@@ -1,7 +1,14 @@
 // Remote avatars move smoothly although their poses arrive in 30 Hz batches with
 // network jitter: each avatar is shown about DEFAULT_DELAY in the past,
 // interpolated between the two samples around that moment. The same logic as
-// the native app's interpolator, so browser and native clients show the same motion.
+// the native app's interpolator (app/src/interpolation.rs), so browser and
+// native clients show the same motion; both are checked against
+// protocol/vectors/interpolation.json.
+//
+// A track notices when the sender's clock restarted (a restarted room's pose
+// clock starts again at 0) and starts over from the first sample of the new
+// timeline; see AvatarTrack.push. Callers also reset (or drop) every track on
+// each join, when slots may have changed hands.
 //
 // Plain logic: time is an input (seconds on the receiver's clock), so tests can
 // feed it any timeline.
@@ -12,6 +19,13 @@ import type {AvatarPose, Joint, Quat, Vec3} from "../protocol/pose"
 export const DEFAULT_DELAY = 0.1
 /** Samples older than this behind the newest are forgotten, in seconds. */
 const HISTORY = 1.0
+/**
+ * A sample stamped before the newest one that arrived more than this much later
+ * than the fastest delivery so far (seconds) belongs to a restarted clock.
+ * Jitter never makes a stream go back in time, and a stream that stalls and then
+ * delivers a late burst goes forward, so neither trips it.
+ */
+const CLOCK_RESTART = 1.0
 
 /** One remote avatar's recent poses on the sender's timeline. */
 export class AvatarTrack {
@@ -25,14 +39,23 @@ export class AvatarTrack {
 
   constructor(private readonly delay = DEFAULT_DELAY) {}
 
-  /** The newest sample's server time, or null before the first. */
-  newestServerTime(): number | null {
-    return this.samples.length ? this.samples[this.samples.length - 1][0] : null
-  }
-
-  /** Records a pose stamped `serverTime` (seconds) that arrived at `receiveTime`. */
+  /**
+   * Records a pose stamped `serverTime` (batch header, seconds) that arrived at
+   * `receiveTime` (receiver clock, seconds).
+   *
+   * A sample stamped before the newest one yet delivered more than a second
+   * later than the fastest delivery so far cannot come from the timeline the
+   * track holds: the sender's clock restarted (a restarted room, or its 32-bit
+   * millisecond clock wrapping). The track then forgets its samples and offset
+   * and starts over from this sample. Any other sample, early, late or out of
+   * order, is sorted into the timeline.
+   */
   push(receiveTime: number, serverTime: number, pose: AvatarPose): void {
     const offset = receiveTime - serverTime
+    const newest = this.samples.length ? this.samples[this.samples.length - 1][0] : null
+    if (this.offset !== null && newest !== null && serverTime < newest && offset - this.offset > CLOCK_RESTART) {
+      this.reset()
+    }
     this.offset = this.offset === null ? offset : Math.min(this.offset, offset)
     // Batches can arrive out of order over a reconnect; keep the timeline sorted.
     const at = partitionPoint(this.samples, (t) => t <= serverTime)
@@ -41,10 +64,20 @@ export class AvatarTrack {
     } else {
       this.samples.splice(at, 0, [serverTime, pose])
     }
-    const newest = this.samples[this.samples.length - 1][0]
-    while (this.samples.length > 2 && this.samples[1][0] < newest - HISTORY) {
+    const last = this.samples[this.samples.length - 1][0]
+    while (this.samples.length > 2 && this.samples[1][0] < last - HISTORY) {
       this.samples.shift()
     }
+  }
+
+  /**
+   * Forgets every sample and the clock offset, as a new track would have.
+   * Callers do this on every (re)join: the room's clock may have restarted and
+   * the slot may now be someone else's.
+   */
+  reset(): void {
+    this.samples = []
+    this.offset = null
   }
 
   /** The pose to show at `now` (receiver clock, seconds), or null before the first sample. */

@@ -22,8 +22,6 @@ import {renderSpatialProbe, Voice, type Vec3} from "./voice"
 import {isImmersive, setUpXr, type XrSupport} from "./xr"
 
 const AVATAR_URL = "/assets/avatar.gltf"
-/** A batch stamped this far before a track's newest sample means the room's clock restarted. */
-const CLOCK_RESTART_SECONDS = 1
 /** Visitors arrive spread on a circle around the room's centre, facing it. */
 const SPAWN_RADIUS = 2.5
 const GOLDEN_ANGLE = Math.PI * (3 - Math.sqrt(5))
@@ -70,7 +68,8 @@ function start(): void {
         performance.mark("roomscale:joined")
         startRenderLoop()
         selfSlot = reply.slot
-        // The room's pose clock may have restarted with the room: start every track afresh.
+        // Every (re)join starts every track afresh: the room's pose clock may
+        // have restarted with the room, and slots may have changed hands.
         tracks.clear()
         poseSender.reset()
         if (!joinedOnce) {
@@ -103,8 +102,7 @@ function start(): void {
             continue
           }
           let track = tracks.get(slot)
-          const newest = track?.newestServerTime()
-          if (!track || (newest != null && serverTime < newest - CLOCK_RESTART_SECONDS)) {
+          if (!track) {
             track = new AvatarTrack()
             tracks.set(slot, track)
           }
