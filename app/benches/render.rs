@@ -52,6 +52,7 @@ fn main() {
                     view,
                     colour: &eye.colour_view,
                     depth: &eye.depth_view,
+                    timestamps: None,
                 },
                 &camera,
             );

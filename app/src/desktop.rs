@@ -6,45 +6,22 @@
 //! runtime. They talk through two channels, so a slow network never stalls a
 //! frame.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use glam::{Quat, Vec3};
-use roomscale_protocol::events::RoomEventBody;
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
-use tokio::sync::mpsc as async_mpsc;
 use winit::application::ApplicationHandler;
 use winit::event::{ElementState, MouseButton, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, EventLoop};
 use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{Window, WindowId};
 
-use crate::client::{self, Identity, Presence, RoomClient, RoomListing, RoomUpdate, ServerUrl};
-use crate::interpolation::AvatarTrack;
+use crate::client::{Identity, RoomListing, RoomUpdate, ServerUrl};
+use crate::net::{Net, NetCommand, NetEvent};
 use crate::render::{self, AvatarInstance, Camera, Renderer, ViewTarget};
-
-/// What the window asks of the network side.
-#[derive(Debug)]
-enum NetCommand {
-    RefreshRooms,
-    CreateRoom(String),
-    Join(String),
-    Chat(String),
-    SetPose(AvatarPose),
-    Leave,
-}
-
-/// What the network side reports to the window.
-#[derive(Debug)]
-enum NetEvent {
-    Rooms(Vec<RoomListing>),
-    Joined { room_name: String, slot: u16 },
-    Update(RoomUpdate),
-    Left,
-    Error(String),
-}
+use crate::scene::RoomScene;
 
 #[derive(Debug)]
 pub struct DesktopOptions {
@@ -55,110 +32,35 @@ pub struct DesktopOptions {
 }
 
 pub fn run(options: DesktopOptions) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the network runtime")?;
-    let (commands, command_rx) = async_mpsc::unbounded_channel();
-    let (event_tx, events) = std::sync::mpsc::channel();
-    runtime.spawn(network(
-        options.server.clone(),
-        options.identity.clone(),
-        command_rx,
-        event_tx,
-    ));
-    let _ = commands.send(NetCommand::RefreshRooms);
+    let net = Net::start(options.server.clone(), options.identity.clone())?;
+    net.send(NetCommand::RefreshRooms);
     if let Some(room) = &options.room_id {
-        let _ = commands.send(NetCommand::Join(room.clone()));
+        net.send(NetCommand::Join(room.clone()));
     }
     let event_loop = EventLoop::new().context(
         "no display to open a window on (set DISPLAY or WAYLAND_DISPLAY, or run `roomscale join <room-url> --headless`)",
     )?;
     let mut app = DesktopApp {
         server: options.server,
-        commands,
-        events,
+        net,
         window: None,
         ui: UiState::default(),
         walker: Walker::default(),
-        tracks: HashMap::new(),
+        scene: RoomScene::default(),
         started: Instant::now(),
         last_frame: Instant::now(),
     };
     event_loop.run_app(&mut app).context("running the window")?;
+    app.net.shut_down(std::time::Duration::from_secs(2));
     Ok(())
-}
-
-/// The network side: the room browser's HTTP calls and the joined room's client.
-async fn network(
-    server: ServerUrl,
-    identity: Identity,
-    mut commands: async_mpsc::UnboundedReceiver<NetCommand>,
-    events: std::sync::mpsc::Sender<NetEvent>,
-) {
-    let mut room: Option<RoomClient> = None;
-    let report = |result: Result<NetEvent, client::ClientError>| {
-        let _ = events.send(result.unwrap_or_else(|e| NetEvent::Error(e.to_string())));
-    };
-    loop {
-        let update = async {
-            match room.as_mut() {
-                Some(room) => room.updates.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            command = commands.recv() => match command {
-                None => break,
-                Some(NetCommand::RefreshRooms) => report(client::list_rooms(&server).await.map(NetEvent::Rooms)),
-                Some(NetCommand::CreateRoom(name)) => {
-                    report(client::create_room(&server, &name, "").await.map(|_| NetEvent::Error(format!("created \"{name}\""))));
-                    report(client::list_rooms(&server).await.map(NetEvent::Rooms));
-                }
-                Some(NetCommand::Join(room_id)) => {
-                    if let Some(old) = room.take() {
-                        old.leave().await;
-                    }
-                    match RoomClient::join(&server, &room_id, identity.clone()).await {
-                        Ok(joined) => {
-                            let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), slot: joined.slot() });
-                            room = Some(joined);
-                        }
-                        Err(error) => report(Err(error)),
-                    }
-                }
-                Some(NetCommand::Chat(text)) => {
-                    if let Some(room) = &room && let Err(error) = room.chat(&text).await {
-                        report(Err(error));
-                    }
-                }
-                Some(NetCommand::SetPose(pose)) => {
-                    if let Some(room) = &room {
-                        room.set_pose(pose);
-                    }
-                }
-                Some(NetCommand::Leave) => {
-                    if let Some(old) = room.take() {
-                        old.leave().await;
-                    }
-                    let _ = events.send(NetEvent::Left);
-                }
-            },
-            Some(update) = update => {
-                let _ = events.send(NetEvent::Update(update));
-            }
-        }
-    }
 }
 
 #[derive(Default)]
 struct UiState {
     rooms: Vec<RoomListing>,
     new_room_name: String,
-    joined: Option<(String, u16)>,
-    presence: Presence,
-    chat: Vec<(u64, String, String)>,
+    /// The room's name while in one.
+    joined: Option<String>,
     chat_input: String,
     status: String,
 }
@@ -235,12 +137,11 @@ struct WindowState {
 
 struct DesktopApp {
     server: ServerUrl,
-    commands: async_mpsc::UnboundedSender<NetCommand>,
-    events: std::sync::mpsc::Receiver<NetEvent>,
+    net: Net,
     window: Option<WindowState>,
     ui: UiState,
     walker: Walker,
-    tracks: HashMap<u16, AvatarTrack>,
+    scene: RoomScene,
     started: Instant,
     last_frame: Instant,
 }
@@ -351,7 +252,6 @@ impl ApplicationHandler for DesktopApp {
         let consumed = state.egui.on_window_event(&state.window, &event).consumed;
         match event {
             WindowEvent::CloseRequested => {
-                let _ = self.commands.send(NetCommand::Leave);
                 event_loop.exit();
             }
             WindowEvent::Resized(size) => state.resize(size.width, size.height),
@@ -399,49 +299,32 @@ impl ApplicationHandler for DesktopApp {
 impl DesktopApp {
     fn drain_network(&mut self) {
         let now = self.started.elapsed().as_secs_f64();
-        while let Ok(event) = self.events.try_recv() {
+        while let Ok(event) = self.net.events.try_recv() {
             match event {
                 NetEvent::Rooms(rooms) => self.ui.rooms = rooms,
                 NetEvent::Joined { room_name, slot } => {
                     self.ui.status = format!("in \"{room_name}\"");
-                    self.ui.joined = Some((room_name, slot));
-                    self.ui.chat.clear();
+                    self.ui.joined = Some(room_name);
+                    self.scene.left();
+                    self.scene.joined(slot);
                 }
                 NetEvent::Left => {
                     self.ui.joined = None;
-                    self.ui.presence = Presence::default();
-                    self.tracks.clear();
+                    self.scene.left();
                     self.ui.status = "left the room".into();
                 }
-                NetEvent::Error(message) => self.ui.status = message,
-                NetEvent::Update(RoomUpdate::Presence(presence)) => {
-                    self.tracks
-                        .retain(|slot, _| presence.by_slot(*slot).is_some());
-                    self.ui.presence = presence;
-                }
-                NetEvent::Update(RoomUpdate::Event(event)) => {
-                    if let RoomEventBody::Chat { text } = event.body {
-                        self.ui.chat.push((event.id, event.name, text));
+                NetEvent::Status(message) => self.ui.status = message,
+                NetEvent::Update(update) => {
+                    match &update {
+                        RoomUpdate::Joined { room, .. } => {
+                            self.ui.status = format!("rejoined \"{}\"", room.name);
+                        }
+                        RoomUpdate::ConnectionLost { reason } => {
+                            self.ui.status = format!("connection lost ({reason}); reconnecting");
+                        }
+                        _ => {}
                     }
-                }
-                NetEvent::Update(RoomUpdate::Poses {
-                    server_time_ms,
-                    poses,
-                }) => {
-                    for (slot, pose) in poses {
-                        self.tracks.entry(slot).or_default().push(
-                            now,
-                            f64::from(server_time_ms) / 1000.0,
-                            pose,
-                        );
-                    }
-                }
-                NetEvent::Update(RoomUpdate::Joined { room, slot }) => {
-                    self.ui.status = format!("rejoined \"{}\"", room.name);
-                    self.ui.joined = Some((room.name, slot));
-                }
-                NetEvent::Update(RoomUpdate::ConnectionLost { reason }) => {
-                    self.ui.status = format!("connection lost ({reason}); reconnecting");
+                    self.scene.apply(now, update);
                 }
             }
         }
@@ -454,28 +337,15 @@ impl DesktopApp {
         self.walker.step(dt);
         let own = self.walker.pose();
         if self.ui.joined.is_some() {
-            let _ = self.commands.send(NetCommand::SetPose(own));
+            self.net.send(NetCommand::SetPose(own));
         }
         let now = self.started.elapsed().as_secs_f64();
-        let own_slot = self.ui.joined.as_ref().map(|(_, slot)| *slot);
-        let mut names = Vec::new();
-        let avatars: Vec<AvatarInstance> = self
-            .ui
-            .presence
-            .members()
-            .filter(|(_, meta)| Some(meta.slot) != own_slot)
-            .filter_map(|(_, meta)| {
-                let pose = self.tracks.get(&meta.slot)?.sample(now)?;
-                names.push((
-                    glam::Vec3::from(pose.head.position) + glam::Vec3::Y * 0.22,
-                    meta.name.clone(),
-                ));
-                Some(AvatarInstance {
-                    pose,
-                    colour: render::colour_from_hex(&meta.colour).unwrap_or([0.7; 3]),
-                })
-            })
+        let remote = self.scene.remote_avatars(now);
+        let names: Vec<(glam::Vec3, String)> = remote
+            .iter()
+            .map(|avatar| (avatar.name_tag_position(), avatar.name.clone()))
             .collect();
+        let avatars: Vec<AvatarInstance> = remote.into_iter().map(|a| a.instance).collect();
 
         let Some(state) = self.window.as_mut() else {
             return;
@@ -498,10 +368,10 @@ impl DesktopApp {
             Camera::from_joint(&own.head, render::perspective(70f32.to_radians(), aspect));
         let server = self.server.to_string();
         let ui_state = &mut self.ui;
-        let commands = &self.commands;
+        let (net, scene) = (&self.net, &self.scene);
         let output = state.egui.egui_ctx().clone().run_ui(input, |ui| {
             name_tags(ui, &names, &camera_for_tags);
-            overlay(ui, &server, ui_state, commands)
+            overlay(ui, &server, ui_state, scene, net)
         });
         state
             .egui
@@ -526,6 +396,7 @@ impl DesktopApp {
                 view: 0,
                 colour: &view,
                 depth: &state.depth,
+                timestamps: None,
             },
             &camera,
         );
@@ -604,12 +475,7 @@ fn name_tags(ui: &egui::Ui, names: &[(glam::Vec3, String)], camera: &Camera) {
     }
 }
 
-fn overlay(
-    ui: &mut egui::Ui,
-    server: &str,
-    state: &mut UiState,
-    commands: &async_mpsc::UnboundedSender<NetCommand>,
-) {
+fn overlay(ui: &mut egui::Ui, server: &str, state: &mut UiState, scene: &RoomScene, net: &Net) {
     let ctx = ui.ctx().clone();
     match &state.joined {
         None => {
@@ -618,7 +484,7 @@ fn overlay(
                 .show(&ctx, |ui| {
                     ui.label(format!("Server: {server}"));
                     if ui.button("Refresh").clicked() {
-                        let _ = commands.send(NetCommand::RefreshRooms);
+                        net.send(NetCommand::RefreshRooms);
                     }
                     ui.separator();
                     if state.rooms.is_empty() {
@@ -628,7 +494,7 @@ fn overlay(
                         ui.horizontal(|ui| {
                             ui.label(&room.name);
                             if ui.button("Join").clicked() {
-                                let _ = commands.send(NetCommand::Join(room.id.clone()));
+                                net.send(NetCommand::Join(room.id.clone()));
                             }
                         });
                     }
@@ -638,23 +504,23 @@ fn overlay(
                         if ui.button("Create room").clicked()
                             && !state.new_room_name.trim().is_empty()
                         {
-                            let _ = commands.send(NetCommand::CreateRoom(std::mem::take(
+                            net.send(NetCommand::CreateRoom(std::mem::take(
                                 &mut state.new_room_name,
                             )));
                         }
                     });
                 });
         }
-        Some((room_name, _)) => {
+        Some(room_name) => {
             egui::Window::new(format!("In {room_name}"))
                 .default_pos([20.0, 20.0])
                 .show(&ctx, |ui| {
                     ui.label("People");
-                    for (_, meta) in state.presence.members() {
+                    for (_, meta) in scene.presence().members() {
                         ui.label(format!("• {} ({:?})", meta.name, meta.client_kind));
                     }
                     if ui.button("Leave").clicked() {
-                        let _ = commands.send(NetCommand::Leave);
+                        net.send(NetCommand::Leave);
                     }
                 });
             egui::Window::new("Chat")
@@ -664,8 +530,8 @@ fn overlay(
                         .max_height(200.0)
                         .stick_to_bottom(true)
                         .show(ui, |ui| {
-                            for (_, name, text) in &state.chat {
-                                ui.label(format!("{name}: {text}"));
+                            for line in scene.chat() {
+                                ui.label(format!("{}: {}", line.name, line.text));
                             }
                         });
                     let response = ui.text_edit_singleline(&mut state.chat_input);
@@ -673,8 +539,7 @@ fn overlay(
                         && ui.input(|i| i.key_pressed(egui::Key::Enter))
                         && !state.chat_input.trim().is_empty()
                     {
-                        let _ =
-                            commands.send(NetCommand::Chat(std::mem::take(&mut state.chat_input)));
+                        net.send(NetCommand::Chat(std::mem::take(&mut state.chat_input)));
                     }
                 });
         }

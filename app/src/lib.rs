@@ -5,4 +5,7 @@
 pub mod client;
 pub mod desktop;
 pub mod interpolation;
+pub mod net;
 pub mod render;
+pub mod scene;
+pub mod xr;

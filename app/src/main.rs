@@ -4,7 +4,9 @@
 //! goes straight into a room. With `--headless` it runs without a window: it
 //! prints who is there and what is said, with `--bot` walks a scripted path so
 //! others see it move, and with `--screenshot` renders what it sees offscreen.
-//! `roomscale rooms` lists a server's rooms.
+//! `roomscale rooms` lists a server's rooms. With an OpenXR runtime and a
+//! headset present, `roomscale join` goes into the headset (`--xr` insists on
+//! it, `--desktop` stays flat); without one it says why and opens the window.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ mod view;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use roomscale_app::client::{self, Identity, RoomClient, RoomUpdate, ServerUrl};
+use roomscale_app::scene::RoomScene;
 use roomscale_protocol::events::{ClientKind, RoomEventBody};
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 
@@ -69,9 +72,33 @@ struct JoinArgs {
     #[arg(long, value_name = "N", requires = "screenshot")]
     frames: Option<u32>,
     /// Where to write the rendered view as PNG (offscreen; lavapipe works without a GPU).
+    /// In headset mode: the left eye's last frame, read back from the swapchain.
     #[arg(long, value_name = "FILE")]
     screenshot: Option<std::path::PathBuf>,
+    /// Go into the headset through OpenXR (without a runtime: say why, then
+    /// desktop mode, or exit with status 3 when --headless).
+    #[arg(long, conflicts_with = "desktop")]
+    xr: bool,
+    /// Stay in the desktop window even when a headset is present.
+    #[arg(long)]
+    desktop: bool,
+    /// Headset mode: load the Vulkan validation layer and fail on any error it reports.
+    #[arg(long, requires = "xr")]
+    validation: bool,
+    /// Headset mode: also draw this many avatars standing in rows (for benchmarks).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "xr")]
+    extra_avatars: usize,
+    /// Headset mode: eye image size instead of the runtime's recommendation.
+    #[arg(long, value_name = "WxH", value_parser = parse_size, requires = "xr")]
+    eye_size: Option<(u32, u32)>,
+    /// Headset mode: print each pose sent and the frame timings at the end.
+    #[arg(long, requires = "xr")]
+    verbose_xr: bool,
 }
+
+/// Exit status when headset mode was insisted on (`--xr --headless`) and no
+/// runtime with a headset is there.
+const EXIT_NO_HEADSET: i32 = 3;
 
 fn main() {
     let cli = Cli::parse();
@@ -100,19 +127,106 @@ fn run(cli: Cli) -> Result<()> {
             };
             desktop(ServerUrl::parse(&cli.server)?, identity, None)
         }
-        Some(Commands::Join(args)) if !args.headless => {
+        Some(Commands::Join(args)) if args.xr || (!args.headless && !args.desktop) => {
             let (server, room_id) = client::parse_room_url(&args.room_url)?;
-            let identity = Identity {
+            let mut identity = Identity {
                 name: args.name.clone(),
                 colour: args.colour.clone(),
-                kind: ClientKind::Desktop,
+                kind: ClientKind::Xr,
             };
-            desktop(server, identity, Some(room_id))
+            match roomscale_app::xr::probe() {
+                Ok(runtime) => {
+                    println!("xr: runtime {}", runtime.name);
+                    headset(runtime, server, identity, room_id, &args)
+                }
+                Err(reason) if args.xr && args.headless => {
+                    eprintln!("roomscale: headset mode is not available: {reason}");
+                    std::process::exit(EXIT_NO_HEADSET);
+                }
+                Err(reason) => {
+                    println!(
+                        "roomscale: headset mode is not available: {reason}; opening desktop mode"
+                    );
+                    identity.kind = ClientKind::Desktop;
+                    desktop(server, identity, Some(room_id))
+                }
+            }
         }
         command => tokio::runtime::Runtime::new()
             .context("starting the async runtime")?
             .block_on(run_headless(cli.server, command)),
     }
+}
+
+fn headset(
+    runtime: roomscale_app::xr::Runtime,
+    server: ServerUrl,
+    identity: Identity,
+    room_id: String,
+    args: &JoinArgs,
+) -> Result<()> {
+    let report = roomscale_app::xr::run(
+        runtime,
+        roomscale_app::xr::HeadsetOptions {
+            server,
+            identity,
+            room_id,
+            seconds: args.seconds,
+            screenshot: args.screenshot.clone(),
+            validation: args.validation,
+            extra_avatars: args.extra_avatars,
+            eye_size: args.eye_size,
+            print_poses: args.verbose_xr,
+        },
+    )?;
+    println!(
+        "xr: {} frames, {} rendered, eyes {}x{}, reached focused: {}; ended: {}",
+        report.frames,
+        report.frames_rendered,
+        report.eye_size.0,
+        report.eye_size.1,
+        report.reached_focused,
+        report.exit
+    );
+    if args.verbose_xr {
+        let cpu = summary(&report.frame_cpu);
+        let gpu = summary(&report.frame_gpu);
+        println!("xr: frame cpu ms {cpu}; gpu ms {gpu}");
+    }
+    if args.validation {
+        println!("xr: vulkan validation errors: {}", report.validation_errors);
+        anyhow::ensure!(
+            report.validation_errors == 0,
+            "Vulkan validation reported {} errors (printed above)",
+            report.validation_errors
+        );
+    }
+    Ok(())
+}
+
+/// `median p90 max (n)` of frame durations, in milliseconds.
+fn summary(samples: &[Duration]) -> String {
+    if samples.is_empty() {
+        return "none".into();
+    }
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "median {:.3} p90 {:.3} max {:.3} (n={})",
+        at(0.5),
+        at(0.9),
+        at(1.0),
+        ms.len()
+    )
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once('x')
+        .ok_or_else(|| format!("{text}: expected WIDTHxHEIGHT, e.g. 1832x1920"))?;
+    let number = |n: &str| n.trim().parse::<u32>().map_err(|e| format!("{text}: {e}"));
+    Ok((number(w)?, number(h)?))
 }
 
 async fn run_headless(server: String, command: Option<Commands>) -> Result<()> {
@@ -160,7 +274,8 @@ async fn join(args: JoinArgs) -> Result<()> {
     };
     let mut frames_left = args.frames.unwrap_or(30);
     let mut frame_tick = tokio::time::interval(Duration::from_millis(33));
-    let mut presence = client::Presence::default();
+    let mut scene = RoomScene::default();
+    scene.joined(room.slot());
     loop {
         tokio::select! {
             _ = sleep_until(deadline) => break,
@@ -170,7 +285,7 @@ async fn join(args: JoinArgs) -> Result<()> {
                 let own = if args.bot { walking_pose(now) } else { standing_pose(args.at.unwrap_or([0.0, 1.65, 3.0])) };
                 room.set_pose(own);
                 if let (Some(view), Some(path)) = (view.as_mut(), &args.screenshot) {
-                    view.draw(&own, &presence, room.slot(), f64::from(now))?;
+                    view.draw(&own, &scene, f64::from(now))?;
                     if frames_left > 0 {
                         frames_left -= 1;
                         if frames_left == 0 {
@@ -184,16 +299,10 @@ async fn join(args: JoinArgs) -> Result<()> {
                 }
             }
             update = room.updates.recv() => match update {
-                Some(RoomUpdate::Poses { server_time_ms, poses }) => {
-                    if let Some(view) = view.as_mut() {
-                        view.poses(started.elapsed().as_secs_f64(), server_time_ms, poses);
-                    }
+                Some(update) => {
+                    report(&update);
+                    scene.apply(started.elapsed().as_secs_f64(), update);
                 }
-                Some(RoomUpdate::Presence(current)) => {
-                    report(RoomUpdate::Presence(current.clone()));
-                    presence = current;
-                }
-                Some(update) => report(update),
                 None => break,
             },
         }
@@ -210,7 +319,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn report(update: RoomUpdate) {
+fn report(update: &RoomUpdate) {
     match update {
         RoomUpdate::Joined { room, slot } => println!("rejoined \"{}\" (slot {slot})", room.name),
         RoomUpdate::Presence(presence) => {
@@ -220,7 +329,7 @@ fn report(update: RoomUpdate) {
                 .collect();
             println!("present: {}", people.join(", "));
         }
-        RoomUpdate::Event(event) => match event.body {
+        RoomUpdate::Event(event) => match &event.body {
             RoomEventBody::Chat { text } => println!("chat #{} {}: {text}", event.id, event.name),
             other => println!("event #{}: {other:?}", event.id),
         },

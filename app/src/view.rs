@@ -1,22 +1,19 @@
 //! What a headless visitor sees: remote avatars interpolated from pose batches,
 //! drawn from this visitor's head into an offscreen image.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use roomscale_app::client::Presence;
-use roomscale_app::interpolation::AvatarTrack;
 use roomscale_app::render::{
     self, AvatarInstance, Camera, Gpu, OffscreenTarget, Renderer, ViewTarget,
 };
+use roomscale_app::scene::RoomScene;
 use roomscale_protocol::pose::AvatarPose;
 
 pub struct HeadlessView {
     gpu: Gpu,
     renderer: Renderer,
     target: OffscreenTarget,
-    tracks: HashMap<u16, AvatarTrack>,
 }
 
 impl HeadlessView {
@@ -30,41 +27,15 @@ impl HeadlessView {
             gpu,
             renderer,
             target,
-            tracks: HashMap::new(),
         })
     }
 
-    /// Feeds a pose batch that arrived at `now` (seconds since start).
-    pub fn poses(&mut self, now: f64, server_time_ms: u32, poses: Vec<(u16, AvatarPose)>) {
-        for (slot, pose) in poses {
-            self.tracks.entry(slot).or_default().push(
-                now,
-                f64::from(server_time_ms) / 1000.0,
-                pose,
-            );
-        }
-    }
-
-    /// Renders the room as seen from `own` head at `now`.
-    pub fn draw(
-        &mut self,
-        own: &AvatarPose,
-        presence: &Presence,
-        own_slot: u16,
-        now: f64,
-    ) -> Result<()> {
-        self.tracks
-            .retain(|slot, _| presence.by_slot(*slot).is_some());
-        let avatars: Vec<AvatarInstance> = presence
-            .members()
-            .filter(|(_, meta)| meta.slot != own_slot)
-            .filter_map(|(_, meta)| {
-                let pose = self.tracks.get(&meta.slot)?.sample(now)?;
-                Some(AvatarInstance {
-                    pose,
-                    colour: render::colour_from_hex(&meta.colour).unwrap_or([0.7, 0.7, 0.7]),
-                })
-            })
+    /// Renders `scene` as seen from `own` head at `now`.
+    pub fn draw(&mut self, own: &AvatarPose, scene: &RoomScene, now: f64) -> Result<()> {
+        let avatars: Vec<AvatarInstance> = scene
+            .remote_avatars(now)
+            .into_iter()
+            .map(|avatar| avatar.instance)
             .collect();
         self.renderer
             .prepare(&self.gpu.device, &self.gpu.queue, &avatars);
@@ -75,6 +46,7 @@ impl HeadlessView {
             view: 0,
             colour: &self.target.colour_view,
             depth: &self.target.depth_view,
+            timestamps: None,
         };
         self.renderer
             .render(&self.gpu.queue, &mut encoder, target, &camera);

@@ -83,6 +83,7 @@ fn render(gpu: &Gpu, width: u32, height: u32) -> Vec<u8> {
             view: 0,
             colour: &target.colour_view,
             depth: &target.depth_view,
+            timestamps: None,
         },
         &camera,
     );

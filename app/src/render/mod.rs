@@ -7,27 +7,35 @@
 //! write), [`Renderer::render`] once per view (one instanced draw per mesh), so
 //! two eyes share one `prepare`.
 
+mod egui_texture;
 mod model;
 mod offscreen;
+mod quads;
 
 use glam::{Mat4, Quat, Vec3};
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 use thiserror::Error;
 use wgpu::util::DeviceExt;
 
+pub use egui_texture::EguiTexture;
 pub use model::{AVATAR_GLTF, JointKind, MeshData, ModelError, Part, Vertex, load_avatar};
-pub use offscreen::{OFFSCREEN_FORMAT, OffscreenTarget, write_png};
+pub use offscreen::{
+    OFFSCREEN_FORMAT, OffscreenTarget, PendingReadback, copy_layer_for_readback, write_png,
+};
+pub use quads::{LineVertex, Quad, QuadTexture, quad_model};
 
 /// Views one frame can hold: two eyes.
 pub const MAX_VIEWS: usize = 2;
 
 /// Where one view is drawn.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ViewTarget<'a> {
     /// Which view of the frame, below [`MAX_VIEWS`].
     pub view: usize,
     pub colour: &'a wgpu::TextureView,
     pub depth: &'a wgpu::TextureView,
+    /// GPU timestamps around this view's pass, where the device measures them.
+    pub timestamps: Option<wgpu::RenderPassTimestampWrites<'a>>,
 }
 
 /// Depth buffer format every target uses.
@@ -128,8 +136,27 @@ impl Camera {
 
 /// A right-handed perspective projection into wgpu's clip space (depth 0..1, +Y up).
 pub fn perspective(vertical_fov_radians: f32, aspect: f32) -> Mat4 {
-    glam::camera::rh::proj::directx::perspective(vertical_fov_radians, aspect, 0.05, 100.0)
+    glam::camera::rh::proj::directx::perspective(vertical_fov_radians, aspect, NEAR, FAR)
 }
+
+/// The projection of an OpenXR/WebXR view from its four field-of-view angles
+/// (radians; left and down are negative for a centred view), right-handed,
+/// into wgpu's clip space with depth 0..1 — the same near and far planes as
+/// [`perspective`], which it equals for a symmetric field of view.
+pub fn projection_from_fov(left: f32, right: f32, up: f32, down: f32) -> Mat4 {
+    let (near, far) = (NEAR, FAR);
+    let (l, r, u, d) = (left.tan(), right.tan(), up.tan(), down.tan());
+    let (width, height) = (r - l, u - d);
+    Mat4::from_cols(
+        glam::Vec4::new(2.0 / width, 0.0, 0.0, 0.0),
+        glam::Vec4::new(0.0, 2.0 / height, 0.0, 0.0),
+        glam::Vec4::new((r + l) / width, (u + d) / height, far / (near - far), -1.0),
+        glam::Vec4::new(0.0, 0.0, near * far / (near - far), 0.0),
+    )
+}
+
+const NEAR: f32 = 0.05;
+const FAR: f32 = 100.0;
 
 fn quat(q: [f32; 4]) -> Quat {
     Quat::from_array(q).normalize()
@@ -185,6 +212,7 @@ pub struct Renderer {
     /// Per part: (first instance, count) in `instances` for this frame.
     ranges: Vec<(u32, u32)>,
     staging: Vec<PartInstance>,
+    overlay: quads::Overlay,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -313,7 +341,9 @@ impl Renderer {
             })
             .collect();
         let instance_capacity = 64;
+        let overlay = quads::Overlay::new(device, colour_format, &frame_layout);
         Renderer {
+            overlay,
             avatar_pipeline,
             floor_pipeline,
             views,
@@ -372,6 +402,27 @@ impl Renderer {
         queue.write_buffer(&self.instances, 0, bytemuck::cast_slice(&self.staging));
     }
 
+    /// Makes `view` (an RGBA texture) available to [`Quad`]s.
+    pub fn register_quad_texture(
+        &mut self,
+        device: &wgpu::Device,
+        view: &wgpu::TextureView,
+    ) -> QuadTexture {
+        self.overlay.register_texture(device, view)
+    }
+
+    /// Sets this frame's quads and line segments (pairs of vertices), drawn
+    /// over the room in every view until the next call.
+    pub fn prepare_overlay(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        quads: &[Quad],
+        lines: &[LineVertex],
+    ) {
+        self.overlay.prepare(device, queue, quads, lines);
+    }
+
     /// Records view number `view` (below [`MAX_VIEWS`]: 0 for a window, 0 and 1
     /// for two eyes) of the prepared scene into `colour`, cleared first.
     pub fn render(
@@ -389,6 +440,7 @@ impl Renderer {
         let (buffer, group) = &self.views[target.view];
         queue.write_buffer(buffer, 0, bytemuck::bytes_of(&uniform));
         let (colour, depth) = (target.colour, target.depth);
+        let timestamp_writes = target.timestamps;
         let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("scene"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {
@@ -413,7 +465,7 @@ impl Renderer {
                 }),
                 stencil_ops: None,
             }),
-            timestamp_writes: None,
+            timestamp_writes,
             occlusion_query_set: None,
             multiview_mask: None,
         });
@@ -430,6 +482,7 @@ impl Renderer {
             pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint16);
             pass.draw_indexed(0..mesh.index_count, 0, first..first + count);
         }
+        self.overlay.draw(&mut pass);
     }
 }
 
@@ -458,6 +511,34 @@ mod tests {
         assert!((mid - 0.2158).abs() < 1e-3, "{mid}");
         assert_eq!(colour_from_hex("red"), None);
         assert_eq!(colour_from_hex("#12345z"), None);
+    }
+
+    #[test]
+    fn a_symmetric_fov_projects_as_the_window_perspective_does() {
+        let half = 40f32.to_radians();
+        let aspect = 1.0;
+        let from_fov = projection_from_fov(-half, half, half, -half);
+        let window = perspective(2.0 * half, aspect);
+        for (a, b) in from_fov.to_cols_array().iter().zip(window.to_cols_array()) {
+            assert!((a - b).abs() < 1e-4, "{from_fov} vs {window}");
+        }
+    }
+
+    #[test]
+    fn an_asymmetric_fov_puts_its_edges_at_the_clip_edges() {
+        let (left, right, up, down) = (-0.7f32, 0.6f32, 0.75f32, -0.8f32);
+        let projection = projection_from_fov(left, right, up, down);
+        let edge = |x: f32, y: f32| {
+            let clip = projection * glam::Vec4::new(x, y, -1.0, 1.0);
+            clip.truncate() / clip.w
+        };
+        assert!((edge(left.tan(), 0.0).x + 1.0).abs() < 1e-5);
+        assert!((edge(right.tan(), 0.0).x - 1.0).abs() < 1e-5);
+        assert!((edge(0.0, up.tan()).y - 1.0).abs() < 1e-5);
+        assert!((edge(0.0, down.tan()).y + 1.0).abs() < 1e-5);
+        let near = projection * glam::Vec4::new(0.0, 0.0, -NEAR, 1.0);
+        let far = projection * glam::Vec4::new(0.0, 0.0, -FAR, 1.0);
+        assert!((near.z / near.w).abs() < 1e-5 && (far.z / far.w - 1.0).abs() < 1e-4);
     }
 
     #[test]

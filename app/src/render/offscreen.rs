@@ -53,56 +53,131 @@ impl OffscreenTarget {
 
     /// Copies the colour texture out: tightly packed RGBA8 rows, top row first.
     pub fn read_rgba(&self, gpu: &Gpu) -> Result<Vec<u8>, RenderError> {
-        let unpadded = self.width * 4;
-        let padded = unpadded.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let pending = PendingReadback::record(&gpu.device, &mut encoder, &self.colour, 0);
+        gpu.queue.submit([encoder.finish()]);
+        pending.finish(&gpu.device)
+    }
+}
+
+/// A copy of one texture layer on its way to the CPU.
+#[derive(Debug)]
+pub struct PendingReadback {
+    buffer: wgpu::Buffer,
+    width: u32,
+    height: u32,
+    padded_row: u32,
+}
+
+impl PendingReadback {
+    /// Records the copy of array layer `layer` of an 8-bit, 4-channel texture.
+    fn record(
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+        texture: &wgpu::Texture,
+        layer: u32,
+    ) -> PendingReadback {
+        let (width, height) = (texture.width(), texture.height());
+        let padded_row = (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
             * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
-        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: u64::from(padded * self.height),
+            size: u64::from(padded_row * height),
             usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
             mapped_at_creation: false,
         });
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
         encoder.copy_texture_to_buffer(
-            self.colour.as_image_copy(),
+            wgpu::TexelCopyTextureInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: 0,
+                    z: layer,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
             wgpu::TexelCopyBufferInfo {
                 buffer: &buffer,
                 layout: wgpu::TexelCopyBufferLayout {
                     offset: 0,
-                    bytes_per_row: Some(padded),
+                    bytes_per_row: Some(padded_row),
                     rows_per_image: None,
                 },
             },
             wgpu::Extent3d {
-                width: self.width,
-                height: self.height,
+                width,
+                height,
                 depth_or_array_layers: 1,
             },
         );
-        gpu.queue.submit([encoder.finish()]);
+        PendingReadback {
+            buffer,
+            width,
+            height,
+            padded_row,
+        }
+    }
+
+    /// Waits for the copy (submitted by now) and returns tightly packed rows,
+    /// top row first.
+    pub fn finish(self, device: &wgpu::Device) -> Result<Vec<u8>, RenderError> {
         let (sender, receiver) = std::sync::mpsc::channel();
-        buffer
+        self.buffer
             .slice(..)
             .map_async(wgpu::MapMode::Read, move |result| {
                 let _ = sender.send(result);
             });
-        gpu.device
+        device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| RenderError::Readback(e.to_string()))?;
         receiver
             .recv()
             .map_err(|e| RenderError::Readback(e.to_string()))?
             .map_err(|e| RenderError::Readback(e.to_string()))?;
-        let mapped = buffer
+        let mapped = self
+            .buffer
             .slice(..)
             .get_mapped_range()
             .map_err(|e| RenderError::Readback(e.to_string()))?;
-        let mut pixels = Vec::with_capacity((unpadded * self.height) as usize);
-        for row in mapped.chunks(padded as usize) {
-            pixels.extend_from_slice(&row[..unpadded as usize]);
+        let unpadded = (self.width * 4) as usize;
+        let mut pixels = Vec::with_capacity(unpadded * self.height as usize);
+        for row in mapped.chunks(self.padded_row as usize) {
+            pixels.extend_from_slice(&row[..unpadded]);
         }
         Ok(pixels)
     }
+}
+
+/// Records a read-back of layer `layer` of `texture`, then a pass that loads
+/// and stores that layer (through `layer_view`) so the image ends in the
+/// colour-attachment layout: an XR runtime expects a released swapchain image
+/// in that layout, and a copy leaves it in the transfer one.
+pub fn copy_layer_for_readback(
+    device: &wgpu::Device,
+    encoder: &mut wgpu::CommandEncoder,
+    texture: &wgpu::Texture,
+    layer: u32,
+    layer_view: &wgpu::TextureView,
+) -> PendingReadback {
+    let pending = PendingReadback::record(device, encoder, texture, layer);
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some("back to attachment layout"),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view: layer_view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations {
+                load: wgpu::LoadOp::Load,
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    });
+    pending
 }
 
 /// Writes RGBA8 pixels as a PNG file.

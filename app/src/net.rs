@@ -1,0 +1,152 @@
+//! The bridge between a frame loop (desktop window, headset) and the network:
+//! the room browser's HTTP calls and the joined room's client run on a small
+//! tokio runtime, and the two sides talk through two channels, so a slow
+//! network never stalls a frame.
+
+use anyhow::{Context, Result};
+use roomscale_protocol::pose::AvatarPose;
+use tokio::sync::mpsc as async_mpsc;
+
+use crate::client::{self, Identity, RoomClient, RoomListing, RoomUpdate, ServerUrl};
+
+/// What the frame loop asks of the network side.
+#[derive(Debug)]
+pub enum NetCommand {
+    RefreshRooms,
+    CreateRoom(String),
+    Join(String),
+    Chat(String),
+    SetPose(AvatarPose),
+    Leave,
+}
+
+/// What the network side reports to the frame loop.
+#[derive(Debug)]
+pub enum NetEvent {
+    Rooms(Vec<RoomListing>),
+    Joined {
+        room_name: String,
+        slot: u16,
+    },
+    Update(RoomUpdate),
+    Left,
+    /// A notice for the status line: something failed or happened.
+    Status(String),
+}
+
+/// The running network side. Dropping it stops the runtime.
+#[derive(Debug)]
+pub struct Net {
+    pub commands: async_mpsc::UnboundedSender<NetCommand>,
+    pub events: std::sync::mpsc::Receiver<NetEvent>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Net {
+    pub fn start(server: ServerUrl, identity: Identity) -> Result<Net> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the network runtime")?;
+        let (commands, command_rx) = async_mpsc::unbounded_channel();
+        let (event_tx, events) = std::sync::mpsc::channel();
+        runtime.spawn(network(server, identity, command_rx, event_tx));
+        Ok(Net {
+            commands,
+            events,
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn send(&self, command: NetCommand) {
+        // The network task lives as long as `self`; a failed send means it
+        // ended, which the event channel already reports.
+        let _ = self.commands.send(command);
+    }
+
+    /// Leaves the room (if in one) and waits up to `timeout` for the
+    /// server to hear it, then stops the runtime.
+    pub fn shut_down(mut self, timeout: std::time::Duration) {
+        self.send(NetCommand::Leave);
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Ok(NetEvent::Left) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn network(
+    server: ServerUrl,
+    identity: Identity,
+    mut commands: async_mpsc::UnboundedReceiver<NetCommand>,
+    events: std::sync::mpsc::Sender<NetEvent>,
+) {
+    let mut room: Option<RoomClient> = None;
+    let report = |result: Result<NetEvent, client::ClientError>| {
+        let _ = events.send(result.unwrap_or_else(|e| NetEvent::Status(e.to_string())));
+    };
+    loop {
+        let update = async {
+            match room.as_mut() {
+                Some(room) => room.updates.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => break,
+                Some(NetCommand::RefreshRooms) => report(client::list_rooms(&server).await.map(NetEvent::Rooms)),
+                Some(NetCommand::CreateRoom(name)) => {
+                    report(client::create_room(&server, &name, "").await.map(|_| NetEvent::Status(format!("created \"{name}\""))));
+                    report(client::list_rooms(&server).await.map(NetEvent::Rooms));
+                }
+                Some(NetCommand::Join(room_id)) => {
+                    if let Some(old) = room.take() {
+                        old.leave().await;
+                    }
+                    match RoomClient::join(&server, &room_id, identity.clone()).await {
+                        Ok(joined) => {
+                            let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), slot: joined.slot() });
+                            room = Some(joined);
+                        }
+                        Err(error) => report(Err(error)),
+                    }
+                }
+                Some(NetCommand::Chat(text)) => {
+                    if let Some(room) = &room && let Err(error) = room.chat(&text).await {
+                        report(Err(error));
+                    }
+                }
+                Some(NetCommand::SetPose(pose)) => {
+                    if let Some(room) = &room {
+                        room.set_pose(pose);
+                    }
+                }
+                Some(NetCommand::Leave) => {
+                    if let Some(old) = room.take() {
+                        old.leave().await;
+                    }
+                    let _ = events.send(NetEvent::Left);
+                }
+            },
+            Some(update) = update => {
+                let _ = events.send(NetEvent::Update(update));
+            }
+        }
+    }
+}

@@ -1,0 +1,927 @@
+//! The headset frame loop: drain OpenXR events into the session state
+//! machine, then per frame wait → begin → locate (views and controllers at the
+//! predicted display time) → draw both eyes with the one renderer → end.
+//!
+//! Teardown order, which the drop order of [`Headset`]'s fields carries out:
+//! swapchain textures, swapchain, spaces and actions, session (with its frame
+//! waiter and stream), then the wgpu device and the Vulkan instance, then the
+//! OpenXR instance. OpenXR handles go before the Vulkan objects they use.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use glam::{Mat4, Quat, Vec3};
+use openxr as xr;
+use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
+
+use super::Runtime;
+use super::input::{Controllers, HandSample};
+use super::locomotion::{Locomotion, LocomotionInput, Pose};
+use super::panel::{HeadsetUi, Laser, PanelPlacement, PanelRequests};
+use super::session::{Action, ExitReason, Input, SessionMachine, SessionState};
+use super::vulkan::{self, GpuOptions, XrGpu};
+use crate::client::{Identity, ServerUrl};
+use crate::net::{Net, NetCommand, NetEvent};
+use crate::render::{self, AvatarInstance, Camera, LineVertex, Renderer, ViewTarget};
+use crate::scene::RoomScene;
+
+const VIEW_TYPE: xr::ViewConfigurationType = xr::ViewConfigurationType::PRIMARY_STEREO;
+/// Height of the floor below the LOCAL space's origin when the runtime offers
+/// neither STAGE nor LOCAL_FLOOR: a standing adult's eyes.
+const ASSUMED_EYE_HEIGHT: f32 = 1.6;
+
+/// What headset mode was asked to do.
+#[derive(Debug, Clone)]
+pub struct HeadsetOptions {
+    pub server: ServerUrl,
+    pub identity: Identity,
+    pub room_id: String,
+    /// Leave after this long (default: until the session ends or Ctrl-C).
+    pub seconds: Option<f64>,
+    /// Write the left eye's last frame here as PNG when leaving.
+    pub screenshot: Option<PathBuf>,
+    /// Load the Vulkan validation layer and fail on any error it reports.
+    pub validation: bool,
+    /// Draw this many extra avatars standing in rows (for benchmarks).
+    pub extra_avatars: usize,
+    /// Eye image size instead of the runtime's recommendation.
+    pub eye_size: Option<(u32, u32)>,
+    /// Print each pose sent, with the time, for tests that follow the head.
+    pub print_poses: bool,
+}
+
+/// What a headset run measured.
+#[derive(Debug, Default, Clone)]
+pub struct HeadsetReport {
+    pub frames: u64,
+    pub frames_rendered: u64,
+    /// CPU time from `xrWaitFrame` returning to `xrEndFrame` returning, per rendered frame.
+    pub frame_cpu: Vec<Duration>,
+    /// GPU time of both eyes' passes, per measured frame.
+    pub frame_gpu: Vec<Duration>,
+    pub validation_errors: usize,
+    pub eye_size: (u32, u32),
+    pub reached_focused: bool,
+    pub exit: String,
+}
+
+/// Runs headset mode until the session ends, Ctrl-C, or `options.seconds`.
+pub fn run(runtime: Runtime, options: HeadsetOptions) -> Result<HeadsetReport> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C while the runtime winds down is the same request.
+        let _ = ctrlc_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let net = Net::start(options.server.clone(), options.identity.clone())?;
+    net.send(NetCommand::Join(options.room_id.clone()));
+    let mut headset = Headset::new(runtime, &options)?;
+    let report = headset.run(&options, &net, &stop);
+    net.shut_down(Duration::from_secs(2));
+    report
+}
+
+fn ctrlc_handler(on_interrupt: impl Fn() + Send + 'static) -> Result<()> {
+    // The frame loop polls this flag; a tokio signal task on a helper thread
+    // keeps the handler free of unsafe code.
+    std::thread::Builder::new()
+        .name("ctrl-c".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    loop {
+                        if tokio::signal::ctrl_c().await.is_err() {
+                            break;
+                        }
+                        on_interrupt();
+                    }
+                });
+            }
+        })
+        .context("starting the Ctrl-C watcher")?;
+    Ok(())
+}
+
+struct EyeSwapchain {
+    // Textures before the swapchain whose images they wrap.
+    textures: Vec<wgpu::Texture>,
+    layer_views: Vec<[wgpu::TextureView; 2]>,
+    depth_views: [wgpu::TextureView; 2],
+    handle: xr::Swapchain<xr::Vulkan>,
+    width: u32,
+    height: u32,
+    format: wgpu::TextureFormat,
+}
+
+struct GpuTimer {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    period_ns: f32,
+}
+
+struct Headset {
+    // Drop order matters: see the module documentation.
+    swapchain: Option<EyeSwapchain>,
+    controllers: Controllers,
+    space: xr::Space,
+    view_space: xr::Space,
+    frame_stream: xr::FrameStream<xr::Vulkan>,
+    frame_waiter: xr::FrameWaiter,
+    session: xr::Session<xr::Vulkan>,
+    ui: HeadsetUi,
+    renderer: Renderer,
+    timer: Option<GpuTimer>,
+    gpu: XrGpu,
+    blend_mode: xr::EnvironmentBlendMode,
+    runtime: Runtime,
+    /// The left eye of the last frame read back, RGBA8, for `--screenshot`.
+    last_left_eye: Option<Vec<u8>>,
+    /// Rendered frames since the last read-back.
+    since_readback: u32,
+    /// The last notice from the network side, shown on the panel.
+    status: String,
+    /// Menu buttons as last seen, to act on presses only.
+    menu_was_down: bool,
+}
+
+impl Headset {
+    fn new(runtime: Runtime, options: &HeadsetOptions) -> Result<Headset> {
+        let gpu = XrGpu::new(
+            &runtime.instance,
+            runtime.system,
+            GpuOptions {
+                validation: options.validation,
+            },
+        )
+        .context("setting up the headset's graphics")?;
+        println!(
+            "xr: drawing with {} ({:?})",
+            gpu.adapter.name, gpu.adapter.device_type
+        );
+        // SAFETY (inside the crate call): the handles come from `gpu`, which
+        // outlives the session (field order).
+        let (session, frame_waiter, frame_stream) =
+            create_session(&runtime, &gpu).context("starting the OpenXR session")?;
+        let (space, space_kind) = play_space(&session).context("choosing the play space")?;
+        let view_space = session
+            .create_reference_space(xr::ReferenceSpaceType::VIEW, xr::Posef::IDENTITY)
+            .context("creating the view space")?;
+        let controllers = Controllers::new(&runtime.instance, &session, runtime.hand_tracking)
+            .context("setting up controller input")?;
+        let blend_mode = runtime
+            .instance
+            .enumerate_environment_blend_modes(runtime.system, VIEW_TYPE)
+            .context("asking for the display's blend modes")?
+            .into_iter()
+            .next()
+            .unwrap_or(xr::EnvironmentBlendMode::OPAQUE);
+        let formats = session
+            .enumerate_swapchain_formats()
+            .context("listing swapchain formats")?;
+        let format = choose_format(&formats).with_context(|| {
+            format!("the runtime offers no sRGB 8-bit colour format (offered: {formats:?})")
+        })?;
+        let mut renderer = Renderer::new(&gpu.device, format.1);
+        let ui = HeadsetUi::new(&gpu.device, &mut renderer);
+        let timer = gpu
+            .features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| GpuTimer::new(&gpu));
+        println!("xr: play space {space_kind}");
+        Ok(Headset {
+            swapchain: None,
+            controllers,
+            space,
+            view_space,
+            frame_stream,
+            frame_waiter,
+            session,
+            ui,
+            renderer,
+            timer,
+            gpu,
+            blend_mode,
+            runtime,
+            last_left_eye: None,
+            since_readback: 0,
+            status: String::new(),
+            menu_was_down: false,
+        })
+    }
+
+    fn run(
+        &mut self,
+        options: &HeadsetOptions,
+        net: &Net,
+        stop: &AtomicBool,
+    ) -> Result<HeadsetReport> {
+        let started = Instant::now();
+        let deadline = options.seconds.map(Duration::from_secs_f64);
+        let mut machine = SessionMachine::new();
+        let mut scene = RoomScene::default();
+        let mut locomotion = Locomotion::default();
+        let mut report = HeadsetReport::default();
+        let mut events = xr::EventDataBuffer::new();
+        let mut last_state = SessionState::Unknown;
+        let mut last_dt = Instant::now();
+        let extra = extra_avatars(options.extra_avatars);
+        let mut exit_asked = false;
+        loop {
+            let now = started.elapsed().as_secs_f64();
+            let mut inputs = vec![Input::Tick(now)];
+            if !exit_asked
+                && (stop.load(Ordering::Relaxed)
+                    || deadline.is_some_and(|d| started.elapsed() >= d))
+            {
+                exit_asked = true;
+                inputs.push(Input::ExitRequested);
+            }
+            loop {
+                match self.runtime.instance.poll_event(&mut events) {
+                    Ok(Some(xr::Event::SessionStateChanged(change))) => {
+                        inputs.push(Input::StateChanged(state_from_xr(change.state())));
+                    }
+                    Ok(Some(xr::Event::InstanceLossPending(_))) => {
+                        inputs.push(Input::InstanceLossPending)
+                    }
+                    Ok(Some(xr::Event::EventsLost(lost))) => {
+                        eprintln!("xr: the runtime dropped {} events", lost.lost_event_count());
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(error) => {
+                        inputs.push(Input::RuntimeError(format!("polling events: {error}")));
+                        break;
+                    }
+                }
+            }
+            let mut quit = None;
+            for input in inputs {
+                for action in machine.handle(input) {
+                    if let Some(reason) = self.carry_out(action, &mut machine, now) {
+                        quit = Some(reason);
+                    }
+                }
+            }
+            if machine.state() != last_state {
+                last_state = machine.state();
+                println!("xr: session {last_state:?}");
+                report.reached_focused |= last_state == SessionState::Focused;
+            }
+            if let Some(reason) = quit {
+                report.exit = reason.to_string();
+                break;
+            }
+            while let Ok(event) = net.events.try_recv() {
+                match event {
+                    NetEvent::Joined { room_name, slot } => {
+                        println!("joined \"{room_name}\" (slot {slot})");
+                        scene.joined(slot);
+                    }
+                    NetEvent::Update(update) => scene.apply(now, update),
+                    NetEvent::Left => scene.left(),
+                    NetEvent::Status(message) => {
+                        println!("status: {message}");
+                        self.status = message;
+                    }
+                    NetEvent::Rooms(_) => {}
+                }
+            }
+            if !machine.should_run_frame_loop() {
+                // Not yet (or no longer) synchronised with the display: nothing
+                // to wait on, so wait a little for the next event instead.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let dt = last_dt.elapsed().as_secs_f32().min(0.1);
+            last_dt = Instant::now();
+            match self.frame(
+                &machine,
+                &scene,
+                &mut locomotion,
+                &extra,
+                options,
+                net,
+                dt,
+                started,
+                &mut report,
+            ) {
+                Ok(requests) => {
+                    if requests.leave && !exit_asked {
+                        println!("xr: leaving, as asked on the panel");
+                        exit_asked = true;
+                        for action in machine.handle(Input::ExitRequested) {
+                            if let Some(reason) = self.carry_out(action, &mut machine, now) {
+                                report.exit = reason.to_string();
+                            }
+                        }
+                        if !report.exit.is_empty() {
+                            break;
+                        }
+                    }
+                }
+                Err(error) => {
+                    for action in machine.handle(Input::RuntimeError(format!("{error:#}"))) {
+                        if let Some(reason) = self.carry_out(action, &mut machine, now) {
+                            report.exit = reason.to_string();
+                        }
+                    }
+                    if !report.exit.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        report.validation_errors = vulkan::validation_errors();
+        if let Some(path) = &options.screenshot
+            && let Some(pixels) = self.last_left_eye.take()
+        {
+            let (width, height) = report.eye_size;
+            render::write_png(path, width, height, &pixels)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        Ok(report)
+    }
+}
+
+impl Headset {
+    /// Carries out one action of the state machine; returns why to quit, if so.
+    fn carry_out(
+        &mut self,
+        action: Action,
+        machine: &mut SessionMachine,
+        now: f64,
+    ) -> Option<ExitReason> {
+        let failed = |what: &str, error: xr::sys::Result| format!("{what}: {error}");
+        let result = match action {
+            Action::BeginSession => self
+                .session
+                .begin(VIEW_TYPE)
+                .map(drop)
+                .map_err(|e| failed("beginning the session", e)),
+            Action::EndSession => self
+                .session
+                .end()
+                .map(drop)
+                .map_err(|e| failed("ending the session", e)),
+            Action::RequestExit => match self.session.request_exit() {
+                // Not running (yet or any more): nothing to wind down.
+                Ok(()) | Err(xr::sys::Result::ERROR_SESSION_NOT_RUNNING) => Ok(()),
+                Err(e) => Err(failed("asking the runtime to end the session", e)),
+            },
+            Action::Quit { reason } => return Some(reason),
+        };
+        if let Err(message) = result {
+            for action in machine.handle(Input::RuntimeError(message)) {
+                if let Action::Quit { reason } = action {
+                    return Some(reason);
+                }
+            }
+        }
+        let _ = now;
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn frame(
+        &mut self,
+        machine: &SessionMachine,
+        scene: &RoomScene,
+        locomotion: &mut Locomotion,
+        extra: &[AvatarInstance],
+        options: &HeadsetOptions,
+        net: &Net,
+        dt: f32,
+        started: Instant,
+        report: &mut HeadsetReport,
+    ) -> Result<PanelRequests> {
+        let frame_state = self
+            .frame_waiter
+            .wait()
+            .context("waiting for the next frame")?;
+        let cpu_started = Instant::now();
+        self.frame_stream.begin().context("beginning a frame")?;
+        report.frames += 1;
+        let time = frame_state.predicted_display_time;
+        if !frame_state.should_render {
+            // Every begun frame is ended, also when there is nothing to show.
+            self.frame_stream
+                .end(time, self.blend_mode, &[])
+                .context("ending an empty frame")?;
+            return Ok(PanelRequests::default());
+        }
+
+        let hands = if machine.accepts_input() {
+            self.controllers
+                .sync(&self.session, &self.space, time)
+                .context("reading the controllers")?
+        } else {
+            [HandSample::default(), HandSample::default()]
+        };
+        let head = self
+            .view_space
+            .locate(&self.space, time)
+            .context("locating the head")?;
+        let head_tracked = head.location_flags.contains(
+            xr::SpaceLocationFlags::POSITION_VALID | xr::SpaceLocationFlags::ORIENTATION_VALID,
+        );
+        let head_joint = joint_from(head.pose);
+        locomotion.update(
+            &LocomotionInput {
+                head: pose_from(head_joint),
+                left_stick: hands[0].thumbstick.into(),
+                right_stick: hands[1].thumbstick.into(),
+                right_aim: hands[1].aim.map(|aim| pose_from(joint_from(aim))),
+            },
+            dt,
+        );
+        let play_to_room = locomotion.room_from_play();
+        let own = own_pose(&play_to_room, head_joint, &hands);
+        if machine.sends_poses() && head_tracked {
+            net.send(NetCommand::SetPose(own));
+            if options.print_poses {
+                let p = own.head.position;
+                println!(
+                    "pose t={:.3} head={:.4},{:.4},{:.4}",
+                    started.elapsed().as_secs_f64(),
+                    p[0],
+                    p[1],
+                    p[2]
+                );
+            }
+        }
+
+        // Remote avatars are shown for the moment this frame is displayed.
+        let display_at = started.elapsed().as_secs_f64()
+            + Duration::from_nanos(frame_state.predicted_display_period.as_nanos().max(0) as u64)
+                .as_secs_f64();
+        let remote = scene.remote_avatars(display_at);
+        let mut avatars: Vec<AvatarInstance> =
+            remote.iter().map(|avatar| avatar.instance).collect();
+        avatars.extend_from_slice(extra);
+        self.renderer
+            .prepare(&self.gpu.device, &self.gpu.queue, &avatars);
+
+        // The panel comes up in front of the visitor at the start and
+        // wherever they are when they press a menu button.
+        let menu_down = hands.iter().any(|hand| hand.menu);
+        if head_tracked && (self.ui.placement.is_none() || (menu_down && !self.menu_was_down)) {
+            self.ui.placement = Some(PanelPlacement::in_front_of(&own.head));
+        }
+        self.menu_was_down = menu_down;
+        let laser = hands[1].aim.map(|aim| {
+            let aim = transform_joint(&play_to_room, joint_from(aim));
+            Laser {
+                origin: Vec3::from(aim.position),
+                direction: Quat::from_array(aim.orientation) * Vec3::NEG_Z,
+                trigger: hands[1].trigger,
+            }
+        });
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        let (quads, mut lines, requests) = self.ui.update(
+            &self.gpu.device,
+            &self.gpu.queue,
+            &mut encoder,
+            scene,
+            &remote,
+            Vec3::from(own.head.position),
+            laser,
+            &self.status,
+        );
+        lines.extend(arc_lines(locomotion.arc()));
+        self.renderer
+            .prepare_overlay(&self.gpu.device, &self.gpu.queue, &quads, &lines);
+
+        let (width, height) = options.eye_size.unwrap_or(self.recommended_eye_size()?);
+        if self.swapchain.is_none() {
+            self.swapchain = Some(self.create_swapchain(width, height)?);
+            report.eye_size = (width, height);
+        }
+        // Views as late as possible, right before drawing.
+        let (_, views) = self
+            .session
+            .locate_views(VIEW_TYPE, time, &self.space)
+            .context("locating the eyes")?;
+        let swapchain = self.swapchain.as_mut().expect("created above");
+        let image = swapchain
+            .handle
+            .acquire_image()
+            .context("acquiring a swapchain image")? as usize;
+        swapchain
+            .handle
+            .wait_image(xr::Duration::INFINITE)
+            .context("waiting for a swapchain image")?;
+        for (eye, view) in views.iter().enumerate().take(render::MAX_VIEWS) {
+            let camera = eye_camera(&play_to_room, view);
+            let timestamps = self.timer.as_ref().map(|timer| timer.writes(eye));
+            self.renderer.render(
+                &self.gpu.queue,
+                &mut encoder,
+                ViewTarget {
+                    view: eye,
+                    colour: &swapchain.layer_views[image][eye],
+                    depth: &swapchain.depth_views[eye],
+                    timestamps,
+                },
+                &camera,
+            );
+        }
+        if let Some(timer) = &self.timer {
+            timer.resolve(&mut encoder);
+        }
+        self.since_readback += 1;
+        let readback = if options.screenshot.is_some() && self.since_readback >= 20 {
+            self.since_readback = 0;
+            Some(render::copy_layer_for_readback(
+                &self.gpu.device,
+                &mut encoder,
+                &swapchain.textures[image],
+                0,
+                &swapchain.layer_views[image][0],
+            ))
+        } else {
+            None
+        };
+        self.gpu.queue.submit([encoder.finish()]);
+        swapchain
+            .handle
+            .release_image()
+            .context("releasing the swapchain image")?;
+        let rect = xr::Rect2Di {
+            offset: xr::Offset2Di { x: 0, y: 0 },
+            extent: xr::Extent2Di {
+                width: swapchain.width as i32,
+                height: swapchain.height as i32,
+            },
+        };
+        let projection_views: Vec<_> = views
+            .iter()
+            .enumerate()
+            .map(|(eye, view)| {
+                xr::CompositionLayerProjectionView::new()
+                    .pose(view.pose)
+                    .fov(view.fov)
+                    .sub_image(
+                        xr::SwapchainSubImage::new()
+                            .swapchain(&swapchain.handle)
+                            .image_array_index(eye as u32)
+                            .image_rect(rect),
+                    )
+            })
+            .collect();
+        self.frame_stream
+            .end(
+                time,
+                self.blend_mode,
+                &[&xr::CompositionLayerProjection::new()
+                    .space(&self.space)
+                    .views(&projection_views)],
+            )
+            .context("ending the frame")?;
+        report.frame_cpu.push(cpu_started.elapsed());
+        report.frames_rendered += 1;
+
+        // Measurements wait for the GPU, after the frame is handed over.
+        if let Some(timer) = &self.timer
+            && let Some(gpu_time) = timer.read(&self.gpu.device)
+        {
+            report.frame_gpu.push(gpu_time);
+        }
+        if let Some(readback) = readback {
+            let format = swapchain.format;
+            let mut pixels = readback
+                .finish(&self.gpu.device)
+                .context("reading the left eye back")?;
+            if matches!(
+                format,
+                wgpu::TextureFormat::Bgra8UnormSrgb | wgpu::TextureFormat::Bgra8Unorm
+            ) {
+                for pixel in pixels.chunks_exact_mut(4) {
+                    pixel.swap(0, 2);
+                }
+            }
+            self.last_left_eye = Some(pixels);
+        }
+        Ok(requests)
+    }
+
+    fn recommended_eye_size(&self) -> Result<(u32, u32)> {
+        let views = self
+            .runtime
+            .instance
+            .enumerate_view_configuration_views(self.runtime.system, VIEW_TYPE)
+            .context("asking the runtime for the eye image size")?;
+        let view = views
+            .first()
+            .context("the runtime reports no views for a stereo headset")?;
+        Ok((
+            view.recommended_image_rect_width,
+            view.recommended_image_rect_height,
+        ))
+    }
+
+    fn create_swapchain(&self, width: u32, height: u32) -> Result<EyeSwapchain> {
+        let formats = self.session.enumerate_swapchain_formats()?;
+        let (vk_format, format) = choose_format(&formats).context("no sRGB colour format")?;
+        let handle = self
+            .session
+            .create_swapchain(&xr::SwapchainCreateInfo {
+                create_flags: xr::SwapchainCreateFlags::EMPTY,
+                usage_flags: xr::SwapchainUsageFlags::COLOR_ATTACHMENT
+                    | xr::SwapchainUsageFlags::TRANSFER_SRC,
+                format: vk_format,
+                sample_count: 1,
+                width,
+                height,
+                face_count: 1,
+                array_size: 2,
+                mip_count: 1,
+            })
+            .context("creating the eye swapchain")?;
+        let size = wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 2,
+        };
+        let descriptor = wgpu::TextureDescriptor {
+            label: Some("eye swapchain image"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        };
+        let textures: Vec<wgpu::Texture> = handle
+            .enumerate_images()
+            .context("listing the swapchain's images")?
+            .into_iter()
+            .map(|image| self.gpu.wrap_swapchain_image(image, &descriptor))
+            .collect();
+        let layer = |texture: &wgpu::Texture, layer: u32| {
+            texture.create_view(&wgpu::TextureViewDescriptor {
+                label: Some("eye"),
+                dimension: Some(wgpu::TextureViewDimension::D2),
+                base_array_layer: layer,
+                array_layer_count: Some(1),
+                ..Default::default()
+            })
+        };
+        let layer_views = textures
+            .iter()
+            .map(|texture| [layer(texture, 0), layer(texture, 1)])
+            .collect();
+        let depth = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("eye depth"),
+            format: render::DEPTH_FORMAT,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            ..descriptor
+        });
+        let depth_views = [layer(&depth, 0), layer(&depth, 1)];
+        println!("xr: eye images {width}x{height} ({format:?})");
+        Ok(EyeSwapchain {
+            textures,
+            layer_views,
+            depth_views,
+            handle,
+            width,
+            height,
+            format,
+        })
+    }
+}
+
+impl GpuTimer {
+    fn new(gpu: &XrGpu) -> GpuTimer {
+        let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("eye pass timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 4,
+        });
+        let size = 4 * std::mem::size_of::<u64>() as u64;
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps readback"),
+            size,
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        GpuTimer {
+            queries,
+            resolve,
+            readback,
+            period_ns: gpu.queue.get_timestamp_period(),
+        }
+    }
+
+    fn writes(&self, eye: usize) -> wgpu::RenderPassTimestampWrites<'_> {
+        let first = 2 * eye as u32;
+        wgpu::RenderPassTimestampWrites {
+            query_set: &self.queries,
+            beginning_of_pass_write_index: Some(first),
+            end_of_pass_write_index: Some(first + 1),
+        }
+    }
+
+    fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.resolve_query_set(&self.queries, 0..4, &self.resolve, 0);
+        encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, None);
+    }
+
+    /// Both eyes' pass time of the last submitted frame (waits for it).
+    fn read(&self, device: &wgpu::Device) -> Option<Duration> {
+        let slice = self.readback.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        device.poll(wgpu::PollType::wait_indefinitely()).ok()?;
+        let ticks: Vec<u64> = {
+            let mapped = slice.get_mapped_range().ok()?;
+            bytemuck::cast_slice(&mapped).to_vec()
+        };
+        self.readback.unmap();
+        let passes = ticks[1].checked_sub(ticks[0])? + ticks[3].checked_sub(ticks[2])?;
+        Some(Duration::from_nanos(
+            (passes as f64 * f64::from(self.period_ns)) as u64,
+        ))
+    }
+}
+
+fn create_session(
+    runtime: &Runtime,
+    gpu: &XrGpu,
+) -> Result<(
+    xr::Session<xr::Vulkan>,
+    xr::FrameWaiter,
+    xr::FrameStream<xr::Vulkan>,
+)> {
+    Ok(vulkan::create_session(
+        &runtime.instance,
+        runtime.system,
+        gpu,
+    )?)
+}
+
+/// STAGE when the runtime has it, else LOCAL_FLOOR, else LOCAL with the floor
+/// assumed [`ASSUMED_EYE_HEIGHT`] below where the headset started.
+fn play_space(session: &xr::Session<xr::Vulkan>) -> Result<(xr::Space, &'static str)> {
+    let offered = session.enumerate_reference_spaces()?;
+    let (kind, pose, name) = if offered.contains(&xr::ReferenceSpaceType::STAGE) {
+        (xr::ReferenceSpaceType::STAGE, xr::Posef::IDENTITY, "STAGE")
+    } else if offered.contains(&xr::ReferenceSpaceType::LOCAL_FLOOR) {
+        (
+            xr::ReferenceSpaceType::LOCAL_FLOOR,
+            xr::Posef::IDENTITY,
+            "LOCAL_FLOOR",
+        )
+    } else {
+        let mut pose = xr::Posef::IDENTITY;
+        pose.position.y = -ASSUMED_EYE_HEIGHT;
+        (xr::ReferenceSpaceType::LOCAL, pose, "LOCAL (floor assumed)")
+    };
+    Ok((session.create_reference_space(kind, pose)?, name))
+}
+
+/// The swapchain format: the runtime's first 8-bit sRGB one (its list is in
+/// order of preference), as the Vulkan value and as wgpu's.
+fn choose_format(offered: &[u32]) -> Option<(u32, wgpu::TextureFormat)> {
+    const R8G8B8A8_SRGB: u32 = 43;
+    const B8G8R8A8_SRGB: u32 = 50;
+    offered.iter().find_map(|&format| match format {
+        R8G8B8A8_SRGB => Some((format, wgpu::TextureFormat::Rgba8UnormSrgb)),
+        B8G8R8A8_SRGB => Some((format, wgpu::TextureFormat::Bgra8UnormSrgb)),
+        _ => None,
+    })
+}
+
+fn state_from_xr(state: xr::SessionState) -> SessionState {
+    match state {
+        xr::SessionState::IDLE => SessionState::Idle,
+        xr::SessionState::READY => SessionState::Ready,
+        xr::SessionState::SYNCHRONIZED => SessionState::Synchronized,
+        xr::SessionState::VISIBLE => SessionState::Visible,
+        xr::SessionState::FOCUSED => SessionState::Focused,
+        xr::SessionState::STOPPING => SessionState::Stopping,
+        xr::SessionState::LOSS_PENDING => SessionState::LossPending,
+        xr::SessionState::EXITING => SessionState::Exiting,
+        _ => SessionState::Unknown,
+    }
+}
+
+fn joint_from(pose: xr::Posef) -> Joint {
+    let o = pose.orientation;
+    let p = pose.position;
+    Joint {
+        position: [p.x, p.y, p.z],
+        orientation: Quat::from_xyzw(o.x, o.y, o.z, o.w).normalize().to_array(),
+    }
+}
+
+fn pose_from(joint: Joint) -> Pose {
+    Pose::new(
+        Vec3::from(joint.position),
+        Quat::from_array(joint.orientation),
+    )
+}
+
+fn transform_joint(play_to_room: &Mat4, joint: Joint) -> Joint {
+    let (_, rotation, translation) = (*play_to_room
+        * Mat4::from_rotation_translation(
+            Quat::from_array(joint.orientation),
+            Vec3::from(joint.position),
+        ))
+    .to_scale_rotation_translation();
+    Joint {
+        position: translation.to_array(),
+        orientation: rotation.normalize().to_array(),
+    }
+}
+
+/// This visitor's pose in the room: head from the headset; each hand from the
+/// tracked wrist or the controller grip, hidden when neither is tracked.
+fn own_pose(play_to_room: &Mat4, head: Joint, hands: &[HandSample; 2]) -> AvatarPose {
+    let head = transform_joint(play_to_room, head);
+    let mut flags = 0;
+    let mut hand = |sample: &HandSample, tracked_flag: u8| match sample.grip {
+        Some(grip) => {
+            flags |= tracked_flag;
+            if sample.hand_tracked {
+                flags |= PoseFlags::HAND_TRACKING;
+            }
+            transform_joint(play_to_room, joint_from(grip))
+        }
+        None => head,
+    };
+    let left = hand(&hands[0], PoseFlags::LEFT_TRACKED);
+    let right = hand(&hands[1], PoseFlags::RIGHT_TRACKED);
+    AvatarPose {
+        head,
+        left,
+        right,
+        flags: PoseFlags(flags),
+    }
+}
+
+/// The camera of one eye: its pose in the play space, carried into the room.
+fn eye_camera(play_to_room: &Mat4, view: &xr::View) -> Camera {
+    let eye = transform_joint(play_to_room, joint_from(view.pose));
+    let fov = view.fov;
+    Camera::from_joint(
+        &eye,
+        render::projection_from_fov(
+            fov.angle_left,
+            fov.angle_right,
+            fov.angle_up,
+            fov.angle_down,
+        ),
+    )
+}
+
+/// The teleport arc (room points) as line segments.
+fn arc_lines(arc: &[Vec3]) -> Vec<LineVertex> {
+    let colour = [0.4, 1.0, 0.5, 0.9];
+    arc.windows(2)
+        .flat_map(|pair| {
+            pair.iter().map(|point| LineVertex {
+                position: point.to_array(),
+                colour,
+            })
+        })
+        .collect()
+}
+
+/// `count` avatars standing in rows of ten ahead of the play space, for
+/// measuring how the frame scales with a full room.
+fn extra_avatars(count: usize) -> Vec<AvatarInstance> {
+    (0..count)
+        .map(|i| {
+            let x = (i % 10) as f32 * 0.8 - 3.6;
+            let z = -2.0 - (i / 10) as f32 * 0.8;
+            let joint = |dx: f32, y: f32| Joint {
+                position: [x + dx, y, z],
+                orientation: [0.0, 0.0, 0.0, 1.0],
+            };
+            AvatarInstance {
+                pose: AvatarPose {
+                    head: joint(0.0, 1.65),
+                    left: joint(-0.3, 1.1),
+                    right: joint(0.3, 1.1),
+                    flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::RIGHT_TRACKED),
+                },
+                colour: [0.8, 0.4, 0.2],
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,388 @@
+//! The UI in the headset: an egui page (people with speaking and muted,
+//! leave, the last chat lines) on a panel standing in the room, clicked with a
+//! laser from the right hand's aim pose and its trigger; and name tags above
+//! remote avatars, painted once per change into an atlas and shown on quads
+//! that face the viewer.
+//!
+//! Where the laser meets the panel is plain geometry ([`PanelPlacement::hit`]),
+//! tested without a GPU.
+
+use glam::{Mat4, Quat, Vec3};
+use roomscale_protocol::pose::Joint;
+
+use crate::render::{self, EguiTexture, LineVertex, Quad, QuadTexture, Renderer, quad_model};
+use crate::scene::{RemoteAvatar, RoomScene};
+
+/// The panel's page in pixels and its size in the room in metres (1 mm a pixel).
+pub const PANEL_PIXELS: (u32, u32) = (640, 480);
+pub const PANEL_METRES: (f32, f32) = (0.64, 0.48);
+/// How far the laser reaches, in metres.
+const LASER_REACH: f32 = 5.0;
+/// Trigger travel that counts as a press, and the travel it must fall
+/// back under to count as a release (so a resting finger does not chatter).
+const TRIGGER_PRESS: f32 = 0.7;
+const TRIGGER_RELEASE: f32 = 0.3;
+/// Name tags: rows of this many pixels in an atlas this wide, shown this big.
+const TAG_ROW_PIXELS: u32 = 48;
+const TAG_ATLAS_WIDTH: u32 = 384;
+const TAG_ROWS: u32 = 32;
+const TAG_METRES: (f32, f32) = (0.4, 0.05);
+
+/// Where the panel stands in the room: its centre and its turn (its face
+/// looks along the turned +Z, towards the person who summoned it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PanelPlacement {
+    pub centre: Vec3,
+    pub rotation: Quat,
+}
+
+impl PanelPlacement {
+    /// In front of `head` (room space): 0.7 m ahead along its heading on the
+    /// floor plane, a little below the eyes, upright and facing it.
+    pub fn in_front_of(head: &Joint) -> PanelPlacement {
+        let position = Vec3::from(head.position);
+        let forward = Quat::from_array(head.orientation) * Vec3::NEG_Z;
+        let flat = Vec3::new(forward.x, 0.0, forward.z)
+            .try_normalize()
+            .unwrap_or(Vec3::NEG_Z);
+        let yaw = (-flat.x).atan2(-flat.z);
+        PanelPlacement {
+            centre: position + flat * 0.7 - Vec3::Y * 0.2,
+            rotation: Quat::from_rotation_y(yaw),
+        }
+    }
+
+    pub fn model(&self) -> Mat4 {
+        quad_model(self.centre, self.rotation, PANEL_METRES.0, PANEL_METRES.1)
+    }
+
+    /// Where a ray from `origin` along `direction` meets the panel's front:
+    /// the point in the room and the pixel on the page, or `None` when it
+    /// misses, points away, or starts behind the panel.
+    pub fn hit(&self, origin: Vec3, direction: Vec3) -> Option<(Vec3, egui::Pos2)> {
+        let normal = self.rotation * Vec3::Z;
+        let facing = direction.dot(normal);
+        if facing >= -1e-6 {
+            return None;
+        }
+        let distance = (self.centre - origin).dot(normal) / facing;
+        if !(0.0..=LASER_REACH).contains(&distance) {
+            return None;
+        }
+        let point = origin + direction * distance;
+        let local = self.rotation.inverse() * (point - self.centre);
+        let (u, v) = (
+            local.x / PANEL_METRES.0 + 0.5,
+            0.5 - local.y / PANEL_METRES.1,
+        );
+        if !(0.0..=1.0).contains(&u) || !(0.0..=1.0).contains(&v) {
+            return None;
+        }
+        Some((
+            point,
+            egui::pos2(u * PANEL_PIXELS.0 as f32, v * PANEL_PIXELS.1 as f32),
+        ))
+    }
+}
+
+/// What the person asked for on the panel this frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PanelRequests {
+    pub leave: bool,
+}
+
+/// The right hand's laser this frame, in room space.
+#[derive(Debug, Clone, Copy)]
+pub struct Laser {
+    pub origin: Vec3,
+    pub direction: Vec3,
+    pub trigger: f32,
+}
+
+/// The panel, the name tags and the laser: what the headset draws over the room.
+#[derive(Debug)]
+pub struct HeadsetUi {
+    page: EguiTexture,
+    page_texture: QuadTexture,
+    tags: EguiTexture,
+    tags_texture: QuadTexture,
+    /// The names painted in the atlas, row by row.
+    tag_names: Vec<String>,
+    pub placement: Option<PanelPlacement>,
+    pressed: bool,
+    /// What the page showed when last painted; it is painted again only when
+    /// this or the pointer changes.
+    painted: Option<(u64, Option<egui::Pos2>, bool)>,
+}
+
+impl HeadsetUi {
+    pub fn new(device: &wgpu::Device, renderer: &mut Renderer) -> HeadsetUi {
+        let page = EguiTexture::new(device, PANEL_PIXELS.0, PANEL_PIXELS.1, 1.25);
+        let page_texture = renderer.register_quad_texture(device, page.view());
+        let tags = EguiTexture::new(device, TAG_ATLAS_WIDTH, TAG_ROW_PIXELS * TAG_ROWS, 1.0);
+        let tags_texture = renderer.register_quad_texture(device, tags.view());
+        HeadsetUi {
+            page,
+            page_texture,
+            tags,
+            tags_texture,
+            tag_names: Vec::new(),
+            placement: None,
+            pressed: false,
+            painted: None,
+        }
+    }
+
+    /// Paints what changed, turns the laser into pointer events and returns
+    /// the quads and lines to draw and what was asked for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        scene: &RoomScene,
+        remote: &[RemoteAvatar],
+        viewer: Vec3,
+        laser: Option<Laser>,
+        status: &str,
+    ) -> (Vec<Quad>, Vec<LineVertex>, PanelRequests) {
+        let mut quads = Vec::new();
+        let mut lines = Vec::new();
+        let mut requests = PanelRequests::default();
+        self.paint_tags(device, queue, encoder, remote);
+        for avatar in remote {
+            let Some(row) = self.tag_names.iter().position(|n| *n == avatar.name) else {
+                continue;
+            };
+            let at = avatar.name_tag_position();
+            let to_viewer = viewer - at;
+            let yaw = to_viewer.x.atan2(to_viewer.z);
+            let rows = TAG_ROWS as f32;
+            quads.push(Quad {
+                texture: self.tags_texture,
+                model: quad_model(at, Quat::from_rotation_y(yaw), TAG_METRES.0, TAG_METRES.1),
+                uv_rect: [0.0, row as f32 / rows, 1.0, (row + 1) as f32 / rows],
+            });
+        }
+
+        let Some(placement) = self.placement else {
+            return (quads, lines, requests);
+        };
+        let hit = laser.and_then(|laser| placement.hit(laser.origin, laser.direction));
+        let trigger = laser.map_or(0.0, |l| l.trigger);
+        let was_pressed = self.pressed;
+        if !self.pressed && trigger >= TRIGGER_PRESS {
+            self.pressed = true;
+        } else if self.pressed && trigger <= TRIGGER_RELEASE {
+            self.pressed = false;
+        }
+        let pointer = hit.map(|(_, pixel)| pixel / self.page.pixels_per_point());
+        let mut events = Vec::new();
+        match pointer {
+            Some(at) => {
+                events.push(egui::Event::PointerMoved(at));
+                if self.pressed != was_pressed {
+                    events.push(egui::Event::PointerButton {
+                        pos: at,
+                        button: egui::PointerButton::Primary,
+                        pressed: self.pressed,
+                        modifiers: Default::default(),
+                    });
+                }
+            }
+            None => events.push(egui::Event::PointerGone),
+        }
+        let fingerprint = content_fingerprint(scene, status);
+        let state = (fingerprint, pointer, self.pressed);
+        if self.painted != Some(state) {
+            self.painted = Some(state);
+            self.page.paint(device, queue, encoder, events, |ui| {
+                page(ui, scene, status, &mut requests)
+            });
+        }
+        quads.push(Quad {
+            texture: self.page_texture,
+            model: placement.model(),
+            uv_rect: [0.0, 0.0, 1.0, 1.0],
+        });
+        if let Some(laser) = laser {
+            let end = hit.map_or(
+                laser.origin + laser.direction * LASER_REACH,
+                |(point, _)| point,
+            );
+            let colour = if hit.is_some() {
+                [0.3, 0.9, 1.0, 1.0]
+            } else {
+                [1.0, 1.0, 1.0, 0.5]
+            };
+            lines.push(LineVertex {
+                position: laser.origin.to_array(),
+                colour,
+            });
+            lines.push(LineVertex {
+                position: end.to_array(),
+                colour,
+            });
+        }
+        (quads, lines, requests)
+    }
+
+    fn paint_tags(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        remote: &[RemoteAvatar],
+    ) {
+        let mut names: Vec<String> = remote.iter().map(|a| a.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        names.truncate(TAG_ROWS as usize);
+        if names == self.tag_names {
+            return;
+        }
+        self.tag_names = names;
+        let rows = self.tag_names.clone();
+        self.tags.paint(device, queue, encoder, Vec::new(), |ui| {
+            let painter = ui.painter();
+            for (row, name) in rows.iter().enumerate() {
+                let top = row as f32 * TAG_ROW_PIXELS as f32;
+                let rect = egui::Rect::from_min_size(
+                    egui::pos2(0.0, top),
+                    egui::vec2(TAG_ATLAS_WIDTH as f32, TAG_ROW_PIXELS as f32),
+                );
+                let galley = painter.layout_no_wrap(
+                    name.clone(),
+                    egui::FontId::proportional(TAG_ROW_PIXELS as f32 * 0.6),
+                    egui::Color32::WHITE,
+                );
+                let size = galley.size() + egui::vec2(16.0, 4.0);
+                let back = egui::Rect::from_center_size(rect.center(), size);
+                painter.rect_filled(back, 8.0, egui::Color32::from_black_alpha(150));
+                painter.galley(
+                    back.min + egui::vec2(8.0, 2.0),
+                    galley,
+                    egui::Color32::WHITE,
+                );
+            }
+        });
+    }
+}
+
+/// Changes when anything the page shows changes.
+fn content_fingerprint(scene: &RoomScene, status: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (id, meta) in scene.presence().members() {
+        (id, &meta.name, meta.speaking, meta.muted).hash(&mut hasher);
+    }
+    scene.chat().last().map(|line| line.id).hash(&mut hasher);
+    status.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The panel's page.
+fn page(ui: &mut egui::Ui, scene: &RoomScene, status: &str, requests: &mut PanelRequests) {
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.heading("People");
+        for (_, meta) in scene.presence().members() {
+            let mut line = meta.name.clone();
+            if meta.speaking {
+                line.push_str("  🔊 speaking");
+            }
+            if meta.muted {
+                line.push_str("  (muted)");
+            }
+            let colour = render::colour_from_hex(&meta.colour).map_or(egui::Color32::GRAY, |c| {
+                let srgb = egui::Rgba::from_rgb(c[0], c[1], c[2]);
+                egui::Color32::from(srgb)
+            });
+            ui.horizontal(|ui| {
+                ui.colored_label(colour, "●");
+                ui.label(line);
+            });
+        }
+        ui.separator();
+        ui.heading("Chat");
+        for line in scene.chat().iter().rev().take(6).rev() {
+            ui.label(format!("{}: {}", line.name, line.text));
+        }
+        ui.separator();
+        if ui.button("Leave the room").clicked() {
+            requests.leave = true;
+        }
+        if !status.is_empty() {
+            ui.small(status);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placement() -> PanelPlacement {
+        PanelPlacement::in_front_of(&Joint {
+            position: [0.0, 1.6, 0.0],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+        })
+    }
+
+    #[test]
+    fn the_panel_stands_ahead_of_the_head_and_faces_it() {
+        let p = placement();
+        assert!(
+            (p.centre - Vec3::new(0.0, 1.4, -0.7)).length() < 1e-5,
+            "{p:?}"
+        );
+        let facing = p.rotation * Vec3::Z;
+        assert!((facing - Vec3::Z).length() < 1e-5, "{facing}");
+
+        // Turned 90° left (looking along -X), the panel is to the left.
+        let turned = PanelPlacement::in_front_of(&Joint {
+            position: [1.0, 1.6, 0.0],
+            orientation: Quat::from_rotation_y(std::f32::consts::FRAC_PI_2).to_array(),
+        });
+        assert!(
+            (turned.centre - Vec3::new(0.3, 1.4, 0.0)).length() < 1e-5,
+            "{turned:?}"
+        );
+        assert!((turned.rotation * Vec3::Z - Vec3::X).length() < 1e-5);
+    }
+
+    #[test]
+    fn a_laser_hits_the_page_where_it_points() {
+        let p = placement();
+        let check = |origin: Vec3, target: Vec3, expected: Option<(f32, f32)>| {
+            let hit = p.hit(origin, (target - origin).normalize());
+            match (hit, expected) {
+                (None, None) => {}
+                (Some((_, pixel)), Some((x, y))) => {
+                    assert!(
+                        (pixel.x - x).abs() < 0.5 && (pixel.y - y).abs() < 0.5,
+                        "{origin} -> {target}: {pixel:?}, expected ({x}, {y})"
+                    );
+                }
+                (hit, expected) => panic!("{origin} -> {target}: {hit:?}, expected {expected:?}"),
+            }
+        };
+        let hand = Vec3::new(0.2, 1.2, -0.2);
+        let (w, h) = (PANEL_PIXELS.0 as f32, PANEL_PIXELS.1 as f32);
+        check(hand, p.centre, Some((w / 2.0, h / 2.0)));
+        check(
+            hand,
+            p.centre + Vec3::new(-0.3, 0.22, 0.0),
+            Some((20.0, 20.0)),
+        );
+        check(
+            hand,
+            p.centre + Vec3::new(0.16, -0.12, 0.0),
+            Some((w * 0.75, h * 0.75)),
+        );
+        // Beside the panel, away from it, and from behind it: no hit.
+        check(hand, p.centre + Vec3::new(0.5, 0.0, 0.0), None);
+        check(hand, hand + Vec3::Z, None);
+        check(Vec3::new(0.0, 1.4, -1.5), p.centre, None);
+    }
+}
