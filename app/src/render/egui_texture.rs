@@ -100,9 +100,10 @@ impl EguiTexture {
             size_in_pixels: [self.texture.width(), self.texture.height()],
             pixels_per_point: self.pixels_per_point,
         };
-        for (id, deltas) in &output.textures_delta.set {
-            for delta in deltas {
-                self.renderer.update_texture(device, queue, *id, delta);
+        let mut textures = output.textures_delta;
+        for (id, deltas) in textures.set.drain() {
+            for delta in &deltas {
+                self.renderer.update_texture(device, queue, id, delta);
             }
         }
         self.renderer
@@ -127,8 +128,8 @@ impl EguiTexture {
             self.renderer
                 .render(&mut pass.forget_lifetime(), &jobs, &screen);
         }
-        for id in &output.textures_delta.free {
-            self.renderer.free_texture(id);
+        for id in std::mem::take(&mut textures.free) {
+            self.renderer.free_texture(&id);
         }
     }
 }
