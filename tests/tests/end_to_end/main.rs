@@ -1,4 +1,5 @@
 //! End-to-end tests across components: the native room client against a real
-//! server on loopback.
+//! server on loopback, and OpenXR programs against a real runtime (Monado).
 
+mod monado;
 mod native_client;
