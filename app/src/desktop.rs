@@ -302,7 +302,9 @@ impl DesktopApp {
         while let Ok(event) = self.net.events.try_recv() {
             match event {
                 NetEvent::Rooms(rooms) => self.ui.rooms = rooms,
-                NetEvent::Joined { room_name, slot } => {
+                NetEvent::Joined {
+                    room_name, slot, ..
+                } => {
                     self.ui.status = format!("in \"{room_name}\"");
                     self.ui.joined = Some(room_name);
                     self.scene.left();

@@ -58,9 +58,18 @@ struct JoinArgs {
     /// Walk a circle of 1.5 m radius around the room's centre, so others see you move.
     #[arg(long, conflicts_with = "at")]
     bot: bool,
-    /// Stand with your head at X,Y,Z (metres), looking along -Z.
+    /// Stand with your head at X,Y,Z (metres), looking along -Z. In headset
+    /// mode: where the middle of your play space stands (Y is the floor's).
     #[arg(long, value_name = "X,Y,Z", value_parser = parse_point, allow_hyphen_values = true)]
     at: Option<[f32; 3]>,
+    /// Headset mode: turn the play space this many degrees to the left at start.
+    #[arg(
+        long,
+        value_name = "DEGREES",
+        default_value_t = 0.0,
+        allow_hyphen_values = true
+    )]
+    turn: f32,
     /// Say this in the chat once joined.
     #[arg(long, value_name = "TEXT")]
     say: Option<String>,
@@ -177,6 +186,8 @@ fn headset(
             extra_avatars: args.extra_avatars,
             eye_size: args.eye_size,
             print_poses: args.verbose_xr,
+            start: args.at.map_or([0.0, 0.0], |[x, _, z]| [x, z]),
+            turn_degrees: args.turn,
         },
     )?;
     println!(
@@ -201,6 +212,7 @@ fn headset(
             report.validation_errors
         );
     }
+    anyhow::ensure!(report.clean_exit, "headset mode ended: {}", report.exit);
     Ok(())
 }
 

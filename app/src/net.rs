@@ -26,6 +26,7 @@ pub enum NetEvent {
     Rooms(Vec<RoomListing>),
     Joined {
         room_name: String,
+        user_id: String,
         slot: u16,
     },
     Update(RoomUpdate),
@@ -121,7 +122,7 @@ async fn network(
                     }
                     match RoomClient::join(&server, &room_id, identity.clone()).await {
                         Ok(joined) => {
-                            let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), slot: joined.slot() });
+                            let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), user_id: joined.user_id.clone(), slot: joined.slot() });
                             room = Some(joined);
                         }
                         Err(error) => report(Err(error)),

@@ -11,7 +11,7 @@
 // ROOMSCALE_SHOW_CONSOLE=1 (echo every page's console).
 
 import {spawn, spawnSync} from "node:child_process"
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync} from "node:fs"
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from "node:fs"
 import {tmpdir} from "node:os"
 import {dirname, join} from "node:path"
 import {after, before} from "node:test"
@@ -349,4 +349,98 @@ export function serverAndBrowserPerFile() {
 export function skip(t, reason) {
   process.stderr.write(`skipped: ${reason}\n`)
   t.skip(reason)
+}
+
+/** ROOMSCALE_APP_BIN (as `cargo xtask test` sets it), else a fresh `cargo build`. */
+export function nativeBinary() {
+  if (process.env.ROOMSCALE_APP_BIN) {
+    return process.env.ROOMSCALE_APP_BIN
+  }
+  run("cargo", ["build", "--quiet", "-p", "roomscale-app", "--bin", "roomscale"])
+  return join(ROOT, "target", "debug", "roomscale")
+}
+
+/**
+ * A program as a child process, its stdout lines kept for `line()` and its
+ * stderr for failure messages; `exited` resolves with its status.
+ */
+export function startProgram(program, args, {env = {}} = {}) {
+  const runtimeDir = join(ROOT, "target", "xdg-runtime")
+  mkdirSync(runtimeDir, {recursive: true, mode: 0o700})
+  const child = spawn(program, args, {
+    cwd: ROOT,
+    env: {...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? runtimeDir, ...env},
+    stdio: ["ignore", "pipe", "pipe"],
+  })
+  const lines = []
+  const errors = []
+  let buffer = ""
+  child.stdout.setEncoding("utf8")
+  child.stdout.on("data", (chunk) => {
+    buffer += chunk
+    const complete = buffer.split("\n")
+    buffer = complete.pop()
+    lines.push(...complete)
+  })
+  child.stderr.setEncoding("utf8")
+  child.stderr.on("data", (chunk) => errors.push(chunk))
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({code, signal})))
+  const name = program.split("/").pop()
+  return {
+    child,
+    lines,
+    exited,
+    stderr: () => errors.join(""),
+    /** The first line matching `pattern` (waiting for it), as a match array. */
+    async line(pattern, timeout = 15_000) {
+      const {value} = await waitFor(() => lines.map((l) => l.match(pattern)).find(Boolean), {
+        timeout,
+        what: `${name} to print ${pattern} (printed so far: ${JSON.stringify(lines.slice(-40))}; stderr: ${errors.join("").slice(-4000)})`,
+      })
+      return value
+    },
+    signal(name) {
+      child.kill(name)
+    },
+    stop() {
+      child.kill("SIGTERM")
+    },
+  }
+}
+
+/** The native client (`roomscale`) as a child process; see `startProgram`. */
+export function startNative(args) {
+  return startProgram(nativeBinary(), args)
+}
+
+export function hexToRgb(hex) {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16))
+}
+
+/** Pixels within `radius` of `centre` in a PNG whose hue matches `rgb` (any lighting). */
+export async function matchingPixels(page, pngPath, centre, radius, rgb) {
+  const dataUrl = `data:image/png;base64,${readFileSync(pngPath).toString("base64")}`
+  return page.evaluate(async ({dataUrl, centre, radius, rgb}) => {
+    const image = new Image()
+    image.src = dataUrl
+    await image.decode()
+    const canvas = document.createElement("canvas")
+    canvas.width = image.width
+    canvas.height = image.height
+    const context = canvas.getContext("2d")
+    context.drawImage(image, 0, 0)
+    const [x0, y0] = [Math.round(centre[0] - radius), Math.round(centre[1] - radius)]
+    const {data} = context.getImageData(x0, y0, radius * 2, radius * 2)
+    const norm = Math.hypot(...rgb)
+    let hits = 0
+    for (let i = 0; i < data.length; i += 4) {
+      const pixel = [data[i], data[i + 1], data[i + 2]]
+      const length = Math.hypot(...pixel)
+      const cosine = (pixel[0] * rgb[0] + pixel[1] * rgb[1] + pixel[2] * rgb[2]) / (length * norm)
+      if (length > 40 && cosine > 0.995) {
+        hits++
+      }
+    }
+    return hits
+  }, {dataUrl, centre, radius, rgb})
 }

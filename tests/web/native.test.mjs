@@ -7,19 +7,20 @@
 // screenshot goes to artifacts/web/native-view.png.
 
 import assert from "node:assert/strict"
-import {spawn, spawnSync} from "node:child_process"
-import {mkdirSync, readFileSync} from "node:fs"
-import {join} from "node:path"
+import {spawnSync} from "node:child_process"
 import {test} from "node:test"
 
 import {
-  ROOT,
   artifactPath,
   distance,
+  hexToRgb,
+  matchingPixels,
   missingPrerequisite,
+  nativeBinary,
   openVisitor,
   serverAndBrowserPerFile,
   skip,
+  startNative,
   waitFor,
   waitInRoom,
 } from "./harness.mjs"
@@ -31,59 +32,6 @@ const VIEW = {width: 640, height: 480, verticalFovDegrees: 70}
 const unavailable = missingPrerequisite()
 const fixture = serverAndBrowserPerFile()
 
-/** ROOMSCALE_APP_BIN (as `cargo xtask test` sets it), else a fresh `cargo build`. */
-function nativeBinary() {
-  if (process.env.ROOMSCALE_APP_BIN) {
-    return process.env.ROOMSCALE_APP_BIN
-  }
-  const built = spawnSync("cargo", ["build", "--quiet", "-p", "roomscale-app", "--bin", "roomscale"], {cwd: ROOT, encoding: "utf8"})
-  if (built.status !== 0) {
-    throw new Error(`building the native client failed:\n${built.stderr}`)
-  }
-  return join(ROOT, "target", "debug", "roomscale")
-}
-
-/** The native client as a child process, its stdout lines kept for `line()`. */
-function startNative(args) {
-  const runtimeDir = join(ROOT, "target", "xdg-runtime")
-  mkdirSync(runtimeDir, {recursive: true, mode: 0o700})
-  const child = spawn(nativeBinary(), args, {
-    cwd: ROOT,
-    env: {...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? runtimeDir},
-    stdio: ["ignore", "pipe", "pipe"],
-  })
-  const lines = []
-  const errors = []
-  let buffer = ""
-  child.stdout.setEncoding("utf8")
-  child.stdout.on("data", (chunk) => {
-    buffer += chunk
-    const complete = buffer.split("\n")
-    buffer = complete.pop()
-    lines.push(...complete)
-  })
-  child.stderr.setEncoding("utf8")
-  child.stderr.on("data", (chunk) => errors.push(chunk))
-  return {
-    lines,
-    /** The first line matching `pattern` (waiting for it), as a match array. */
-    async line(pattern, timeout = 15_000) {
-      const {value} = await waitFor(() => lines.map((l) => l.match(pattern)).find(Boolean), {
-        timeout,
-        what: `the native client to print ${pattern} (printed so far: ${JSON.stringify(lines)}; stderr: ${errors.join("")})`,
-      })
-      return value
-    },
-    stop() {
-      child.kill("SIGTERM")
-    },
-  }
-}
-
-function hexToRgb(hex) {
-  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16))
-}
-
 /** Where a world point lands in the native view from `eye` looking along -Z. */
 function project(point, eye) {
   const r = point.map((c, i) => c - eye[i])
@@ -92,34 +40,6 @@ function project(point, eye) {
   const aspect = VIEW.width / VIEW.height
   const ndc = [r[0] / (-r[2] * tan * aspect), r[1] / (-r[2] * tan)]
   return [((ndc[0] + 1) / 2) * VIEW.width, ((1 - ndc[1]) / 2) * VIEW.height]
-}
-
-/** Pixels within `radius` of `centre` in a PNG whose hue matches `rgb` (any lighting). */
-async function matchingPixels(page, pngPath, centre, radius, rgb) {
-  const dataUrl = `data:image/png;base64,${readFileSync(pngPath).toString("base64")}`
-  return page.evaluate(async ({dataUrl, centre, radius, rgb}) => {
-    const image = new Image()
-    image.src = dataUrl
-    await image.decode()
-    const canvas = document.createElement("canvas")
-    canvas.width = image.width
-    canvas.height = image.height
-    const context = canvas.getContext("2d")
-    context.drawImage(image, 0, 0)
-    const [x0, y0] = [Math.round(centre[0] - radius), Math.round(centre[1] - radius)]
-    const {data} = context.getImageData(x0, y0, radius * 2, radius * 2)
-    const norm = Math.hypot(...rgb)
-    let hits = 0
-    for (let i = 0; i < data.length; i += 4) {
-      const pixel = [data[i], data[i + 1], data[i + 2]]
-      const length = Math.hypot(...pixel)
-      const cosine = (pixel[0] * rgb[0] + pixel[1] * rgb[1] + pixel[2] * rgb[2]) / (length * norm)
-      if (length > 40 && cosine > 0.995) {
-        hits++
-      }
-    }
-    return hits
-  }, {dataUrl, centre, radius, rgb})
 }
 
 test("a native client and a browser visitor see each other, chat, and the native walk shows in the browser", async (t) => {

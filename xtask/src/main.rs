@@ -161,6 +161,7 @@ fn use_built_binaries(command: &mut Command) {
     for (variable, binary) in [
         ("ROOMSCALE_SERVER_BIN", "roomscale-server"),
         ("ROOMSCALE_APP_BIN", "roomscale"),
+        ("ROOMSCALE_XR_RUN_BIN", "xr-run"),
     ] {
         let path = project_root().join("target/debug").join(binary);
         if path.is_file() {

@@ -51,6 +51,10 @@ pub struct HeadsetOptions {
     pub eye_size: Option<(u32, u32)>,
     /// Print each pose sent, with the time, for tests that follow the head.
     pub print_poses: bool,
+    /// Where the play space's origin stands in the room (on the floor) and
+    /// which way it is turned, in degrees about +Y.
+    pub start: [f32; 2],
+    pub turn_degrees: f32,
 }
 
 /// What a headset run measured.
@@ -66,6 +70,9 @@ pub struct HeadsetReport {
     pub eye_size: (u32, u32),
     pub reached_focused: bool,
     pub exit: String,
+    /// The session ended as OpenXR intends (the visitor left, or the runtime
+    /// ended it); false when it was cut short.
+    pub clean_exit: bool,
 }
 
 /// Runs headset mode until the session ends, Ctrl-C, or `options.seconds`.
@@ -141,8 +148,9 @@ struct Headset {
     gpu: XrGpu,
     blend_mode: xr::EnvironmentBlendMode,
     runtime: Runtime,
-    /// The left eye of the last frame read back, RGBA8, for `--screenshot`.
-    last_left_eye: Option<Vec<u8>>,
+    /// The left eye of the last frame read back, RGBA8, for `--screenshot`,
+    /// with the eye's camera (room space) when it was drawn.
+    last_left_eye: Option<(Vec<u8>, Joint, xr::Fovf)>,
     /// Rendered frames since the last read-back.
     since_readback: u32,
     /// The last notice from the network side, shown on the panel.
@@ -227,6 +235,10 @@ impl Headset {
         let mut machine = SessionMachine::new();
         let mut scene = RoomScene::default();
         let mut locomotion = Locomotion::default();
+        locomotion.set_transform(
+            Vec3::new(options.start[0], 0.0, options.start[1]),
+            options.turn_degrees.to_radians(),
+        );
         let mut report = HeadsetReport::default();
         let mut events = xr::EventDataBuffer::new();
         let mut last_state = SessionState::Unknown;
@@ -276,13 +288,18 @@ impl Headset {
                 report.reached_focused |= last_state == SessionState::Focused;
             }
             if let Some(reason) = quit {
+                report.clean_exit = reason.is_clean();
                 report.exit = reason.to_string();
                 break;
             }
             while let Ok(event) = net.events.try_recv() {
                 match event {
-                    NetEvent::Joined { room_name, slot } => {
-                        println!("joined \"{room_name}\" (slot {slot})");
+                    NetEvent::Joined {
+                        room_name,
+                        user_id,
+                        slot,
+                    } => {
+                        println!("joined \"{room_name}\" as {user_id} (slot {slot})");
                         scene.joined(slot);
                     }
                     NetEvent::Update(update) => scene.apply(now, update),
@@ -319,6 +336,7 @@ impl Headset {
                         exit_asked = true;
                         for action in machine.handle(Input::ExitRequested) {
                             if let Some(reason) = self.carry_out(action, &mut machine, now) {
+                                report.clean_exit = reason.is_clean();
                                 report.exit = reason.to_string();
                             }
                         }
@@ -330,6 +348,7 @@ impl Headset {
                 Err(error) => {
                     for action in machine.handle(Input::RuntimeError(format!("{error:#}"))) {
                         if let Some(reason) = self.carry_out(action, &mut machine, now) {
+                            report.clean_exit = reason.is_clean();
                             report.exit = reason.to_string();
                         }
                     }
@@ -341,12 +360,22 @@ impl Headset {
         }
         report.validation_errors = vulkan::validation_errors();
         if let Some(path) = &options.screenshot
-            && let Some(pixels) = self.last_left_eye.take()
+            && let Some((pixels, eye, fov)) = self.last_left_eye.take()
         {
             let (width, height) = report.eye_size;
             render::write_png(path, width, height, &pixels)
                 .with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote {}", path.display());
+            // Where the eye was, so a reader can project the room into the image.
+            let [x, y, z] = eye.position;
+            let [qx, qy, qz, qw] = eye.orientation;
+            println!(
+                "wrote {} eye={x:.4},{y:.4},{z:.4} orientation={qx:.5},{qy:.5},{qz:.5},{qw:.5} fov={:.5},{:.5},{:.5},{:.5} size={width}x{height}",
+                path.display(),
+                fov.angle_left,
+                fov.angle_right,
+                fov.angle_up,
+                fov.angle_down
+            );
         }
         Ok(report)
     }
@@ -540,12 +569,17 @@ impl Headset {
         self.since_readback += 1;
         let readback = if options.screenshot.is_some() && self.since_readback >= 20 {
             self.since_readback = 0;
-            Some(render::copy_layer_for_readback(
-                &self.gpu.device,
-                &mut encoder,
-                &swapchain.textures[image],
-                0,
-                &swapchain.layer_views[image][0],
+            let eye = transform_joint(&play_to_room, joint_from(views[0].pose));
+            Some((
+                eye,
+                views[0].fov,
+                render::copy_layer_for_readback(
+                    &self.gpu.device,
+                    &mut encoder,
+                    &swapchain.textures[image],
+                    0,
+                    &swapchain.layer_views[image][0],
+                ),
             ))
         } else {
             None
@@ -595,7 +629,7 @@ impl Headset {
         {
             report.frame_gpu.push(gpu_time);
         }
-        if let Some(readback) = readback {
+        if let Some((eye, fov, readback)) = readback {
             let format = swapchain.format;
             let mut pixels = readback
                 .finish(&self.gpu.device)
@@ -608,7 +642,7 @@ impl Headset {
                     pixel.swap(0, 2);
                 }
             }
-            self.last_left_eye = Some(pixels);
+            self.last_left_eye = Some((pixels, eye, fov));
         }
         Ok(requests)
     }

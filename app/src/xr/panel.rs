@@ -16,6 +16,8 @@ use crate::scene::{RemoteAvatar, RoomScene};
 /// The panel's page in pixels and its size in the room in metres (1 mm a pixel).
 pub const PANEL_PIXELS: (u32, u32) = (640, 480);
 pub const PANEL_METRES: (f32, f32) = (0.64, 0.48);
+/// How far the panel leans back, facing up towards the eyes, in radians.
+const PANEL_TILT: f32 = 35.0 * std::f32::consts::PI / 180.0;
 /// How far the laser reaches, in metres.
 const LASER_REACH: f32 = 5.0;
 /// Trigger travel that counts as a press, and the travel it must fall
@@ -37,8 +39,9 @@ pub struct PanelPlacement {
 }
 
 impl PanelPlacement {
-    /// In front of `head` (room space): 0.7 m ahead along its heading on the
-    /// floor plane, a little below the eyes, upright and facing it.
+    /// Before `head` (room space) like a lectern: 0.55 m ahead along its
+    /// heading on the floor plane and 0.45 m below the eyes, tilted up
+    /// towards them — in reach of a laser, out of the way of the room ahead.
     pub fn in_front_of(head: &Joint) -> PanelPlacement {
         let position = Vec3::from(head.position);
         let forward = Quat::from_array(head.orientation) * Vec3::NEG_Z;
@@ -47,8 +50,8 @@ impl PanelPlacement {
             .unwrap_or(Vec3::NEG_Z);
         let yaw = (-flat.x).atan2(-flat.z);
         PanelPlacement {
-            centre: position + flat * 0.7 - Vec3::Y * 0.2,
-            rotation: Quat::from_rotation_y(yaw),
+            centre: position + flat * 0.55 - Vec3::Y * 0.45,
+            rotation: Quat::from_rotation_y(yaw) * Quat::from_rotation_x(-PANEL_TILT),
         }
     }
 
@@ -333,11 +336,18 @@ mod tests {
     fn the_panel_stands_ahead_of_the_head_and_faces_it() {
         let p = placement();
         assert!(
-            (p.centre - Vec3::new(0.0, 1.4, -0.7)).length() < 1e-5,
+            (p.centre - Vec3::new(0.0, 1.15, -0.55)).length() < 1e-5,
             "{p:?}"
         );
+        let (sin, cos) = PANEL_TILT.sin_cos();
         let facing = p.rotation * Vec3::Z;
-        assert!((facing - Vec3::Z).length() < 1e-5, "{facing}");
+        assert!(
+            (facing - Vec3::new(0.0, sin, cos)).length() < 1e-5,
+            "{facing}"
+        );
+        // Its face looks up towards the eyes.
+        let to_eyes = (Vec3::new(0.0, 1.6, 0.0) - p.centre).normalize();
+        assert!(facing.dot(to_eyes) > 0.9, "{facing} vs {to_eyes}");
 
         // Turned 90° left (looking along -X), the panel is to the left.
         let turned = PanelPlacement::in_front_of(&Joint {
@@ -345,10 +355,14 @@ mod tests {
             orientation: Quat::from_rotation_y(std::f32::consts::FRAC_PI_2).to_array(),
         });
         assert!(
-            (turned.centre - Vec3::new(0.3, 1.4, 0.0)).length() < 1e-5,
+            (turned.centre - Vec3::new(0.45, 1.15, 0.0)).length() < 1e-5,
             "{turned:?}"
         );
-        assert!((turned.rotation * Vec3::Z - Vec3::X).length() < 1e-5);
+        let facing = turned.rotation * Vec3::Z;
+        assert!(
+            (facing - Vec3::new(cos, sin, 0.0)).length() < 1e-5,
+            "{facing}"
+        );
     }
 
     #[test]
@@ -369,19 +383,13 @@ mod tests {
         };
         let hand = Vec3::new(0.2, 1.2, -0.2);
         let (w, h) = (PANEL_PIXELS.0 as f32, PANEL_PIXELS.1 as f32);
+        // Points on the panel, given in its own axes (x right, y up).
+        let on_panel = |x: f32, y: f32| p.centre + p.rotation * Vec3::new(x, y, 0.0);
         check(hand, p.centre, Some((w / 2.0, h / 2.0)));
-        check(
-            hand,
-            p.centre + Vec3::new(-0.3, 0.22, 0.0),
-            Some((20.0, 20.0)),
-        );
-        check(
-            hand,
-            p.centre + Vec3::new(0.16, -0.12, 0.0),
-            Some((w * 0.75, h * 0.75)),
-        );
+        check(hand, on_panel(-0.3, 0.22), Some((20.0, 20.0)));
+        check(hand, on_panel(0.16, -0.12), Some((w * 0.75, h * 0.75)));
         // Beside the panel, away from it, and from behind it: no hit.
-        check(hand, p.centre + Vec3::new(0.5, 0.0, 0.0), None);
+        check(hand, on_panel(0.5, 0.0), None);
         check(hand, hand + Vec3::Z, None);
         check(Vec3::new(0.0, 1.4, -1.5), p.centre, None);
     }
