@@ -7,6 +7,7 @@
 //! `roomscale rooms` lists a server's rooms. With an OpenXR runtime and a
 //! headset present, `roomscale join` goes into the headset (`--xr` insists on
 //! it, `--desktop` stays flat); without one it says why and opens the window.
+//! `roomscale --xr` goes into the headset with the room picker on its panel.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ mod view;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use roomscale_app::client::{self, Identity, RoomClient, RoomUpdate, ServerUrl};
+use roomscale_app::picker::ServerMemory;
 use roomscale_app::scene::RoomScene;
 use roomscale_protocol::events::{ClientKind, RoomEventBody};
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
@@ -32,6 +34,9 @@ struct Cli {
         value_name = "URL"
     )]
     server: String,
+    /// Without a room link: go into the headset and pick a room there.
+    #[arg(long)]
+    xr: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +133,33 @@ fn run(cli: Cli) -> Result<()> {
         })
     };
     match cli.command {
+        None if cli.xr => {
+            let identity = Identity {
+                name: "Headset visitor".into(),
+                colour: "#e0a030".into(),
+                kind: ClientKind::Xr,
+            };
+            let runtime = roomscale_app::xr::probe()
+                .map_err(|reason| anyhow::anyhow!("headset mode is not available: {reason}"))?;
+            println!("xr: runtime {}", runtime.name);
+            let memory = std::env::var_os("XDG_CONFIG_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|home| [home.as_os_str(), ".config".as_ref()].iter().collect())
+                })
+                .map(|dir| ServerMemory::in_dir(&dir.join("roomscale")));
+            let report = roomscale_app::xr::run(
+                runtime,
+                roomscale_app::xr::HeadsetOptions::picker(
+                    ServerUrl::parse(&cli.server)?,
+                    identity,
+                    memory,
+                ),
+            )?;
+            anyhow::ensure!(report.clean_exit, "headset mode ended: {}", report.exit);
+            Ok(())
+        }
         None => {
             let identity = Identity {
                 name: "Desktop visitor".into(),
@@ -179,7 +211,8 @@ fn headset(
         roomscale_app::xr::HeadsetOptions {
             server,
             identity,
-            room_id,
+            room_id: Some(room_id),
+            picker_memory: None,
             seconds: args.seconds,
             screenshot: args.screenshot.clone(),
             validation: args.validation,
@@ -201,8 +234,9 @@ fn headset(
     );
     if args.verbose_xr {
         let cpu = summary(&report.frame_cpu);
+        let wall = summary(&report.frame_wall);
         let gpu = summary(&report.frame_gpu);
-        println!("xr: frame cpu ms {cpu}; gpu ms {gpu}");
+        println!("xr: frame cpu ms {cpu}; wall ms {wall}; gpu ms {gpu}");
     }
     if args.validation {
         println!("xr: vulkan validation errors: {}", report.validation_errors);

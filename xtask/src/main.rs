@@ -249,6 +249,25 @@ fn bench() -> Result<()> {
     prereqs::ensure_npm_modules()?;
     build_web()?;
     run(Command::new("node").arg("tests/web/bench.mjs"))?;
+    println!("\n== headset (OpenXR: Monado's simulated headset in a Debian 13 chroot)");
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "roomscale-server",
+        "--package",
+        "roomscale-app",
+        "--package",
+        "roomscale-tests",
+        "--bin",
+        "roomscale-server",
+        "--bin",
+        "roomscale",
+        "--bin",
+        "xr-bench",
+    ]))?;
+    run(Command::new(project_root().join("target/release/xr-bench")))?;
     println!("\n== renderer");
     run(cargo()
         .args([

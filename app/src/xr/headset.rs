@@ -25,6 +25,7 @@ use super::session::{Action, ExitReason, Input, SessionMachine, SessionState};
 use super::vulkan::{self, GpuOptions, XrGpu};
 use crate::client::{Identity, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
+use crate::picker::{PickerRequest, RoomPicker, ServerMemory};
 use crate::render::{self, AvatarInstance, Camera, LineVertex, Renderer, ViewTarget};
 use crate::scene::RoomScene;
 
@@ -38,7 +39,11 @@ const ASSUMED_EYE_HEIGHT: f32 = 1.6;
 pub struct HeadsetOptions {
     pub server: ServerUrl,
     pub identity: Identity,
-    pub room_id: String,
+    /// The room to join; without one the panel shows the room picker first,
+    /// and leaving a room goes back to it.
+    pub room_id: Option<String>,
+    /// Where the room picker remembers the last server it connected to.
+    pub picker_memory: Option<ServerMemory>,
     /// Leave after this long (default: until the session ends or Ctrl-C).
     pub seconds: Option<f64>,
     /// Write the left eye's last frame here as PNG when leaving.
@@ -57,13 +62,42 @@ pub struct HeadsetOptions {
     pub turn_degrees: f32,
 }
 
+impl HeadsetOptions {
+    /// How a person starts headset mode without a room link: the room
+    /// picker first, nothing measured or written.
+    pub fn picker(
+        server: ServerUrl,
+        identity: Identity,
+        memory: Option<ServerMemory>,
+    ) -> HeadsetOptions {
+        HeadsetOptions {
+            server,
+            identity,
+            room_id: None,
+            picker_memory: memory,
+            seconds: None,
+            screenshot: None,
+            validation: false,
+            extra_avatars: 0,
+            eye_size: None,
+            print_poses: false,
+            start: [0.0, 0.0],
+            turn_degrees: 0.0,
+        }
+    }
+}
+
 /// What a headset run measured.
 #[derive(Debug, Default, Clone)]
 pub struct HeadsetReport {
     pub frames: u64,
     pub frames_rendered: u64,
-    /// CPU time from `xrWaitFrame` returning to `xrEndFrame` returning, per rendered frame.
+    /// CPU time this thread spent from `xrWaitFrame` returning to `xrEndFrame`
+    /// returning, per rendered frame (waits on the GPU or the compositor cost none).
     pub frame_cpu: Vec<Duration>,
+    /// Wall time over the same span: with a runtime that waits for the GPU in
+    /// `xrEndFrame` (Monado without shared fences does), this includes it.
+    pub frame_wall: Vec<Duration>,
     /// GPU time of both eyes' passes, per measured frame.
     pub frame_gpu: Vec<Duration>,
     pub validation_errors: usize,
@@ -84,7 +118,9 @@ pub fn run(runtime: Runtime, options: HeadsetOptions) -> Result<HeadsetReport> {
         let _ = ctrlc_handler(move || stop.store(true, Ordering::Relaxed));
     }
     let net = Net::start(options.server.clone(), options.identity.clone())?;
-    net.send(NetCommand::Join(options.room_id.clone()));
+    if let Some(room_id) = &options.room_id {
+        net.send(NetCommand::Join(room_id.clone()));
+    }
     let mut headset = Headset::new(runtime, &options)?;
     let report = headset.run(&options, &net, &stop);
     net.shut_down(Duration::from_secs(2));
@@ -157,6 +193,8 @@ struct Headset {
     status: String,
     /// Menu buttons as last seen, to act on presses only.
     menu_was_down: bool,
+    /// The room picker, when headset mode started without a room.
+    picker: Option<RoomPicker>,
 }
 
 impl Headset {
@@ -221,6 +259,10 @@ impl Headset {
             since_readback: 0,
             status: String::new(),
             menu_was_down: false,
+            picker: options
+                .room_id
+                .is_none()
+                .then(|| RoomPicker::new(options.server.clone(), options.picker_memory.clone())),
         })
     }
 
@@ -245,6 +287,9 @@ impl Headset {
         let mut last_dt = Instant::now();
         let extra = extra_avatars(options.extra_avatars);
         let mut exit_asked = false;
+        if let Some(picker) = &self.picker {
+            net.send(NetCommand::Connect(picker.server().clone()));
+        }
         loop {
             let now = started.elapsed().as_secs_f64();
             let mut inputs = vec![Input::Tick(now)];
@@ -306,9 +351,16 @@ impl Headset {
                     NetEvent::Left => scene.left(),
                     NetEvent::Status(message) => {
                         println!("status: {message}");
+                        if let Some(picker) = &mut self.picker {
+                            picker.set_status(message.clone());
+                        }
                         self.status = message;
                     }
-                    NetEvent::Rooms(_) => {}
+                    NetEvent::Rooms(rooms) => {
+                        if let Some(picker) = &mut self.picker {
+                            picker.set_rooms(rooms);
+                        }
+                    }
                 }
             }
             if !machine.should_run_frame_loop() {
@@ -331,7 +383,19 @@ impl Headset {
                 &mut report,
             ) {
                 Ok(requests) => {
-                    if requests.leave && !exit_asked {
+                    match requests.pick {
+                        Some(PickerRequest::Connect(server)) => {
+                            net.send(NetCommand::Connect(server))
+                        }
+                        Some(PickerRequest::Refresh) => net.send(NetCommand::RefreshRooms),
+                        Some(PickerRequest::Join(room_id)) => net.send(NetCommand::Join(room_id)),
+                        None => {}
+                    }
+                    if requests.leave && self.picker.is_some() {
+                        // Back to the picker rather than out of the app.
+                        net.send(NetCommand::Leave);
+                        net.send(NetCommand::RefreshRooms);
+                    } else if requests.leave && !exit_asked {
                         println!("xr: leaving, as asked on the panel");
                         exit_asked = true;
                         for action in machine.handle(Input::ExitRequested) {
@@ -436,7 +500,8 @@ impl Headset {
             .frame_waiter
             .wait()
             .context("waiting for the next frame")?;
-        let cpu_started = Instant::now();
+        let wall_started = Instant::now();
+        let cpu_started = cpu_time::ThreadTime::now();
         self.frame_stream.begin().context("beginning a frame")?;
         report.frames += 1;
         let time = frame_state.predicted_display_time;
@@ -524,6 +589,7 @@ impl Headset {
             Vec3::from(own.head.position),
             laser,
             &self.status,
+            self.picker.as_mut().filter(|_| scene.own_slot().is_none()),
         );
         lines.extend(arc_lines(locomotion.arc()));
         self.renderer
@@ -621,6 +687,7 @@ impl Headset {
             )
             .context("ending the frame")?;
         report.frame_cpu.push(cpu_started.elapsed());
+        report.frame_wall.push(wall_started.elapsed());
         report.frames_rendered += 1;
 
         // Measurements wait for the GPU, after the frame is handed over.
