@@ -53,6 +53,7 @@ fn main() {
                     colour: &eye.colour_view,
                     depth: &eye.depth_view,
                     timestamps: None,
+                    keep_depth: false,
                 },
                 &camera,
             );

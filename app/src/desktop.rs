@@ -399,6 +399,7 @@ impl DesktopApp {
                 colour: &view,
                 depth: &state.depth,
                 timestamps: None,
+                keep_depth: false,
             },
             &camera,
         );

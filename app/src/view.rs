@@ -47,6 +47,7 @@ impl HeadlessView {
             colour: &self.target.colour_view,
             depth: &self.target.depth_view,
             timestamps: None,
+            keep_depth: false,
         };
         self.renderer
             .render(&self.gpu.queue, &mut encoder, target, &camera);

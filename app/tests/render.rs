@@ -84,6 +84,7 @@ fn render(gpu: &Gpu, width: u32, height: u32) -> Vec<u8> {
             colour: &target.colour_view,
             depth: &target.depth_view,
             timestamps: None,
+            keep_depth: false,
         },
         &camera,
     );

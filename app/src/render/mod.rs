@@ -36,6 +36,9 @@ pub struct ViewTarget<'a> {
     pub depth: &'a wgpu::TextureView,
     /// GPU timestamps around this view's pass, where the device measures them.
     pub timestamps: Option<wgpu::RenderPassTimestampWrites<'a>>,
+    /// Keep the depth image after the pass (an XR compositor reads it);
+    /// otherwise it is discarded, which saves bandwidth on tiled GPUs.
+    pub keep_depth: bool,
 }
 
 /// Depth buffer format every target uses.
@@ -155,8 +158,11 @@ pub fn projection_from_fov(left: f32, right: f32, up: f32, down: f32) -> Mat4 {
     )
 }
 
-const NEAR: f32 = 0.05;
-const FAR: f32 = 100.0;
+/// The near and far planes of every projection, in metres.
+pub const NEAR_PLANE: f32 = 0.05;
+pub const FAR_PLANE: f32 = 100.0;
+const NEAR: f32 = NEAR_PLANE;
+const FAR: f32 = FAR_PLANE;
 
 fn quat(q: [f32; 4]) -> Quat {
     Quat::from_array(q).normalize()
@@ -461,7 +467,11 @@ impl Renderer {
                 view: depth,
                 depth_ops: Some(wgpu::Operations {
                     load: wgpu::LoadOp::Clear(1.0),
-                    store: wgpu::StoreOp::Discard,
+                    store: if target.keep_depth {
+                        wgpu::StoreOp::Store
+                    } else {
+                        wgpu::StoreOp::Discard
+                    },
                 }),
                 stencil_ops: None,
             }),

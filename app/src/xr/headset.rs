@@ -19,6 +19,7 @@ use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 
 use super::Runtime;
 use super::input::{Controllers, HandSample};
+use super::layers::{self, DepthInfo};
 use super::locomotion::{Locomotion, LocomotionInput, Pose};
 use super::panel::{HeadsetUi, Laser, PanelPlacement, PanelRequests};
 use super::session::{Action, ExitReason, Input, SessionMachine, SessionState};
@@ -151,15 +152,78 @@ fn ctrlc_handler(on_interrupt: impl Fn() + Send + 'static) -> Result<()> {
     Ok(())
 }
 
-struct EyeSwapchain {
+/// A runtime swapchain of two-layer images, each wrapped as a wgpu texture
+/// with a view per eye.
+struct WrappedSwapchain {
     // Textures before the swapchain whose images they wrap.
     textures: Vec<wgpu::Texture>,
     layer_views: Vec<[wgpu::TextureView; 2]>,
-    depth_views: [wgpu::TextureView; 2],
     handle: xr::Swapchain<xr::Vulkan>,
+}
+
+/// Where the eyes' depth goes: to the compositor with the colour
+/// (`XR_KHR_composition_layer_depth`), or into a texture of our own.
+enum EyeDepth {
+    Runtime(WrappedSwapchain),
+    Own([wgpu::TextureView; 2]),
+}
+
+struct EyeSwapchain {
+    colour: WrappedSwapchain,
+    depth: EyeDepth,
     width: u32,
     height: u32,
     format: wgpu::TextureFormat,
+}
+
+fn eye_layer_view(texture: &wgpu::Texture, layer: u32) -> wgpu::TextureView {
+    texture.create_view(&wgpu::TextureViewDescriptor {
+        label: Some("eye"),
+        dimension: Some(wgpu::TextureViewDimension::D2),
+        base_array_layer: layer,
+        array_layer_count: Some(1),
+        ..Default::default()
+    })
+}
+
+impl WrappedSwapchain {
+    fn new(
+        gpu: &XrGpu,
+        session: &xr::Session<xr::Vulkan>,
+        create: &xr::SwapchainCreateInfo<xr::Vulkan>,
+        descriptor: &wgpu::TextureDescriptor<'_>,
+    ) -> Result<WrappedSwapchain> {
+        let handle = session
+            .create_swapchain(create)
+            .with_context(|| format!("creating the {}", descriptor.label.unwrap_or("swapchain")))?;
+        let textures: Vec<wgpu::Texture> = handle
+            .enumerate_images()
+            .context("listing the swapchain's images")?
+            .into_iter()
+            .map(|image| gpu.wrap_swapchain_image(image, descriptor))
+            .collect();
+        let layer_views = textures
+            .iter()
+            .map(|texture| [eye_layer_view(texture, 0), eye_layer_view(texture, 1)])
+            .collect();
+        Ok(WrappedSwapchain {
+            textures,
+            layer_views,
+            handle,
+        })
+    }
+
+    /// Acquires the next image and waits until it may be drawn into.
+    fn acquire(&mut self) -> Result<usize> {
+        let image = self
+            .handle
+            .acquire_image()
+            .context("acquiring a swapchain image")? as usize;
+        self.handle
+            .wait_image(xr::Duration::INFINITE)
+            .context("waiting for a swapchain image")?;
+        Ok(image)
+    }
 }
 
 struct GpuTimer {
@@ -606,25 +670,28 @@ impl Headset {
             .locate_views(VIEW_TYPE, time, &self.space)
             .context("locating the eyes")?;
         let swapchain = self.swapchain.as_mut().expect("created above");
-        let image = swapchain
-            .handle
-            .acquire_image()
-            .context("acquiring a swapchain image")? as usize;
-        swapchain
-            .handle
-            .wait_image(xr::Duration::INFINITE)
-            .context("waiting for a swapchain image")?;
+        let image = swapchain.colour.acquire()?;
+        let depth_image = match &mut swapchain.depth {
+            EyeDepth::Runtime(depth) => Some(depth.acquire()?),
+            EyeDepth::Own(_) => None,
+        };
         for (eye, view) in views.iter().enumerate().take(render::MAX_VIEWS) {
             let camera = eye_camera(&play_to_room, view);
             let timestamps = self.timer.as_ref().map(|timer| timer.writes(eye));
+            let depth = match (&swapchain.depth, depth_image) {
+                (EyeDepth::Runtime(depth), Some(index)) => &depth.layer_views[index][eye],
+                (EyeDepth::Own(views), _) => &views[eye],
+                (EyeDepth::Runtime(_), None) => unreachable!("acquired above"),
+            };
             self.renderer.render(
                 &self.gpu.queue,
                 &mut encoder,
                 ViewTarget {
                     view: eye,
-                    colour: &swapchain.layer_views[image][eye],
-                    depth: &swapchain.depth_views[eye],
+                    colour: &swapchain.colour.layer_views[image][eye],
+                    depth,
                     timestamps,
+                    keep_depth: depth_image.is_some(),
                 },
                 &camera,
             );
@@ -642,9 +709,9 @@ impl Headset {
                 render::copy_layer_for_readback(
                     &self.gpu.device,
                     &mut encoder,
-                    &swapchain.textures[image],
+                    &swapchain.colour.textures[image],
                     0,
-                    &swapchain.layer_views[image][0],
+                    &swapchain.colour.layer_views[image][0],
                 ),
             ))
         } else {
@@ -652,9 +719,16 @@ impl Headset {
         };
         self.gpu.queue.submit([encoder.finish()]);
         swapchain
+            .colour
             .handle
             .release_image()
             .context("releasing the swapchain image")?;
+        if let EyeDepth::Runtime(depth) = &mut swapchain.depth {
+            depth
+                .handle
+                .release_image()
+                .context("releasing the depth swapchain image")?;
+        }
         let rect = xr::Rect2Di {
             offset: xr::Offset2Di { x: 0, y: 0 },
             extent: xr::Extent2Di {
@@ -662,19 +736,29 @@ impl Headset {
                 height: swapchain.height as i32,
             },
         };
+        let depth_infos: Vec<DepthInfo> = match &swapchain.depth {
+            EyeDepth::Runtime(depth) => (0..views.len() as u32)
+                .map(|eye| DepthInfo::new(&depth.handle, eye, rect))
+                .collect(),
+            EyeDepth::Own(_) => Vec::new(),
+        };
         let projection_views: Vec<_> = views
             .iter()
             .enumerate()
             .map(|(eye, view)| {
-                xr::CompositionLayerProjectionView::new()
+                let projection = xr::CompositionLayerProjectionView::new()
                     .pose(view.pose)
                     .fov(view.fov)
                     .sub_image(
                         xr::SwapchainSubImage::new()
-                            .swapchain(&swapchain.handle)
+                            .swapchain(&swapchain.colour.handle)
                             .image_array_index(eye as u32)
                             .image_rect(rect),
-                    )
+                    );
+                match depth_infos.get(eye) {
+                    Some(depth) => layers::with_depth(projection, depth),
+                    None => projection,
+                }
             })
             .collect();
         self.frame_stream
@@ -732,29 +816,24 @@ impl Headset {
     fn create_swapchain(&self, width: u32, height: u32) -> Result<EyeSwapchain> {
         let formats = self.session.enumerate_swapchain_formats()?;
         let (vk_format, format) = choose_format(&formats).context("no sRGB colour format")?;
-        let handle = self
-            .session
-            .create_swapchain(&xr::SwapchainCreateInfo {
-                create_flags: xr::SwapchainCreateFlags::EMPTY,
-                usage_flags: xr::SwapchainUsageFlags::COLOR_ATTACHMENT
-                    | xr::SwapchainUsageFlags::TRANSFER_SRC,
-                format: vk_format,
-                sample_count: 1,
-                width,
-                height,
-                face_count: 1,
-                array_size: 2,
-                mip_count: 1,
-            })
-            .context("creating the eye swapchain")?;
-        let size = wgpu::Extent3d {
+        let create = |format: u32, usage_flags| xr::SwapchainCreateInfo {
+            create_flags: xr::SwapchainCreateFlags::EMPTY,
+            usage_flags,
+            format,
+            sample_count: 1,
             width,
             height,
-            depth_or_array_layers: 2,
+            face_count: 1,
+            array_size: 2,
+            mip_count: 1,
         };
-        let descriptor = wgpu::TextureDescriptor {
-            label: Some("eye swapchain image"),
-            size,
+        let colour_descriptor = wgpu::TextureDescriptor {
+            label: Some("eye swapchain"),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 2,
+            },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -762,38 +841,46 @@ impl Headset {
             usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
             view_formats: &[],
         };
-        let textures: Vec<wgpu::Texture> = handle
-            .enumerate_images()
-            .context("listing the swapchain's images")?
-            .into_iter()
-            .map(|image| self.gpu.wrap_swapchain_image(image, &descriptor))
-            .collect();
-        let layer = |texture: &wgpu::Texture, layer: u32| {
-            texture.create_view(&wgpu::TextureViewDescriptor {
-                label: Some("eye"),
-                dimension: Some(wgpu::TextureViewDimension::D2),
-                base_array_layer: layer,
-                array_layer_count: Some(1),
-                ..Default::default()
-            })
-        };
-        let layer_views = textures
-            .iter()
-            .map(|texture| [layer(texture, 0), layer(texture, 1)])
-            .collect();
-        let depth = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("eye depth"),
+        let colour = WrappedSwapchain::new(
+            &self.gpu,
+            &self.session,
+            &create(
+                vk_format,
+                xr::SwapchainUsageFlags::COLOR_ATTACHMENT | xr::SwapchainUsageFlags::TRANSFER_SRC,
+            ),
+            &colour_descriptor,
+        )?;
+        let depth_descriptor = wgpu::TextureDescriptor {
+            label: Some("eye depth swapchain"),
             format: render::DEPTH_FORMAT,
             usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
-            ..descriptor
-        });
-        let depth_views = [layer(&depth, 0), layer(&depth, 1)];
-        println!("xr: eye images {width}x{height} ({format:?})");
+            ..colour_descriptor
+        };
+        const D32_SFLOAT: u32 = 126;
+        let depth = if self.runtime.depth_layer && formats.contains(&D32_SFLOAT) {
+            EyeDepth::Runtime(WrappedSwapchain::new(
+                &self.gpu,
+                &self.session,
+                &create(
+                    D32_SFLOAT,
+                    xr::SwapchainUsageFlags::DEPTH_STENCIL_ATTACHMENT,
+                ),
+                &depth_descriptor,
+            )?)
+        } else {
+            let texture = self.gpu.device.create_texture(&depth_descriptor);
+            EyeDepth::Own([eye_layer_view(&texture, 0), eye_layer_view(&texture, 1)])
+        };
+        println!(
+            "xr: eye images {width}x{height} ({format:?}), depth {}",
+            match depth {
+                EyeDepth::Runtime(_) => "to the compositor",
+                EyeDepth::Own(_) => "kept to ourselves",
+            }
+        );
         Ok(EyeSwapchain {
-            textures,
-            layer_views,
-            depth_views,
-            handle,
+            colour,
+            depth,
             width,
             height,
             format,

@@ -9,6 +9,7 @@
 pub mod bindings;
 mod headset;
 mod input;
+mod layers;
 pub mod locomotion;
 pub mod panel;
 pub mod session;
@@ -59,6 +60,9 @@ pub struct Runtime {
     pub name: String,
     /// The runtime offers `XR_EXT_hand_tracking` and the system supports it.
     pub hand_tracking: bool,
+    /// The runtime takes each eye's depth with its colour
+    /// (`XR_KHR_composition_layer_depth`).
+    pub depth_layer: bool,
     _entry: xr::Entry,
 }
 
@@ -67,12 +71,24 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("name", &self.name)
             .field("hand_tracking", &self.hand_tracking)
+            .field("depth_layer", &self.depth_layer)
             .finish_non_exhaustive()
     }
 }
 
 /// Opens the OpenXR loader, the active runtime and its headset.
 pub fn probe() -> Result<Runtime, Unavailable> {
+    probe_with(&(), |_| {})
+}
+
+/// [`probe`] where the loader must be told about the process: on Android,
+/// `platform` is the Java VM and activity (`xr::AndroidPlatformInfo`, for
+/// `XR_KHR_loader_init_android`) and `platform_extensions` turns on
+/// `XR_KHR_android_create_instance`.
+pub fn probe_with<P: xr::PlatformInfo + ?Sized>(
+    platform: &P,
+    platform_extensions: impl FnOnce(&mut xr::ExtensionSet),
+) -> Result<Runtime, Unavailable> {
     if let Some(manifest) = std::env::var_os("XR_RUNTIME_JSON")
         && !std::path::Path::new(&manifest).exists()
     {
@@ -80,7 +96,7 @@ pub fn probe() -> Result<Runtime, Unavailable> {
             manifest.to_string_lossy().into_owned(),
         ));
     }
-    let entry = load_entry()?;
+    let entry = load_entry(platform)?;
     let no_runtime = |error: xr::sys::Result, action| match error {
         xr::sys::Result::ERROR_RUNTIME_UNAVAILABLE
         | xr::sys::Result::ERROR_RUNTIME_FAILURE
@@ -93,6 +109,8 @@ pub fn probe() -> Result<Runtime, Unavailable> {
     let mut wanted = xr::ExtensionSet::default();
     wanted.khr_vulkan_enable2 = offered.khr_vulkan_enable2;
     wanted.ext_hand_tracking = offered.ext_hand_tracking;
+    wanted.khr_composition_layer_depth = offered.khr_composition_layer_depth;
+    platform_extensions(&mut wanted);
     let instance = entry
         .create_instance(
             &xr::ApplicationInfo {
@@ -105,7 +123,7 @@ pub fn probe() -> Result<Runtime, Unavailable> {
             },
             &wanted,
             &[],
-            &(),
+            platform,
         )
         .map_err(|e| no_runtime(e, "starting"))?;
     let properties = instance
@@ -134,13 +152,14 @@ pub fn probe() -> Result<Runtime, Unavailable> {
         system,
         name,
         hand_tracking,
+        depth_layer: offered.khr_composition_layer_depth,
         _entry: entry,
     })
 }
 
 #[allow(unsafe_code)]
-fn load_entry() -> Result<xr::Entry, Unavailable> {
-    // SAFETY: the library loaded is the system's OpenXR loader, which
-    // implements the OpenXR ABI.
-    unsafe { xr::Entry::load(&()) }.map_err(|error| Unavailable::NoLoader(error.to_string()))
+fn load_entry<P: xr::PlatformInfo + ?Sized>(platform: &P) -> Result<xr::Entry, Unavailable> {
+    // SAFETY: the library loaded is the system's OpenXR loader (on Android:
+    // Khronos's, packaged in the APK), which implements the OpenXR ABI.
+    unsafe { xr::Entry::load(platform) }.map_err(|error| Unavailable::NoLoader(error.to_string()))
 }
