@@ -53,9 +53,10 @@ function xrRunBinary() {
 }
 
 /** The native app in headset mode against Monado; `runtimePid` once it is up. */
-async function startHeadset(args, {copyOut = []} = {}) {
+async function startHeadset(args, {copyOut = [], openxrValidation = false} = {}) {
   const copies = copyOut.flatMap(([inside, host]) => ["--copy-out", `${inside}=${host}`])
-  const headset = startProgram(xrRunBinary(), [...copies, "--", nativeBinary(), ...args])
+  const validation = openxrValidation ? ["--openxr-validation"] : []
+  const headset = startProgram(xrRunBinary(), [...validation, ...copies, "--", nativeBinary(), ...args])
   const first = await Promise.race([
     headset.line(/^xr-run: monado-service (\d+)$/, 240_000).then((m) => Number(m[1])),
     headset.exited.then(({code}) => ({exitedWith: code})),
@@ -135,7 +136,7 @@ test("a headset visitor and a browser visitor see each other, and the headset's 
     headset = await startHeadset(
       ["join", roomUrl, "--xr", "--headless", "--validation", "--verbose-xr", "--name", "Headset Hana", "--colour", "#30a0e0",
         "--at", playSpace.join(","), "--eye-size", `${EYE.width}x${EYE.height}`, "--seconds", "22", "--screenshot", inside],
-      {copyOut: [[inside, screenshot]]},
+      {copyOut: [[inside, screenshot]], openxrValidation: true},
     )
     if (headset.skipped) {
       return skip(t, headset.skipped)
@@ -173,6 +174,9 @@ test("a headset visitor and a browser visitor see each other, and the headset's 
     assert.ok(Number(done[2]) >= 300, `at least 300 frames rendered: ${done[0]}`)
     assert.equal(done[5], "true")
     await headset.line(/^xr: vulkan validation errors: 0$/)
+    const output = [...headset.lines, ...headset.stderr().split("\n")]
+    assert.ok(output.some((line) => /Core Validation/.test(line)), "the OpenXR core validation layer was loaded")
+    assert.deepEqual(output.filter((line) => /VALID_ERROR/.test(line)), [], "the OpenXR core validation layer reports no errors")
     const wrote = await headset.line(/^wrote \S+ eye=(\S+) orientation=(\S+) fov=(\S+) size=(\d+)x(\d+)$/)
     const numbers = (text) => text.split(",").map(Number)
     const eye = {eye: numbers(wrote[1]), orientation: numbers(wrote[2]), fov: numbers(wrote[3]), width: Number(wrote[4]), height: Number(wrote[5])}

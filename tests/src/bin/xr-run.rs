@@ -4,7 +4,7 @@
 //! as a child process.
 //!
 //! ```text
-//! xr-run [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]
+//! xr-run [--openxr-validation] [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]
 //! ```
 //!
 //! Prints `xr-run: monado-service <pid>` once the runtime is up (a test kills
@@ -12,7 +12,8 @@
 //! into the chroot) with the runtime's environment and this process's stdout
 //! and stderr, passes SIGINT and SIGTERM on to it, then copies each INSIDE
 //! file (a path in the chroot) to HOST, stops the runtime and exits with the
-//! program's status. Where the machine cannot run the runtime it prints
+//! program's status. `--openxr-validation` loads the Khronos OpenXR core
+//! validation layer into the program. Where the machine cannot run the runtime it prints
 //! `skipped: <reason>` and exits with status 77.
 
 use std::path::{Path, PathBuf};
@@ -38,9 +39,10 @@ fn run() -> Result<ExitCode, String> {
     let split = args
         .iter()
         .position(|a| a == "--")
-        .ok_or("usage: xr-run [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]")?;
+        .ok_or("usage: xr-run [--openxr-validation] [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]")?;
     let (options, command) = (&args[..split], &args[split + 1..]);
     let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut openxr_validation = false;
     let mut options = options.iter();
     while let Some(option) = options.next() {
         match option.as_str() {
@@ -51,6 +53,7 @@ fn run() -> Result<ExitCode, String> {
                     .ok_or_else(|| format!("--copy-out {pair}: expected INSIDE=HOST"))?;
                 copies.push((inside.into(), host.into()));
             }
+            "--openxr-validation" => openxr_validation = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -63,9 +66,12 @@ fn run() -> Result<ExitCode, String> {
     let inside = runtime
         .install_binary(Path::new(program))
         .map_err(|e| e.to_string())?;
-    let mut child = runtime
-        .command(&inside)
-        .args(program_args)
+    let mut command = runtime.command(&inside);
+    command.args(program_args);
+    if openxr_validation {
+        command.env("XR_ENABLE_API_LAYERS", monado::XR_VALIDATION_LAYER);
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start {program} in the chroot: {e}"))?;
     // chroot(8) execs the program, so signals sent to this pid reach it.
