@@ -3,7 +3,7 @@
 //!
 //! [`RoomClient::join`] gets a session token, opens the Phoenix v2 socket, joins
 //! the room and then keeps a task running that sends heartbeats and the latest
-//! pose (at most 30 Hz, only when it changed), turns incoming frames into
+//! pose (at most 30 Hz, only when its encoding changed), turns incoming frames into
 //! [`RoomUpdate`]s, and reconnects with backoff after a drop, rejoining with
 //! `last_seen_id` so no persisted event is lost or repeated.
 //!
@@ -13,6 +13,7 @@
 //! the latest join.
 
 mod http;
+mod pose_sender;
 mod presence;
 mod socket;
 
@@ -276,7 +277,10 @@ impl RoomClient {
         answer.await.map_err(|_| ClientError::ConnectionLost)?
     }
 
-    /// Sets this client's pose; the latest one is sent on the next pose tick.
+    /// Sets this client's pose; call it every frame. The latest one is sent
+    /// on the next pose tick (30 Hz) if its wire encoding differs from the
+    /// last one sent, so standing still, tracking noise below the encoding's
+    /// resolution included, sends nothing.
     pub fn set_pose(&self, pose: AvatarPose) {
         self.pose.send_replace(Some(pose));
     }

@@ -18,10 +18,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::pose_sender::PoseSender;
 use super::{ClientError, Command, Identity, Presence, RoomUpdate, ServerUrl, Session};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
-const POSE_EVERY: Duration = Duration::from_millis(33);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -78,18 +78,28 @@ impl RoomTask {
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        mut pose: watch::Receiver<Option<AvatarPose>>,
+        pose: watch::Receiver<Option<AvatarPose>>,
         joined: Joined,
     ) {
         let mut joined = Some(joined);
         let mut backoff = BACKOFF_FIRST;
+        let mut pose_sender = PoseSender::default();
         loop {
             let ended = match self.connect_and_join().await {
                 Ok((mut socket, join_ref, reply)) => {
                     backoff = BACKOFF_FIRST;
                     self.joined(reply, joined.take()).await;
-                    self.serve(&mut socket, &join_ref, &mut commands, &mut pose)
-                        .await
+                    // The membership just joined has heard no pose of ours,
+                    // so the latest goes out even if it did not change.
+                    pose_sender.rejoined();
+                    self.serve(
+                        &mut socket,
+                        &join_ref,
+                        &mut commands,
+                        &pose,
+                        &mut pose_sender,
+                    )
+                    .await
                 }
                 // The first join's refusal is final: the caller hears why.
                 Err(error) if joined.is_some() => {
@@ -235,11 +245,12 @@ impl RoomTask {
         socket: &mut Socket,
         join_ref: &str,
         commands: &mut mpsc::Receiver<Command>,
-        pose: &mut watch::Receiver<Option<AvatarPose>>,
+        pose: &watch::Receiver<Option<AvatarPose>>,
+        pose_sender: &mut PoseSender,
     ) -> Ended {
         let mut heartbeat =
             tokio::time::interval_at(Instant::now() + HEARTBEAT_EVERY, HEARTBEAT_EVERY);
-        let mut pose_tick = tokio::time::interval(POSE_EVERY);
+        let mut pose_tick = tokio::time::interval(pose_sender.period());
         pose_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut pending_chats: HashMap<String, oneshot::Sender<Result<u64, ClientError>>> =
             HashMap::new();
@@ -277,11 +288,13 @@ impl RoomTask {
                         break Ended::Dropped;
                     }
                 },
-                _ = pose_tick.tick() => {
-                    // Only a pose that changed since the last send goes out.
-                    if pose.has_changed().unwrap_or(false) && let Some(current) = *pose.borrow_and_update() {
+                now = pose_tick.tick() => {
+                    if let Some(current) = *pose.borrow() {
+                        pose_sender.offer(&current);
+                    }
+                    if let Some(encoded) = pose_sender.due(now.into_std()) {
                         let mut out = Vec::with_capacity(64);
-                        frame::encode_client_push(&mut out, join_ref, "", &self.topic, POSE_EVENT, &pose::encode_pose(0, &current))
+                        frame::encode_client_push(&mut out, join_ref, "", &self.topic, POSE_EVENT, &encoded)
                             .expect("room topics fit a binary frame");
                         outgoing.push(Message::binary(out));
                     }

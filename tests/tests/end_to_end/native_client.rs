@@ -149,6 +149,15 @@ async fn native_clients_share_presence_chat_and_poses_and_survive_a_server_resta
     })
     .await;
 
+    // Ada has stood still since before the restart: the restarted room still
+    // gets her pose, because a new membership has heard none.
+    let seen = next_matching(&mut bo, |u| match u {
+        RoomUpdate::Poses { poses, .. } => poses.into_iter().find(|(slot, _)| *slot == ada.slot()),
+        _ => None,
+    })
+    .await;
+    assert!((seen.1.head.position[0] - 0.75).abs() <= pose::POSITION_ERROR_BOUND_M);
+
     // After the rejoin: the old message is not delivered again, new ones flow.
     let second = ada.chat("after the restart").await.unwrap();
     assert!(second > first);
