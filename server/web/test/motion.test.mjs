@@ -108,6 +108,35 @@ test("an unchanged pose is not sent again until after a reset", () => {
   assert.equal(sent.length, 2, "after a rejoin the server needs the pose again")
 })
 
+test("sub-millimetre tracking noise is not a change; a millimetre is", () => {
+  // The native client's PoseSender (app/src/client/pose_sender.rs) runs the same case.
+  const [x, y, z] = [0.0302, 0.2803, 0.0101]
+  const w = Math.sqrt(1 - x * x - y * y - z * z)
+  const still = (t, shift = 0) => {
+    const noise = 0.0003 * Math.sin(t * 37)
+    const wobble = 0.00005 * Math.cos(t * 53)
+    const identity = () => ({position: [0, 0, 0], orientation: [0, 0, 0, 1]})
+    return {
+      head: {position: [0.4 + shift + noise, 1.65 - noise, 3 + noise], orientation: [x + wobble, y - wobble, z, w]},
+      left: identity(),
+      right: identity(),
+      flags: 0,
+    }
+  }
+  const sendTimes = (pose) => {
+    const sent = []
+    const sender = new PoseSender(() => true)
+    for (const now of frames(90, 3)) {
+      if (sender.offer(now, pose(now / 1000))) {
+        sent.push(now)
+      }
+    }
+    return sent
+  }
+  assert.deepEqual(sendTimes((t) => still(t)), [0], "noise counted as movement")
+  assert.deepEqual(sendTimes((t) => still(t, t >= 1.5 ? 0.001 : 0)), [0, 1500])
+})
+
 test("a refused send is retried on the next frame", () => {
   let open = false
   const sender = new PoseSender(() => open)
