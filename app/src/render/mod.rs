@@ -168,11 +168,57 @@ fn quat(q: [f32; 4]) -> Quat {
     Quat::from_array(q).normalize()
 }
 
+/// How a renderer's passes address views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewMode {
+    /// One view a pass: a window, an offscreen image, or one eye at a time.
+    Single,
+    /// Both eyes in one pass into two-layer targets (`Features::MULTIVIEW`):
+    /// the scene is recorded once and the GPU draws it for each layer.
+    Multiview,
+}
+
+/// The renderer's shaders for `mode`: the shared view uniform in front of
+/// `body`, whose vertex stages pick their view through `THIS_VIEW`.
+pub(crate) fn shader_source(body: &str, mode: ViewMode) -> String {
+    let (argument, view) = match mode {
+        ViewMode::Single => ("", "frame.views[0]"),
+        ViewMode::Multiview => (
+            "@builtin(view_index) view_index: u32,",
+            "frame.views[view_index]",
+        ),
+    };
+    let body = body
+        .replace("VIEW_INDEX_ARGUMENT", argument)
+        .replace("THIS_VIEW", view);
+    format!("{}\n{body}", include_str!("views.wgsl"))
+}
+
+impl ViewMode {
+    /// The mask pipelines and passes carry: both layers for multiview.
+    pub(crate) fn mask(self) -> Option<std::num::NonZeroU32> {
+        match self {
+            ViewMode::Single => None,
+            ViewMode::Multiview => std::num::NonZeroU32::new(0b11),
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FrameUniform {
+struct ViewUniform {
     view_proj: [[f32; 4]; 4],
     light_dir: [f32; 4],
+}
+
+impl ViewUniform {
+    fn new(camera: &Camera) -> ViewUniform {
+        let light = Vec3::new(-0.4, -1.0, -0.3).normalize();
+        ViewUniform {
+            view_proj: camera.view_proj().to_cols_array_2d(),
+            light_dir: light.extend(0.0).to_array(),
+        }
+    }
 }
 
 #[repr(C)]
@@ -207,9 +253,11 @@ impl GpuMesh {
 }
 
 pub struct Renderer {
+    mode: ViewMode,
     avatar_pipeline: wgpu::RenderPipeline,
     floor_pipeline: wgpu::RenderPipeline,
-    /// One camera buffer per view, so both eyes can be recorded before one submit.
+    /// One camera buffer per view, so both eyes can be recorded before one
+    /// submit; with multiview the first holds both eyes.
     views: Vec<(wgpu::Buffer, wgpu::BindGroup)>,
     /// The avatar model's parts, each drawn instanced once per view.
     parts: Vec<(Part, GpuMesh)>,
@@ -230,10 +278,23 @@ impl std::fmt::Debug for Renderer {
 }
 
 impl Renderer {
+    /// A renderer drawing one view a pass.
     pub fn new(device: &wgpu::Device, colour_format: wgpu::TextureFormat) -> Renderer {
+        Renderer::with_views(device, colour_format, ViewMode::Single)
+    }
+
+    /// A renderer whose passes address views as `mode` says; `Multiview`
+    /// needs a device opened with `Features::MULTIVIEW`.
+    pub fn with_views(
+        device: &wgpu::Device,
+        colour_format: wgpu::TextureFormat,
+        mode: ViewMode,
+    ) -> Renderer {
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("roomscale shaders"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("shaders.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(
+                shader_source(include_str!("shaders.wgsl"), mode).into(),
+            ),
         });
         let frame_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("frame"),
@@ -252,7 +313,7 @@ impl Renderer {
             .map(|_| {
                 let buffer = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("view"),
-                    size: std::mem::size_of::<FrameUniform>() as u64,
+                    size: (MAX_VIEWS * std::mem::size_of::<ViewUniform>()) as u64,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
@@ -314,7 +375,7 @@ impl Renderer {
                 compilation_options: Default::default(),
                 targets: &target,
             }),
-            multiview_mask: None,
+            multiview_mask: mode.mask(),
             cache: None,
         });
         let floor_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
@@ -335,7 +396,7 @@ impl Renderer {
                 compilation_options: Default::default(),
                 targets: &target,
             }),
-            multiview_mask: None,
+            multiview_mask: mode.mask(),
             cache: None,
         });
         let parts: Vec<(Part, GpuMesh)> = load_avatar(AVATAR_GLTF)
@@ -347,8 +408,9 @@ impl Renderer {
             })
             .collect();
         let instance_capacity = 64;
-        let overlay = quads::Overlay::new(device, colour_format, &frame_layout);
+        let overlay = quads::Overlay::new(device, colour_format, &frame_layout, mode);
         Renderer {
+            mode,
             overlay,
             avatar_pipeline,
             floor_pipeline,
@@ -429,6 +491,10 @@ impl Renderer {
         self.overlay.prepare(device, queue, quads, lines);
     }
 
+    pub fn view_mode(&self) -> ViewMode {
+        self.mode
+    }
+
     /// Records view number `view` (below [`MAX_VIEWS`]: 0 for a window, 0 and 1
     /// for two eyes) of the prepared scene into `colour`, cleared first.
     pub fn render(
@@ -438,13 +504,42 @@ impl Renderer {
         target: ViewTarget<'_>,
         camera: &Camera,
     ) {
-        let light = Vec3::new(-0.4, -1.0, -0.3).normalize();
-        let uniform = FrameUniform {
-            view_proj: camera.view_proj().to_cols_array_2d(),
-            light_dir: light.extend(0.0).to_array(),
-        };
+        debug_assert_eq!(
+            self.mode,
+            ViewMode::Single,
+            "a multiview renderer draws with render_both"
+        );
         let (buffer, group) = &self.views[target.view];
-        queue.write_buffer(buffer, 0, bytemuck::bytes_of(&uniform));
+        queue.write_buffer(buffer, 0, bytemuck::bytes_of(&ViewUniform::new(camera)));
+        self.record(encoder, target, group);
+    }
+
+    /// Records both eyes in one multiview pass into `target`, whose colour and
+    /// depth are two-layer views (layer 0 the left eye).
+    pub fn render_both(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        target: ViewTarget<'_>,
+        cameras: [&Camera; MAX_VIEWS],
+    ) {
+        debug_assert_eq!(
+            self.mode,
+            ViewMode::Multiview,
+            "a single-view renderer draws with render"
+        );
+        let uniforms = cameras.map(ViewUniform::new);
+        let (buffer, group) = &self.views[0];
+        queue.write_buffer(buffer, 0, bytemuck::cast_slice(&uniforms));
+        self.record(encoder, target, group);
+    }
+
+    fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        target: ViewTarget<'_>,
+        group: &wgpu::BindGroup,
+    ) {
         let (colour, depth) = (target.colour, target.depth);
         let timestamp_writes = target.timestamps;
         let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
@@ -477,7 +572,7 @@ impl Renderer {
             }),
             timestamp_writes,
             occlusion_query_set: None,
-            multiview_mask: None,
+            multiview_mask: self.mode.mask(),
         });
         pass.set_bind_group(0, group, &[]);
         pass.set_pipeline(&self.floor_pipeline);

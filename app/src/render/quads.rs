@@ -7,7 +7,7 @@
 use glam::Mat4;
 use wgpu::util::DeviceExt;
 
-use super::DEPTH_FORMAT;
+use super::{DEPTH_FORMAT, ViewMode, shader_source};
 
 /// A texture quads can show, from [`Overlay::register_texture`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,10 +57,13 @@ impl Overlay {
         device: &wgpu::Device,
         colour_format: wgpu::TextureFormat,
         frame_layout: &wgpu::BindGroupLayout,
+        mode: ViewMode,
     ) -> Overlay {
         let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("quads and lines"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("quads.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(
+                shader_source(include_str!("quads.wgsl"), mode).into(),
+            ),
         });
         let texture_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("quad texture"),
@@ -131,7 +134,7 @@ impl Overlay {
                 compilation_options: Default::default(),
                 targets: &blended,
             }),
-            multiview_mask: None,
+            multiview_mask: mode.mask(),
             cache: None,
         });
         let line_attributes = wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x4];
@@ -160,7 +163,7 @@ impl Overlay {
                 compilation_options: Default::default(),
                 targets: &blended,
             }),
-            multiview_mask: None,
+            multiview_mask: mode.mask(),
             cache: None,
         });
         let sampler = device.create_sampler(&wgpu::SamplerDescriptor {

@@ -1,11 +1,7 @@
 // Textured quads in the world (the headset's UI panel, name tags) and
 // coloured lines (the pointing laser, the teleport arc). Right-handed, +Y up.
 
-struct Frame {
-    view_proj: mat4x4<f32>,
-    light_dir: vec4<f32>,
-};
-@group(0) @binding(0) var<uniform> frame: Frame;
+// (The view uniform comes from views.wgsl, put in front of this file.)
 @group(1) @binding(0) var quad_texture: texture_2d<f32>;
 @group(1) @binding(1) var quad_sampler: sampler;
 
@@ -24,7 +20,7 @@ struct QuadOut {
 };
 
 @vertex
-fn quad_vs(@builtin(vertex_index) index: u32, q: QuadIn) -> QuadOut {
+fn quad_vs(VIEW_INDEX_ARGUMENT @builtin(vertex_index) index: u32, q: QuadIn) -> QuadOut {
     // A unit square in the model's XY plane, centred, facing +Z.
     var corners = array<vec2<f32>, 6>(
         vec2(-0.5, -0.5), vec2(0.5, -0.5), vec2(0.5, 0.5),
@@ -33,7 +29,7 @@ fn quad_vs(@builtin(vertex_index) index: u32, q: QuadIn) -> QuadOut {
     let c = corners[index];
     let model = mat4x4<f32>(q.m0, q.m1, q.m2, q.m3);
     var out: QuadOut;
-    out.clip = frame.view_proj * model * vec4<f32>(c, 0.0, 1.0);
+    out.clip = THIS_VIEW.view_proj * model * vec4<f32>(c, 0.0, 1.0);
     // Texture rows run downwards, model +Y runs up.
     let t = vec2<f32>(c.x + 0.5, 0.5 - c.y);
     out.uv = mix(q.uv_rect.xy, q.uv_rect.zw, t);
@@ -60,9 +56,9 @@ struct LineOut {
 };
 
 @vertex
-fn line_vs(v: LineIn) -> LineOut {
+fn line_vs(VIEW_INDEX_ARGUMENT v: LineIn) -> LineOut {
     var out: LineOut;
-    out.clip = frame.view_proj * vec4<f32>(v.position, 1.0);
+    out.clip = THIS_VIEW.view_proj * vec4<f32>(v.position, 1.0);
     out.colour = v.colour;
     return out;
 }

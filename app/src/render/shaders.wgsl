@@ -1,14 +1,9 @@
 // Lit, flat-coloured avatars and a checkered floor. Right-handed, +Y up.
 
-struct Frame {
-    view_proj: mat4x4<f32>,
-    // Direction the light travels, world space.
-    light_dir: vec4<f32>,
-};
-@group(0) @binding(0) var<uniform> frame: Frame;
+// (The view uniform comes from views.wgsl, put in front of this file.)
 
 fn shade(normal: vec3<f32>, colour: vec3<f32>) -> vec3<f32> {
-    let diffuse = max(dot(normalize(normal), -frame.light_dir.xyz), 0.0);
+    let diffuse = max(dot(normalize(normal), -frame.views[0].light_dir.xyz), 0.0);
     return colour * (0.35 + 0.65 * diffuse);
 }
 
@@ -29,10 +24,10 @@ struct AvatarOut {
 };
 
 @vertex
-fn avatar_vs(v: AvatarIn) -> AvatarOut {
+fn avatar_vs(VIEW_INDEX_ARGUMENT v: AvatarIn) -> AvatarOut {
     let model = mat4x4<f32>(v.m0, v.m1, v.m2, v.m3);
     var out: AvatarOut;
-    out.clip = frame.view_proj * model * vec4<f32>(v.position, 1.0);
+    out.clip = THIS_VIEW.view_proj * model * vec4<f32>(v.position, 1.0);
     // Parts are rotated and translated, never scaled unevenly.
     out.normal = (model * vec4<f32>(v.normal, 0.0)).xyz;
     out.colour = v.colour.rgb;
@@ -50,7 +45,7 @@ struct FloorOut {
 };
 
 @vertex
-fn floor_vs(@builtin(vertex_index) index: u32) -> FloorOut {
+fn floor_vs(VIEW_INDEX_ARGUMENT @builtin(vertex_index) index: u32) -> FloorOut {
     // Two triangles covering 40 m x 40 m around the origin.
     var corners = array<vec2<f32>, 6>(
         vec2(-20.0, -20.0), vec2(20.0, 20.0), vec2(20.0, -20.0),
@@ -59,7 +54,7 @@ fn floor_vs(@builtin(vertex_index) index: u32) -> FloorOut {
     let c = corners[index];
     let world = vec3<f32>(c.x, 0.0, c.y);
     var out: FloorOut;
-    out.clip = frame.view_proj * vec4<f32>(world, 1.0);
+    out.clip = THIS_VIEW.view_proj * vec4<f32>(world, 1.0);
     out.world = world;
     return out;
 }

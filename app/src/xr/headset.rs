@@ -27,7 +27,7 @@ use super::vulkan::{self, GpuOptions, XrGpu};
 use crate::client::{Identity, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
 use crate::picker::{PickerRequest, RoomPicker, ServerMemory};
-use crate::render::{self, AvatarInstance, Camera, LineVertex, Renderer, ViewTarget};
+use crate::render::{self, AvatarInstance, Camera, LineVertex, Renderer, ViewMode, ViewTarget};
 use crate::scene::RoomScene;
 
 const VIEW_TYPE: xr::ViewConfigurationType = xr::ViewConfigurationType::PRIMARY_STEREO;
@@ -158,6 +158,8 @@ struct WrappedSwapchain {
     // Textures before the swapchain whose images they wrap.
     textures: Vec<wgpu::Texture>,
     layer_views: Vec<[wgpu::TextureView; 2]>,
+    /// Per image, both layers as one view, for multiview passes.
+    both_views: Vec<wgpu::TextureView>,
     handle: xr::Swapchain<xr::Vulkan>,
 }
 
@@ -165,7 +167,10 @@ struct WrappedSwapchain {
 /// (`XR_KHR_composition_layer_depth`), or into a texture of our own.
 enum EyeDepth {
     Runtime(WrappedSwapchain),
-    Own([wgpu::TextureView; 2]),
+    Own {
+        layers: [wgpu::TextureView; 2],
+        both: wgpu::TextureView,
+    },
 }
 
 struct EyeSwapchain {
@@ -174,6 +179,16 @@ struct EyeSwapchain {
     width: u32,
     height: u32,
     format: wgpu::TextureFormat,
+}
+
+fn both_eyes_view(texture: &wgpu::Texture) -> wgpu::TextureView {
+    texture.create_view(&wgpu::TextureViewDescriptor {
+        label: Some("both eyes"),
+        dimension: Some(wgpu::TextureViewDimension::D2Array),
+        base_array_layer: 0,
+        array_layer_count: Some(2),
+        ..Default::default()
+    })
 }
 
 fn eye_layer_view(texture: &wgpu::Texture, layer: u32) -> wgpu::TextureView {
@@ -206,9 +221,11 @@ impl WrappedSwapchain {
             .iter()
             .map(|texture| [eye_layer_view(texture, 0), eye_layer_view(texture, 1)])
             .collect();
+        let both_views = textures.iter().map(both_eyes_view).collect();
         Ok(WrappedSwapchain {
             textures,
             layer_views,
+            both_views,
             handle,
         })
     }
@@ -298,7 +315,19 @@ impl Headset {
         let format = choose_format(&formats).with_context(|| {
             format!("the runtime offers no sRGB 8-bit colour format (offered: {formats:?})")
         })?;
-        let mut renderer = Renderer::new(&gpu.device, format.1);
+        let view_mode = if gpu.features.contains(wgpu::Features::MULTIVIEW) {
+            ViewMode::Multiview
+        } else {
+            ViewMode::Single
+        };
+        let mut renderer = Renderer::with_views(&gpu.device, format.1, view_mode);
+        println!(
+            "xr: eyes drawn {}",
+            match view_mode {
+                ViewMode::Multiview => "in one multiview pass",
+                ViewMode::Single => "one pass each",
+            }
+        );
         let ui = HeadsetUi::new(&gpu.device, &mut renderer);
         let timer = gpu
             .features
@@ -673,31 +702,63 @@ impl Headset {
         let image = swapchain.colour.acquire()?;
         let depth_image = match &mut swapchain.depth {
             EyeDepth::Runtime(depth) => Some(depth.acquire()?),
-            EyeDepth::Own(_) => None,
+            EyeDepth::Own { .. } => None,
         };
-        for (eye, view) in views.iter().enumerate().take(render::MAX_VIEWS) {
-            let camera = eye_camera(&play_to_room, view);
-            let timestamps = self.timer.as_ref().map(|timer| timer.writes(eye));
-            let depth = match (&swapchain.depth, depth_image) {
-                (EyeDepth::Runtime(depth), Some(index)) => &depth.layer_views[index][eye],
-                (EyeDepth::Own(views), _) => &views[eye],
-                (EyeDepth::Runtime(_), None) => unreachable!("acquired above"),
-            };
-            self.renderer.render(
-                &self.gpu.queue,
-                &mut encoder,
-                ViewTarget {
-                    view: eye,
-                    colour: &swapchain.colour.layer_views[image][eye],
-                    depth,
-                    timestamps,
-                    keep_depth: depth_image.is_some(),
-                },
-                &camera,
-            );
-        }
+        anyhow::ensure!(
+            views.len() == render::MAX_VIEWS,
+            "the runtime located {} views for a stereo headset",
+            views.len()
+        );
+        let cameras = [
+            eye_camera(&play_to_room, &views[0]),
+            eye_camera(&play_to_room, &views[1]),
+        ];
+        let passes = match self.renderer.view_mode() {
+            ViewMode::Multiview => {
+                let depth = match (&swapchain.depth, depth_image) {
+                    (EyeDepth::Runtime(depth), Some(index)) => &depth.both_views[index],
+                    (EyeDepth::Own { both, .. }, _) => both,
+                    (EyeDepth::Runtime(_), None) => unreachable!("acquired above"),
+                };
+                self.renderer.render_both(
+                    &self.gpu.queue,
+                    &mut encoder,
+                    ViewTarget {
+                        view: 0,
+                        colour: &swapchain.colour.both_views[image],
+                        depth,
+                        timestamps: self.timer.as_ref().map(|timer| timer.writes(0)),
+                        keep_depth: depth_image.is_some(),
+                    },
+                    [&cameras[0], &cameras[1]],
+                );
+                1
+            }
+            ViewMode::Single => {
+                for (eye, camera) in cameras.iter().enumerate() {
+                    let depth = match (&swapchain.depth, depth_image) {
+                        (EyeDepth::Runtime(depth), Some(index)) => &depth.layer_views[index][eye],
+                        (EyeDepth::Own { layers, .. }, _) => &layers[eye],
+                        (EyeDepth::Runtime(_), None) => unreachable!("acquired above"),
+                    };
+                    self.renderer.render(
+                        &self.gpu.queue,
+                        &mut encoder,
+                        ViewTarget {
+                            view: eye,
+                            colour: &swapchain.colour.layer_views[image][eye],
+                            depth,
+                            timestamps: self.timer.as_ref().map(|timer| timer.writes(eye)),
+                            keep_depth: depth_image.is_some(),
+                        },
+                        camera,
+                    );
+                }
+                render::MAX_VIEWS
+            }
+        };
         if let Some(timer) = &self.timer {
-            timer.resolve(&mut encoder);
+            timer.resolve(&mut encoder, passes);
         }
         self.since_readback += 1;
         let readback = if options.screenshot.is_some() && self.since_readback >= 20 {
@@ -740,7 +801,7 @@ impl Headset {
             EyeDepth::Runtime(depth) => (0..views.len() as u32)
                 .map(|eye| DepthInfo::new(&depth.handle, eye, rect))
                 .collect(),
-            EyeDepth::Own(_) => Vec::new(),
+            EyeDepth::Own { .. } => Vec::new(),
         };
         let projection_views: Vec<_> = views
             .iter()
@@ -776,7 +837,7 @@ impl Headset {
 
         // Measurements wait for the GPU, after the frame is handed over.
         if let Some(timer) = &self.timer
-            && let Some(gpu_time) = timer.read(&self.gpu.device)
+            && let Some(gpu_time) = timer.read(&self.gpu.device, passes)
         {
             report.frame_gpu.push(gpu_time);
         }
@@ -869,13 +930,16 @@ impl Headset {
             )?)
         } else {
             let texture = self.gpu.device.create_texture(&depth_descriptor);
-            EyeDepth::Own([eye_layer_view(&texture, 0), eye_layer_view(&texture, 1)])
+            EyeDepth::Own {
+                layers: [eye_layer_view(&texture, 0), eye_layer_view(&texture, 1)],
+                both: both_eyes_view(&texture),
+            }
         };
         println!(
             "xr: eye images {width}x{height} ({format:?}), depth {}",
             match depth {
                 EyeDepth::Runtime(_) => "to the compositor",
-                EyeDepth::Own(_) => "kept to ourselves",
+                EyeDepth::Own { .. } => "kept to ourselves",
             }
         );
         Ok(EyeSwapchain {
@@ -925,13 +989,14 @@ impl GpuTimer {
         }
     }
 
-    fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
-        encoder.resolve_query_set(&self.queries, 0..4, &self.resolve, 0);
+    fn resolve(&self, encoder: &mut wgpu::CommandEncoder, passes: usize) {
+        let queries = 2 * passes as u32;
+        encoder.resolve_query_set(&self.queries, 0..queries, &self.resolve, 0);
         encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, None);
     }
 
-    /// Both eyes' pass time of the last submitted frame (waits for it).
-    fn read(&self, device: &wgpu::Device) -> Option<Duration> {
+    /// The eye passes' time in the last submitted frame (waits for it).
+    fn read(&self, device: &wgpu::Device, passes: usize) -> Option<Duration> {
         let slice = self.readback.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});
         device.poll(wgpu::PollType::wait_indefinitely()).ok()?;
@@ -940,9 +1005,12 @@ impl GpuTimer {
             bytemuck::cast_slice(&mapped).to_vec()
         };
         self.readback.unmap();
-        let passes = ticks[1].checked_sub(ticks[0])? + ticks[3].checked_sub(ticks[2])?;
+        let mut total = 0;
+        for pass in ticks.chunks_exact(2).take(passes) {
+            total += pass[1].checked_sub(pass[0])?;
+        }
         Some(Duration::from_nanos(
-            (passes as f64 * f64::from(self.period_ns)) as u64,
+            (total as f64 * f64::from(self.period_ns)) as u64,
         ))
     }
 }

@@ -1,5 +1,6 @@
 //! The UI in the headset: an egui page (people with speaking and muted,
-//! leave, the last chat lines) on a panel standing in the room, clicked with a
+//! leave, the last chat lines; before a room, the room picker) on a panel
+//! standing in the room, clicked with a
 //! laser from the right hand's aim pose and its trigger; and name tags above
 //! remote avatars, painted once per change into an atlas and shown on quads
 //! that face the viewer.
@@ -10,6 +11,7 @@
 use glam::{Mat4, Quat, Vec3};
 use roomscale_protocol::pose::Joint;
 
+use crate::picker::{PickerRequest, RoomPicker};
 use crate::render::{self, EguiTexture, LineVertex, Quad, QuadTexture, Renderer, quad_model};
 use crate::scene::{RemoteAvatar, RoomScene};
 
@@ -89,9 +91,11 @@ impl PanelPlacement {
 }
 
 /// What the person asked for on the panel this frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PanelRequests {
     pub leave: bool,
+    /// What was clicked on the room picker.
+    pub pick: Option<PickerRequest>,
 }
 
 /// The right hand's laser this frame, in room space.
@@ -137,7 +141,8 @@ impl HeadsetUi {
     }
 
     /// Paints what changed, turns the laser into pointer events and returns
-    /// the quads and lines to draw and what was asked for.
+    /// the quads and lines to draw and what was asked for. With a `picker`,
+    /// the page is the room picker instead of the room's.
     #[allow(clippy::too_many_arguments)]
     pub fn update(
         &mut self,
@@ -149,6 +154,7 @@ impl HeadsetUi {
         viewer: Vec3,
         laser: Option<Laser>,
         status: &str,
+        mut picker: Option<&mut RoomPicker>,
     ) -> (Vec<Quad>, Vec<LineVertex>, PanelRequests) {
         let mut quads = Vec::new();
         let mut lines = Vec::new();
@@ -196,13 +202,19 @@ impl HeadsetUi {
             }
             None => events.push(egui::Event::PointerGone),
         }
-        let fingerprint = content_fingerprint(scene, status);
+        let fingerprint = content_fingerprint(scene, status, picker.as_deref());
         let state = (fingerprint, pointer, self.pressed);
         if self.painted != Some(state) {
             self.painted = Some(state);
-            self.page.paint(device, queue, encoder, events, |ui| {
-                page(ui, scene, status, &mut requests)
-            });
+            self.page
+                .paint(device, queue, encoder, events, |ui| match &mut picker {
+                    Some(picker) => {
+                        egui::CentralPanel::default().show(ui, |ui| {
+                            requests.pick = picker.ui(ui);
+                        });
+                    }
+                    None => page(ui, scene, status, &mut requests),
+                });
         }
         quads.push(Quad {
             texture: self.page_texture,
@@ -274,9 +286,12 @@ impl HeadsetUi {
 }
 
 /// Changes when anything the page shows changes.
-fn content_fingerprint(scene: &RoomScene, status: &str) -> u64 {
+fn content_fingerprint(scene: &RoomScene, status: &str, picker: Option<&RoomPicker>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    if let Some(picker) = picker {
+        picker.fingerprint(&mut hasher);
+    }
     for (id, meta) in scene.presence().members() {
         (id, &meta.name, meta.speaking, meta.muted).hash(&mut hasher);
     }

@@ -226,9 +226,14 @@ impl XrGpu {
         if device_api < VULKAN_API {
             return Err(GpuError::DeviceTooOld(name));
         }
-        // GPU time per frame is measured where the device can timestamp.
-        let features = exposed.features & wgpu::Features::TIMESTAMP_QUERY;
-        let limits = wgpu::Limits::default();
+        // GPU time per frame is measured where the device can timestamp, and
+        // both eyes are drawn in one pass where it has multiview.
+        let features =
+            exposed.features & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::MULTIVIEW);
+        let mut limits = wgpu::Limits::default();
+        if features.contains(wgpu::Features::MULTIVIEW) {
+            limits.max_multiview_view_count = 2;
+        }
         let enabled_extensions = exposed.adapter.required_device_extensions(features);
         let mut device_features = exposed
             .adapter
