@@ -52,6 +52,8 @@ export type RoomEventBody = { "type": "chat", text: string, } | { "type": "objec
 
 export type StoredReply = { id: number, };
 
+export type EmptyReply = Record<symbol, never>;
+
 export type ChatPush = { text: string, };
 
 export type ObjectSetPush = { object_id: string, state: unknown, };

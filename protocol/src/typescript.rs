@@ -24,6 +24,7 @@ pub fn generate() -> String {
         RoomEvent::decl(&cfg),
         RoomEventBody::decl(&cfg),
         StoredReply::decl(&cfg),
+        EmptyReply::decl(&cfg),
         ChatPush::decl(&cfg),
         ObjectSetPush::decl(&cfg),
         ObjectRemovePush::decl(&cfg),

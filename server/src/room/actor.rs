@@ -223,6 +223,10 @@ impl RoomActor {
                 muted,
             } => {
                 self.update_meta(member, &msg_ref, |meta| meta.muted = muted);
+                // Muting is enforced where voice flows, not only shown.
+                if let Ok(voice) = &self.state.voice {
+                    voice.set_muted(member, muted);
+                }
             }
             RoomCommand::Speaking { member, speaking } => {
                 if let Some(user_id) = self.members.get(&member).map(|m| m.user_id.clone()) {

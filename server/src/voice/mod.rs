@@ -7,7 +7,10 @@
 //! gets the answer in the reply; from then on the server makes the offers
 //! (adding or parking a listener's tracks as speakers come and go) and the
 //! client answers them, so offers never cross. `voice_tracks` tells each
-//! listener which user speaks on which track.
+//! listener which user speaks on which track. A client that only listens
+//! offers a receive-only line (or a send-only one it never sends on) and is
+//! offered everyone's voice all the same. A muted member's voice is not
+//! forwarded at all.
 //!
 //! This module knows rooms only by id and talks back to them through
 //! [`crate::room::Rooms`]; it knows nothing of sockets or storage.
@@ -15,8 +18,9 @@
 mod selection;
 mod sfu;
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 use roomscale_protocol::events::IceCandidate;
@@ -79,6 +83,11 @@ enum Command {
     LeaveVoice {
         route: Route,
     },
+    /// The member is muted (or unmuted): its voice is not forwarded.
+    SetMuted {
+        member: MemberId,
+        muted: bool,
+    },
     Leave {
         member: MemberId,
     },
@@ -105,11 +114,14 @@ impl Voice {
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         let public_ip = settings.public_ip;
         tokio::spawn(supervise(
-            Arc::new(socket),
-            local_addr,
-            settings,
-            rooms,
-            metrics,
+            Shared {
+                socket: Arc::new(socket),
+                local_addr,
+                settings,
+                rooms,
+                metrics,
+                muted: Muted::default(),
+            },
             inbox,
         ));
         tracing::info!(%local_addr, "voice listening on udp");
@@ -148,6 +160,11 @@ impl Voice {
         self.send(Command::LeaveVoice { route })
     }
 
+    /// Mutes or unmutes a member's voice at the SFU (it may join voice later).
+    pub fn set_muted(&self, member: MemberId, muted: bool) {
+        let _ = self.send(Command::SetMuted { member, muted });
+    }
+
     /// The member left the room (or its socket closed): drop its peer.
     pub fn leave(&self, member: MemberId) {
         let _ = self.send(Command::Leave { member });
@@ -168,18 +185,33 @@ impl Voice {
     }
 }
 
-/// Runs the SFU, and runs it afresh on the same socket if it panics: voice
-/// peers are lost then (their pages see the connection fail and rejoin
-/// voice), but voice stays available and the rooms never notice.
-async fn supervise(
+/// Who is muted, kept outside the SFU task so that a restarted SFU still
+/// knows: members stay muted across it without telling the room again.
+type Muted = Arc<Mutex<HashSet<MemberId>>>;
+
+/// What every run of the SFU starts from.
+struct Shared {
     socket: Arc<tokio::net::UdpSocket>,
     local_addr: SocketAddr,
     settings: VoiceSettings,
     rooms: Rooms,
     metrics: Arc<Metrics>,
-    mut inbox: mpsc::Receiver<Command>,
-) {
+    muted: Muted,
+}
+
+/// Runs the SFU, and runs it afresh on the same socket if it panics: voice
+/// peers are lost then (their pages see the connection fail and rejoin
+/// voice), but voice stays available and the rooms never notice.
+async fn supervise(shared: Shared, mut inbox: mpsc::Receiver<Command>) {
     use futures_util::FutureExt as _;
+    let Shared {
+        socket,
+        local_addr,
+        settings,
+        rooms,
+        metrics,
+        muted,
+    } = shared;
     loop {
         let sfu = sfu::Sfu::new(
             socket.clone(),
@@ -187,6 +219,7 @@ async fn supervise(
             settings.clone(),
             rooms.clone(),
             metrics.clone(),
+            muted.clone(),
         );
         match std::panic::AssertUnwindSafe(sfu.run(&mut inbox))
             .catch_unwind()

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::selection::{self, Candidate as Speaker};
-use super::{Command, Route, VoiceSettings};
+use super::{Command, Muted, Route, VoiceSettings};
 use crate::metrics::Metrics;
 use crate::room::{MemberId, RoomCommand, Rooms};
 
@@ -53,6 +53,8 @@ pub(super) struct Sfu {
     next_reselect: Instant,
     /// Peers with output to run; see [`Sfu::mark`].
     dirty: VecDeque<MemberId>,
+    /// Members whose voice is not forwarded.
+    muted: Muted,
 }
 
 struct Peer {
@@ -90,6 +92,7 @@ impl Sfu {
         settings: VoiceSettings,
         rooms: Rooms,
         metrics: Arc<Metrics>,
+        muted: Muted,
     ) -> Sfu {
         Sfu {
             socket,
@@ -103,6 +106,7 @@ impl Sfu {
             heads: HashMap::new(),
             next_reselect: Instant::now(),
             dirty: VecDeque::new(),
+            muted,
         }
     }
 
@@ -178,7 +182,17 @@ impl Sfu {
             Command::Offer { route, sdp } => self.offer(route, &sdp),
             Command::Answer { route, sdp } => self.answer(route, &sdp),
             Command::Ice { route, candidate } => self.ice(route, candidate),
-            Command::Leave { member } => self.remove(member),
+            Command::Leave { member } => {
+                self.muted_set().remove(&member);
+                self.remove(member);
+            }
+            Command::SetMuted { member, muted } => {
+                if muted {
+                    self.muted_set().insert(member);
+                } else {
+                    self.muted_set().remove(&member);
+                }
+            }
             Command::LeaveVoice { route } => {
                 self.remove(route.member);
                 reply_ok(&route, &serde_json::json!({}));
@@ -341,13 +355,14 @@ impl Sfu {
     }
 
     /// Offers the peer its changed slots (new ones, and ones that start or
-    /// stop carrying a voice), unless an offer is already out or the peer has
-    /// no microphone line yet.
+    /// stop carrying a voice), unless an offer is already out. A peer without
+    /// a microphone line (a receive-only offer: listening only) is offered
+    /// voices all the same.
     fn offer_if_needed(&mut self, member: MemberId) {
         let Some(peer) = self.peers.get_mut(&member) else {
             return;
         };
-        if peer.pending.is_some() || peer.mic.is_none() {
+        if peer.pending.is_some() {
             return;
         }
         let mut api = peer.rtc.sdp_api();
@@ -544,9 +559,11 @@ impl Sfu {
     }
 
     /// Runs a peer's output until it only waits: sends its datagrams and
-    /// handles its events. Returns the media it received, to forward.
+    /// handles its events. Returns the media it received, to forward (none
+    /// while the member is muted).
     fn drain(&mut self, member: MemberId) -> Vec<MediaData> {
         let mut media = Vec::new();
+        let muted = self.muted_set().contains(&member);
         {
             let Some(peer) = self.peers.get_mut(&member) else {
                 return media;
@@ -581,7 +598,7 @@ impl Sfu {
                         {
                             peer.mic = Some(added.mid);
                         }
-                        Event::MediaData(data) if Some(data.mid) == peer.mic => {
+                        Event::MediaData(data) if Some(data.mid) == peer.mic && !muted => {
                             if data
                                 .ext_vals
                                 .audio_level
@@ -685,6 +702,13 @@ impl Sfu {
                 self.mark(listener);
             }
         }
+    }
+
+    fn muted_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<MemberId>> {
+        // A panic elsewhere in the SFU cannot leave the set half-changed.
+        self.muted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     // Cleanup --------------------------------------------------------------

@@ -404,3 +404,271 @@ async fn leaving_voice_keeps_the_room_and_parks_the_track_at_the_others() {
         .await;
     assert_eq!(bo.expect_reply(&r).await.0, "ok");
 }
+
+/// What a live peer's task reports.
+#[derive(Debug)]
+enum PeerEvent {
+    Connected,
+    /// An RTP payload received on `mid`.
+    Media {
+        mid: str0m::media::Mid,
+        payload: Vec<u8>,
+    },
+}
+
+type PeerOp = Box<dyn FnOnce(&mut Rtc) + Send>;
+
+/// A client peer on its own UDP socket and task, so ICE, DTLS and media run
+/// while the test does the signaling. A publisher sends a 20 ms frame on its
+/// microphone line every 20 ms once connected, loud enough to count as speech.
+struct LivePeer {
+    ops: tokio::sync::mpsc::UnboundedSender<PeerOp>,
+    events: tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+}
+
+impl LivePeer {
+    /// A peer whose offer holds one audio line in `direction` (from the
+    /// client's side); returns it with its offer.
+    async fn offer(direction: Direction) -> (LivePeer, String, str0m::change::SdpPendingOffer) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let mic = api.add_media(MediaKind::Audio, direction, None, None, None);
+        let (offer, pending) = api.apply().expect("a new media line needs an offer");
+        let publish = matches!(direction, Direction::SendOnly | Direction::SendRecv).then_some(mic);
+        (
+            LivePeer::spawn(rtc, socket, publish),
+            offer.to_sdp_string(),
+            pending,
+        )
+    }
+
+    fn spawn(
+        mut rtc: Rtc,
+        socket: tokio::net::UdpSocket,
+        publish: Option<str0m::media::Mid>,
+    ) -> LivePeer {
+        let (ops, mut op_rx) = tokio::sync::mpsc::unbounded_channel::<PeerOp>();
+        let (event_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let local = socket.local_addr().unwrap();
+            let mut buf = vec![0u8; 2048];
+            let mut connected = false;
+            let mut frames = 0u64;
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+            loop {
+                let timeout = loop {
+                    match rtc.poll_output() {
+                        Ok(Output::Timeout(at)) => break at,
+                        Ok(Output::Transmit(t)) => {
+                            let _ = socket.send_to(&t.contents, t.destination).await;
+                        }
+                        Ok(Output::Event(Event::Connected)) => {
+                            connected = true;
+                            let _ = event_tx.send(PeerEvent::Connected);
+                        }
+                        Ok(Output::Event(Event::MediaData(data))) => {
+                            let _ = event_tx.send(PeerEvent::Media {
+                                mid: data.mid,
+                                payload: data.data.to_vec(),
+                            });
+                        }
+                        Ok(Output::Event(_)) => {}
+                        Err(_) => return,
+                    }
+                };
+                let wait = timeout.saturating_duration_since(Instant::now());
+                tokio::select! {
+                    received = socket.recv_from(&mut buf) => {
+                        let Ok((len, source)) = received else { return };
+                        if let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buf[..len]) {
+                            let _ = rtc.handle_input(Input::Receive(Instant::now(), receive));
+                        }
+                    }
+                    op = op_rx.recv() => match op {
+                        Some(op) => op(&mut rtc),
+                        None => return,
+                    },
+                    _ = tick.tick() => {
+                        if let (true, Some(mid)) = (connected, publish) {
+                            frames += 1;
+                            send_frame(&mut rtc, mid, frames);
+                        }
+                    }
+                    _ = tokio::time::sleep(wait) => {
+                        let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+                    }
+                }
+            }
+        });
+        LivePeer { ops, events }
+    }
+
+    /// Runs `op` on the peer's `Rtc` inside its task.
+    async fn with<R: Send + 'static>(&self, op: impl FnOnce(&mut Rtc) -> R + Send + 'static) -> R {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.ops.send(Box::new(move |rtc: &mut Rtc| {
+            let _ = tx.send(op(rtc));
+        }));
+        rx.await.expect("the peer task is running")
+    }
+
+    async fn connected(&mut self) {
+        let limit = std::time::Duration::from_secs(10);
+        tokio::time::timeout(limit, async {
+            while let Some(event) = self.events.recv().await {
+                if matches!(event, PeerEvent::Connected) {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("the peer connects to the SFU over loopback UDP within 10 s");
+    }
+
+    /// Counts the payloads received on `mid` during `window`.
+    async fn count_media(&mut self, mid: str0m::media::Mid, window: std::time::Duration) -> usize {
+        let mut count = 0;
+        let _ = tokio::time::timeout(window, async {
+            while let Some(event) = self.events.recv().await {
+                if let PeerEvent::Media { mid: got, payload } = event
+                    && got == mid
+                {
+                    assert_eq!(payload[0], OPUS_TOC, "the publisher's frame, unchanged");
+                    count += 1;
+                }
+            }
+        })
+        .await;
+        count
+    }
+}
+
+/// TOC byte of a CELT fullband 20 ms mono frame.
+const OPUS_TOC: u8 = 0xfc;
+
+fn send_frame(rtc: &mut Rtc, mid: str0m::media::Mid, n: u64) {
+    let Some(writer) = rtc.writer(mid) else {
+        return;
+    };
+    let Some(pt) = writer.payload_params().next().map(|p| p.pt()) else {
+        return;
+    };
+    let mut frame = vec![OPUS_TOC];
+    frame.extend((0..40).map(|i| (i as u64 ^ n) as u8));
+    let time = str0m::media::MediaTime::new(n * 960, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+    let _ = writer
+        .audio_level(-20, true)
+        .write(pt, Instant::now(), time, frame);
+}
+
+/// Starts voice for a live peer: offer, answer, connect.
+async fn join_live(
+    socket: &mut TestSocket,
+    join_ref: &str,
+    room: &str,
+    direction: Direction,
+) -> LivePeer {
+    let (mut peer, offer, pending) = LivePeer::offer(direction).await;
+    let (status, reply) =
+        push_expect(socket, join_ref, room, "rtc_offer", json!({"sdp": offer})).await;
+    assert_eq!(status, "ok", "{reply}");
+    let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
+    peer.with(move |rtc| rtc.sdp_api().accept_answer(pending, answer).unwrap())
+        .await;
+    peer.connected().await;
+    peer
+}
+
+/// Answers the server's next offer and returns the mid that carries `user`.
+async fn answer_offer_for(
+    socket: &mut TestSocket,
+    join_ref: &str,
+    room: &str,
+    peer: &LivePeer,
+    user: &str,
+) -> str0m::media::Mid {
+    let offer = socket.expect_event("rtc_offer").await;
+    let offer = SdpOffer::from_sdp_string(offer["sdp"].as_str().unwrap()).unwrap();
+    let answer = peer
+        .with(move |rtc| rtc.sdp_api().accept_offer(offer).unwrap().to_sdp_string())
+        .await;
+    let tracks = socket.expect_event("voice_tracks").await;
+    let (status, reply) =
+        push_expect(socket, join_ref, room, "rtc_answer", json!({"sdp": answer})).await;
+    assert_eq!(status, "ok", "{reply}");
+    let mid = tracks["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user_id"] == user)
+        .unwrap_or_else(|| panic!("{user} has a track: {tracks}"))["mid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    str0m::media::Mid::from(mid.as_str())
+}
+
+#[tokio::test]
+async fn a_receive_only_peer_is_offered_every_voice_and_hears_it() {
+    let server = TestServer::start().await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Listening").await;
+    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+
+    // Bo only listens: a receive-only offer, as an independent client makes
+    // it when it has no microphone.
+    let mut bo_peer = join_live(&mut bo, &bo_ref, &room, Direction::RecvOnly).await;
+    let _ada_peer = join_live(&mut ada, &ada_ref, &room, Direction::SendOnly).await;
+    let ada_id = ada.user_id.clone();
+    let mid = answer_offer_for(&mut bo, &bo_ref, &room, &bo_peer, &ada_id).await;
+
+    let heard = bo_peer
+        .count_media(mid, std::time::Duration::from_secs(2))
+        .await;
+    assert!(heard >= 25, "Bo heard {heard} of Ada's frames in 2 s");
+    // Bo has no microphone: nobody is offered a track for Bo.
+    let tracks_for_ada = ada.expect_text(|f| f.event == "rtc_offer" || f.event == "voice_tracks");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), tracks_for_ada)
+            .await
+            .is_err(),
+        "a listener without a microphone gets no track at the others"
+    );
+}
+
+#[tokio::test]
+async fn a_muted_member_is_not_forwarded_until_unmuted() {
+    let server = TestServer::start().await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Muted").await;
+    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+    let mut bo_peer = join_live(&mut bo, &bo_ref, &room, Direction::SendOnly).await;
+    let _ada_peer = join_live(&mut ada, &ada_ref, &room, Direction::SendOnly).await;
+    let ada_id = ada.user_id.clone();
+    let mid = answer_offer_for(&mut bo, &bo_ref, &room, &bo_peer, &ada_id).await;
+    let window = std::time::Duration::from_secs(1);
+    assert!(bo_peer.count_media(mid, window).await >= 10, "Ada is heard");
+
+    let muted = |muted: bool| json!({"muted": muted});
+    let (status, _) = push_expect(&mut ada, &ada_ref, &room, "set_muted", muted(true)).await;
+    assert_eq!(status, "ok");
+    // What was in flight arrives; after that, nothing while Ada sends on.
+    bo_peer
+        .count_media(mid, std::time::Duration::from_millis(300))
+        .await;
+    assert_eq!(
+        bo_peer.count_media(mid, window).await,
+        0,
+        "the SFU forwards nothing of a muted member"
+    );
+
+    let (status, _) = push_expect(&mut ada, &ada_ref, &room, "set_muted", muted(false)).await;
+    assert_eq!(status, "ok");
+    assert!(
+        bo_peer.count_media(mid, window).await >= 10,
+        "Ada is heard again once unmuted"
+    );
+}
