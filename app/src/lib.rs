@@ -2,10 +2,13 @@
 //! app, bots and tests drive, and the pose interpolation that shows remote
 //! avatars smoothly. The renderer and XR layers build on them.
 
+#[cfg(target_os = "android")]
+mod android;
 pub mod client;
 pub mod desktop;
 pub mod interpolation;
 pub mod net;
+pub mod picker;
 pub mod render;
 pub mod scene;
 pub mod xr;

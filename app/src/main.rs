@@ -9,6 +9,7 @@
 //! it, `--desktop` stays flat); without one it says why and opens the window.
 //! `roomscale --xr` goes into the headset with the room picker on its panel.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod view;
@@ -142,11 +143,11 @@ fn run(cli: Cli) -> Result<()> {
             let runtime = roomscale_app::xr::probe()
                 .map_err(|reason| anyhow::anyhow!("headset mode is not available: {reason}"))?;
             println!("xr: runtime {}", runtime.name);
+            // Where the picker remembers the last server, as on a Quest.
             let memory = std::env::var_os("XDG_CONFIG_HOME")
-                .map(std::path::PathBuf::from)
+                .map(PathBuf::from)
                 .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|home| [home.as_os_str(), ".config".as_ref()].iter().collect())
+                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config"))
                 })
                 .map(|dir| ServerMemory::in_dir(&dir.join("roomscale")));
             let report = roomscale_app::xr::run(

@@ -12,6 +12,8 @@ use crate::client::{self, Identity, RoomClient, RoomListing, RoomUpdate, ServerU
 /// What the frame loop asks of the network side.
 #[derive(Debug)]
 pub enum NetCommand {
+    /// Leave any room, talk to this server from now on, and list its rooms.
+    Connect(ServerUrl),
     RefreshRooms,
     CreateRoom(String),
     Join(String),
@@ -92,7 +94,7 @@ impl Drop for Net {
 }
 
 async fn network(
-    server: ServerUrl,
+    mut server: ServerUrl,
     identity: Identity,
     mut commands: async_mpsc::UnboundedReceiver<NetCommand>,
     events: std::sync::mpsc::Sender<NetEvent>,
@@ -111,6 +113,14 @@ async fn network(
         tokio::select! {
             command = commands.recv() => match command {
                 None => break,
+                Some(NetCommand::Connect(to)) => {
+                    if let Some(old) = room.take() {
+                        old.leave().await;
+                        let _ = events.send(NetEvent::Left);
+                    }
+                    server = to;
+                    report(client::list_rooms(&server).await.map(NetEvent::Rooms));
+                }
                 Some(NetCommand::RefreshRooms) => report(client::list_rooms(&server).await.map(NetEvent::Rooms)),
                 Some(NetCommand::CreateRoom(name)) => {
                     report(client::create_room(&server, &name, "").await.map(|_| NetEvent::Status(format!("created \"{name}\""))));
