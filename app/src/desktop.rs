@@ -29,9 +29,21 @@ pub struct DesktopOptions {
     pub identity: Identity,
     /// Join this room at start instead of showing the room browser.
     pub room_id: Option<String>,
+    /// The OpenXR runtime with a headset, when one is there: the room
+    /// browser then offers to join each room in the headset.
+    pub headset: Option<String>,
 }
 
-pub fn run(options: DesktopOptions) -> Result<()> {
+/// How desktop mode ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesktopExit {
+    /// The window was closed.
+    Closed,
+    /// The visitor asked to go into this room in the headset.
+    EnterHeadset { room_id: String },
+}
+
+pub fn run(options: DesktopOptions) -> Result<DesktopExit> {
     let net = Net::start(options.server.clone(), options.identity.clone())?;
     net.send(NetCommand::RefreshRooms);
     if let Some(room) = &options.room_id {
@@ -44,7 +56,10 @@ pub fn run(options: DesktopOptions) -> Result<()> {
         server: options.server,
         net,
         window: None,
-        ui: UiState::default(),
+        ui: UiState {
+            headset: options.headset,
+            ..UiState::default()
+        },
         walker: Walker::default(),
         scene: RoomScene::default(),
         started: Instant::now(),
@@ -52,7 +67,10 @@ pub fn run(options: DesktopOptions) -> Result<()> {
     };
     event_loop.run_app(&mut app).context("running the window")?;
     app.net.shut_down(std::time::Duration::from_secs(2));
-    Ok(())
+    Ok(match app.ui.enter_headset {
+        Some(room_id) => DesktopExit::EnterHeadset { room_id },
+        None => DesktopExit::Closed,
+    })
 }
 
 #[derive(Default)]
@@ -63,6 +81,11 @@ struct UiState {
     joined: Option<String>,
     chat_input: String,
     status: String,
+    /// The OpenXR runtime with a headset, when one is there.
+    headset: Option<String>,
+    /// Set when the visitor picks a room to enter in the headset: the
+    /// window closes and headset mode takes over.
+    enter_headset: Option<String>,
 }
 
 /// The desktop visitor's own body: walks on the floor, looks with yaw and pitch.
@@ -289,7 +312,11 @@ impl ApplicationHandler for DesktopApp {
         }
     }
 
-    fn about_to_wait(&mut self, _event_loop: &ActiveEventLoop) {
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        if self.ui.enter_headset.is_some() {
+            event_loop.exit();
+            return;
+        }
         if let Some(state) = &self.window {
             state.window.request_redraw();
         }
@@ -486,6 +513,9 @@ fn overlay(ui: &mut egui::Ui, server: &str, state: &mut UiState, scene: &RoomSce
                 .default_pos([20.0, 20.0])
                 .show(&ctx, |ui| {
                     ui.label(format!("Server: {server}"));
+                    if let Some(runtime) = &state.headset {
+                        ui.label(format!("Headset ready ({runtime})"));
+                    }
                     if ui.button("Refresh").clicked() {
                         net.send(NetCommand::RefreshRooms);
                     }
@@ -498,6 +528,9 @@ fn overlay(ui: &mut egui::Ui, server: &str, state: &mut UiState, scene: &RoomSce
                             ui.label(&room.name);
                             if ui.button("Join").clicked() {
                                 net.send(NetCommand::Join(room.id.clone()));
+                            }
+                            if state.headset.is_some() && ui.button("Join in headset").clicked() {
+                                state.enter_headset = Some(room.id.clone());
                             }
                         });
                     }

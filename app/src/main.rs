@@ -17,6 +17,7 @@ mod view;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use roomscale_app::client::{self, Identity, RoomClient, RoomUpdate, ServerUrl};
+use roomscale_app::desktop::DesktopExit;
 use roomscale_app::picker::ServerMemory;
 use roomscale_app::scene::RoomScene;
 use roomscale_protocol::events::{ClientKind, RoomEventBody};
@@ -36,8 +37,11 @@ struct Cli {
     )]
     server: String,
     /// Without a room link: go into the headset and pick a room there.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "desktop")]
     xr: bool,
+    /// Stay in the desktop window even when a headset is present.
+    #[arg(long, global = true)]
+    desktop: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,9 +98,6 @@ struct JoinArgs {
     /// desktop mode, or exit with status 3 when --headless).
     #[arg(long, conflicts_with = "desktop")]
     xr: bool,
-    /// Stay in the desktop window even when a headset is present.
-    #[arg(long)]
-    desktop: bool,
     /// Headset mode: load the Vulkan validation layer and fail on any error it reports.
     #[arg(long, requires = "xr")]
     validation: bool,
@@ -126,12 +127,41 @@ fn main() {
 /// Windows belong to the main thread, so the desktop mode runs there and
 /// brings its own network runtime; the other commands run on a runtime here.
 fn run(cli: Cli) -> Result<()> {
+    // Desktop mode; with a headset present its room browser offers each room
+    // in the headset, and picking one closes the window and goes in.
     let desktop = |server: ServerUrl, identity: Identity, room_id: Option<String>| {
-        roomscale_app::desktop::run(roomscale_app::desktop::DesktopOptions {
-            server,
-            identity,
+        let headset = if cli.desktop {
+            None
+        } else {
+            roomscale_app::xr::probe().ok().map(|runtime| runtime.name)
+        };
+        let exit = roomscale_app::desktop::run(roomscale_app::desktop::DesktopOptions {
+            server: server.clone(),
+            identity: identity.clone(),
             room_id,
-        })
+            headset,
+        })?;
+        match exit {
+            DesktopExit::Closed => Ok(()),
+            DesktopExit::EnterHeadset { room_id } => {
+                let runtime = roomscale_app::xr::probe().map_err(|reason| {
+                    anyhow::anyhow!("headset mode is not available any more: {reason}")
+                })?;
+                println!("xr: runtime {}", runtime.name);
+                let mut options = roomscale_app::xr::HeadsetOptions::picker(
+                    server,
+                    Identity {
+                        kind: ClientKind::Xr,
+                        ..identity
+                    },
+                    None,
+                );
+                options.room_id = Some(room_id);
+                let report = roomscale_app::xr::run(runtime, options)?;
+                anyhow::ensure!(report.clean_exit, "headset mode ended: {}", report.exit);
+                Ok(())
+            }
+        }
     };
     match cli.command {
         None if cli.xr => {
@@ -169,7 +199,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             desktop(ServerUrl::parse(&cli.server)?, identity, None)
         }
-        Some(Commands::Join(args)) if args.xr || (!args.headless && !args.desktop) => {
+        Some(Commands::Join(args)) if args.xr || (!args.headless && !cli.desktop) => {
             let (server, room_id) = client::parse_room_url(&args.room_url)?;
             let mut identity = Identity {
                 name: args.name.clone(),
@@ -437,5 +467,35 @@ pub fn walking_pose(t: f32) -> AvatarPose {
         left: hand(-1.0),
         right: hand(1.0),
         flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::RIGHT_TRACKED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn desktop_is_one_flag_for_every_command() {
+        for args in [
+            vec!["roomscale", "--desktop"],
+            vec![
+                "roomscale",
+                "join",
+                "http://localhost:4000/rooms/x",
+                "--desktop",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(&args).unwrap();
+            assert!(cli.desktop, "{args:?}");
+        }
+        let clash =
+            Cli::try_parse_from(["roomscale", "join", "http://h/rooms/x", "--xr", "--desktop"]);
+        assert!(clash.is_err(), "--xr and --desktop contradict each other");
     }
 }
