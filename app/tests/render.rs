@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use glam::Vec3;
 use roomscale_app::render::{
-    AvatarInstance, Camera, Gpu, OffscreenTarget, Renderer, ViewTarget, colour_from_hex, write_png,
+    AvatarInstance, Camera, Gpu, OFFSCREEN_FORMAT, OffscreenTarget, Renderer, ViewMode, ViewTarget,
+    colour_from_hex, copy_layer_for_readback, write_png,
 };
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 
@@ -168,6 +169,166 @@ fn avatars_render_like_the_reference() {
     // The scene is not blank: the avatars' colours are on screen.
     let blue = colour_hits(&actual, [0x3a, 0x7b, 0xd5]);
     assert!(blue > 200, "the blue avatar covers {blue} pixels");
+}
+
+#[test]
+fn a_multiview_pass_draws_each_eye_as_its_own_pass_does() {
+    let gpu = match pollster_block_on(Gpu::headless_with(wgpu::Features::MULTIVIEW)) {
+        Ok(gpu) => gpu,
+        Err(error) => {
+            return skip(&format!(
+                "the multiview test needs a Vulkan adapter with multiview: {error}"
+            ));
+        }
+    };
+    if !roomscale_app::render::multiview_is_trustworthy(&gpu.adapter) {
+        return skip(&format!(
+            "{} ({}) draws some multiview draws into the wrong layer; headsets use one pass per eye there; the headset end-to-end test checks both eyes of a multiview pass on Mesa 25",
+            gpu.adapter.name, gpu.adapter.driver_info
+        ));
+    }
+    let (width, height) = (320, 240);
+    let eye = |x: f32| {
+        Camera::look_at(
+            Vec3::new(x, 1.8, 0.6),
+            Vec3::new(x + 0.2, 1.35, -2.2),
+            50f32.to_radians(),
+            width as f32 / height as f32,
+        )
+    };
+    let cameras = [eye(-0.2), eye(0.2)];
+
+    // Each eye alone, as the window and one-pass-per-eye headsets draw it.
+    let mut single = Renderer::new(&gpu.device, OFFSCREEN_FORMAT);
+    single.prepare(&gpu.device, &gpu.queue, &fixed_scene());
+    let alone: Vec<Vec<u8>> = cameras
+        .iter()
+        .map(|camera| {
+            let target = OffscreenTarget::new(&gpu.device, width, height);
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            single.render(
+                &gpu.queue,
+                &mut encoder,
+                ViewTarget {
+                    view: 0,
+                    colour: &target.colour_view,
+                    depth: &target.depth_view,
+                    timestamps: None,
+                    keep_depth: false,
+                },
+                camera,
+            );
+            gpu.queue.submit([encoder.finish()]);
+            target.read_rgba(&gpu).expect("readback")
+        })
+        .collect();
+
+    // Both eyes in one multiview pass into two-layer images.
+    let layered = |format, usage| {
+        gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("two eyes"),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 2,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format,
+            usage,
+            view_formats: &[],
+        })
+    };
+    let colour = layered(
+        OFFSCREEN_FORMAT,
+        wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+    );
+    let depth = layered(
+        roomscale_app::render::DEPTH_FORMAT,
+        wgpu::TextureUsages::RENDER_ATTACHMENT,
+    );
+    let view = |texture: &wgpu::Texture, base: u32, count: u32, dimension| {
+        texture.create_view(&wgpu::TextureViewDescriptor {
+            dimension: Some(dimension),
+            base_array_layer: base,
+            array_layer_count: Some(count),
+            ..Default::default()
+        })
+    };
+    let mut multiview = Renderer::with_views(&gpu.device, OFFSCREEN_FORMAT, ViewMode::Multiview);
+    multiview.prepare(&gpu.device, &gpu.queue, &fixed_scene());
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    multiview.render_both(
+        &gpu.queue,
+        &mut encoder,
+        ViewTarget {
+            view: 0,
+            colour: &view(&colour, 0, 2, wgpu::TextureViewDimension::D2Array),
+            depth: &view(&depth, 0, 2, wgpu::TextureViewDimension::D2Array),
+            timestamps: None,
+            keep_depth: false,
+        },
+        [&cameras[0], &cameras[1]],
+    );
+    let layer_views: Vec<_> = (0..2)
+        .map(|layer| view(&colour, layer, 1, wgpu::TextureViewDimension::D2))
+        .collect();
+    let pending: Vec<_> = (0..2)
+        .map(|layer| {
+            copy_layer_for_readback(
+                &gpu.device,
+                &mut encoder,
+                &colour,
+                layer,
+                &layer_views[layer as usize],
+            )
+        })
+        .collect();
+    gpu.queue.submit([encoder.finish()]);
+    let together: Vec<Vec<u8>> = pending
+        .into_iter()
+        .map(|p| p.finish(&gpu.device).expect("readback"))
+        .collect();
+
+    let differing = |a: &[u8], b: &[u8]| {
+        a.chunks(4)
+            .zip(b.chunks(4))
+            .filter(|(x, y)| {
+                x.iter()
+                    .zip(*y)
+                    .take(3)
+                    .any(|(p, q)| p.abs_diff(*q) > CHANNEL_TOLERANCE)
+            })
+            .count() as f64
+            / f64::from(width * height)
+    };
+    for eye in 0..2 {
+        let share = differing(&together[eye], &alone[eye]);
+        if share > MAX_DIFFERING {
+            for (name, pixels) in [("multiview", &together[eye]), ("alone", &alone[eye])] {
+                let path = golden_dir().join(format!("eye{eye}-{name}-actual.png"));
+                write_png(&path, width, height, pixels).unwrap();
+            }
+        }
+        assert!(
+            share <= MAX_DIFFERING,
+            "eye {eye}: {:.2} % of pixels differ between the multiview pass and its own pass",
+            share * 100.0
+        );
+    }
+    // The eyes see the room from two places: the layers are not one image twice.
+    let between = differing(&together[0], &together[1]);
+    assert!(
+        between > 0.01,
+        "the two eyes differ in only {:.2} % of pixels",
+        between * 100.0
+    );
+    let blue = colour_hits(&together[1], [0x3a, 0x7b, 0xd5]);
+    assert!(
+        blue > 200,
+        "the right eye shows the blue avatar ({blue} pixels)"
+    );
 }
 
 /// Pixels close in hue to an sRGB colour (lit anywhere between 35 % and 100 %).

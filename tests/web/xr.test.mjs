@@ -131,12 +131,12 @@ test("a headset visitor and a browser visitor see each other, and the headset's 
 
     // The headset's play space stands 3 m behind the visitor, facing it (-Z).
     const playSpace = [visitorHead[0], 0, visitorHead[2] + 3]
-    const screenshot = artifactPath("xr-left-eye.png")
-    const inside = "/tmp/roomscale-xr-left-eye.png"
+    const screenshots = [artifactPath("xr-left-eye.png"), artifactPath("xr-right-eye.png")]
+    const inside = "/tmp/roomscale-xr-eye.png"
     headset = await startHeadset(
       ["join", roomUrl, "--xr", "--headless", "--validation", "--verbose-xr", "--name", "Headset Hana", "--colour", "#30a0e0",
         "--at", playSpace.join(","), "--eye-size", `${EYE.width}x${EYE.height}`, "--seconds", "22", "--screenshot", inside],
-      {copyOut: [[inside, screenshot]], openxrValidation: true},
+      {copyOut: [[inside, screenshots[0]], ["/tmp/roomscale-xr-eye-right.png", screenshots[1]]], openxrValidation: true},
     )
     if (headset.skipped) {
       return skip(t, headset.skipped)
@@ -177,15 +177,24 @@ test("a headset visitor and a browser visitor see each other, and the headset's 
     const output = [...headset.lines, ...headset.stderr().split("\n")]
     assert.ok(output.some((line) => /Core Validation/.test(line)), "the OpenXR core validation layer was loaded")
     assert.deepEqual(output.filter((line) => /VALID_ERROR/.test(line)), [], "the OpenXR core validation layer reports no errors")
-    const wrote = await headset.line(/^wrote \S+ eye=(\S+) orientation=(\S+) fov=(\S+) size=(\d+)x(\d+)$/)
-    const numbers = (text) => text.split(",").map(Number)
-    const eye = {eye: numbers(wrote[1]), orientation: numbers(wrote[2]), fov: numbers(wrote[3]), width: Number(wrote[4]), height: Number(wrote[5])}
     assert.equal((await headset.exited).code, 0, `headset mode exits cleanly: ${headset.stderr().slice(-2000)}`)
-    assert.ok(existsSync(screenshot), "the left eye was copied out of the chroot")
-    const where = projectIntoEye(visitorHead, eye)
-    const hits = await matchingPixels(visitor.page, screenshot, where, 20, hexToRgb(self.colour))
-    t.diagnostic(`visitor's colour covers ${hits} pixels around (${where.map((c) => c.toFixed(0)).join(", ")}) in the left eye`)
-    assert.ok(hits >= 30, `the left eye shows the visitor's avatar at its projected place (${hits} matching pixels)`)
+    // Both eyes (one multiview pass where the device has it) show the
+    // visitor where each eye's own projection puts it.
+    const wrote = headset.lines.map((line) => line.match(/^wrote \S+ eye=(\S+) orientation=(\S+) fov=(\S+) size=(\d+)x(\d+)$/)).filter(Boolean)
+    assert.equal(wrote.length, 2, `both eyes were written: ${headset.lines.filter((l) => l.startsWith("wrote"))}`)
+    const numbers = (text) => text.split(",").map(Number)
+    const places = []
+    for (const [index, name] of ["left", "right"].entries()) {
+      const m = wrote[index]
+      const eye = {eye: numbers(m[1]), orientation: numbers(m[2]), fov: numbers(m[3]), width: Number(m[4]), height: Number(m[5])}
+      assert.ok(existsSync(screenshots[index]), `the ${name} eye was copied out of the chroot`)
+      const where = projectIntoEye(visitorHead, eye)
+      places.push(where)
+      const hits = await matchingPixels(visitor.page, screenshots[index], where, 20, hexToRgb(self.colour))
+      t.diagnostic(`visitor's colour covers ${hits} pixels around (${where.map((c) => c.toFixed(0)).join(", ")}) in the ${name} eye`)
+      assert.ok(hits >= 30, `the ${name} eye shows the visitor's avatar at its projected place (${hits} matching pixels)`)
+    }
+    assert.ok(places[0][0] - places[1][0] > 1, `the eyes see the visitor from two places: ${places}`)
     assert.deepEqual(visitor.consoleErrors, [])
   } finally {
     headset?.stop?.()

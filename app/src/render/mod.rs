@@ -67,14 +67,28 @@ pub struct Gpu {
 impl Gpu {
     /// Any adapter, without a window: a real GPU, or lavapipe on machines without one.
     pub async fn headless() -> Result<Gpu, RenderError> {
+        Gpu::headless_with(wgpu::Features::empty()).await
+    }
+
+    /// As [`Gpu::headless`], with `features` (multiview also raises the view
+    /// count limit to two eyes). Fails where the adapter lacks one.
+    pub async fn headless_with(features: wgpu::Features) -> Result<Gpu, RenderError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions::default())
             .await
             .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
+        let mut limits = wgpu::Limits::default();
+        if features.contains(wgpu::Features::MULTIVIEW) {
+            limits.max_multiview_view_count = MAX_VIEWS as u32;
+        }
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor::default())
+            .request_device(&wgpu::DeviceDescriptor {
+                required_features: features,
+                required_limits: limits,
+                ..Default::default()
+            })
             .await
             .map_err(|e| RenderError::NoDevice(e.to_string()))?;
         Ok(Gpu {
@@ -176,6 +190,24 @@ pub enum ViewMode {
     /// Both eyes in one pass into two-layer targets (`Features::MULTIVIEW`):
     /// the scene is recorded once and the GPU draws it for each layer.
     Multiview,
+}
+
+/// Whether multiview draws right on this adapter. Debian 12's lavapipe (Mesa
+/// 22) sends some draws of a multiview pass (the floor) from the second view
+/// into the first layer; Mesa 25's draws every layer right, as the multiview
+/// golden test shows. Versions between were not checked, so only 25 and later
+/// CPU rasterisers are trusted; GPUs are.
+pub fn multiview_is_trustworthy(adapter: &wgpu::AdapterInfo) -> bool {
+    if adapter.device_type != wgpu::DeviceType::Cpu {
+        return true;
+    }
+    mesa_major(&adapter.driver_info).is_some_and(|major| major >= 25)
+}
+
+/// `22` from a driver string like "Mesa 22.3.6 (LLVM 15.0.6)".
+fn mesa_major(driver_info: &str) -> Option<u32> {
+    let rest = &driver_info[driver_info.find("Mesa ")? + "Mesa ".len()..];
+    rest.split(['.', ' ']).next()?.parse().ok()
 }
 
 /// The renderer's shaders for `mode`: the shared view uniform in front of
@@ -616,6 +648,23 @@ mod tests {
         assert!((mid - 0.2158).abs() < 1e-3, "{mid}");
         assert_eq!(colour_from_hex("red"), None);
         assert_eq!(colour_from_hex("#12345z"), None);
+    }
+
+    #[test]
+    fn multiview_is_trusted_on_gpus_and_recent_lavapipe_only() {
+        let check = |device_type, driver_info: &str, expected| {
+            let info = wgpu::AdapterInfo {
+                device_type,
+                driver_info: driver_info.into(),
+                ..wgpu::AdapterInfo::new(wgpu::DeviceType::Other, wgpu::Backend::Vulkan)
+            };
+            assert_eq!(multiview_is_trustworthy(&info), expected, "{driver_info}");
+        };
+        check(wgpu::DeviceType::Cpu, "Mesa 22.3.6 (LLVM 15.0.6)", false);
+        check(wgpu::DeviceType::Cpu, "Mesa 25.0.7-2 (LLVM 19.1.7)", true);
+        check(wgpu::DeviceType::Cpu, "something else", false);
+        check(wgpu::DeviceType::DiscreteGpu, "570.86.16", true);
+        check(wgpu::DeviceType::IntegratedGpu, "Mesa 22.3.6", true);
     }
 
     #[test]

@@ -243,6 +243,24 @@ impl WrappedSwapchain {
     }
 }
 
+/// One eye's image read back, RGBA8, with its camera in the room.
+struct EyeImage {
+    pixels: Vec<u8>,
+    eye: Joint,
+    fov: xr::Fovf,
+}
+
+/// Where the right eye's screenshot goes: `eye.png` → `eye-right.png`.
+fn right_eye_path(left: &std::path::Path) -> PathBuf {
+    let stem = left
+        .file_stem()
+        .map_or_else(|| "eye".into(), |s| s.to_string_lossy().into_owned());
+    let extension = left
+        .extension()
+        .map_or_else(|| "png".into(), |e| e.to_string_lossy().into_owned());
+    left.with_file_name(format!("{stem}-right.{extension}"))
+}
+
 struct GpuTimer {
     queries: wgpu::QuerySet,
     resolve: wgpu::Buffer,
@@ -267,7 +285,7 @@ struct Headset {
     runtime: Runtime,
     /// The left eye of the last frame read back, RGBA8, for `--screenshot`,
     /// with the eye's camera (room space) when it was drawn.
-    last_left_eye: Option<(Vec<u8>, Joint, xr::Fovf)>,
+    last_eyes: Vec<EyeImage>,
     /// Rendered frames since the last read-back.
     since_readback: u32,
     /// The last notice from the network side, shown on the panel.
@@ -315,7 +333,9 @@ impl Headset {
         let format = choose_format(&formats).with_context(|| {
             format!("the runtime offers no sRGB 8-bit colour format (offered: {formats:?})")
         })?;
-        let view_mode = if gpu.features.contains(wgpu::Features::MULTIVIEW) {
+        let view_mode = if gpu.features.contains(wgpu::Features::MULTIVIEW)
+            && render::multiview_is_trustworthy(&gpu.adapter)
+        {
             ViewMode::Multiview
         } else {
             ViewMode::Single
@@ -348,7 +368,7 @@ impl Headset {
             gpu,
             blend_mode,
             runtime,
-            last_left_eye: None,
+            last_eyes: Vec::new(),
             since_readback: 0,
             status: String::new(),
             menu_was_down: false,
@@ -451,6 +471,7 @@ impl Headset {
                     }
                     NetEvent::Rooms(rooms) => {
                         if let Some(picker) = &mut self.picker {
+                            println!("xr: {} rooms on {}", rooms.len(), picker.server());
                             picker.set_rooms(rooms);
                         }
                     }
@@ -516,23 +537,30 @@ impl Headset {
             }
         }
         report.validation_errors = vulkan::validation_errors();
-        if let Some(path) = &options.screenshot
-            && let Some((pixels, eye, fov)) = self.last_left_eye.take()
-        {
-            let (width, height) = report.eye_size;
-            render::write_png(path, width, height, &pixels)
-                .with_context(|| format!("writing {}", path.display()))?;
-            // Where the eye was, so a reader can project the room into the image.
-            let [x, y, z] = eye.position;
-            let [qx, qy, qz, qw] = eye.orientation;
-            println!(
-                "wrote {} eye={x:.4},{y:.4},{z:.4} orientation={qx:.5},{qy:.5},{qz:.5},{qw:.5} fov={:.5},{:.5},{:.5},{:.5} size={width}x{height}",
-                path.display(),
-                fov.angle_left,
-                fov.angle_right,
-                fov.angle_up,
-                fov.angle_down
-            );
+        if let Some(path) = &options.screenshot {
+            for (index, image) in std::mem::take(&mut self.last_eyes).into_iter().enumerate() {
+                // The left eye at the path given, the right one beside it.
+                let path = if index == 0 {
+                    path.clone()
+                } else {
+                    right_eye_path(path)
+                };
+                let (width, height) = report.eye_size;
+                render::write_png(&path, width, height, &image.pixels)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                // Where the eye was, so a reader can project the room into the image.
+                let [x, y, z] = image.eye.position;
+                let [qx, qy, qz, qw] = image.eye.orientation;
+                let fov = image.fov;
+                println!(
+                    "wrote {} eye={x:.4},{y:.4},{z:.4} orientation={qx:.5},{qy:.5},{qz:.5},{qw:.5} fov={:.5},{:.5},{:.5},{:.5} size={width}x{height}",
+                    path.display(),
+                    fov.angle_left,
+                    fov.angle_right,
+                    fov.angle_up,
+                    fov.angle_down
+                );
+            }
         }
         Ok(report)
     }
@@ -761,22 +789,25 @@ impl Headset {
             timer.resolve(&mut encoder, passes);
         }
         self.since_readback += 1;
-        let readback = if options.screenshot.is_some() && self.since_readback >= 20 {
+        // Now and then both eyes are read back for --screenshot; the last
+        // ones read are written when headset mode ends.
+        let readbacks: Vec<_> = if options.screenshot.is_some() && self.since_readback >= 20 {
             self.since_readback = 0;
-            let eye = transform_joint(&play_to_room, joint_from(views[0].pose));
-            Some((
-                eye,
-                views[0].fov,
-                render::copy_layer_for_readback(
-                    &self.gpu.device,
-                    &mut encoder,
-                    &swapchain.colour.textures[image],
-                    0,
-                    &swapchain.colour.layer_views[image][0],
-                ),
-            ))
+            (0..render::MAX_VIEWS)
+                .map(|layer| {
+                    let eye = transform_joint(&play_to_room, joint_from(views[layer].pose));
+                    let pending = render::copy_layer_for_readback(
+                        &self.gpu.device,
+                        &mut encoder,
+                        &swapchain.colour.textures[image],
+                        layer as u32,
+                        &swapchain.colour.layer_views[image][layer],
+                    );
+                    (eye, views[layer].fov, pending)
+                })
+                .collect()
         } else {
-            None
+            Vec::new()
         };
         self.gpu.queue.submit([encoder.finish()]);
         swapchain
@@ -841,20 +872,24 @@ impl Headset {
         {
             report.frame_gpu.push(gpu_time);
         }
-        if let Some((eye, fov, readback)) = readback {
+        if !readbacks.is_empty() {
             let format = swapchain.format;
-            let mut pixels = readback
-                .finish(&self.gpu.device)
-                .context("reading the left eye back")?;
-            if matches!(
-                format,
-                wgpu::TextureFormat::Bgra8UnormSrgb | wgpu::TextureFormat::Bgra8Unorm
-            ) {
-                for pixel in pixels.chunks_exact_mut(4) {
-                    pixel.swap(0, 2);
+            let mut eyes = Vec::with_capacity(readbacks.len());
+            for (eye, fov, pending) in readbacks {
+                let mut pixels = pending
+                    .finish(&self.gpu.device)
+                    .context("reading an eye image back")?;
+                if matches!(
+                    format,
+                    wgpu::TextureFormat::Bgra8UnormSrgb | wgpu::TextureFormat::Bgra8Unorm
+                ) {
+                    for pixel in pixels.chunks_exact_mut(4) {
+                        pixel.swap(0, 2);
+                    }
                 }
+                eyes.push(EyeImage { pixels, eye, fov });
             }
-            self.last_left_eye = Some((pixels, eye, fov));
+            self.last_eyes = eyes;
         }
         Ok(requests)
     }
