@@ -6,11 +6,13 @@
 //! - `bench`: the benchmarks, printing the figures the issues ask for.
 //! - `codegen`: regenerate committed generated files (TypeScript types, vectors).
 //! - `tidy`: formatting and lints, as a reviewer would check them.
+//! - `apk`: the Quest APK (`apk/`).
 //!
 //! What a fresh machine lacks (Debian packages, npm modules) is installed here,
 //! as root or through sudo; where that is impossible the task stops with the
 //! exact command to run.
 
+mod apk;
 mod prereqs;
 mod summary;
 
@@ -38,6 +40,12 @@ fn run_task() -> Result<()> {
         "bench" => bench(),
         "codegen" => codegen(),
         "tidy" => tidy(),
+        "apk" => apk::task(&rest),
+        "test-quest" => {
+            let mut summary = summary::Summary::default();
+            apk::test_steps(&mut summary)?;
+            summary.finish()
+        }
         "help" | "--help" | "-h" => {
             println!("{}", include_str!("help.txt"));
             Ok(())
@@ -126,6 +134,9 @@ fn test(args: &[String]) -> Result<()> {
     ])
     .env("CARGO_TARGET_DIR", "target/fuzz");
     summary.run_step("fuzz targets build", &mut fuzz)?;
+
+    // Quest: the Android code passes clippy, and the APK packaging path works.
+    apk::test_steps(&mut summary)?;
 
     summary.finish()
 }
@@ -267,7 +278,9 @@ fn bench() -> Result<()> {
         "--bin",
         "xr-bench",
     ]))?;
-    run(Command::new(project_root().join("target/release/xr-bench")))?;
+    run(&mut Command::new(
+        project_root().join("target/release/xr-bench"),
+    ))?;
     println!("\n== renderer");
     run(cargo()
         .args([
