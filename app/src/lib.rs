@@ -11,4 +11,5 @@ pub mod net;
 pub mod picker;
 pub mod render;
 pub mod scene;
+pub mod voice;
 pub mod xr;
