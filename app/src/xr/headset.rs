@@ -472,7 +472,6 @@ impl Headset {
                     NetEvent::Rooms(rooms) => {
                         if let Some(picker) = &mut self.picker {
                             println!("xr: {} rooms on {}", rooms.len(), picker.server());
-                            println!("xr: {} rooms on {}", rooms.len(), picker.server());
                             picker.set_rooms(rooms);
                         }
                     }
