@@ -11,21 +11,29 @@
 //! a restarted room's pose clock starts again at 0. The client reports it as
 //! [`RoomUpdate::Joined`], and [`RoomClient::slot`] always answers the slot of
 //! the latest join.
+//!
+//! Voice signaling rides the same channel: [`RoomClient::voice_signaling`]
+//! gives the typed pushes and inbound events a WebRTC peer needs.
 
 mod http;
 mod pose_sender;
 mod presence;
 mod socket;
+mod voice;
 
 use std::fmt;
 
-use roomscale_protocol::events::{ClientKind, RoomEvent, RoomSummary};
+use roomscale_protocol::events::{
+    ChatPush, ClientEvent, ClientKind, EmptyReply, ErrorReply, ReplyPayload, RoomEvent,
+    RoomSummary, SessionDescription, SetMutedPush, StoredReply,
+};
 use roomscale_protocol::pose::AvatarPose;
 use serde::Deserialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use presence::Presence;
+pub use voice::{VoiceEvent, VoiceSignaling};
 
 /// Why the client could not do what it was asked; each says what to do.
 #[derive(Debug, Clone, Error)]
@@ -87,6 +95,11 @@ impl ServerUrl {
             host: host.to_string(),
             port,
         })
+    }
+
+    /// The host part: a name or an IP address.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     pub fn authority(&self) -> String {
@@ -195,13 +208,57 @@ pub enum RoomUpdate {
 
 #[derive(Debug)]
 enum Command {
-    Chat {
-        text: String,
-        stored: oneshot::Sender<Result<u64, ClientError>>,
+    /// A push whose reply someone awaits.
+    Push {
+        event: ClientEvent,
+        awaiting: Awaiting,
     },
+    /// Voice events go to this channel from now on.
+    SubscribeVoice(mpsc::Sender<VoiceEvent>),
     Leave {
         done: oneshot::Sender<()>,
     },
+}
+
+/// Who waits for a push's reply, and the type its ok reply carries.
+#[derive(Debug)]
+enum Awaiting {
+    /// `chat`, `object_set`, `object_remove`: the stored event's id.
+    Stored(oneshot::Sender<Result<u64, ClientError>>),
+    /// `rtc_offer`: the server's answer.
+    Description(oneshot::Sender<Result<SessionDescription, ClientError>>),
+    /// Pushes whose reply carries only its status.
+    Empty(oneshot::Sender<Result<(), ClientError>>),
+}
+
+impl Awaiting {
+    /// Hands the waiter the reply, typed, or why there is none.
+    fn answer(self, reply: Result<ReplyPayload, ClientError>) {
+        match self {
+            Awaiting::Stored(tx) => {
+                let _ = tx.send(typed::<StoredReply>(reply).map(|r| r.id));
+            }
+            Awaiting::Description(tx) => {
+                let _ = tx.send(typed::<SessionDescription>(reply));
+            }
+            Awaiting::Empty(tx) => {
+                let _ = tx.send(typed::<EmptyReply>(reply).map(|_| ()));
+            }
+        }
+    }
+}
+
+/// An ok reply's response as `T`, a refusal as [`ClientError::Refused`].
+fn typed<T: serde::de::DeserializeOwned>(
+    reply: Result<ReplyPayload, ClientError>,
+) -> Result<T, ClientError> {
+    match reply?.typed::<T>().map_err(ClientError::Protocol)? {
+        Ok(response) => Ok(response),
+        Err(ErrorReply { code, reason }) => Err(ClientError::Refused {
+            code: code.as_str().to_string(),
+            reason,
+        }),
+    }
 }
 
 /// A joined room. Dropping it leaves the room.
@@ -267,14 +324,42 @@ impl RoomClient {
     /// Sends a chat message; resolves with its id once the server stored it.
     pub async fn chat(&self, text: &str) -> Result<u64, ClientError> {
         let (stored, answer) = oneshot::channel();
+        let event = ClientEvent::Chat(ChatPush {
+            text: text.to_string(),
+        });
         self.commands
-            .send(Command::Chat {
-                text: text.to_string(),
-                stored,
+            .send(Command::Push {
+                event,
+                awaiting: Awaiting::Stored(stored),
             })
             .await
             .map_err(|_| ClientError::Closed)?;
         answer.await.map_err(|_| ClientError::ConnectionLost)?
+    }
+
+    /// Mutes or unmutes this client in the room: presence shows it, and the
+    /// SFU stops forwarding its voice while muted.
+    pub async fn set_muted(&self, muted: bool) -> Result<(), ClientError> {
+        let (tx, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Push {
+                event: ClientEvent::SetMuted(SetMutedPush { muted }),
+                awaiting: Awaiting::Empty(tx),
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::ConnectionLost)?
+    }
+
+    /// The voice signaling of this room: typed pushes, and from now on the
+    /// inbound voice events (a previous [`VoiceSignaling`] stops getting them).
+    pub async fn voice_signaling(&self) -> Result<VoiceSignaling, ClientError> {
+        let (tx, events) = mpsc::channel(voice::VOICE_EVENT_QUEUE);
+        self.commands
+            .send(Command::SubscribeVoice(tx))
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        Ok(VoiceSignaling::new(self.commands.downgrade(), events))
     }
 
     /// Sets this client's pose; call it every frame. The latest one is sent

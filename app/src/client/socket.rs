@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use roomscale_protocol::events::{
-    ChatPush, ClientEvent, ErrorReply, JoinPayload, JoinReply, POSE_EVENT, POSES_EVENT,
-    PRESENCE_DIFF_EVENT, PRESENCE_STATE_EVENT, ROOM_EVENT_EVENT, RoomEvent, RoomSummary,
-    StoredReply,
+    ErrorReply, JoinPayload, JoinReply, POSE_EVENT, POSES_EVENT, PRESENCE_DIFF_EVENT,
+    PRESENCE_STATE_EVENT, ROOM_EVENT_EVENT, RTC_ICE_EVENT, RTC_OFFER_EVENT, ReplyPayload,
+    RoomEvent, RoomSummary, SPEAKING_EVENT, VOICE_TRACKS_EVENT,
 };
 use roomscale_protocol::frame::{self, ServerBinary, control};
 use roomscale_protocol::pose::{self, AvatarPose};
@@ -19,7 +19,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::pose_sender::PoseSender;
-use super::{ClientError, Command, Identity, Presence, RoomUpdate, ServerUrl, Session};
+use super::{
+    Awaiting, ClientError, Command, Identity, Presence, RoomUpdate, ServerUrl, Session, VoiceEvent,
+};
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +42,8 @@ pub struct RoomTask {
     presence: Presence,
     last_seen_id: Option<u64>,
     next_ref: u64,
+    /// Where inbound voice events go: the latest [`super::VoiceSignaling`].
+    voice: Option<mpsc::Sender<VoiceEvent>>,
 }
 
 /// How one connection ended.
@@ -72,6 +76,7 @@ impl RoomTask {
             presence: Presence::default(),
             last_seen_id: None,
             next_ref: 0,
+            voice: None,
         }
     }
 
@@ -217,6 +222,10 @@ impl RoomTask {
                 let _ = first.send(Ok(reply.room));
             }
             None => {
+                // The new membership has no voice yet: voice starts over.
+                if let Some(voice) = &self.voice {
+                    let _ = voice.try_send(VoiceEvent::Rejoined);
+                }
                 let _ = self
                     .updates
                     .send(RoomUpdate::Joined {
@@ -252,14 +261,13 @@ impl RoomTask {
             tokio::time::interval_at(Instant::now() + HEARTBEAT_EVERY, HEARTBEAT_EVERY);
         let mut pose_tick = tokio::time::interval(pose_sender.period());
         pose_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut pending_chats: HashMap<String, oneshot::Sender<Result<u64, ClientError>>> =
-            HashMap::new();
+        let mut pending: HashMap<String, Awaiting> = HashMap::new();
         let mut outgoing = Vec::new();
         let ended = loop {
             tokio::select! {
                 message = socket.next() => match message {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(ended) = self.on_text(&text, join_ref, &mut pending_chats).await {
+                        if let Some(ended) = self.on_text(&text, join_ref, &mut pending).await {
                             break ended;
                         }
                     }
@@ -270,12 +278,12 @@ impl RoomTask {
                     None => break Ended::Lost("the connection ended".into()),
                 },
                 command = commands.recv() => match command {
-                    Some(Command::Chat { text, stored }) => {
+                    Some(Command::Push { event, awaiting }) => {
                         let msg_ref = self.next_ref();
-                        let chat = ClientEvent::Chat(ChatPush { text });
-                        outgoing.push(Message::text(frame::encode_text_parts(Some(join_ref), Some(&msg_ref), &self.topic, chat.name(), &chat.payload())));
-                        pending_chats.insert(msg_ref, stored);
+                        outgoing.push(Message::text(frame::encode_text_parts(Some(join_ref), Some(&msg_ref), &self.topic, event.name(), &event.payload())));
+                        pending.insert(msg_ref, awaiting);
                     }
+                    Some(Command::SubscribeVoice(events)) => self.voice = Some(events),
                     Some(Command::Leave { done }) => {
                         let msg_ref = self.next_ref();
                         let leave = frame::encode_text_parts(Some(join_ref), Some(&msg_ref), &self.topic, control::LEAVE, &Value::Object(Default::default()));
@@ -313,8 +321,8 @@ impl RoomTask {
                 break Ended::Lost(error.to_string());
             }
         };
-        for (_, stored) in pending_chats.drain() {
-            let _ = stored.send(Err(ClientError::ConnectionLost));
+        for (_, awaiting) in pending.drain() {
+            awaiting.answer(Err(ClientError::ConnectionLost));
         }
         ended
     }
@@ -323,7 +331,7 @@ impl RoomTask {
         &mut self,
         text: &str,
         join_ref: &str,
-        pending: &mut HashMap<String, oneshot::Sender<Result<u64, ClientError>>>,
+        pending: &mut HashMap<String, Awaiting>,
     ) -> Option<Ended> {
         let Ok(frame) = frame::decode_text(text) else {
             return Some(Ended::Lost("the server sent a malformed frame".into()));
@@ -333,23 +341,13 @@ impl RoomTask {
         }
         match frame.event.as_str() {
             control::REPLY => {
-                let stored = frame.msg_ref.as_deref().and_then(|r| pending.remove(r))?;
-                let response = frame.payload["response"].clone();
-                let result = if frame.payload["status"] == "ok" {
-                    serde_json::from_value::<StoredReply>(response)
-                        .map(|r| r.id)
-                        .map_err(|e| ClientError::Protocol(e.to_string()))
-                } else {
-                    match serde_json::from_value::<ErrorReply>(response) {
-                        Ok(refusal) => Err(ClientError::Refused {
-                            code: refusal.code.as_str().to_string(),
-                            reason: refusal.reason,
-                        }),
-                        Err(e) => Err(ClientError::Protocol(e.to_string())),
-                    }
-                };
-                let _ = stored.send(result);
+                let awaiting = frame.msg_ref.as_deref().and_then(|r| pending.remove(r))?;
+                awaiting.answer(ReplyPayload::parse(frame.payload).map_err(ClientError::Protocol));
             }
+            RTC_OFFER_EVENT => self.voice_event(frame.payload, VoiceEvent::Offer),
+            VOICE_TRACKS_EVENT => self.voice_event(frame.payload, VoiceEvent::Tracks),
+            RTC_ICE_EVENT => self.voice_event(frame.payload, VoiceEvent::Ice),
+            SPEAKING_EVENT => self.voice_event(frame.payload, VoiceEvent::Speaking),
             PRESENCE_STATE_EVENT => {
                 if let Ok(state) = serde_json::from_value(frame.payload) {
                     self.presence.replace(state);
@@ -380,6 +378,29 @@ impl RoomTask {
             _ => {}
         }
         None
+    }
+
+    /// Types a voice event and hands it to the voice signaling, if any
+    /// listens. A payload of the wrong shape is dropped: the server and this
+    /// client disagree about the protocol, and voice can do nothing with it.
+    fn voice_event<T: serde::de::DeserializeOwned>(
+        &mut self,
+        payload: Value,
+        event: impl FnOnce(T) -> VoiceEvent,
+    ) {
+        let Some(voice) = &self.voice else {
+            return;
+        };
+        match serde_json::from_value(payload) {
+            Ok(typed) => {
+                if let Err(mpsc::error::TrySendError::Closed(_)) = voice.try_send(event(typed)) {
+                    self.voice = None;
+                }
+            }
+            Err(error) => {
+                eprintln!("voice: dropped a malformed voice event from the server: {error}")
+            }
+        }
     }
 
     fn on_binary(&mut self, bytes: &[u8]) {
