@@ -6,5 +6,5 @@ pub mod codec;
 pub mod jitter;
 pub mod mixer;
 pub mod processing;
-// The WebRTC transport to the SFU: pub mod rtc;
+pub mod rtc;
 pub mod wav;
