@@ -1,5 +1,7 @@
-//! End-to-end tests across components: the native room client against a real
-//! server on loopback, and OpenXR programs against a real runtime (Monado).
+//! End-to-end tests across components: the native room client and its voice
+//! transport against a real server on loopback, and OpenXR programs against a
+//! real runtime (Monado).
 
 mod monado;
 mod native_client;
+mod voice_transport;

@@ -16,19 +16,21 @@ use tokio::task::JoinHandle;
 
 /// A server on a fixed loopback address that can be stopped and started again
 /// on the same data directory.
-struct Server {
+pub(super) struct Server {
+    /// The running server's state, for what a test reaches into (the SFU).
+    pub(super) state: AppState,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
-async fn start_server(addr: SocketAddr, data_dir: &Path) -> Server {
+pub(super) async fn start_server(addr: SocketAddr, data_dir: &Path) -> Server {
     let config = Config::for_tests(data_dir);
     let store = Store::connect(&config.database_url()).await.unwrap();
     let keys = Keys::load_or_create(&config.secret_key_path()).unwrap();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config, store, keys, shutdown_rx.clone());
     let listener = TcpListener::bind(addr).await.unwrap();
-    let app = roomscale_server::app(state);
+    let app = roomscale_server::app(state.clone());
     let task = tokio::spawn(async move {
         let mut stop = shutdown_rx;
         axum::serve(roomscale_server::listen_without_delay(listener), app)
@@ -38,24 +40,28 @@ async fn start_server(addr: SocketAddr, data_dir: &Path) -> Server {
             .await
             .unwrap();
     });
-    Server { shutdown, task }
+    Server {
+        state,
+        shutdown,
+        task,
+    }
 }
 
 impl Server {
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.shutdown.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
 }
 
-async fn create_room(server: &ServerUrl, name: &str) -> String {
+pub(super) async fn create_room(server: &ServerUrl, name: &str) -> String {
     roomscale_app::client::create_room(server, name, "")
         .await
         .unwrap()
         .id
 }
 
-fn identity(name: &str) -> Identity {
+pub(super) fn identity(name: &str) -> Identity {
     Identity {
         name: name.into(),
         colour: "#3a7bd5".into(),
