@@ -416,6 +416,144 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The picker's page in an egui context the size of the headset
+    /// panel's page (640x480 pixels at 1.25 pixels a point), clicked the way
+    /// the laser clicks it: pointer events, no GPU.
+    struct Page {
+        ctx: egui::Context,
+        picker: RoomPicker,
+        last: Option<egui::FullOutput>,
+    }
+
+    impl Page {
+        const POINTS: egui::Vec2 = egui::vec2(512.0, 384.0);
+
+        fn new(picker: RoomPicker) -> Page {
+            let mut page = Page {
+                ctx: egui::Context::default(),
+                picker,
+                last: None,
+            };
+            // egui sizes some widgets from the frame before.
+            page.frame(Vec::new());
+            page.frame(Vec::new());
+            page
+        }
+
+        fn frame(&mut self, events: Vec<egui::Event>) -> Option<PickerRequest> {
+            let input = egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, Self::POINTS)),
+                events,
+                ..Default::default()
+            };
+            let mut request = None;
+            let picker = &mut self.picker;
+            let mut output = self.ctx.run_ui(input, |ui| {
+                egui::CentralPanel::default().show(ui, |ui| request = picker.ui(ui));
+            });
+            // Nothing is painted here; the fonts' texture is not needed.
+            output.textures_delta.clear();
+            self.last = Some(output);
+            request
+        }
+
+        /// Where the last frame drew `label`.
+        fn find(&self, label: &str) -> egui::Pos2 {
+            fn texts(shape: &egui::Shape, found: &mut Vec<(String, egui::Pos2)>) {
+                match shape {
+                    egui::Shape::Text(text) => found.push((
+                        text.galley.text().to_string(),
+                        text.pos + text.galley.rect.center().to_vec2(),
+                    )),
+                    egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| texts(s, found)),
+                    _ => {}
+                }
+            }
+            let mut found = Vec::new();
+            for clipped in &self.last.as_ref().expect("a frame ran").shapes {
+                texts(&clipped.shape, &mut found);
+            }
+            found
+                .iter()
+                .find(|(text, _)| text == label)
+                .map(|(_, at)| *at)
+                .unwrap_or_else(|| panic!("no {label:?} on the page; it shows {found:?}"))
+        }
+
+        /// Press and release on `label`; what the release asked for.
+        fn click(&mut self, label: &str) -> Option<PickerRequest> {
+            let at = self.find(label);
+            let button = |pressed| egui::Event::PointerButton {
+                pos: at,
+                button: egui::PointerButton::Primary,
+                pressed,
+                modifiers: Default::default(),
+            };
+            let pressed = self.frame(vec![egui::Event::PointerMoved(at), button(true)]);
+            assert_eq!(pressed, None, "a press alone asks for nothing");
+            let released = self.frame(vec![button(false)]);
+            self.frame(Vec::new());
+            released
+        }
+
+        /// Everything drawn lies on the page.
+        fn assert_fits(&self) {
+            let page = egui::Rect::from_min_size(egui::Pos2::ZERO, Self::POINTS);
+            for clipped in &self.last.as_ref().expect("a frame ran").shapes {
+                let bounds = clipped.shape.visual_bounding_rect();
+                if bounds.is_positive() {
+                    assert!(
+                        page.expand(1.0).contains_rect(bounds),
+                        "{bounds:?} is off the {page:?} page"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_page_is_worked_with_clicks_and_fits_the_panel() {
+        let mut page = Page::new(RoomPicker::new(server("http://localhost:4000"), None));
+        page.picker.set_rooms(vec![
+            RoomListing {
+                id: "r1".into(),
+                name: "Lobby".into(),
+                description: "where everyone starts".into(),
+            },
+            RoomListing {
+                id: "r2".into(),
+                name: "Workshop".into(),
+                description: String::new(),
+            },
+        ]);
+        page.frame(Vec::new());
+        page.assert_fits();
+        assert_eq!(
+            page.click("Workshop"),
+            Some(PickerRequest::Join("r2".into()))
+        );
+        assert_eq!(page.click("Refresh"), Some(PickerRequest::Refresh));
+
+        assert_eq!(page.click("Change"), None);
+        assert_eq!(page.picker.address(), Some("http://localhost:4000"));
+        page.assert_fits();
+        page.click("Clear");
+        for key in [
+            "1", "0", ".", "0", ".", "0", ".", "7", ":", "4", "0", "0", "0",
+        ] {
+            page.click(key);
+        }
+        page.click("⌫");
+        page.click("1");
+        assert_eq!(page.picker.address(), Some("10.0.0.7:4001"));
+        assert_eq!(
+            page.click("Connect"),
+            Some(PickerRequest::Connect(server("http://10.0.0.7:4001")))
+        );
+        assert_eq!(page.picker.address(), None, "the keypad closes");
+        page.find("Server: http://10.0.0.7:4001");
+    }
+
     #[test]
     fn the_fingerprint_follows_what_the_page_shows() {
         use std::hash::Hasher;

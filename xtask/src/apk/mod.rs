@@ -111,6 +111,7 @@ pub fn task(args: &[String]) -> Result<()> {
         None => build_library()?,
     };
     describe_library(&library)?;
+    describe_library(&loader)?;
     let out = options
         .out
         .clone()
