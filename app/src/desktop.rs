@@ -20,7 +20,7 @@ use winit::window::{Window, WindowId};
 
 use crate::client::{Identity, RoomListing, RoomUpdate, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
-use crate::render::{self, AvatarInstance, Camera, Renderer, ViewTarget};
+use crate::render::{self, AvatarInstance, Camera, EguiPainter, Renderer, ViewTarget};
 use crate::scene::RoomScene;
 
 #[derive(Debug)]
@@ -155,7 +155,7 @@ struct WindowState {
     depth: wgpu::TextureView,
     renderer: Renderer,
     egui: egui_winit::State,
-    egui_renderer: egui_wgpu::Renderer,
+    egui_painter: EguiPainter,
 }
 
 struct DesktopApp {
@@ -227,11 +227,7 @@ impl WindowState {
             None,
             None,
         );
-        let egui_renderer = egui_wgpu::Renderer::new(
-            &device,
-            config.format,
-            egui_wgpu::RendererOptions::default(),
-        );
+        let egui_painter = EguiPainter::new(&device, config.format);
         let depth = depth_view(&device, &config);
         Ok(WindowState {
             window,
@@ -242,7 +238,7 @@ impl WindowState {
             depth,
             renderer,
             egui,
-            egui_renderer,
+            egui_painter,
         })
     }
 
@@ -402,14 +398,10 @@ impl DesktopApp {
             name_tags(ui, &names, &camera_for_tags);
             overlay(ui, &server, ui_state, scene, net)
         });
+        let mut output = output;
         state
             .egui
-            .handle_platform_output(&state.window, output.platform_output);
-        let pixels_per_point = output.pixels_per_point;
-        let paint_jobs = state
-            .egui
-            .egui_ctx()
-            .tessellate(output.shapes, pixels_per_point);
+            .handle_platform_output(&state.window, std::mem::take(&mut output.platform_output));
 
         let view = frame.texture.create_view(&Default::default());
         state
@@ -431,49 +423,16 @@ impl DesktopApp {
             &camera,
         );
 
-        let screen = egui_wgpu::ScreenDescriptor {
-            size_in_pixels: [state.config.width, state.config.height],
-            pixels_per_point,
-        };
-        let mut textures = output.textures_delta;
-        for (id, deltas) in textures.set.drain() {
-            for delta in &deltas {
-                state
-                    .egui_renderer
-                    .update_texture(&state.device, &state.queue, id, delta);
-            }
-        }
-        state.egui_renderer.update_buffers(
+        state.egui_painter.paint(
             &state.device,
             &state.queue,
             &mut encoder,
-            &paint_jobs,
-            &screen,
+            state.egui.egui_ctx(),
+            output,
+            &view,
+            [state.config.width, state.config.height],
+            wgpu::LoadOp::Load,
         );
-        {
-            let pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("overlay"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Load,
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
-            state
-                .egui_renderer
-                .render(&mut pass.forget_lifetime(), &paint_jobs, &screen);
-        }
-        for id in std::mem::take(&mut textures.free) {
-            state.egui_renderer.free_texture(&id);
-        }
         state.queue.submit([encoder.finish()]);
         state.queue.present(frame);
     }

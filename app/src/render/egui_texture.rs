@@ -1,12 +1,74 @@
-//! egui drawn into a texture instead of a window: the headset's UI panel and
-//! its name tags are egui pages painted here and shown on quads in the room.
+//! egui drawn with wgpu: [`EguiPainter`] paints an egui frame's output into
+//! any colour view (the desktop window draws its overlay with it), and
+//! [`EguiTexture`] is an egui page with a texture of its own — the headset's
+//! UI panel and its name tags, shown on quads in the room.
 
-use super::OFFSCREEN_FORMAT;
+use super::{OFFSCREEN_FORMAT, colour_pass};
+
+/// Paints egui output into colour views of one format.
+pub struct EguiPainter {
+    renderer: egui_wgpu::Renderer,
+}
+
+impl std::fmt::Debug for EguiPainter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EguiPainter").finish_non_exhaustive()
+    }
+}
+
+impl EguiPainter {
+    pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> EguiPainter {
+        EguiPainter {
+            renderer: egui_wgpu::Renderer::new(
+                device,
+                format,
+                egui_wgpu::RendererOptions::default(),
+            ),
+        }
+    }
+
+    /// Applies `output`'s texture changes and records painting its shapes
+    /// into `view` (`size_in_pixels`), which `load` keeps or clears first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn paint(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        ctx: &egui::Context,
+        output: egui::FullOutput,
+        view: &wgpu::TextureView,
+        size_in_pixels: [u32; 2],
+        load: wgpu::LoadOp<wgpu::Color>,
+    ) {
+        let jobs = ctx.tessellate(output.shapes, output.pixels_per_point);
+        let screen = egui_wgpu::ScreenDescriptor {
+            size_in_pixels,
+            pixels_per_point: output.pixels_per_point,
+        };
+        let mut textures = output.textures_delta;
+        for (id, deltas) in textures.set.drain() {
+            for delta in &deltas {
+                self.renderer.update_texture(device, queue, id, delta);
+            }
+        }
+        self.renderer
+            .update_buffers(device, queue, encoder, &jobs, &screen);
+        {
+            let pass = colour_pass(encoder, "egui", view, load);
+            self.renderer
+                .render(&mut pass.forget_lifetime(), &jobs, &screen);
+        }
+        for id in std::mem::take(&mut textures.free) {
+            self.renderer.free_texture(&id);
+        }
+    }
+}
 
 /// An egui context with its own texture to paint into.
 pub struct EguiTexture {
     ctx: egui::Context,
-    renderer: egui_wgpu::Renderer,
+    painter: EguiPainter,
     texture: wgpu::Texture,
     view: wgpu::TextureView,
     pixels_per_point: f32,
@@ -48,11 +110,7 @@ impl EguiTexture {
         let view = texture.create_view(&Default::default());
         EguiTexture {
             ctx: egui::Context::default(),
-            renderer: egui_wgpu::Renderer::new(
-                device,
-                OFFSCREEN_FORMAT,
-                egui_wgpu::RendererOptions::default(),
-            ),
+            painter: EguiPainter::new(device, OFFSCREEN_FORMAT),
             texture,
             view,
             pixels_per_point,
@@ -95,41 +153,16 @@ impl EguiTexture {
         };
         self.ctx.set_pixels_per_point(self.pixels_per_point);
         let output = self.ctx.run_ui(input, ui);
-        let jobs = self.ctx.tessellate(output.shapes, self.pixels_per_point);
-        let screen = egui_wgpu::ScreenDescriptor {
-            size_in_pixels: [self.texture.width(), self.texture.height()],
-            pixels_per_point: self.pixels_per_point,
-        };
-        let mut textures = output.textures_delta;
-        for (id, deltas) in textures.set.drain() {
-            for delta in &deltas {
-                self.renderer.update_texture(device, queue, id, delta);
-            }
-        }
-        self.renderer
-            .update_buffers(device, queue, encoder, &jobs, &screen);
-        {
-            let pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("egui page"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &self.view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
-            self.renderer
-                .render(&mut pass.forget_lifetime(), &jobs, &screen);
-        }
-        for id in std::mem::take(&mut textures.free) {
-            self.renderer.free_texture(&id);
-        }
+        let size = [self.texture.width(), self.texture.height()];
+        self.painter.paint(
+            device,
+            queue,
+            encoder,
+            &self.ctx,
+            output,
+            &self.view,
+            size,
+            wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+        );
     }
 }

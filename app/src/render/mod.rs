@@ -17,7 +17,7 @@ use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 use thiserror::Error;
 use wgpu::util::DeviceExt;
 
-pub use egui_texture::EguiTexture;
+pub use egui_texture::{EguiPainter, EguiTexture};
 pub use model::{AVATAR_GLTF, JointKind, MeshData, ModelError, Part, Vertex, load_avatar};
 pub use offscreen::{
     OFFSCREEN_FORMAT, OffscreenTarget, PendingReadback, copy_layer_for_readback, write_png,
@@ -190,6 +190,32 @@ pub enum ViewMode {
     /// Both eyes in one pass into two-layer targets (`Features::MULTIVIEW`):
     /// the scene is recorded once and the GPU draws it for each layer.
     Multiview,
+}
+
+/// A pass over one colour view and nothing else: `load` keeps or clears it,
+/// and the result is stored.
+pub fn colour_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    label: &str,
+    view: &wgpu::TextureView,
+    load: wgpu::LoadOp<wgpu::Color>,
+) -> wgpu::RenderPass<'e> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some(label),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations {
+                load,
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    })
 }
 
 /// Whether multiview draws right on this adapter. Debian 12's lavapipe (Mesa

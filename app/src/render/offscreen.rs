@@ -1,7 +1,7 @@
 //! An offscreen colour + depth target that can be read back as RGBA8 pixels:
 //! for headless screenshots, golden-image tests and benchmarks.
 
-use super::{DEPTH_FORMAT, Gpu, RenderError};
+use super::{DEPTH_FORMAT, Gpu, RenderError, colour_pass};
 
 pub const OFFSCREEN_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
 
@@ -161,22 +161,12 @@ pub fn copy_layer_for_readback(
     layer_view: &wgpu::TextureView,
 ) -> PendingReadback {
     let pending = PendingReadback::record(device, encoder, texture, layer);
-    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-        label: Some("back to attachment layout"),
-        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-            view: layer_view,
-            depth_slice: None,
-            resolve_target: None,
-            ops: wgpu::Operations {
-                load: wgpu::LoadOp::Load,
-                store: wgpu::StoreOp::Store,
-            },
-        })],
-        depth_stencil_attachment: None,
-        timestamp_writes: None,
-        occlusion_query_set: None,
-        multiview_mask: None,
-    });
+    colour_pass(
+        encoder,
+        "back to attachment layout",
+        layer_view,
+        wgpu::LoadOp::Load,
+    );
     pending
 }
 
