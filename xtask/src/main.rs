@@ -85,6 +85,11 @@ fn run_server(args: &[String]) -> Result<()> {
 
 fn test(args: &[String]) -> Result<()> {
     let mut summary = summary::Summary::default();
+    prereqs::ensure_build_packages()?;
+    // The voice device tests play and capture through a PulseAudio null sink.
+    if let Err(error) = prereqs::ensure_apt_packages(&["pulseaudio"], &["pulseaudio"]) {
+        summary.note_skip(format!("PulseAudio: {error:#}"));
+    }
     prereqs::ensure_npm_modules()?;
     let postgres = prereqs::ensure_postgres();
     match &postgres {
@@ -241,6 +246,7 @@ fn build_web() -> Result<()> {
 }
 
 fn bench() -> Result<()> {
+    prereqs::ensure_build_packages()?;
     println!("== pose codec");
     run(cargo().args([
         "bench",
@@ -292,6 +298,15 @@ fn bench() -> Result<()> {
             "render",
         ])
         .env("XDG_RUNTIME_DIR", xdg_runtime_dir()?))?;
+    println!("\n== voice (jitter buffer, Opus decoding, spatial mixer; one core)");
+    run(cargo().args([
+        "bench",
+        "--quiet",
+        "--package",
+        "roomscale-app",
+        "--bench",
+        "voice",
+    ]))?;
     Ok(())
 }
 
@@ -344,6 +359,7 @@ fn codegen() -> Result<()> {
 }
 
 fn tidy() -> Result<()> {
+    prereqs::ensure_build_packages()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;
     run(cargo().args([

@@ -84,6 +84,21 @@ pub fn ensure_apt_packages(probe: &[&str], packages: &[&str]) -> Result<()> {
     run(&mut command).with_context(|| format!("installing {}", packages.join(" ")))
 }
 
+/// What building the app takes beyond Rust: CMake (libopus), pkg-config and
+/// the ALSA headers (cpal), WebRTC audio processing and libclang (bindgen).
+const BUILD_PACKAGES: &[&str] = &[
+    "cmake",
+    "pkg-config",
+    "libasound2-dev",
+    "libwebrtc-audio-processing-dev",
+    "libclang-dev",
+];
+
+/// Installs [`BUILD_PACKAGES`] where they are missing.
+pub fn ensure_build_packages() -> Result<()> {
+    ensure_apt_packages(&[], BUILD_PACKAGES)
+}
+
 /// Runs `npm ci` when node_modules is missing or older than package-lock.json.
 pub fn ensure_npm_modules() -> Result<()> {
     ensure_apt_packages(&["node", "npm"], &["nodejs", "npm"])?;

@@ -1,10 +1,13 @@
 //! Native voice: the media side (Opus, the jitter buffer, the spatial mixer,
-//! microphone processing, WAV files in place of devices) and the transport to
-//! the server's SFU.
+//! microphone processing, microphones and speakers or WAV files in their
+//! place, and the pipeline that joins them) and the transport to the
+//! server's SFU.
 
 pub mod codec;
+pub mod devices;
 pub mod jitter;
 pub mod mixer;
+pub mod pipeline;
 pub mod processing;
 pub mod rtc;
 pub mod wav;

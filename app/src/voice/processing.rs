@@ -8,8 +8,6 @@
 //! elsewhere [`Processor::new`] says it is unavailable and the pipeline sends
 //! the microphone as captured.
 
-use super::codec::FRAME_SAMPLES;
-
 /// Which parts of the processing run; all on by default, each switchable in
 /// the settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +55,6 @@ pub enum ProcessingError {
 
 /// Speaker channels the echo canceller is told about.
 pub const RENDER_CHANNELS: usize = 2;
-/// WebRTC's processing works on 10 ms blocks: two per 20 ms frame.
-const BLOCK: usize = FRAME_SAMPLES / 2;
 
 #[cfg(target_os = "linux")]
 pub use linux::Processor;
@@ -70,6 +66,10 @@ mod linux {
     use webrtc_audio_processing as apm;
 
     use super::*;
+    use crate::voice::codec::FRAME_SAMPLES;
+
+    /// WebRTC's processing works on 10 ms blocks: two per 20 ms frame.
+    const BLOCK: usize = FRAME_SAMPLES / 2;
 
     /// The microphone's processor. Feed it every frame the speakers play
     /// ([`Processor::render`]) and every frame the microphone captures
@@ -220,6 +220,7 @@ mod other {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+    use crate::voice::codec::FRAME_SAMPLES;
     use crate::voice::codec::tests::speech_like;
 
     fn energy(x: &[f32]) -> f64 {
