@@ -8,6 +8,7 @@
 //! headset present, `roomscale join` goes into the headset (`--xr` insists on
 //! it, `--desktop` stays flat); without one it says why and opens the window.
 //! `roomscale --xr` goes into the headset with the room picker on its panel.
+//! `--voice`, `--mic`, `--speaker`, `--mic-wav` or `--speaker-wav` join voice.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,6 +95,16 @@ struct JoinArgs {
     /// In headset mode: the left eye's last frame, read back from the swapchain.
     #[arg(long, value_name = "FILE")]
     screenshot: Option<std::path::PathBuf>,
+    /// Instead of one screenshot: replace --screenshot with the latest frame
+    /// every SECS seconds and print `wrote FILE at T s` (T: the frame's time
+    /// since joining), so a watcher knows which moment each one shows.
+    #[arg(
+        long,
+        value_name = "SECS",
+        requires = "screenshot",
+        conflicts_with = "frames"
+    )]
+    screenshot_every: Option<f32>,
     /// Go into the headset through OpenXR (without a runtime: say why, then
     /// desktop mode, or exit with status 3 when --headless).
     #[arg(long, conflicts_with = "desktop")]
@@ -110,6 +121,8 @@ struct JoinArgs {
     /// Headset mode: print each pose sent and the frame timings at the end.
     #[arg(long, requires = "xr")]
     verbose_xr: bool,
+    #[command(flatten)]
+    voice: roomscale_app::voice::cli::VoiceArgs,
 }
 
 /// Exit status when headset mode was insisted on (`--xr --headless`) and no
@@ -343,6 +356,14 @@ async fn join(args: JoinArgs) -> Result<()> {
         let id = room.chat(text).await.context("sending the chat message")?;
         println!("said #{id}: {text}");
     }
+    let voice = args
+        .voice
+        .start_headless(&room, &server)
+        .await
+        .context("joining voice")?;
+    if let Some(voice) = &voice {
+        tokio::spawn(roomscale_app::voice::cli::print_changes(voice.monitor()));
+    }
     let started = tokio::time::Instant::now();
     let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s));
     let mut view = match &args.screenshot {
@@ -350,6 +371,13 @@ async fn join(args: JoinArgs) -> Result<()> {
         None => None,
     };
     let mut frames_left = args.frames.unwrap_or(30);
+    if let Some(every) = args.screenshot_every {
+        anyhow::ensure!(
+            every > 0.0,
+            "--screenshot-every takes a number of seconds above 0"
+        );
+    }
+    let mut next_screenshot = 0.0;
     let mut frame_tick = tokio::time::interval(Duration::from_millis(33));
     let mut scene = RoomScene::default();
     scene.joined(room.slot());
@@ -361,9 +389,21 @@ async fn join(args: JoinArgs) -> Result<()> {
                 let now = started.elapsed().as_secs_f32();
                 let own = if args.bot { walking_pose(now) } else { standing_pose(args.at.unwrap_or([0.0, 1.65, 3.0])) };
                 room.set_pose(own);
+                if let Some(voice) = &voice {
+                    voice.place(&scene, started.elapsed().as_secs_f64(), roomscale_app::voice::session::head_pose(&own.head));
+                }
                 if let (Some(view), Some(path)) = (view.as_mut(), &args.screenshot) {
                     view.draw(&own, &scene, f64::from(now))?;
-                    if frames_left > 0 {
+                    if let Some(every) = args.screenshot_every {
+                        if now >= next_screenshot {
+                            next_screenshot = now + every;
+                            // Whole files only: a reader never sees one half written.
+                            let partial = path.with_extension("partial.png");
+                            view.save(&partial)?;
+                            std::fs::rename(&partial, path).with_context(|| format!("replacing {}", path.display()))?;
+                            println!("wrote {} at {now:.3} s", path.display());
+                        }
+                    } else if frames_left > 0 {
                         frames_left -= 1;
                         if frames_left == 0 {
                             view.save(path)?;
@@ -383,6 +423,9 @@ async fn join(args: JoinArgs) -> Result<()> {
                 None => break,
             },
         }
+    }
+    if let Some(voice) = voice {
+        roomscale_app::voice::cli::leave_headless(voice).await;
     }
     room.leave().await;
     println!("left");

@@ -12,6 +12,7 @@
 
 import {spawn, spawnSync} from "node:child_process"
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from "node:fs"
+import {connect, createServer} from "node:net"
 import {tmpdir} from "node:os"
 import {dirname, join} from "node:path"
 import {after, before} from "node:test"
@@ -88,43 +89,31 @@ export function serverBinary() {
 
 /**
  * Starts the server on 127.0.0.1 with a fresh data directory and the built
- * client; resolves once it logs where it listens.
+ * client; resolves once it logs where it listens. `restart()` kills it and
+ * starts it again on the same port and data directory, as a crash and a
+ * supervisor's restart would.
  */
 export async function startServer() {
   ensureWebBuild()
   const binary = serverBinary()
   const dataDir = mkdtempSync(join(tmpdir(), "roomscale-web-"))
-  // The test's own database and log level, whatever the caller's environment says.
-  const env = {...process.env}
-  for (const name of ["DATABASE_URL", "RUST_LOG", "ROOMSCALE_LOG", "ROOMSCALE_WEB_DIR"]) {
-    delete env[name]
-  }
-  const child = spawn(
-    binary,
-    ["--bind", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", join(ROOT, "server", "web", "dist"), "--log", "info"],
-    {cwd: ROOT, env, stdio: ["ignore", "ignore", "pipe"]},
-  )
   const log = []
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start within 30 s:\n${log.join("")}`)), 30_000)
-    child.stderr.setEncoding("utf8")
-    child.stderr.on("data", (chunk) => {
-      log.push(chunk)
-      // eslint-disable-next-line no-control-regex
-      const match = log.join("").replace(/\x1b\[[0-9;]*m/g, "").match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)
-      if (match) {
-        clearTimeout(timer)
-        resolve(Number(match[1]))
-      }
-    })
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`the server exited (${code}) before listening:\n${log.join("")}`))
-    })
-  })
+  let {child, port} = await spawnServer(binary, "127.0.0.1:0", dataDir, log)
   const url = `http://localhost:${port}`
+  async function kill(signal) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve))
+      child.kill(signal)
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL")
+        await exited
+      }
+    }
+  }
   return {
     url,
+    port,
     log,
     async createRoom(name, description = "") {
       const response = await fetch(`http://127.0.0.1:${port}/api/rooms`, {
@@ -137,16 +126,95 @@ export async function startServer() {
       }
       return (await response.json()).id
     },
+    /** Kills the server (no goodbye to anyone) and starts it again where it was. */
+    async restart() {
+      await kill("SIGKILL")
+      ;({child} = await spawnServer(binary, `127.0.0.1:${port}`, dataDir, log))
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve))
-        child.kill("SIGTERM")
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
-        if (child.exitCode === null) {
-          child.kill("SIGKILL")
-        }
-      }
+      await kill("SIGTERM")
       rmSync(dataDir, {recursive: true, force: true})
+    },
+  }
+}
+
+/** One server process on `bind`; resolves with it and its port once it listens. */
+async function spawnServer(binary, bind, dataDir, log) {
+  // The test's own database and log level, whatever the caller's environment says.
+  const env = {...process.env}
+  for (const name of ["DATABASE_URL", "RUST_LOG", "ROOMSCALE_LOG", "ROOMSCALE_WEB_DIR"]) {
+    delete env[name]
+  }
+  const child = spawn(
+    binary,
+    ["--bind", bind, "--data-dir", dataDir, "--web-dir", join(ROOT, "server", "web", "dist"), "--log", "info"],
+    {cwd: ROOT, env, stdio: ["ignore", "ignore", "pipe"]},
+  )
+  // Only this process's output counts: a restarted server logs the same line again.
+  const own = []
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not start within 30 s:\n${own.join("")}`)), 30_000)
+    child.stderr.setEncoding("utf8")
+    child.stderr.on("data", (chunk) => {
+      log.push(chunk)
+      own.push(chunk)
+      // eslint-disable-next-line no-control-regex
+      const match = own.join("").replace(/\x1b\[[0-9;]*m/g, "").match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)
+      if (match) {
+        clearTimeout(timer)
+        resolve(Number(match[1]))
+      }
+    })
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`the server exited (${code}) before listening:\n${own.join("")}`))
+    })
+  })
+  return {child, port}
+}
+
+/**
+ * A TCP relay on 127.0.0.1 to `port` that a test can close to new connections,
+ * as a network slow to come back would be; open connections pass through.
+ */
+export async function startTcpRelay(port) {
+  let blocked = false
+  const open = new Set()
+  const relay = createServer((client) => {
+    if (blocked) {
+      client.destroy()
+      return
+    }
+    const upstream = connect(port, "127.0.0.1")
+    const pair = [client, upstream]
+    const close = () => {
+      for (const socket of pair) {
+        socket.destroy()
+        open.delete(socket)
+      }
+    }
+    for (const socket of pair) {
+      open.add(socket)
+      socket.on("error", close)
+      socket.on("close", close)
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise((resolve) => relay.listen(0, "127.0.0.1", resolve))
+  return {
+    port: relay.address().port,
+    block() {
+      blocked = true
+    },
+    unblock() {
+      blocked = false
+    },
+    async close() {
+      for (const socket of open) {
+        socket.destroy()
+      }
+      await new Promise((resolve) => relay.close(resolve))
     },
   }
 }
@@ -282,6 +350,10 @@ async function proxyWebSockets(page) {
     get refused() {
       return control.refused
     },
+    /** Refuses new connections until `unblock()`; open ones stay. */
+    block() {
+      control.blocked = true
+    },
     /** Drops every open connection and refuses new ones until `unblock()`. */
     async dropAndBlock() {
       control.blocked = true
@@ -361,8 +433,10 @@ export function nativeBinary() {
 }
 
 /**
- * A program as a child process, its stdout lines kept for `line()` and its
- * stderr for failure messages; `exited` resolves with its status.
+ * A program as a child process, its stdout lines kept for `line()` and
+ * `lineAfter()` (with `arrivals`: when each arrived, in `performance.now()`
+ * milliseconds) and its stderr for failure messages; `exited` resolves with
+ * its status.
  */
 export function startProgram(program, args, {env = {}} = {}) {
   const runtimeDir = join(ROOT, "target", "xdg-runtime")
@@ -373,6 +447,7 @@ export function startProgram(program, args, {env = {}} = {}) {
     stdio: ["ignore", "pipe", "pipe"],
   })
   const lines = []
+  const arrivals = []
   const errors = []
   let buffer = ""
   child.stdout.setEncoding("utf8")
@@ -381,6 +456,7 @@ export function startProgram(program, args, {env = {}} = {}) {
     const complete = buffer.split("\n")
     buffer = complete.pop()
     lines.push(...complete)
+    arrivals.push(...complete.map(() => performance.now()))
   })
   child.stderr.setEncoding("utf8")
   child.stderr.on("data", (chunk) => errors.push(chunk))
@@ -389,6 +465,7 @@ export function startProgram(program, args, {env = {}} = {}) {
   return {
     child,
     lines,
+    arrivals,
     exited,
     stderr: () => errors.join(""),
     /** The first line matching `pattern` (waiting for it), as a match array. */
@@ -396,6 +473,20 @@ export function startProgram(program, args, {env = {}} = {}) {
       const {value} = await waitFor(() => lines.map((l) => l.match(pattern)).find(Boolean), {
         timeout,
         what: `${name} to print ${pattern} (printed so far: ${JSON.stringify(lines.slice(-40))}; stderr: ${errors.join("").slice(-4000)})`,
+      })
+      return value
+    },
+    /**
+     * The first line from index `from` on matching `pattern` (waiting for it):
+     * its match, its index, and when it arrived.
+     */
+    async lineAfter(from, pattern, timeout = 15_000) {
+      const {value} = await waitFor(() => {
+        const index = lines.findIndex((l, i) => i >= from && pattern.test(l))
+        return index >= 0 && {match: lines[index].match(pattern), index, arrivedAt: arrivals[index]}
+      }, {
+        timeout,
+        what: `${name} to print ${pattern} after line ${from} (printed so far: ${JSON.stringify(lines.slice(-40))}; stderr: ${errors.join("").slice(-4000)})`,
       })
       return value
     },
