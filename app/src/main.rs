@@ -50,7 +50,7 @@ enum Commands {
     /// List the server's rooms.
     Rooms,
     /// Join a room by its link, e.g. http://localhost:4000/rooms/<room id>.
-    Join(JoinArgs),
+    Join(Box<JoinArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -332,7 +332,7 @@ async fn run_headless(server: String, command: Option<Commands>) -> Result<()> {
             }
             Ok(())
         }
-        Some(Commands::Join(args)) => join(args).await,
+        Some(Commands::Join(args)) => join(*args).await,
     }
 }
 

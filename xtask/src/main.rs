@@ -201,19 +201,15 @@ fn voice_test_command() -> Result<Command, String> {
                 .into(),
         );
     }
-    if !project_root()
-        .join("target/debug/roomscale-server")
-        .is_file()
-    {
-        run(cargo().args([
-            "build",
-            "--quiet",
-            "--package",
-            "roomscale-server",
-            "--bin",
-            "roomscale-server",
-        ]))
-        .map_err(|error| format!("{error:#}"))?;
+    // The native client talks in voice tests too.
+    for (package, binary) in [
+        ("roomscale-server", "roomscale-server"),
+        ("roomscale-app", "roomscale"),
+    ] {
+        if !project_root().join("target/debug").join(binary).is_file() {
+            run(cargo().args(["build", "--quiet", "--package", package, "--bin", binary]))
+                .map_err(|error| format!("{error:#}"))?;
+        }
     }
     let mut command = Command::new("unshare");
     command
@@ -222,8 +218,8 @@ fn voice_test_command() -> Result<Command, String> {
             "sh",
             "-c",
             &format!(
-                "ip link set lo up && exec node --test --test-reporter=tap {NODE_TEST_FILE_TIMEOUT} \
-                 tests/web/voice.netns.mjs"
+                "ip link set lo up && exec node --test --test-concurrency=1 --test-reporter=tap \
+                 {NODE_TEST_FILE_TIMEOUT} tests/web/voice.netns.mjs tests/web/native-voice.netns.mjs"
             ),
         ])
         .env(
@@ -307,6 +303,27 @@ fn bench() -> Result<()> {
         "--bench",
         "voice",
     ]))?;
+    println!("\n== native voice (two release clients with WAV devices through the release server)");
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "roomscale-server",
+        "--package",
+        "roomscale-app",
+        "--package",
+        "roomscale-tests",
+        "--bin",
+        "roomscale-server",
+        "--bin",
+        "roomscale",
+        "--bin",
+        "voice-latency",
+    ]))?;
+    run(&mut Command::new(
+        project_root().join("target/release/voice-latency"),
+    ))?;
     Ok(())
 }
 

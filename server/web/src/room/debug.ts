@@ -34,6 +34,8 @@ export interface VoiceSurface {
   tracks(): Record<string, string>
   /** User id -> RMS of that user's incoming voice now. */
   levels(): Record<string, number>
+  /** User id -> the strongest frequency (Hz) in that user's incoming voice now. */
+  peaks(): Record<string, number>
   stats(): Promise<RTCStatsReport | null>
   /** User ids the server says are speaking. */
   speaking(): string[]

@@ -332,6 +332,7 @@ function start(): void {
       setMuted: (muted: boolean) => voice.setMuted(muted),
       tracks: () => voice.tracks(),
       levels: () => voice.levels(),
+      peaks: () => voice.peaks(),
       stats: () => voice.stats(),
       speaking: () => [...speaking],
       spatialProbe: renderSpatialProbe,

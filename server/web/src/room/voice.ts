@@ -226,6 +226,36 @@ export class Voice {
     return levels
   }
 
+  /**
+   * The strongest frequency (Hz) in each speaking user's track now, from its
+   * analyser: tests tell which tone came through on whose track.
+   */
+  peaks(): Record<string, number> {
+    const peaks: Record<string, number> = {}
+    for (const voice of this.voices.values()) {
+      if (!voice.userId) {
+        continue
+      }
+      const bins = new Float32Array(voice.analyser.frequencyBinCount)
+      voice.analyser.getFloatFrequencyData(bins)
+      const hzPerBin = voice.analyser.context.sampleRate / voice.analyser.fftSize
+      let best = -1
+      // Voices live between 50 Hz and 4 kHz.
+      for (let i = Math.ceil(50 / hzPerBin); i < Math.min(bins.length - 1, 4000 / hzPerBin); i++) {
+        if (best < 0 || bins[i] > bins[best]) {
+          best = i
+        }
+      }
+      if (best > 0 && Number.isFinite(bins[best])) {
+        // Parabolic interpolation between the neighbouring bins (in dB).
+        const [a, b, c] = [bins[best - 1], bins[best], bins[best + 1]]
+        const shift = a - 2 * b + c === 0 ? 0 : (0.5 * (a - c)) / (a - 2 * b + c)
+        peaks[voice.userId] = (best + shift) * hzPerBin
+      }
+    }
+    return peaks
+  }
+
   /** Which user speaks on which track, as the server said. */
   tracks(): Record<string, string> {
     return Object.fromEntries(this.speakers)
