@@ -626,7 +626,8 @@ impl MonadoRuntime {
             .arg(program)
             .env_clear()
             .envs(base_env())
-            .env("XR_RUNTIME_JSON", RUNTIME_JSON);
+            .env("XR_RUNTIME_JSON", RUNTIME_JSON)
+            .env("LD_LIBRARY_PATH", format!("{INSTALL_DIR}/lib"));
         for key in ["RUST_BACKTRACE", "RUST_LOG"] {
             if let Some(value) = std::env::var_os(key) {
                 command.env(key, value);
@@ -659,8 +660,61 @@ impl MonadoRuntime {
         })?;
         fs::rename(&temporary, &target)
             .map_err(|e| failed(format!("cannot rename to {}: {e}", target.display())))?;
+        self.install_missing_libraries(host_path)?;
         Ok(Path::new(INSTALL_DIR).join(name))
     }
+
+    /// Copies the host libraries `host_path` links that Debian 13 does not
+    /// ship under the same name (Debian 12's libwebrtc_audio_processing.so.1
+    /// is one) into the chroot's [`INSTALL_DIR`]`/lib`, which [`Self::command`]
+    /// puts on the library path; Debian 13's own copies of the rest are used.
+    fn install_missing_libraries(&self, host_path: &Path) -> Result<()> {
+        let output = Command::new("ldd")
+            .arg(host_path)
+            .output()
+            .map_err(|e| failed(format!("cannot run ldd on {}: {e}", host_path.display())))?;
+        let lib_dir = self
+            .chroot
+            .join(INSTALL_DIR.trim_start_matches('/'))
+            .join("lib");
+        for (soname, host_library) in linked_libraries(&String::from_utf8_lossy(&output.stdout)) {
+            let shipped = CHROOT_LIBRARY_DIRS
+                .iter()
+                .any(|dir| self.chroot.join(dir).join(&soname).exists());
+            if shipped {
+                continue;
+            }
+            fs::create_dir_all(&lib_dir)
+                .map_err(|e| failed(format!("cannot create {}: {e}", lib_dir.display())))?;
+            fs::copy(&host_library, lib_dir.join(&soname)).map_err(|e| {
+                failed(format!(
+                    "cannot copy {} into the chroot: {e}",
+                    host_library.display()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Where Debian 13 keeps shared libraries, inside the chroot.
+const CHROOT_LIBRARY_DIRS: &[&str] = &[
+    "usr/lib/x86_64-linux-gnu",
+    "lib/x86_64-linux-gnu",
+    "usr/lib",
+    "lib",
+];
+
+/// `(soname, host path)` of each library in `ldd` output that resolved to a file.
+pub fn linked_libraries(ldd: &str) -> Vec<(String, PathBuf)> {
+    ldd.lines()
+        .filter_map(|line| {
+            let (soname, rest) = line.trim().split_once(" => ")?;
+            let path = rest.split_whitespace().next()?;
+            path.starts_with('/')
+                .then(|| (soname.to_string(), PathBuf::from(path)))
+        })
+        .collect()
 }
 
 impl Drop for MonadoRuntime {
@@ -997,6 +1051,25 @@ fn kill_processes_rooted_in(chroot: &Path) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ldd_output_names_each_resolved_library() {
+        let ldd = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibwebrtc_audio_processing.so.1 => /lib/x86_64-linux-gnu/libwebrtc_audio_processing.so.1 (0x00007f90)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f91)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f92)\n\tlibmissing.so.3 => not found\n";
+        assert_eq!(
+            linked_libraries(ldd),
+            vec![
+                (
+                    "libwebrtc_audio_processing.so.1".to_string(),
+                    PathBuf::from("/lib/x86_64-linux-gnu/libwebrtc_audio_processing.so.1")
+                ),
+                (
+                    "libc.so.6".to_string(),
+                    PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")
+                ),
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]
