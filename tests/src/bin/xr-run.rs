@@ -36,10 +36,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let split = args
-        .iter()
-        .position(|a| a == "--")
-        .ok_or("usage: xr-run [--openxr-validation] [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]")?;
+    let split = args.iter().position(|a| a == "--").ok_or(
+        "usage: xr-run [--openxr-validation] [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]",
+    )?;
     let (options, command) = (&args[..split], &args[split + 1..]);
     let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut openxr_validation = false;
