@@ -2,7 +2,8 @@
 //! loopback: real Opus frames from one client reach the others attributed
 //! to its user by `voice_tracks`; listening only works; mute stops the voice
 //! at the SFU; `voice_leave` parks the track; malformed payloads are counted
-//! and dropped; an SFU restart mid-call is survived by rejoining voice.
+//! and dropped; an SFU restart mid-call, and a whole server restart (the
+//! room rejoined), are survived by joining voice again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,8 @@ struct Room {
     server: Server,
     url: ServerUrl,
     id: String,
-    _data: tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    data: tempfile::TempDir,
 }
 
 async fn room(name: &str) -> Room {
@@ -40,7 +42,8 @@ async fn room(name: &str) -> Room {
         server,
         url,
         id,
-        _data: data,
+        addr,
+        data,
     }
 }
 
@@ -53,6 +56,15 @@ struct Member {
 }
 
 impl Room {
+    /// Stops the whole server and starts it again on the same address and data.
+    async fn restart_server(self) -> Room {
+        self.server.stop().await;
+        Room {
+            server: start_server(self.addr, self.data.path()).await,
+            ..self
+        }
+    }
+
     async fn join(&self, name: &str, microphone: bool) -> Member {
         let client = RoomClient::join(&self.url, &self.id, identity(name))
             .await
@@ -302,5 +314,41 @@ async fn after_an_sfu_restart_the_clients_rejoin_voice_by_themselves() {
     println!("voice resumed {resumed:?} after the SFU restart");
     assert!(ada.voice.stats().restarts >= 1);
     assert!(bo.hear(&ada_id, Duration::from_secs(1)).await.len() >= 20);
+    room.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_the_clients_rejoin_the_room_and_then_voice() {
+    let room = room("Rejoin").await;
+    let mut ada = room.join("Ada", true).await;
+    let mut bo = room.join("Bo", true).await;
+    ada.talk(None);
+    let ada_id = ada.user().to_string();
+    assert!(bo.hear(&ada_id, Duration::from_secs(1)).await.len() >= 20);
+
+    // The whole server goes away and comes back on the same address: the
+    // room clients rejoin as new members, whom the new SFU does not know.
+    let room = room.restart_server().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "Bo hears Ada again within 30 s of the server's restart ({:?})",
+            bo.voice.stats()
+        );
+        if !bo
+            .hear(&ada_id, Duration::from_millis(500))
+            .await
+            .is_empty()
+        {
+            break;
+        }
+    }
+    assert!(bo.voice.stats().restarts >= 1);
+    assert_eq!(
+        bo.voice.tracks().values().collect::<Vec<_>>(),
+        vec![&ada_id],
+        "the new SFU's track map names Ada"
+    );
     room.server.stop().await;
 }
