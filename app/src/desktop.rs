@@ -22,6 +22,7 @@ use crate::client::{Identity, RoomListing, RoomUpdate, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
 use crate::render::{self, AvatarInstance, Camera, EguiPainter, Renderer, ViewTarget};
 use crate::scene::RoomScene;
+use crate::voice::controls::VoiceControls;
 
 #[derive(Debug)]
 pub struct DesktopOptions {
@@ -61,6 +62,7 @@ pub fn run(options: DesktopOptions) -> Result<DesktopExit> {
             ..UiState::default()
         },
         walker: Walker::default(),
+        voice: VoiceControls::default(),
         scene: RoomScene::default(),
         started: Instant::now(),
         last_frame: Instant::now(),
@@ -164,6 +166,7 @@ struct DesktopApp {
     window: Option<WindowState>,
     ui: UiState,
     walker: Walker,
+    voice: VoiceControls,
     scene: RoomScene,
     started: Instant,
     last_frame: Instant,
@@ -287,6 +290,10 @@ impl ApplicationHandler for DesktopApp {
                 if let Some(index) = index {
                     self.walker.keys[index] = pressed;
                 }
+                // Push-to-talk: hold V.
+                if event.physical_key == PhysicalKey::Code(KeyCode::KeyV) {
+                    self.voice.talk(pressed, &self.net);
+                }
             }
             WindowEvent::MouseInput {
                 button: MouseButton::Right,
@@ -339,6 +346,7 @@ impl DesktopApp {
                     self.ui.status = "left the room".into();
                 }
                 NetEvent::Status(message) => self.ui.status = message,
+                NetEvent::Voice(monitor) => self.voice.joined(monitor, &self.net),
                 NetEvent::Update(update) => {
                     match &update {
                         RoomUpdate::Joined { room, .. } => {
@@ -365,10 +373,17 @@ impl DesktopApp {
             self.net.send(NetCommand::SetPose(own));
         }
         let now = self.started.elapsed().as_secs_f64();
+        self.voice.place(&self.net, &self.scene, now, &own.head);
         let remote = self.scene.remote_avatars(now);
-        let names: Vec<(glam::Vec3, String)> = remote
+        let names: Vec<(glam::Vec3, String, bool)> = remote
             .iter()
-            .map(|avatar| (avatar.name_tag_position(), avatar.name.clone()))
+            .map(|avatar| {
+                (
+                    avatar.name_tag_position(),
+                    avatar.name.clone(),
+                    avatar.speaking,
+                )
+            })
             .collect();
         let avatars: Vec<AvatarInstance> = remote.into_iter().map(|a| a.instance).collect();
 
@@ -393,10 +408,10 @@ impl DesktopApp {
             Camera::from_joint(&own.head, render::perspective(70f32.to_radians(), aspect));
         let server = self.server.to_string();
         let ui_state = &mut self.ui;
-        let (net, scene) = (&self.net, &self.scene);
+        let (net, scene, voice) = (&self.net, &self.scene, &mut self.voice);
         let output = state.egui.egui_ctx().clone().run_ui(input, |ui| {
             name_tags(ui, &names, &camera_for_tags);
-            overlay(ui, &server, ui_state, scene, net)
+            overlay(ui, &server, ui_state, scene, voice, net)
         });
         let mut output = output;
         state
@@ -440,11 +455,13 @@ impl DesktopApp {
 
 /// The overlay: room browser when outside a room; people, chat and leave inside.
 /// Each remote member's name above its head, projected like the scene.
-fn name_tags(ui: &egui::Ui, names: &[(glam::Vec3, String)], camera: &Camera) {
+/// Each remote member's name above its head, projected like the scene, in a
+/// green ring while they speak.
+fn name_tags(ui: &egui::Ui, names: &[(glam::Vec3, String, bool)], camera: &Camera) {
     let screen = ui.ctx().content_rect();
     let painter = ui.ctx().layer_painter(egui::LayerId::background());
     let view_proj = camera.projection * camera.view;
-    for (position, name) in names {
+    for (position, name, speaking) in names {
         let clip = view_proj * position.extend(1.0);
         if clip.w <= 0.0 {
             continue; // behind the viewer
@@ -454,17 +471,32 @@ fn name_tags(ui: &egui::Ui, names: &[(glam::Vec3, String)], camera: &Camera) {
             screen.left() + (ndc.x + 1.0) * 0.5 * screen.width(),
             screen.top() + (1.0 - ndc.y) * 0.5 * screen.height(),
         );
-        painter.text(
+        let rect = painter.text(
             at,
             egui::Align2::CENTER_BOTTOM,
             name,
             egui::FontId::proportional(16.0),
             egui::Color32::WHITE,
         );
+        if *speaking {
+            painter.rect_stroke(
+                rect.expand(4.0),
+                8.0,
+                egui::Stroke::new(2.5, egui::Color32::from_rgb(80, 220, 120)),
+                egui::StrokeKind::Outside,
+            );
+        }
     }
 }
 
-fn overlay(ui: &mut egui::Ui, server: &str, state: &mut UiState, scene: &RoomScene, net: &Net) {
+fn overlay(
+    ui: &mut egui::Ui,
+    server: &str,
+    state: &mut UiState,
+    scene: &RoomScene,
+    voice: &mut VoiceControls,
+    net: &Net,
+) {
     let ctx = ui.ctx().clone();
     match &state.joined {
         None => {
@@ -512,8 +544,18 @@ fn overlay(ui: &mut egui::Ui, server: &str, state: &mut UiState, scene: &RoomSce
                 .show(&ctx, |ui| {
                     ui.label("People");
                     for (_, meta) in scene.presence().members() {
-                        ui.label(format!("• {} ({:?})", meta.name, meta.client_kind));
+                        let mut line = format!("• {} ({:?})", meta.name, meta.client_kind);
+                        if meta.speaking {
+                            line.push_str("  speaking");
+                        }
+                        if meta.muted {
+                            line.push_str("  muted");
+                        }
+                        ui.label(line);
                     }
+                    ui.separator();
+                    voice_controls(ui, voice, net);
+                    ui.separator();
                     if ui.button("Leave").clicked() {
                         net.send(NetCommand::Leave);
                     }
@@ -546,6 +588,42 @@ fn overlay(ui: &mut egui::Ui, server: &str, state: &mut UiState, scene: &RoomSce
             .show(&ctx, |ui| {
                 ui.label(&state.status);
             });
+    }
+}
+
+/// Join or leave voice, mute, push-to-talk (hold V) and the input meter.
+fn voice_controls(ui: &mut egui::Ui, voice: &mut VoiceControls, net: &Net) {
+    ui.label(voice.status());
+    ui.horizontal(|ui| {
+        if voice.in_voice() {
+            if ui.button("Leave voice").clicked() {
+                voice.leave(net);
+            }
+            let label = if voice.muted() { "Unmute" } else { "Mute" };
+            if ui.button(label).clicked() {
+                voice.set_muted(!voice.muted(), net);
+            }
+        } else if ui.button("Join voice").clicked() {
+            voice.join(net);
+        }
+    });
+    let mut push_to_talk = voice.push_to_talk;
+    if ui
+        .checkbox(&mut push_to_talk, "Push to talk (hold V)")
+        .changed()
+    {
+        voice.set_push_to_talk(push_to_talk, net);
+    }
+    if voice.in_voice() {
+        ui.add(
+            egui::ProgressBar::new(voice.input_level())
+                .desired_width(160.0)
+                .text(if voice.transmitting() {
+                    "mic"
+                } else {
+                    "mic (not sent)"
+                }),
+        );
     }
 }
 

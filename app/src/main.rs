@@ -265,6 +265,7 @@ fn headset(
             print_poses: args.verbose_xr,
             start: args.at.map_or([0.0, 0.0], |[x, _, z]| [x, z]),
             turn_degrees: args.turn,
+            voice: args.voice.options(false),
         },
     )?;
     println!(

@@ -8,6 +8,9 @@ use roomscale_protocol::pose::AvatarPose;
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::client::{self, Identity, RoomClient, RoomListing, RoomUpdate, ServerUrl};
+use crate::voice::mixer::HeadPose;
+use crate::voice::session::{VoiceMonitor, VoiceOptions, VoiceSession};
+use glam::Vec3;
 
 /// What the frame loop asks of the network side.
 #[derive(Debug)]
@@ -20,6 +23,15 @@ pub enum NetCommand {
     Chat(String),
     SetPose(AvatarPose),
     Leave,
+    /// Join voice in the current room with these devices.
+    JoinVoice(VoiceOptions),
+    LeaveVoice,
+    SetMuted(bool),
+    /// Where the listener's head is and each speaker's (by user id).
+    PlaceVoices {
+        listener: HeadPose,
+        voices: Vec<(String, Vec3)>,
+    },
 }
 
 /// What the network side reports to the frame loop.
@@ -35,6 +47,8 @@ pub enum NetEvent {
     Left,
     /// A notice for the status line: something failed or happened.
     Status(String),
+    /// Voice started (a monitor to watch it) or ended (`None`).
+    Voice(Option<VoiceMonitor>),
 }
 
 /// The running network side. Dropping it stops the runtime.
@@ -100,8 +114,20 @@ async fn network(
     events: std::sync::mpsc::Sender<NetEvent>,
 ) {
     let mut room: Option<RoomClient> = None;
+    let mut voice: Option<VoiceSession> = None;
     let report = |result: Result<NetEvent, client::ClientError>| {
         let _ = events.send(result.unwrap_or_else(|e| NetEvent::Status(e.to_string())));
+    };
+    // Voice ends before its room does.
+    let leave_voice = |voice: &mut Option<VoiceSession>| {
+        let session = voice.take();
+        let events = events.clone();
+        async move {
+            if let Some(session) = session {
+                session.leave().await;
+                let _ = events.send(NetEvent::Voice(None));
+            }
+        }
     };
     loop {
         let update = async {
@@ -114,6 +140,7 @@ async fn network(
             command = commands.recv() => match command {
                 None => break,
                 Some(NetCommand::Connect(to)) => {
+                    leave_voice(&mut voice).await;
                     if let Some(old) = room.take() {
                         old.leave().await;
                         let _ = events.send(NetEvent::Left);
@@ -127,6 +154,7 @@ async fn network(
                     report(client::list_rooms(&server).await.map(NetEvent::Rooms));
                 }
                 Some(NetCommand::Join(room_id)) => {
+                    leave_voice(&mut voice).await;
                     if let Some(old) = room.take() {
                         old.leave().await;
                     }
@@ -149,10 +177,44 @@ async fn network(
                     }
                 }
                 Some(NetCommand::Leave) => {
+                    leave_voice(&mut voice).await;
                     if let Some(old) = room.take() {
                         old.leave().await;
                     }
                     let _ = events.send(NetEvent::Left);
+                }
+                Some(NetCommand::JoinVoice(options)) => match (&room, &voice) {
+                    (Some(joined), None) => match VoiceSession::start(joined, &server, options).await {
+                        Ok(session) => {
+                            let _ = events.send(NetEvent::Voice(Some(session.monitor())));
+                            voice = Some(session);
+                        }
+                        Err(error) => {
+                            let _ = events.send(NetEvent::Status(format!("voice: {error}")));
+                            let _ = events.send(NetEvent::Voice(None));
+                        }
+                    },
+                    (None, _) => {
+                        let _ = events.send(NetEvent::Status("voice: join a room first".into()));
+                        let _ = events.send(NetEvent::Voice(None));
+                    }
+                    (Some(_), Some(session)) => {
+                        let _ = events.send(NetEvent::Voice(Some(session.monitor())));
+                    }
+                },
+                Some(NetCommand::LeaveVoice) => leave_voice(&mut voice).await,
+                Some(NetCommand::SetMuted(muted)) => {
+                    if let Some(session) = &voice {
+                        session.set_muted(muted);
+                    }
+                }
+                Some(NetCommand::PlaceVoices { listener, voices }) => {
+                    if let Some(session) = &voice {
+                        session.set_listener(listener);
+                        for (user, head) in voices {
+                            session.set_position(&user, head);
+                        }
+                    }
                 }
             },
             Some(update) = update => {

@@ -25,6 +25,8 @@ pub struct RemoteAvatar {
     pub instance: AvatarInstance,
     pub name: String,
     pub slot: u16,
+    /// The server hears this person speak now (name tags show a ring).
+    pub speaking: bool,
 }
 
 impl RemoteAvatar {
@@ -130,6 +132,7 @@ impl RoomScene {
                     },
                     name: meta.name.clone(),
                     slot: meta.slot,
+                    speaking: meta.speaking,
                 })
             })
             .collect()

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod codec;
+pub mod controls;
 pub mod devices;
 pub mod jitter;
 pub mod mixer;

@@ -21,7 +21,7 @@ use super::Runtime;
 use super::input::{Controllers, HandSample};
 use super::layers::{self, DepthInfo};
 use super::locomotion::{Locomotion, LocomotionInput, Pose};
-use super::panel::{HeadsetUi, Laser, PanelPlacement, PanelRequests};
+use super::panel::{HeadsetUi, Laser, PanelPlacement, PanelRequests, VoiceRequest, VoiceView};
 use super::session::{Action, ExitReason, Input, SessionMachine, SessionState};
 use super::vulkan::{self, GpuOptions, XrGpu};
 use crate::client::{Identity, ServerUrl};
@@ -29,6 +29,8 @@ use crate::net::{Net, NetCommand, NetEvent};
 use crate::picker::{PickerRequest, RoomPicker, ServerMemory};
 use crate::render::{self, AvatarInstance, Camera, LineVertex, Renderer, ViewMode, ViewTarget};
 use crate::scene::RoomScene;
+use crate::voice::controls::VoiceControls;
+use crate::voice::session::VoiceOptions;
 
 const VIEW_TYPE: xr::ViewConfigurationType = xr::ViewConfigurationType::PRIMARY_STEREO;
 /// Height of the floor below the LOCAL space's origin when the runtime offers
@@ -61,6 +63,9 @@ pub struct HeadsetOptions {
     /// which way it is turned, in degrees about +Y.
     pub start: [f32; 2],
     pub turn_degrees: f32,
+    /// Join voice with these devices on joining a room (the panel's button
+    /// joins with the default ones).
+    pub voice: Option<VoiceOptions>,
 }
 
 impl HeadsetOptions {
@@ -84,6 +89,7 @@ impl HeadsetOptions {
             print_poses: false,
             start: [0.0, 0.0],
             turn_degrees: 0.0,
+            voice: None,
         }
     }
 }
@@ -290,6 +296,7 @@ struct Headset {
     since_readback: u32,
     /// The last notice from the network side, shown on the panel.
     status: String,
+    voice: VoiceControls,
     /// Menu buttons as last seen, to act on presses only.
     menu_was_down: bool,
     /// The room picker, when headset mode started without a room.
@@ -371,6 +378,7 @@ impl Headset {
             last_eyes: Vec::new(),
             since_readback: 0,
             status: String::new(),
+            voice: VoiceControls::default(),
             menu_was_down: false,
             picker: options
                 .room_id
@@ -459,6 +467,9 @@ impl Headset {
                     } => {
                         println!("joined \"{room_name}\" as {user_id} (slot {slot})");
                         scene.joined(slot);
+                        if let Some(voice) = &options.voice {
+                            self.voice.join_with(net, voice.clone());
+                        }
                     }
                     NetEvent::Update(update) => scene.apply(now, update),
                     NetEvent::Left => scene.left(),
@@ -468,6 +479,17 @@ impl Headset {
                             picker.set_status(message.clone());
                         }
                         self.status = message;
+                    }
+                    NetEvent::Voice(monitor) => {
+                        println!(
+                            "{}",
+                            if monitor.is_some() {
+                                "voice: joined"
+                            } else {
+                                "voice: left"
+                            }
+                        );
+                        self.voice.joined(monitor, net);
                     }
                     NetEvent::Rooms(rooms) => {
                         if let Some(picker) = &mut self.picker {
@@ -497,6 +519,19 @@ impl Headset {
                 &mut report,
             ) {
                 Ok(requests) => {
+                    match requests.voice {
+                        Some(VoiceRequest::Join) => self.voice.join(net),
+                        Some(VoiceRequest::Leave) => self.voice.leave(net),
+                        Some(VoiceRequest::ToggleMute) => {
+                            let muted = !self.voice.muted();
+                            self.voice.set_muted(muted, net);
+                        }
+                        Some(VoiceRequest::TogglePushToTalk) => {
+                            let on = !self.voice.push_to_talk;
+                            self.voice.set_push_to_talk(on, net);
+                        }
+                        None => {}
+                    }
                     match requests.pick {
                         Some(PickerRequest::Connect(server)) => {
                             net.send(NetCommand::Connect(server))
@@ -701,6 +736,18 @@ impl Headset {
             }
         });
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        // Voices come from where their speakers' heads are shown, and the
+        // left grip talks under push-to-talk.
+        self.voice.place(net, scene, display_at, &own.head);
+        self.voice.talk(hands[0].squeeze > 0.5, net);
+        let voice = VoiceView {
+            in_voice: self.voice.in_voice(),
+            muted: self.voice.muted(),
+            push_to_talk: self.voice.push_to_talk,
+            transmitting: self.voice.transmitting(),
+            level: self.voice.input_level(),
+            status: self.voice.status(),
+        };
         let (quads, mut lines, requests) = self.ui.update(
             &self.gpu.device,
             &self.gpu.queue,
@@ -710,6 +757,7 @@ impl Headset {
             Vec3::from(own.head.position),
             laser,
             &self.status,
+            &voice,
             self.picker.as_mut().filter(|_| scene.own_slot().is_none()),
         );
         lines.extend(arc_lines(locomotion.arc()));

@@ -90,10 +90,32 @@ impl PanelPlacement {
     }
 }
 
+/// What the panel shows of voice (see [`crate::voice::controls`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VoiceView {
+    pub in_voice: bool,
+    pub muted: bool,
+    pub push_to_talk: bool,
+    pub transmitting: bool,
+    /// The microphone's level, 0 to 1.
+    pub level: f32,
+    pub status: String,
+}
+
+/// A voice button pressed on the panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceRequest {
+    Join,
+    Leave,
+    ToggleMute,
+    TogglePushToTalk,
+}
+
 /// What the person asked for on the panel this frame.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PanelRequests {
     pub leave: bool,
+    pub voice: Option<VoiceRequest>,
     /// What was clicked on the room picker.
     pub pick: Option<PickerRequest>,
 }
@@ -114,7 +136,8 @@ pub struct HeadsetUi {
     tags: EguiTexture,
     tags_texture: QuadTexture,
     /// The names painted in the atlas, row by row.
-    tag_names: Vec<String>,
+    /// (name, speaking) per atlas row: a speaker's tag has a green ring.
+    tag_names: Vec<(String, bool)>,
     pub placement: Option<PanelPlacement>,
     pressed: bool,
     /// What the page showed when last painted; it is painted again only when
@@ -154,6 +177,7 @@ impl HeadsetUi {
         viewer: Vec3,
         laser: Option<Laser>,
         status: &str,
+        voice: &VoiceView,
         mut picker: Option<&mut RoomPicker>,
     ) -> (Vec<Quad>, Vec<LineVertex>, PanelRequests) {
         let mut quads = Vec::new();
@@ -161,7 +185,11 @@ impl HeadsetUi {
         let mut requests = PanelRequests::default();
         self.paint_tags(device, queue, encoder, remote);
         for avatar in remote {
-            let Some(row) = self.tag_names.iter().position(|n| *n == avatar.name) else {
+            let Some(row) = self
+                .tag_names
+                .iter()
+                .position(|(name, speaking)| *name == avatar.name && *speaking == avatar.speaking)
+            else {
                 continue;
             };
             let at = avatar.name_tag_position();
@@ -202,7 +230,7 @@ impl HeadsetUi {
             }
             None => events.push(egui::Event::PointerGone),
         }
-        let fingerprint = content_fingerprint(scene, status, picker.as_deref());
+        let fingerprint = content_fingerprint(scene, status, voice, picker.as_deref());
         let state = (fingerprint, pointer, self.pressed);
         if self.painted != Some(state) {
             self.painted = Some(state);
@@ -213,7 +241,7 @@ impl HeadsetUi {
                             requests.pick = picker.ui(ui);
                         });
                     }
-                    None => page(ui, scene, status, &mut requests),
+                    None => page(ui, scene, status, voice, &mut requests),
                 });
         }
         quads.push(Quad {
@@ -250,7 +278,10 @@ impl HeadsetUi {
         encoder: &mut wgpu::CommandEncoder,
         remote: &[RemoteAvatar],
     ) {
-        let mut names: Vec<String> = remote.iter().map(|a| a.name.clone()).collect();
+        let mut names: Vec<(String, bool)> = remote
+            .iter()
+            .map(|a| (a.name.clone(), a.speaking))
+            .collect();
         names.sort();
         names.dedup();
         names.truncate(TAG_ROWS as usize);
@@ -261,7 +292,7 @@ impl HeadsetUi {
         let rows = self.tag_names.clone();
         self.tags.paint(device, queue, encoder, Vec::new(), |ui| {
             let painter = ui.painter();
-            for (row, name) in rows.iter().enumerate() {
+            for (row, (name, speaking)) in rows.iter().enumerate() {
                 let top = row as f32 * TAG_ROW_PIXELS as f32;
                 let rect = egui::Rect::from_min_size(
                     egui::pos2(0.0, top),
@@ -275,6 +306,14 @@ impl HeadsetUi {
                 let size = galley.size() + egui::vec2(16.0, 4.0);
                 let back = egui::Rect::from_center_size(rect.center(), size);
                 painter.rect_filled(back, 8.0, egui::Color32::from_black_alpha(150));
+                if *speaking {
+                    painter.rect_stroke(
+                        back,
+                        8.0,
+                        egui::Stroke::new(3.0, egui::Color32::from_rgb(80, 220, 120)),
+                        egui::StrokeKind::Inside,
+                    );
+                }
                 painter.galley(
                     back.min + egui::vec2(8.0, 2.0),
                     galley,
@@ -286,7 +325,12 @@ impl HeadsetUi {
 }
 
 /// Changes when anything the page shows changes.
-fn content_fingerprint(scene: &RoomScene, status: &str, picker: Option<&RoomPicker>) -> u64 {
+fn content_fingerprint(
+    scene: &RoomScene,
+    status: &str,
+    voice: &VoiceView,
+    picker: Option<&RoomPicker>,
+) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     if let Some(picker) = picker {
@@ -297,11 +341,27 @@ fn content_fingerprint(scene: &RoomScene, status: &str, picker: Option<&RoomPick
     }
     scene.chat().last().map(|line| line.id).hash(&mut hasher);
     status.hash(&mut hasher);
+    // The meter in tenths: enough to move, not a repaint every frame.
+    (
+        voice.in_voice,
+        voice.muted,
+        voice.push_to_talk,
+        voice.transmitting,
+        (voice.level * 10.0) as u8,
+        &voice.status,
+    )
+        .hash(&mut hasher);
     hasher.finish()
 }
 
 /// The panel's page.
-fn page(ui: &mut egui::Ui, scene: &RoomScene, status: &str, requests: &mut PanelRequests) {
+fn page(
+    ui: &mut egui::Ui,
+    scene: &RoomScene,
+    status: &str,
+    voice: &VoiceView,
+    requests: &mut PanelRequests,
+) {
     egui::CentralPanel::default().show(ui, |ui| {
         ui.heading("People");
         for (_, meta) in scene.presence().members() {
@@ -325,6 +385,39 @@ fn page(ui: &mut egui::Ui, scene: &RoomScene, status: &str, requests: &mut Panel
         ui.heading("Chat");
         for line in scene.chat().iter().rev().take(6).rev() {
             ui.label(format!("{}: {}", line.name, line.text));
+        }
+        ui.separator();
+        ui.label(&voice.status);
+        ui.horizontal(|ui| {
+            if voice.in_voice {
+                if ui.button("Leave voice").clicked() {
+                    requests.voice = Some(VoiceRequest::Leave);
+                }
+                if ui
+                    .button(if voice.muted { "Unmute" } else { "Mute" })
+                    .clicked()
+                {
+                    requests.voice = Some(VoiceRequest::ToggleMute);
+                }
+                ui.add(
+                    egui::ProgressBar::new(voice.level)
+                        .desired_width(120.0)
+                        .text(if voice.transmitting {
+                            "mic"
+                        } else {
+                            "mic (not sent)"
+                        }),
+                );
+            } else if ui.button("Join voice").clicked() {
+                requests.voice = Some(VoiceRequest::Join);
+            }
+        });
+        let mut push_to_talk = voice.push_to_talk;
+        if ui
+            .checkbox(&mut push_to_talk, "Push to talk (hold the left grip)")
+            .changed()
+        {
+            requests.voice = Some(VoiceRequest::TogglePushToTalk);
         }
         ui.separator();
         if ui.button("Leave the room").clicked() {
