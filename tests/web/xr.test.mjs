@@ -10,10 +10,12 @@
 
 import assert from "node:assert/strict"
 import {spawnSync} from "node:child_process"
-import {existsSync} from "node:fs"
+import {existsSync, mkdtempSync} from "node:fs"
+import {tmpdir} from "node:os"
 import {join} from "node:path"
 import {test} from "node:test"
 
+import {peakFrequency, readWav, writeTone} from "./wav.mjs"
 import {
   ROOT,
   artifactPath,
@@ -53,8 +55,11 @@ function xrRunBinary() {
 }
 
 /** The native app in headset mode against Monado; `runtimePid` once it is up. */
-async function startHeadset(args, {copyOut = [], openxrValidation = false} = {}) {
-  const copies = copyOut.flatMap(([inside, host]) => ["--copy-out", `${inside}=${host}`])
+async function startHeadset(args, {copyIn = [], copyOut = [], openxrValidation = false} = {}) {
+  const copies = [
+    ...copyIn.flatMap(([host, inside]) => ["--copy-in", `${host}=${inside}`]),
+    ...copyOut.flatMap(([inside, host]) => ["--copy-out", `${inside}=${host}`]),
+  ]
   const validation = openxrValidation ? ["--openxr-validation"] : []
   const headset = startProgram(xrRunBinary(), [...validation, ...copies, "--", nativeBinary(), ...args])
   const first = await Promise.race([
@@ -200,6 +205,48 @@ test("a headset visitor and a browser visitor see each other, and the headset's 
     headset?.stop?.()
     await headset?.exited
     await visitor.close()
+  }
+})
+
+test("a headset visitor's voice (a WAV microphone) is heard by a native visitor", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const roomId = await fixture.server.createRoom("Headset voice")
+  const roomUrl = `${fixture.server.url.replace("localhost", "127.0.0.1")}/rooms/${roomId}`
+  const dir = mkdtempSync(join(tmpdir(), "roomscale-xr-voice-"))
+  const [tone, heard] = [join(dir, "tone550.wav"), join(dir, "heard.wav")]
+  writeTone(tone, 550, 30)
+  const listener = startProgram(nativeBinary(), ["join", roomUrl, "--headless", "--name", "Listener", "--speaker-wav", heard, "--seconds", "40"])
+  let headset = null
+  try {
+    await listener.line(/^voice: connected$/, 30_000)
+    // The tone goes into the chroot with the app; the app reads it there.
+    const inside = "/tmp/roomscale-xr-tone550.wav"
+    headset = await startHeadset(["join", roomUrl, "--xr", "--headless", "--seconds", "15", "--mic-wav", inside, "--at", "0,0,3"], {copyIn: [[tone, inside]]})
+    if (headset.skipped) {
+      return skip(t, headset.skipped)
+    }
+    const [, headsetId] = await headset.line(/^joined ".*" as (\S+) \(slot \d+\)/, 60_000)
+    await headset.line(/^voice: joined$/, 30_000)
+    // The listener's track map names the headset's voice, and it grows loud.
+    const level = new RegExp(`^voice: levels .*${headsetId}=([0-9.]+)`)
+    const {value: loud} = await waitFor(
+      () => listener.lines.map((line) => line.match(level)).find((m) => m && Number(m[1]) > 0.02),
+      {timeout: 30_000, what: `the headset's voice at the listener (levels so far: ${listener.lines.filter((l) => level.test(l)).slice(-3)})`},
+    )
+    t.diagnostic(`the headset's voice reaches the listener at level ${loud[1]}`)
+    listener.stop()
+    await listener.exited
+    const {mono, rate} = readWav(heard)
+    const peak = peakFrequency(mono.slice(-rate * 4))
+    t.diagnostic(`the listener's speakers peak at ${peak} Hz`)
+    assert.ok(Math.abs(peak - 550) <= 10, `the listener hears the headset's 550 Hz tone (peak ${peak} Hz)`)
+  } finally {
+    listener.stop()
+    headset?.stop?.()
+    await headset?.exited
+    await listener.exited
   }
 })
 

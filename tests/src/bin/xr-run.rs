@@ -4,12 +4,12 @@
 //! as a child process.
 //!
 //! ```text
-//! xr-run [--openxr-validation] [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]
+//! xr-run [--openxr-validation] [--copy-in HOST=INSIDE]... [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]
 //! ```
 //!
 //! Prints `xr-run: monado-service <pid>` once the runtime is up (a test kills
 //! that process to see a runtime go away), runs PROGRAM (a host binary, copied
-//! into the chroot) with the runtime's environment and this process's stdout
+//! into the chroot, with each --copy-in file) with the runtime's environment and this process's stdout
 //! and stderr, passes SIGINT and SIGTERM on to it, then copies each INSIDE
 //! file (a path in the chroot) to HOST, stops the runtime and exits with the
 //! program's status. `--openxr-validation` loads the Khronos OpenXR core
@@ -37,10 +37,11 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let split = args.iter().position(|a| a == "--").ok_or(
-        "usage: xr-run [--openxr-validation] [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]",
+        "usage: xr-run [--openxr-validation] [--copy-in HOST=INSIDE]... [--copy-out INSIDE=HOST]... -- PROGRAM [ARGS...]",
     )?;
     let (options, command) = (&args[..split], &args[split + 1..]);
     let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut copies_in: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut openxr_validation = false;
     let mut options = options.iter();
     while let Some(option) = options.next() {
@@ -53,6 +54,13 @@ fn run() -> Result<ExitCode, String> {
                 copies.push((inside.into(), host.into()));
             }
             "--openxr-validation" => openxr_validation = true,
+            "--copy-in" => {
+                let pair = options.next().ok_or("--copy-in needs HOST=INSIDE")?;
+                let (host, inside) = pair
+                    .split_once('=')
+                    .ok_or_else(|| format!("--copy-in {pair}: expected HOST=INSIDE"))?;
+                copies_in.push((host.into(), inside.into()));
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -65,6 +73,13 @@ fn run() -> Result<ExitCode, String> {
     let inside = runtime
         .install_binary(Path::new(program))
         .map_err(|e| e.to_string())?;
+    for (host, inside) in &copies_in {
+        let to = runtime
+            .chroot_dir()
+            .join(inside.strip_prefix("/").unwrap_or(inside));
+        std::fs::copy(host, &to)
+            .map_err(|e| format!("cannot copy {} into the chroot: {e}", host.display()))?;
+    }
     let mut command = runtime.command(&inside);
     command.args(program_args);
     if openxr_validation {
