@@ -262,6 +262,9 @@ async function timeTheEnd(t, end) {
   try {
     await headset.line(/^xr: session Focused$/, 60_000)
     await headset.line(/^joined /)
+    // In the frame loop proper: eyes drawn, frames handed to the compositor.
+    await headset.line(/^xr: eye images /)
+    await new Promise((resolve) => setTimeout(resolve, 500))
     const started = performance.now()
     end(headset)
     const ended = await headset.line(/^xr: \d+ frames, .*; ended: (.*)$/, 10_000)
