@@ -23,6 +23,7 @@ use crate::net::{Net, NetCommand, NetEvent};
 use crate::render::{self, AvatarInstance, Camera, EguiPainter, Renderer, ViewTarget};
 use crate::scene::RoomScene;
 use crate::voice::controls::VoiceControls;
+use crate::voice::devices::{InputChoice, OutputChoice};
 
 #[derive(Debug)]
 pub struct DesktopOptions {
@@ -543,7 +544,7 @@ fn overlay(
                 .default_pos([20.0, 20.0])
                 .show(&ctx, |ui| {
                     ui.label("People");
-                    for (_, meta) in scene.presence().members() {
+                    for (user, meta) in scene.presence().members() {
                         let mut line = format!("• {} ({:?})", meta.name, meta.client_kind);
                         if meta.speaking {
                             line.push_str("  speaking");
@@ -551,7 +552,21 @@ fn overlay(
                         if meta.muted {
                             line.push_str("  muted");
                         }
-                        ui.label(line);
+                        ui.horizontal(|ui| {
+                            ui.label(line);
+                            // Per-person volume, while in voice.
+                            if voice.in_voice() && Some(meta.slot) != scene.own_slot() {
+                                let mut volume = voice.volume(user);
+                                if ui
+                                    .add(
+                                        egui::Slider::new(&mut volume, 0.0..=2.0).show_value(false),
+                                    )
+                                    .changed()
+                                {
+                                    voice.set_volume(user, volume, net);
+                                }
+                            }
+                        });
                     }
                     ui.separator();
                     voice_controls(ui, voice, net);
@@ -614,6 +629,57 @@ fn voice_controls(ui: &mut egui::Ui, voice: &mut VoiceControls, net: &Net) {
     {
         voice.set_push_to_talk(push_to_talk, net);
     }
+    let mut muted_all = voice.muted_all();
+    if ui.checkbox(&mut muted_all, "Mute everyone here").changed() {
+        voice.set_muted_all(muted_all, net);
+    }
+    egui::CollapsingHeader::new("Voice settings").show(ui, |ui| {
+        let mut processing = voice.processing();
+        if ui
+            .checkbox(
+                &mut processing,
+                "Echo cancellation, noise suppression, gain control",
+            )
+            .changed()
+        {
+            voice.set_processing(processing, net);
+        }
+        let devices = voice.devices().clone();
+        let choose = |ui: &mut egui::Ui, label: &str, names: &[String], current: Option<String>| {
+            let mut picked = None;
+            egui::ComboBox::from_label(label)
+                .selected_text(current.clone().unwrap_or_else(|| "default".into()))
+                .show_ui(ui, |ui| {
+                    if ui.selectable_label(current.is_none(), "default").clicked() {
+                        picked = Some(None);
+                    }
+                    for name in names {
+                        if ui
+                            .selectable_label(current.as_deref() == Some(name), name)
+                            .clicked()
+                        {
+                            picked = Some(Some(name.clone()));
+                        }
+                    }
+                });
+            picked
+        };
+        let current_input = match &voice.input {
+            InputChoice::Named(name) => Some(name.clone()),
+            _ => None,
+        };
+        if let Some(picked) = choose(ui, "Microphone", &devices.inputs, current_input) {
+            voice.input = picked.map_or(InputChoice::Default, InputChoice::Named);
+        }
+        let current_output = match &voice.output {
+            OutputChoice::Named(name) => Some(name.clone()),
+            _ => None,
+        };
+        if let Some(picked) = choose(ui, "Speakers", &devices.outputs, current_output) {
+            voice.output = picked.map_or(OutputChoice::Default, OutputChoice::Named);
+        }
+        ui.small("Devices apply when you next join voice.");
+    });
     if voice.in_voice() {
         ui.add(
             egui::ProgressBar::new(voice.input_level())

@@ -9,6 +9,7 @@ use tokio::sync::mpsc as async_mpsc;
 
 use crate::client::{self, Identity, RoomClient, RoomListing, RoomUpdate, ServerUrl};
 use crate::voice::mixer::HeadPose;
+use crate::voice::processing::ProcessingConfig;
 use crate::voice::session::{VoiceMonitor, VoiceOptions, VoiceSession};
 use glam::Vec3;
 
@@ -27,6 +28,11 @@ pub enum NetCommand {
     JoinVoice(VoiceOptions),
     LeaveVoice,
     SetMuted(bool),
+    /// Silence every remote voice here, or not.
+    MuteAll(bool),
+    /// One person's volume (by user id), 1 as sent.
+    SetVolume(String, f32),
+    SetProcessing(ProcessingConfig),
     /// Where the listener's head is and each speaker's (by user id).
     PlaceVoices {
         listener: HeadPose,
@@ -206,6 +212,21 @@ async fn network(
                 Some(NetCommand::SetMuted(muted)) => {
                     if let Some(session) = &voice {
                         session.set_muted(muted);
+                    }
+                }
+                Some(NetCommand::MuteAll(muted)) => {
+                    if let Some(session) = &voice {
+                        session.set_muted_all(muted);
+                    }
+                }
+                Some(NetCommand::SetVolume(user, volume)) => {
+                    if let Some(session) = &voice {
+                        session.set_volume(&user, volume);
+                    }
+                }
+                Some(NetCommand::SetProcessing(config)) => {
+                    if let Some(session) = &voice {
+                        session.set_processing(config);
                     }
                 }
                 Some(NetCommand::PlaceVoices { listener, voices }) => {

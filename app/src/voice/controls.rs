@@ -6,15 +6,16 @@
 use glam::Vec3;
 use roomscale_protocol::pose::Joint;
 
-use super::devices::{InputChoice, OutputChoice};
+use super::devices::{DeviceList, InputChoice, OutputChoice, list_devices};
 use super::pipeline::PipelineConfig;
+use super::processing::ProcessingConfig;
 use super::rtc::VoiceStatus;
 use super::session::{VoiceMonitor, VoiceOptions, head_pose};
 use crate::net::{Net, NetCommand};
 use crate::scene::RoomScene;
 
 /// The frame loop's view of the call.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VoiceControls {
     monitor: Option<VoiceMonitor>,
     joining: bool,
@@ -22,6 +23,34 @@ pub struct VoiceControls {
     /// Talk only while the push-to-talk key or button is held.
     pub push_to_talk: bool,
     talking: bool,
+    /// The devices the next call uses (settings).
+    pub input: InputChoice,
+    pub output: OutputChoice,
+    /// Echo cancellation, noise suppression and gain control.
+    processing: bool,
+    muted_all: bool,
+    /// Per-person volume by user id (1 when absent).
+    volumes: std::collections::HashMap<String, f32>,
+    /// The machine's devices, listed when the settings first open.
+    devices: Option<DeviceList>,
+}
+
+impl Default for VoiceControls {
+    fn default() -> Self {
+        VoiceControls {
+            monitor: None,
+            joining: false,
+            muted: false,
+            push_to_talk: false,
+            talking: false,
+            input: InputChoice::Default,
+            output: OutputChoice::Default,
+            processing: true,
+            muted_all: false,
+            volumes: Default::default(),
+            devices: None,
+        }
+    }
 }
 
 impl VoiceControls {
@@ -29,16 +58,64 @@ impl VoiceControls {
         self.monitor.is_some()
     }
 
-    /// Joins voice with the default microphone and speakers.
+    /// Joins voice with the devices and processing the settings name.
     pub fn join(&mut self, net: &Net) {
+        let mut pipeline = PipelineConfig::default();
+        if !self.processing {
+            pipeline.processing = ProcessingConfig::OFF;
+        }
         self.join_with(
             net,
             VoiceOptions {
-                input: Some(InputChoice::Default),
-                output: Some(OutputChoice::Default),
-                pipeline: PipelineConfig::default(),
+                input: Some(self.input.clone()),
+                output: Some(self.output.clone()),
+                pipeline,
             },
         );
+    }
+
+    pub fn processing(&self) -> bool {
+        self.processing
+    }
+
+    /// Turns echo cancellation, noise suppression and gain control on or off.
+    pub fn set_processing(&mut self, on: bool, net: &Net) {
+        self.processing = on;
+        if self.monitor.is_some() {
+            net.send(NetCommand::SetProcessing(if on {
+                ProcessingConfig::default()
+            } else {
+                ProcessingConfig::OFF
+            }));
+        }
+    }
+
+    pub fn muted_all(&self) -> bool {
+        self.muted_all
+    }
+
+    /// Silences (or not) every voice here; the others still hear this client.
+    pub fn set_muted_all(&mut self, muted: bool, net: &Net) {
+        self.muted_all = muted;
+        if self.monitor.is_some() {
+            net.send(NetCommand::MuteAll(muted));
+        }
+    }
+
+    pub fn volume(&self, user: &str) -> f32 {
+        self.volumes.get(user).copied().unwrap_or(1.0)
+    }
+
+    pub fn set_volume(&mut self, user: &str, volume: f32, net: &Net) {
+        self.volumes.insert(user.to_owned(), volume);
+        if self.monitor.is_some() {
+            net.send(NetCommand::SetVolume(user.to_owned(), volume));
+        }
+    }
+
+    /// The machine's microphones and speakers, listed once.
+    pub fn devices(&mut self) -> &DeviceList {
+        self.devices.get_or_insert_with(list_devices)
     }
 
     /// Joins voice with the devices (or WAV files) `options` names.
@@ -61,8 +138,15 @@ impl VoiceControls {
         self.joining = false;
         self.monitor = monitor;
         if self.monitor.is_some() {
-            // A call starts muted under push-to-talk, as the key is up.
+            // A call starts muted under push-to-talk, as the key is up, and
+            // with the volumes and silence chosen before it.
             self.apply_mute(net);
+            if self.muted_all {
+                net.send(NetCommand::MuteAll(true));
+            }
+            for (user, volume) in &self.volumes {
+                net.send(NetCommand::SetVolume(user.clone(), *volume));
+            }
         }
     }
 

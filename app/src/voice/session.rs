@@ -104,6 +104,7 @@ enum AudioCommand {
     Volume(String, f32),
     Transmitting(bool),
     MutedAll(bool),
+    Processing(ProcessingConfig),
     Forget(String),
     Stop,
 }
@@ -201,6 +202,11 @@ impl VoiceSession {
     /// Silences every remote voice here (the others still hear this client).
     pub fn set_muted_all(&self, muted: bool) {
         let _ = self.commands.send(AudioCommand::MutedAll(muted));
+    }
+
+    /// Echo cancellation, noise suppression and gain control, on or off.
+    pub fn set_processing(&self, config: ProcessingConfig) {
+        let _ = self.commands.send(AudioCommand::Processing(config));
     }
 
     /// One person's volume (1 as sent, 0 silent).
@@ -418,6 +424,7 @@ impl AudioThread {
             AudioCommand::Volume(user, volume) => self.pipeline.set_volume(&user, volume),
             AudioCommand::Transmitting(on) => self.pipeline.set_transmitting(on),
             AudioCommand::MutedAll(muted) => self.pipeline.set_muted_all(muted),
+            AudioCommand::Processing(config) => self.pipeline.set_processing(config),
             AudioCommand::Forget(user) => self.pipeline.remove_voice(&user),
             AudioCommand::Stop => {}
         }

@@ -526,6 +526,10 @@ impl Headset {
                             let muted = !self.voice.muted();
                             self.voice.set_muted(muted, net);
                         }
+                        Some(VoiceRequest::ToggleMuteAll) => {
+                            let muted = !self.voice.muted_all();
+                            self.voice.set_muted_all(muted, net);
+                        }
                         Some(VoiceRequest::TogglePushToTalk) => {
                             let on = !self.voice.push_to_talk;
                             self.voice.set_push_to_talk(on, net);
@@ -743,6 +747,7 @@ impl Headset {
         let voice = VoiceView {
             in_voice: self.voice.in_voice(),
             muted: self.voice.muted(),
+            muted_all: self.voice.muted_all(),
             push_to_talk: self.voice.push_to_talk,
             transmitting: self.voice.transmitting(),
             level: self.voice.input_level(),

@@ -95,6 +95,7 @@ impl PanelPlacement {
 pub struct VoiceView {
     pub in_voice: bool,
     pub muted: bool,
+    pub muted_all: bool,
     pub push_to_talk: bool,
     pub transmitting: bool,
     /// The microphone's level, 0 to 1.
@@ -108,6 +109,7 @@ pub enum VoiceRequest {
     Join,
     Leave,
     ToggleMute,
+    ToggleMuteAll,
     TogglePushToTalk,
 }
 
@@ -345,6 +347,7 @@ fn content_fingerprint(
     (
         voice.in_voice,
         voice.muted,
+        voice.muted_all,
         voice.push_to_talk,
         voice.transmitting,
         (voice.level * 10.0) as u8,
@@ -418,6 +421,10 @@ fn page(
             .changed()
         {
             requests.voice = Some(VoiceRequest::TogglePushToTalk);
+        }
+        let mut muted_all = voice.muted_all;
+        if ui.checkbox(&mut muted_all, "Mute everyone here").changed() {
+            requests.voice = Some(VoiceRequest::ToggleMuteAll);
         }
         ui.separator();
         if ui.button("Leave the room").clicked() {
