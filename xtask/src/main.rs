@@ -263,26 +263,7 @@ fn bench() -> Result<()> {
     build_web()?;
     run(Command::new("node").arg("tests/web/bench.mjs"))?;
     println!("\n== headset (OpenXR: Monado's simulated headset in a Debian 13 chroot)");
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "roomscale-server",
-        "--package",
-        "roomscale-app",
-        "--package",
-        "roomscale-tests",
-        "--bin",
-        "roomscale-server",
-        "--bin",
-        "roomscale",
-        "--bin",
-        "xr-bench",
-    ]))?;
-    run(&mut Command::new(
-        project_root().join("target/release/xr-bench"),
-    ))?;
+    run_with_release_app("xr-bench")?;
     println!("\n== renderer");
     run(cargo()
         .args([
@@ -304,10 +285,14 @@ fn bench() -> Result<()> {
         "voice",
     ]))?;
     println!("\n== native voice (two release clients with WAV devices through the release server)");
-    run(cargo().args([
-        "build",
-        "--quiet",
-        "--release",
+    run_with_release_app("voice-latency")?;
+    Ok(())
+}
+
+/// Builds the release server and app next to `bench` (a binary of
+/// `roomscale-tests` that starts them itself), then runs it.
+fn run_with_release_app(bench: &str) -> Result<()> {
+    run(cargo().args(["build", "--quiet", "--release"]).args([
         "--package",
         "roomscale-server",
         "--package",
@@ -319,12 +304,11 @@ fn bench() -> Result<()> {
         "--bin",
         "roomscale",
         "--bin",
-        "voice-latency",
+        bench,
     ]))?;
     run(&mut Command::new(
-        project_root().join("target/release/voice-latency"),
-    ))?;
-    Ok(())
+        project_root().join("target/release").join(bench),
+    ))
 }
 
 /// Builds the optimised server next to a load generator of `roomscale-tests`
