@@ -22,8 +22,8 @@ use crate::client::{Identity, RoomListing, RoomUpdate, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
 use crate::render::{self, AvatarInstance, Camera, EguiPainter, Renderer, ViewTarget};
 use crate::scene::RoomScene;
-use crate::voice::controls::VoiceControls;
 use crate::voice::devices::{InputChoice, OutputChoice};
+use crate::voice_controls::VoiceControls;
 
 #[derive(Debug)]
 pub struct DesktopOptions {

@@ -12,4 +12,5 @@ pub mod picker;
 pub mod render;
 pub mod scene;
 pub mod voice;
+pub mod voice_controls;
 pub mod xr;

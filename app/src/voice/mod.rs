@@ -5,7 +5,6 @@
 
 pub mod cli;
 pub mod codec;
-pub mod controls;
 pub mod devices;
 pub mod jitter;
 pub mod mixer;

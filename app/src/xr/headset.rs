@@ -29,8 +29,8 @@ use crate::net::{Net, NetCommand, NetEvent};
 use crate::picker::{PickerRequest, RoomPicker, ServerMemory};
 use crate::render::{self, AvatarInstance, Camera, LineVertex, Renderer, ViewMode, ViewTarget};
 use crate::scene::RoomScene;
-use crate::voice::controls::VoiceControls;
 use crate::voice::session::VoiceOptions;
+use crate::voice_controls::VoiceControls;
 
 const VIEW_TYPE: xr::ViewConfigurationType = xr::ViewConfigurationType::PRIMARY_STEREO;
 /// Height of the floor below the LOCAL space's origin when the runtime offers

@@ -6,13 +6,13 @@
 use glam::Vec3;
 use roomscale_protocol::pose::Joint;
 
-use super::devices::{DeviceList, InputChoice, OutputChoice, list_devices};
-use super::pipeline::PipelineConfig;
-use super::processing::ProcessingConfig;
-use super::rtc::VoiceStatus;
-use super::session::{VoiceMonitor, VoiceOptions, head_pose};
 use crate::net::{Net, NetCommand};
 use crate::scene::RoomScene;
+use crate::voice::devices::{DeviceList, InputChoice, OutputChoice, list_devices};
+use crate::voice::pipeline::PipelineConfig;
+use crate::voice::processing::ProcessingConfig;
+use crate::voice::rtc::VoiceStatus;
+use crate::voice::session::{VoiceMonitor, VoiceOptions, head_pose};
 
 /// The frame loop's view of the call.
 #[derive(Debug)]
