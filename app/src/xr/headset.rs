@@ -18,11 +18,13 @@ use openxr as xr;
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 
 use super::Runtime;
+use super::gpu_timer::GpuTimer;
 use super::input::{Controllers, HandSample};
 use super::layers::{self, DepthInfo};
 use super::locomotion::{Locomotion, LocomotionInput, Pose};
 use super::panel::{HeadsetUi, Laser, PanelPlacement, PanelRequests, VoiceRequest, VoiceView};
 use super::session::{Action, ExitReason, Input, SessionMachine, SessionState};
+use super::swapchain::{EyeDepth, EyeImage, EyeSwapchain, choose_format, right_eye_path};
 use super::vulkan::{self, GpuOptions, XrGpu};
 use crate::client::{Identity, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
@@ -156,122 +158,6 @@ fn ctrlc_handler(on_interrupt: impl Fn() + Send + 'static) -> Result<()> {
         })
         .context("starting the Ctrl-C watcher")?;
     Ok(())
-}
-
-/// A runtime swapchain of two-layer images, each wrapped as a wgpu texture
-/// with a view per eye.
-struct WrappedSwapchain {
-    // Textures before the swapchain whose images they wrap.
-    textures: Vec<wgpu::Texture>,
-    layer_views: Vec<[wgpu::TextureView; 2]>,
-    /// Per image, both layers as one view, for multiview passes.
-    both_views: Vec<wgpu::TextureView>,
-    handle: xr::Swapchain<xr::Vulkan>,
-}
-
-/// Where the eyes' depth goes: to the compositor with the colour
-/// (`XR_KHR_composition_layer_depth`), or into a texture of our own.
-enum EyeDepth {
-    Runtime(WrappedSwapchain),
-    Own {
-        layers: [wgpu::TextureView; 2],
-        both: wgpu::TextureView,
-    },
-}
-
-struct EyeSwapchain {
-    colour: WrappedSwapchain,
-    depth: EyeDepth,
-    width: u32,
-    height: u32,
-    format: wgpu::TextureFormat,
-}
-
-fn both_eyes_view(texture: &wgpu::Texture) -> wgpu::TextureView {
-    texture.create_view(&wgpu::TextureViewDescriptor {
-        label: Some("both eyes"),
-        dimension: Some(wgpu::TextureViewDimension::D2Array),
-        base_array_layer: 0,
-        array_layer_count: Some(2),
-        ..Default::default()
-    })
-}
-
-fn eye_layer_view(texture: &wgpu::Texture, layer: u32) -> wgpu::TextureView {
-    texture.create_view(&wgpu::TextureViewDescriptor {
-        label: Some("eye"),
-        dimension: Some(wgpu::TextureViewDimension::D2),
-        base_array_layer: layer,
-        array_layer_count: Some(1),
-        ..Default::default()
-    })
-}
-
-impl WrappedSwapchain {
-    fn new(
-        gpu: &XrGpu,
-        session: &xr::Session<xr::Vulkan>,
-        create: &xr::SwapchainCreateInfo<xr::Vulkan>,
-        descriptor: &wgpu::TextureDescriptor<'_>,
-    ) -> Result<WrappedSwapchain> {
-        let handle = session
-            .create_swapchain(create)
-            .with_context(|| format!("creating the {}", descriptor.label.unwrap_or("swapchain")))?;
-        let textures: Vec<wgpu::Texture> = handle
-            .enumerate_images()
-            .context("listing the swapchain's images")?
-            .into_iter()
-            .map(|image| gpu.wrap_swapchain_image(image, descriptor))
-            .collect();
-        let layer_views = textures
-            .iter()
-            .map(|texture| [eye_layer_view(texture, 0), eye_layer_view(texture, 1)])
-            .collect();
-        let both_views = textures.iter().map(both_eyes_view).collect();
-        Ok(WrappedSwapchain {
-            textures,
-            layer_views,
-            both_views,
-            handle,
-        })
-    }
-
-    /// Acquires the next image and waits until it may be drawn into.
-    fn acquire(&mut self) -> Result<usize> {
-        let image = self
-            .handle
-            .acquire_image()
-            .context("acquiring a swapchain image")? as usize;
-        self.handle
-            .wait_image(xr::Duration::INFINITE)
-            .context("waiting for a swapchain image")?;
-        Ok(image)
-    }
-}
-
-/// One eye's image read back, RGBA8, with its camera in the room.
-struct EyeImage {
-    pixels: Vec<u8>,
-    eye: Joint,
-    fov: xr::Fovf,
-}
-
-/// Where the right eye's screenshot goes: `eye.png` → `eye-right.png`.
-fn right_eye_path(left: &std::path::Path) -> PathBuf {
-    let stem = left
-        .file_stem()
-        .map_or_else(|| "eye".into(), |s| s.to_string_lossy().into_owned());
-    let extension = left
-        .extension()
-        .map_or_else(|| "png".into(), |e| e.to_string_lossy().into_owned());
-    left.with_file_name(format!("{stem}-right.{extension}"))
-}
-
-struct GpuTimer {
-    queries: wgpu::QuerySet,
-    resolve: wgpu::Buffer,
-    readback: wgpu::Buffer,
-    period_ns: f32,
 }
 
 struct Headset {
@@ -771,7 +657,13 @@ impl Headset {
 
         let (width, height) = options.eye_size.unwrap_or(self.recommended_eye_size()?);
         if self.swapchain.is_none() {
-            self.swapchain = Some(self.create_swapchain(width, height)?);
+            self.swapchain = Some(EyeSwapchain::new(
+                &self.gpu,
+                &self.session,
+                self.runtime.depth_layer,
+                width,
+                height,
+            )?);
             report.eye_size = (width, height);
         }
         // Views as late as possible, right before drawing.
@@ -961,146 +853,6 @@ impl Headset {
             view.recommended_image_rect_height,
         ))
     }
-
-    fn create_swapchain(&self, width: u32, height: u32) -> Result<EyeSwapchain> {
-        let formats = self.session.enumerate_swapchain_formats()?;
-        let (vk_format, format) = choose_format(&formats).context("no sRGB colour format")?;
-        let create = |format: u32, usage_flags| xr::SwapchainCreateInfo {
-            create_flags: xr::SwapchainCreateFlags::EMPTY,
-            usage_flags,
-            format,
-            sample_count: 1,
-            width,
-            height,
-            face_count: 1,
-            array_size: 2,
-            mip_count: 1,
-        };
-        let colour_descriptor = wgpu::TextureDescriptor {
-            label: Some("eye swapchain"),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 2,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        };
-        let colour = WrappedSwapchain::new(
-            &self.gpu,
-            &self.session,
-            &create(
-                vk_format,
-                xr::SwapchainUsageFlags::COLOR_ATTACHMENT | xr::SwapchainUsageFlags::TRANSFER_SRC,
-            ),
-            &colour_descriptor,
-        )?;
-        let depth_descriptor = wgpu::TextureDescriptor {
-            label: Some("eye depth swapchain"),
-            format: render::DEPTH_FORMAT,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
-            ..colour_descriptor
-        };
-        const D32_SFLOAT: u32 = 126;
-        let depth = if self.runtime.depth_layer && formats.contains(&D32_SFLOAT) {
-            EyeDepth::Runtime(WrappedSwapchain::new(
-                &self.gpu,
-                &self.session,
-                &create(
-                    D32_SFLOAT,
-                    xr::SwapchainUsageFlags::DEPTH_STENCIL_ATTACHMENT,
-                ),
-                &depth_descriptor,
-            )?)
-        } else {
-            let texture = self.gpu.device.create_texture(&depth_descriptor);
-            EyeDepth::Own {
-                layers: [eye_layer_view(&texture, 0), eye_layer_view(&texture, 1)],
-                both: both_eyes_view(&texture),
-            }
-        };
-        println!(
-            "xr: eye images {width}x{height} ({format:?}), depth {}",
-            match depth {
-                EyeDepth::Runtime(_) => "to the compositor",
-                EyeDepth::Own { .. } => "kept to ourselves",
-            }
-        );
-        Ok(EyeSwapchain {
-            colour,
-            depth,
-            width,
-            height,
-            format,
-        })
-    }
-}
-
-impl GpuTimer {
-    fn new(gpu: &XrGpu) -> GpuTimer {
-        let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("eye pass timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 4,
-        });
-        let size = 4 * std::mem::size_of::<u64>() as u64;
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps"),
-            size,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps readback"),
-            size,
-            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-            mapped_at_creation: false,
-        });
-        GpuTimer {
-            queries,
-            resolve,
-            readback,
-            period_ns: gpu.queue.get_timestamp_period(),
-        }
-    }
-
-    fn writes(&self, eye: usize) -> wgpu::RenderPassTimestampWrites<'_> {
-        let first = 2 * eye as u32;
-        wgpu::RenderPassTimestampWrites {
-            query_set: &self.queries,
-            beginning_of_pass_write_index: Some(first),
-            end_of_pass_write_index: Some(first + 1),
-        }
-    }
-
-    fn resolve(&self, encoder: &mut wgpu::CommandEncoder, passes: usize) {
-        let queries = 2 * passes as u32;
-        encoder.resolve_query_set(&self.queries, 0..queries, &self.resolve, 0);
-        encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.readback, 0, None);
-    }
-
-    /// The eye passes' time in the last submitted frame (waits for it).
-    fn read(&self, device: &wgpu::Device, passes: usize) -> Option<Duration> {
-        let slice = self.readback.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        device.poll(wgpu::PollType::wait_indefinitely()).ok()?;
-        let ticks: Vec<u64> = {
-            let mapped = slice.get_mapped_range().ok()?;
-            bytemuck::cast_slice(&mapped).to_vec()
-        };
-        self.readback.unmap();
-        let mut total = 0;
-        for pass in ticks.chunks_exact(2).take(passes) {
-            total += pass[1].checked_sub(pass[0])?;
-        }
-        Some(Duration::from_nanos(
-            (total as f64 * f64::from(self.period_ns)) as u64,
-        ))
-    }
 }
 
 fn create_session(
@@ -1136,18 +888,6 @@ fn play_space(session: &xr::Session<xr::Vulkan>) -> Result<(xr::Space, &'static 
         (xr::ReferenceSpaceType::LOCAL, pose, "LOCAL (floor assumed)")
     };
     Ok((session.create_reference_space(kind, pose)?, name))
-}
-
-/// The swapchain format: the runtime's first 8-bit sRGB one (its list is in
-/// order of preference), as the Vulkan value and as wgpu's.
-fn choose_format(offered: &[u32]) -> Option<(u32, wgpu::TextureFormat)> {
-    const R8G8B8A8_SRGB: u32 = 43;
-    const B8G8R8A8_SRGB: u32 = 50;
-    offered.iter().find_map(|&format| match format {
-        R8G8B8A8_SRGB => Some((format, wgpu::TextureFormat::Rgba8UnormSrgb)),
-        B8G8R8A8_SRGB => Some((format, wgpu::TextureFormat::Bgra8UnormSrgb)),
-        _ => None,
-    })
 }
 
 fn state_from_xr(state: xr::SessionState) -> SessionState {

@@ -7,12 +7,14 @@
 //! person would notice, whether a runtime with a headset is there.
 
 pub mod bindings;
+mod gpu_timer;
 mod headset;
 mod input;
 mod layers;
 pub mod locomotion;
 pub mod panel;
 pub mod session;
+mod swapchain;
 mod vulkan;
 
 use openxr as xr;
