@@ -118,6 +118,13 @@ pub struct HeadsetReport {
     pub clean_exit: bool,
 }
 
+impl HeadsetReport {
+    fn ended(&mut self, reason: ExitReason) {
+        self.clean_exit = reason.is_clean();
+        self.exit = reason.to_string();
+    }
+}
+
 /// Runs headset mode until the session ends, Ctrl-C, or `options.seconds`.
 pub fn run(runtime: Runtime, options: HeadsetOptions) -> Result<HeadsetReport> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -328,11 +335,7 @@ impl Headset {
             }
             let mut quit = None;
             for input in inputs {
-                for action in machine.handle(input) {
-                    if let Some(reason) = self.carry_out(action, &mut machine, now) {
-                        quit = Some(reason);
-                    }
-                }
+                quit = quit.or(self.feed(&mut machine, input));
             }
             if machine.state() != last_state {
                 last_state = machine.state();
@@ -340,8 +343,7 @@ impl Headset {
                 report.reached_focused |= last_state == SessionState::Focused;
             }
             if let Some(reason) = quit {
-                report.clean_exit = reason.is_clean();
-                report.exit = reason.to_string();
+                report.ended(reason);
                 break;
             }
             while let Ok(event) = net.events.try_recv() {
@@ -437,25 +439,16 @@ impl Headset {
                     } else if requests.leave && !exit_asked {
                         println!("xr: leaving, as asked on the panel");
                         exit_asked = true;
-                        for action in machine.handle(Input::ExitRequested) {
-                            if let Some(reason) = self.carry_out(action, &mut machine, now) {
-                                report.clean_exit = reason.is_clean();
-                                report.exit = reason.to_string();
-                            }
-                        }
-                        if !report.exit.is_empty() {
+                        if let Some(reason) = self.feed(&mut machine, Input::ExitRequested) {
+                            report.ended(reason);
                             break;
                         }
                     }
                 }
                 Err(error) => {
-                    for action in machine.handle(Input::RuntimeError(format!("{error:#}"))) {
-                        if let Some(reason) = self.carry_out(action, &mut machine, now) {
-                            report.clean_exit = reason.is_clean();
-                            report.exit = reason.to_string();
-                        }
-                    }
-                    if !report.exit.is_empty() {
+                    let input = Input::RuntimeError(format!("{error:#}"));
+                    if let Some(reason) = self.feed(&mut machine, input) {
+                        report.ended(reason);
                         break;
                     }
                 }
@@ -492,13 +485,20 @@ impl Headset {
 }
 
 impl Headset {
+    /// Hands `input` to the state machine and carries out what it asks;
+    /// returns why to quit, if it came to that.
+    fn feed(&mut self, machine: &mut SessionMachine, input: Input) -> Option<ExitReason> {
+        let mut quit = None;
+        for action in machine.handle(input) {
+            if let Some(reason) = self.carry_out(action, machine) {
+                quit = Some(reason);
+            }
+        }
+        quit
+    }
+
     /// Carries out one action of the state machine; returns why to quit, if so.
-    fn carry_out(
-        &mut self,
-        action: Action,
-        machine: &mut SessionMachine,
-        now: f64,
-    ) -> Option<ExitReason> {
+    fn carry_out(&mut self, action: Action, machine: &mut SessionMachine) -> Option<ExitReason> {
         let failed = |what: &str, error: xr::sys::Result| format!("{what}: {error}");
         let result = match action {
             Action::BeginSession => self
@@ -525,7 +525,6 @@ impl Headset {
                 }
             }
         }
-        let _ = now;
         None
     }
 
