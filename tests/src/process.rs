@@ -271,6 +271,23 @@ pub async fn http_json(addr: SocketAddr, path: &str, body: Value, expect: u16) -
     serde_json::from_slice(&body).map_err(|e| format!("POST {path}: {e}"))
 }
 
+/// Creates a room named `name` on the server at `addr` and returns its link
+/// (`http://ADDR/rooms/ID`), for benchmarks that start clients by link.
+pub fn create_room_link(addr: SocketAddr, name: &str) -> Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting a runtime: {e}"))?;
+    let room = runtime.block_on(http_json(
+        addr,
+        "/api/rooms",
+        serde_json::json!({ "name": name, "description": "" }),
+        201,
+    ))?;
+    let id = room["id"].as_str().ok_or("the created room has no id")?;
+    Ok(format!("http://{addr}/rooms/{id}"))
+}
+
 /// Counters from /metrics (Prometheus text), by full name.
 pub async fn server_counter(addr: SocketAddr, names: &[&str]) -> Vec<u64> {
     let text = match http(addr, "GET", "/metrics", "").await {

@@ -26,7 +26,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use roomscale_tests::process;
-use serde_json::json;
 
 const RATE: usize = 48_000;
 const FRAME: usize = 960;
@@ -92,21 +91,7 @@ fn run() -> Result<bool> {
     write_clicks(&clicks)?;
 
     let server = process::start_server(&server_bin, 0, &[], "ROOMSCALE_LATENCY_PINNED")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting a runtime: {e}"))?;
-    let room = runtime.block_on(process::http_json(
-        server.addr,
-        "/api/rooms",
-        json!({"name": "Latency", "description": ""}),
-        201,
-    ))?;
-    let room_url = format!(
-        "http://{}/rooms/{}",
-        server.addr,
-        room["id"].as_str().ok_or("the room has no id")?
-    );
+    let room_url = process::create_room_link(server.addr, "Latency")?;
 
     let seconds = (MIC_SECONDS + 3).to_string();
     let mut ear = Client::start(

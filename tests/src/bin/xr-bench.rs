@@ -13,7 +13,6 @@ use std::io::BufRead as _;
 use std::process::{ExitCode, Stdio};
 
 use roomscale_tests::{monado, process};
-use serde_json::json;
 
 const AVATARS: &str = "100";
 const EYE_SIZE: &str = "1832x1920";
@@ -41,23 +40,12 @@ fn run() -> Result<ExitCode, String> {
         ));
     }
     let server = process::start_server(&server_binary, 0, &[], "XR_BENCH_PINNED")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting a runtime: {e}"))?;
-    let room = runtime.block_on(process::http_json(
-        server.addr,
-        "/api/rooms",
-        json!({ "name": "headset bench", "description": "" }),
-        201,
-    ))?;
-    let room_id = room["id"].as_str().ok_or("no id in the created room")?;
+    let url = process::create_room_link(server.addr, "headset bench")?;
 
     let Some(monado) = monado::start_or_skip() else {
         return Ok(ExitCode::SUCCESS);
     };
     let inside = monado.install_binary(&app).map_err(|e| e.to_string())?;
-    let url = format!("http://{}/rooms/{room_id}", server.addr);
     let mut child = monado
         .command(&inside)
         .args(["join", &url, "--xr", "--headless", "--verbose-xr"])
