@@ -20,23 +20,29 @@ export type JoinReply = { user_id: string,
  */
 slot: number, protocol_version: number, room: RoomSummary, 
 /**
- * Persisted events newer than `last_seen_id`, oldest first.
+ * Persisted events newer than `last_seen_id`, oldest first: the newest
+ * that fit in [`MAX_REPLAY_BYTES`] (and [`MAX_REPLAYED_EVENTS`]).
  */
 events: Array<RoomEvent>, 
 /**
- * True when more than [`MAX_REPLAYED_EVENTS`] were newer: the oldest were left out.
+ * True when older events newer than `last_seen_id` were left out: ask for
+ * them with `history` (`before_id` = the first event's id).
  */
 truncated: boolean, 
 /**
  * How often the server sends pose batches.
  */
-pose_rate_hz: number, };
+pose_rate_hz: number, 
+/**
+ * Who runs the room and whether it is locked.
+ */
+governance: Governance, };
 
 export type RoomSummary = { id: string, name: string, description: string, };
 
 export type ErrorReply = { code: ErrorCode, reason: string, };
 
-export type ErrorCode = "unsupported_version" | "room_not_found" | "room_full" | "unknown_topic" | "unknown_event" | "invalid_payload" | "not_joined" | "already_joined" | "rate_limited" | "too_large" | "voice_unavailable" | "internal";
+export type ErrorCode = "unsupported_version" | "room_not_found" | "room_full" | "unknown_topic" | "unknown_event" | "invalid_payload" | "not_joined" | "already_joined" | "rate_limited" | "too_large" | "voice_unavailable" | "forbidden" | "room_locked" | "removed" | "room_deleted" | "limit_reached" | "internal";
 
 export type RoomEvent = { id: number, user_id: string, 
 /**
@@ -74,6 +80,41 @@ export type VoiceTrack = { mid: string, user_id: string, slot: number, };
 
 export type Speaking = { user_id: string, speaking: boolean, };
 
+export type Governance = { 
+/**
+ * The user who created the room; `None` for rooms made before rooms had
+ * owners (only the server's admin runs those).
+ */
+owner_user_id: string | null, 
+/**
+ * Co-moderators the owner named (user ids).
+ */
+moderators: Array<string>, 
+/**
+ * A locked room refuses new joins; members already in stay.
+ */
+locked: boolean, };
+
+export type ModeratePush = { "action": "mute", user_id: string, muted: boolean, } | { "action": "remove", user_id: string, } | { "action": "lock", locked: boolean, } | { "action": "moderator", user_id: string, moderator: boolean, };
+
+export type ModerationNotice = { act: ModeratePush, by_user_id: string, by_name: string, 
+/**
+ * The display name of the member the act was about, when there was one in the room.
+ */
+target_name: string | null, governance: Governance, };
+
+export type HistoryPush = { before_id: number, };
+
+export type HistoryPage = { events: Array<RoomEvent>, 
+/**
+ * True when there are still older events.
+ */
+more: boolean, };
+
+export type ClosePayload = ErrorReply;
+
+export type Role = "member" | "moderator" | "owner";
+
 export type PresenceMeta = { 
 /**
  * Unique per join; phoenix.js matches metas by it.
@@ -94,7 +135,15 @@ slot: number,
 /**
  * Unix time of the join, in milliseconds.
  */
-joined_at: number, speaking: boolean, muted: boolean, };
+joined_at: number, speaking: boolean, muted: boolean, 
+/**
+ * Muted by a moderator: the member cannot unmute itself. Left out when false.
+ */
+moderator_muted?: boolean, 
+/**
+ * Left out for plain members.
+ */
+role?: Role, };
 
 export type PresenceEntry = { metas: Array<PresenceMeta>, };
 
@@ -106,6 +155,8 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 65536;
 export const MAX_NAME_CHARS = 40;
 export const MAX_CHAT_CHARS = 2000;
+export const MAX_REPLAY_BYTES = 49152;
+export const REMOVAL_BAN_SECONDS = 600;
 export const POSE_BYTES = 31;
 export const BATCH_HEADER_BYTES = 8;
 export const BATCH_FORMAT_VERSION = 1;
@@ -125,3 +176,6 @@ export const RTC_OFFER_EVENT = "rtc_offer";
 export const RTC_ANSWER_EVENT = "rtc_answer";
 export const RTC_ICE_EVENT = "rtc_ice";
 export const VOICE_LEAVE_EVENT = "voice_leave";
+export const MODERATE_EVENT = "moderate";
+export const HISTORY_EVENT = "history";
+export const MODERATION_EVENT = "moderation";

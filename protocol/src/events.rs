@@ -37,6 +37,12 @@ pub const RTC_ANSWER_EVENT: &str = "rtc_answer";
 pub const RTC_ICE_EVENT: &str = "rtc_ice";
 /// Client -> server: leave voice (the room stays joined).
 pub const VOICE_LEAVE_EVENT: &str = "voice_leave";
+/// Client -> server: a moderation act ([`ModeratePush`]), owner and moderators only.
+pub const MODERATE_EVENT: &str = "moderate";
+/// Client -> server: a page of older history ([`HistoryPush`] -> [`HistoryPage`]).
+pub const HISTORY_EVENT: &str = "history";
+/// Server -> client: a moderation act everyone sees ([`ModerationNotice`]).
+pub const MODERATION_EVENT: &str = "moderation";
 
 /// `phx_join` payload for `room:<id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -62,13 +68,92 @@ pub struct JoinReply {
     pub slot: u16,
     pub protocol_version: u32,
     pub room: RoomSummary,
-    /// Persisted events newer than `last_seen_id`, oldest first.
+    /// Persisted events newer than `last_seen_id`, oldest first: the newest
+    /// that fit in [`MAX_REPLAY_BYTES`] (and [`MAX_REPLAYED_EVENTS`]).
     pub events: Vec<RoomEvent>,
-    /// True when more than [`MAX_REPLAYED_EVENTS`] were newer: the oldest were left out.
+    /// True when older events newer than `last_seen_id` were left out: ask for
+    /// them with `history` (`before_id` = the first event's id).
     pub truncated: bool,
     /// How often the server sends pose batches.
     pub pose_rate_hz: u32,
+    /// Who runs the room and whether it is locked.
+    pub governance: Governance,
 }
+
+/// Who may moderate a room, and whether it takes new joins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Governance {
+    /// The user who created the room; `None` for rooms made before rooms had
+    /// owners (only the server's admin runs those).
+    #[serde(default)]
+    pub owner_user_id: Option<String>,
+    /// Co-moderators the owner named (user ids).
+    #[serde(default)]
+    pub moderators: Vec<String>,
+    /// A locked room refuses new joins; members already in stay.
+    #[serde(default)]
+    pub locked: bool,
+}
+
+impl Governance {
+    /// True for the owner and the co-moderators.
+    pub fn may_moderate(&self, user_id: &str) -> bool {
+        self.owner_user_id.as_deref() == Some(user_id)
+            || self.moderators.iter().any(|m| m == user_id)
+    }
+
+    pub fn is_owner(&self, user_id: &str) -> bool {
+        self.owner_user_id.as_deref() == Some(user_id)
+    }
+}
+
+/// A moderation act, as a moderator asks for it and as everyone is told of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModeratePush {
+    /// Silence (or give back) someone's voice: the SFU stops forwarding it and
+    /// the member cannot unmute itself.
+    Mute { user_id: String, muted: bool },
+    /// Remove someone from the room; they cannot rejoin for
+    /// [`REMOVAL_BAN_SECONDS`].
+    Remove { user_id: String },
+    /// Lock (no new joins) or unlock the room.
+    Lock { locked: bool },
+    /// Name or unname a co-moderator (the owner only).
+    Moderator { user_id: String, moderator: bool },
+}
+
+/// `moderation` payload: what was done, by whom, and the room's governance after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ModerationNotice {
+    pub act: ModeratePush,
+    pub by_user_id: String,
+    pub by_name: String,
+    /// The display name of the member the act was about, when there was one in the room.
+    #[serde(default)]
+    pub target_name: Option<String>,
+    pub governance: Governance,
+}
+
+/// `history` push: events older than `before_id`, newest first in what fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryPush {
+    #[ts(type = "number")]
+    pub before_id: u64,
+}
+
+/// Reply to `history`: older events, oldest first, at most [`MAX_REPLAY_BYTES`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct HistoryPage {
+    pub events: Vec<RoomEvent>,
+    /// True when there are still older events.
+    pub more: bool,
+}
+
+/// The payload of a `phx_close` the server sends on its own (the room was
+/// deleted, the member was removed): why, in a code and a sentence.
+pub type ClosePayload = ErrorReply;
 
 /// A room as a join reply names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -109,6 +194,16 @@ pub enum ErrorCode {
     RateLimited,
     TooLarge,
     VoiceUnavailable,
+    /// The act needs a right the sender lacks (moderation by a non-moderator).
+    Forbidden,
+    /// The room is locked: no new joins.
+    RoomLocked,
+    /// The member was removed from the room (and may not rejoin for a while).
+    Removed,
+    /// The room was deleted.
+    RoomDeleted,
+    /// A per-socket, per-user or per-address limit was reached.
+    LimitReached,
     Internal,
 }
 
@@ -127,6 +222,11 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::VoiceUnavailable => "voice_unavailable",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RoomLocked => "room_locked",
+            ErrorCode::Removed => "removed",
+            ErrorCode::RoomDeleted => "room_deleted",
+            ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Internal => "internal",
         }
     }
@@ -308,6 +408,8 @@ pub enum ClientEvent {
     RtcAnswer(SessionDescription),
     RtcIce(IceCandidate),
     VoiceLeave,
+    Moderate(ModeratePush),
+    History(HistoryPush),
 }
 
 /// Why a push was refused.
@@ -347,6 +449,8 @@ impl ClientEvent {
             RTC_ANSWER_EVENT => ClientEvent::RtcAnswer(typed(RTC_ANSWER_EVENT, payload)?),
             RTC_ICE_EVENT => ClientEvent::RtcIce(typed(RTC_ICE_EVENT, payload)?),
             VOICE_LEAVE_EVENT => ClientEvent::VoiceLeave,
+            MODERATE_EVENT => ClientEvent::Moderate(typed(MODERATE_EVENT, payload)?),
+            HISTORY_EVENT => ClientEvent::History(typed(HISTORY_EVENT, payload)?),
             other => return Err(EventError::Unknown(truncate(other, 64))),
         };
         parsed.validate()?;
@@ -368,6 +472,8 @@ impl ClientEvent {
             ClientEvent::RtcAnswer(_) => RTC_ANSWER_EVENT,
             ClientEvent::RtcIce(_) => RTC_ICE_EVENT,
             ClientEvent::VoiceLeave => VOICE_LEAVE_EVENT,
+            ClientEvent::Moderate(_) => MODERATE_EVENT,
+            ClientEvent::History(_) => HISTORY_EVENT,
         }
     }
 
@@ -385,6 +491,8 @@ impl ClientEvent {
             ClientEvent::SetMuted(p) => serde_json::to_value(p),
             ClientEvent::RtcOffer(p) | ClientEvent::RtcAnswer(p) => serde_json::to_value(p),
             ClientEvent::RtcIce(p) => serde_json::to_value(p),
+            ClientEvent::Moderate(p) => serde_json::to_value(p),
+            ClientEvent::History(p) => serde_json::to_value(p),
         };
         value.expect("event payloads are plain structs")
     }
@@ -433,10 +541,23 @@ impl ClientEvent {
                     )));
                 }
             }
+            ClientEvent::Moderate(
+                ModeratePush::Mute { user_id, .. }
+                | ModeratePush::Remove { user_id }
+                | ModeratePush::Moderator { user_id, .. },
+            ) => {
+                if user_id.is_empty() || user_id.len() > MAX_USER_ID_BYTES {
+                    return Err(invalid(format!(
+                        "user_id must be 1 to {MAX_USER_ID_BYTES} bytes"
+                    )));
+                }
+            }
             ClientEvent::Heartbeat
             | ClientEvent::Leave
             | ClientEvent::SetMuted(_)
-            | ClientEvent::VoiceLeave => {}
+            | ClientEvent::VoiceLeave
+            | ClientEvent::Moderate(ModeratePush::Lock { .. })
+            | ClientEvent::History(_) => {}
         }
         Ok(())
     }
@@ -453,21 +574,10 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
-/// A display name: 1 to [`MAX_NAME_CHARS`] characters, not blank, no control characters.
+/// A display name as clients send it: what [`crate::names::normalize_name`]
+/// accepts (the server stores the normalised form).
 pub fn validate_name(name: &str) -> Result<(), String> {
-    let chars = name.chars().count();
-    if name.trim().is_empty() {
-        return Err("name must not be blank".into());
-    }
-    if chars > MAX_NAME_CHARS {
-        return Err(format!(
-            "name is {chars} characters; at most {MAX_NAME_CHARS} are allowed"
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("name must not contain control characters".into());
-    }
-    Ok(())
+    crate::names::normalize_name(name).map(drop)
 }
 
 /// A colour: `#rrggbb` in hex digits.
@@ -485,18 +595,10 @@ pub fn validate_colour(colour: &str) -> Result<(), String> {
     }
 }
 
-/// A chat message: 1 to [`MAX_CHAT_CHARS`] characters, not blank.
+/// A chat message: 1 to [`MAX_CHAT_CHARS`] characters, not blank, no hidden
+/// controls (see [`crate::names::validate_chat_text`]).
 pub fn validate_chat(text: &str) -> Result<(), String> {
-    if text.trim().is_empty() {
-        return Err("text must not be blank".into());
-    }
-    let chars = text.chars().count();
-    if chars > MAX_CHAT_CHARS {
-        return Err(format!(
-            "text is {chars} characters; at most {MAX_CHAT_CHARS} are allowed"
-        ));
-    }
-    Ok(())
+    crate::names::validate_chat_text(text)
 }
 
 fn validate_object_id(id: &str) -> Result<(), String> {

@@ -13,10 +13,12 @@
 //! - [`presence`]: presence state and diffs in the shape phoenix.js `Presence` consumes.
 //! - [`pose`]: the quantized avatar pose (32 bytes) and pose batches.
 //! - [`version`]: the protocol version and the compatibility check.
+//! - [`names`]: display names and chat text people see, and the per-user tag.
 
 pub mod events;
 pub mod frame;
 pub mod limits;
+pub mod names;
 pub mod pose;
 pub mod presence;
 pub mod typescript;
@@ -29,11 +31,24 @@ pub const PHOENIX_TOPIC: &str = "phoenix";
 /// Prefix of every room topic: `room:<room uuid>`.
 pub const ROOM_TOPIC_PREFIX: &str = "room:";
 
-/// The room id inside a room topic, or `None` when the topic is not a room topic.
+/// The room id inside a room topic, or `None` when the topic is not a room
+/// topic. Only the canonical spelling counts: `room:` and a lowercase,
+/// hyphenated UUID. Other spellings of the same id (upper case, braces, `urn:`)
+/// would name the same room under another topic, and clients drop broadcasts
+/// whose topic they did not join.
 pub fn room_id_from_topic(topic: &str) -> Option<&str> {
     topic
         .strip_prefix(ROOM_TOPIC_PREFIX)
-        .filter(|id| !id.is_empty())
+        .filter(|id| is_canonical_uuid(id))
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex digits.
+pub fn is_canonical_uuid(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
 
 /// The topic of the room with this id.

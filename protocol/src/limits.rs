@@ -19,3 +19,10 @@ pub const MAX_SDP_BYTES: usize = 32 * 1024;
 pub const MAX_ICE_CANDIDATE_BYTES: usize = 1_024;
 /// Most persisted events a join reply replays; older history is fetched in pages.
 pub const MAX_REPLAYED_EVENTS: usize = 500;
+/// Most bytes of events (as JSON) a join reply or a history page carries: a
+/// room with a long history still joins in one small frame.
+pub const MAX_REPLAY_BYTES: usize = 48 * 1024;
+/// Longest user id a client may name (in moderation acts), in bytes.
+pub const MAX_USER_ID_BYTES: usize = 64;
+/// How long a member removed by a moderator may not rejoin, in seconds.
+pub const REMOVAL_BAN_SECONDS: u64 = 10 * 60;

@@ -44,6 +44,32 @@ pub struct PresenceMeta {
     pub speaking: bool,
     #[serde(default)]
     pub muted: bool,
+    /// Muted by a moderator: the member cannot unmute itself. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>", optional)]
+    pub moderator_muted: bool,
+    /// Left out for plain members.
+    #[serde(default, skip_serializing_if = "Role::is_member")]
+    #[ts(as = "Option<Role>", optional)]
+    pub role: Role,
+}
+
+/// What a member may do in the room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Member,
+    /// Named by the owner: may mute, remove and lock.
+    Moderator,
+    /// Created the room: may moderate and name moderators.
+    Owner,
+}
+
+impl Role {
+    pub fn is_member(&self) -> bool {
+        *self == Role::Member
+    }
 }
 
 /// All metas of one user.

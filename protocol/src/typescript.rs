@@ -35,6 +35,13 @@ pub fn generate() -> String {
         VoiceTracks::decl(&cfg),
         VoiceTrack::decl(&cfg),
         Speaking::decl(&cfg),
+        Governance::decl(&cfg),
+        ModeratePush::decl(&cfg),
+        ModerationNotice::decl(&cfg),
+        HistoryPush::decl(&cfg),
+        HistoryPage::decl(&cfg),
+        "type ClosePayload = ErrorReply;".to_string(),
+        Role::decl(&cfg),
         PresenceMeta::decl(&cfg),
         PresenceEntry::decl(&cfg),
         PresenceDiff::decl(&cfg),
@@ -57,6 +64,8 @@ fn constants() -> String {
         ("MAX_FRAME_BYTES", MAX_FRAME_BYTES as u64),
         ("MAX_NAME_CHARS", MAX_NAME_CHARS as u64),
         ("MAX_CHAT_CHARS", MAX_CHAT_CHARS as u64),
+        ("MAX_REPLAY_BYTES", MAX_REPLAY_BYTES as u64),
+        ("REMOVAL_BAN_SECONDS", REMOVAL_BAN_SECONDS),
         ("POSE_BYTES", POSE_BYTES as u64),
         ("BATCH_HEADER_BYTES", BATCH_HEADER_BYTES as u64),
         ("BATCH_FORMAT_VERSION", u64::from(BATCH_FORMAT_VERSION)),
@@ -78,6 +87,9 @@ fn constants() -> String {
         ("RTC_ANSWER_EVENT", RTC_ANSWER_EVENT),
         ("RTC_ICE_EVENT", RTC_ICE_EVENT),
         ("VOICE_LEAVE_EVENT", VOICE_LEAVE_EVENT),
+        ("MODERATE_EVENT", MODERATE_EVENT),
+        ("HISTORY_EVENT", HISTORY_EVENT),
+        ("MODERATION_EVENT", MODERATION_EVENT),
     ];
     let mut out = String::new();
     for (name, value) in numbers {

@@ -96,6 +96,94 @@ pub struct Config {
     )]
     pub web_dir: PathBuf,
 
+    /// The address visitors use, such as https://rooms.example.org: the origin
+    /// pages and sockets must come from, and with https the cookie is Secure.
+    /// Without it the server's own origin is the Host a request names.
+    #[arg(long, env = "ROOMSCALE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Another origin whose pages may open sockets and send forms here
+    /// (repeat the flag, or separate with commas in the variable).
+    #[arg(
+        long = "allowed-origin",
+        env = "ROOMSCALE_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// File holding the operator's admin token, which may do anything through
+    /// the JSON API (`Authorization: Bearer <token>`); generated (0600) when
+    /// missing. Defaults to admin.token in the data directory.
+    #[arg(long, env = "ROOMSCALE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Lets /metrics answer beyond loopback to requests bearing this token
+    /// (`Authorization: Bearer <token>`); without it only loopback may read it.
+    #[arg(
+        long,
+        env = "ROOMSCALE_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// Chat and object history older than this many days is deleted; 0 keeps it forever.
+    #[arg(
+        long,
+        env = "ROOMSCALE_HISTORY_DAYS",
+        value_name = "DAYS",
+        default_value_t = 90
+    )]
+    pub history_days: u32,
+
+    /// Most history events kept per room (the oldest go first); 0 keeps all.
+    #[arg(
+        long,
+        env = "ROOMSCALE_HISTORY_MAX_EVENTS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub history_max_events: u32,
+
+    /// Most HTTP and WebSocket connections open at once; more wait to be accepted.
+    #[arg(long, env = "ROOMSCALE_MAX_CONNECTIONS", value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Most sockets one visitor may have open at once.
+    #[arg(long, env = "ROOMSCALE_SOCKETS_PER_USER", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sockets_per_user: u32,
+
+    /// Most sockets open at once from one IP address (behind a reverse proxy,
+    /// every visitor shares its address: raise this).
+    #[arg(long, env = "ROOMSCALE_SOCKETS_PER_IP", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sockets_per_ip: u32,
+
+    /// Most rooms one socket may have joined at once.
+    #[arg(long, env = "ROOMSCALE_CHANNELS_PER_SOCKET", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub channels_per_socket: u32,
+
+    /// Socket tokens (POST /api/session) one IP address may get per minute.
+    #[arg(long, env = "ROOMSCALE_TOKENS_PER_MINUTE", value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tokens_per_minute: u32,
+
+    /// Rooms one IP address may create per hour.
+    #[arg(long, env = "ROOMSCALE_ROOMS_PER_HOUR", value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rooms_per_hour: u32,
+
+    /// Most voice peers in one room; defaults to the room capacity.
+    #[arg(long, env = "ROOMSCALE_VOICE_MAX_PEERS_PER_ROOM", value_name = "N")]
+    pub voice_max_peers_per_room: Option<u32>,
+
+    /// Most voice peers on the whole server.
+    #[arg(
+        long,
+        env = "ROOMSCALE_VOICE_MAX_PEERS",
+        value_name = "N",
+        default_value_t = 2_000
+    )]
+    pub voice_max_peers: u32,
+
     /// Log verbosity: error, warn, info, debug or trace, or a filter such as
     /// "info,roomscale_server=debug"; RUST_LOG, when set, takes precedence.
     #[arg(
@@ -111,6 +199,8 @@ pub struct Config {
 pub const DATABASE_FILE: &str = "roomscale.db";
 /// The signing key's file name inside the data directory.
 pub const SECRET_KEY_FILE: &str = "secret.key";
+/// The admin token's file name inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// Where `node server/web/build.mjs` puts the browser client in this checkout.
 pub const DEFAULT_WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
 
@@ -136,8 +226,28 @@ impl Config {
             voice_public_ip: None,
             voice_max_speakers: 16,
             web_dir: DEFAULT_WEB_DIR.into(),
+            public_url: None,
+            allowed_origins: Vec::new(),
+            admin_token_file: None,
+            metrics_token: None,
+            history_days: 90,
+            history_max_events: 10_000,
+            max_connections: 10_000,
+            sockets_per_user: 8,
+            sockets_per_ip: 64,
+            channels_per_socket: 4,
+            tokens_per_minute: 30,
+            rooms_per_hour: 30,
+            voice_max_peers_per_room: None,
+            voice_max_peers: 2_000,
             log: "info".into(),
         }
+    }
+
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.admin_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(ADMIN_TOKEN_FILE))
     }
 
     /// The database to open: `--database-url` if given, else the SQLite file in
@@ -208,6 +318,20 @@ impl fmt::Debug for Config {
             .field("voice_public_ip", &self.voice_public_ip)
             .field("voice_max_speakers", &self.voice_max_speakers)
             .field("web_dir", &self.web_dir)
+            .field("public_url", &self.public_url)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("admin_token_file", &self.admin_token_file)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("history_days", &self.history_days)
+            .field("history_max_events", &self.history_max_events)
+            .field("max_connections", &self.max_connections)
+            .field("sockets_per_user", &self.sockets_per_user)
+            .field("sockets_per_ip", &self.sockets_per_ip)
+            .field("channels_per_socket", &self.channels_per_socket)
+            .field("tokens_per_minute", &self.tokens_per_minute)
+            .field("rooms_per_hour", &self.rooms_per_hour)
+            .field("voice_max_peers_per_room", &self.voice_max_peers_per_room)
+            .field("voice_max_peers", &self.voice_max_peers)
             .field("log", &self.log)
             .finish()
     }

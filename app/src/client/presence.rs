@@ -71,6 +71,8 @@ mod tests {
             joined_at: 0,
             speaking: false,
             muted: false,
+            moderator_muted: false,
+            role: Default::default(),
         }
     }
 

@@ -302,6 +302,8 @@ impl RoomActor {
             joined_at: unix_millis(SystemTime::now()),
             speaking: false,
             muted: false,
+            moderator_muted: false,
+            role: Default::default(),
         };
         let reply = JoinReply {
             user_id: user_id.clone(),
@@ -311,6 +313,7 @@ impl RoomActor {
             events,
             truncated,
             pose_rate_hz: POSE_RATE_HZ,
+            governance: Default::default(),
         };
         if outbox
             .reply_ok(Some(&join_ref), &msg_ref, &topic, &reply)
