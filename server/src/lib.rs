@@ -11,6 +11,7 @@
 //! - [`http`]: pages, the JSON API, health and metrics endpoints.
 //! - [`socket`]: the WebSocket endpoint speaking the room protocol.
 //! - [`room`]: room actors, their supervisor, presence and pose relay.
+//! - [`origin`]: which web pages may drive the server from a browser.
 //! - [`outbox`]: per-connection send queues that never wait on a slow client.
 //! - [`metrics`]: counters rendered for Prometheus.
 //! - [`error`]: the one error type and how it becomes a response.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod origin;
 pub mod outbox;
 pub mod room;
 pub mod socket;
@@ -173,15 +175,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Accepted sockets with Nagle's algorithm off: pose batches are small and
 /// latency-bound, and waiting to coalesce them adds up to 40 ms per hop.
-pub fn listen_without_delay(
-    listener: TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+pub fn listen_without_delay(listener: TcpListener) -> NoDelayListener {
     use axum::serve::ListenerExt as _;
-    listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY on an accepted socket");
-        }
-    })
+    listener.tap_io(set_no_delay)
+}
+
+/// A listener whose accepted sockets have Nagle's algorithm off; a named type
+/// so that axum can tell handlers each connection's peer address.
+pub type NoDelayListener = axum::serve::TapIo<TcpListener, fn(&mut tokio::net::TcpStream)>;
+
+fn set_no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "could not set TCP_NODELAY on an accepted socket");
+    }
+}
+
+/// Serves [`app`] on `listener`, with each request's peer address available
+/// to handlers as `ConnectInfo<SocketAddr>` (per-address limits need it).
+pub fn serve_app(
+    listener: TcpListener,
+    state: AppState,
+) -> axum::serve::Serve<
+    NoDelayListener,
+    axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr>,
+    axum::middleware::AddExtension<Router, axum::extract::ConnectInfo<std::net::SocketAddr>>,
+> {
+    axum::serve(
+        listen_without_delay(listener),
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
 }
 
 async fn serve(
@@ -190,11 +212,9 @@ async fn serve(
     shutdown_tx: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let mut stopping = shutdown_tx.subscribe();
-    let server = axum::serve(listen_without_delay(listener), app(state)).with_graceful_shutdown(
-        async move {
-            let _ = stopping.wait_for(|stopping| *stopping).await;
-        },
-    );
+    let server = serve_app(listener, state).with_graceful_shutdown(async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    });
     let mut server = tokio::spawn(server.into_future());
 
     tokio::select! {

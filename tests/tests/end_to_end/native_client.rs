@@ -30,10 +30,10 @@ pub(super) async fn start_server(addr: SocketAddr, data_dir: &Path) -> Server {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config, store, keys, shutdown_rx.clone());
     let listener = TcpListener::bind(addr).await.unwrap();
-    let app = roomscale_server::app(state.clone());
+    let serving = state.clone();
     let task = tokio::spawn(async move {
         let mut stop = shutdown_rx;
-        axum::serve(roomscale_server::listen_without_delay(listener), app)
+        roomscale_server::serve_app(listener, serving)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
             })

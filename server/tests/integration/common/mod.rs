@@ -53,9 +53,9 @@ impl TestServer {
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = roomscale_server::app(state.clone());
+        let serving = state.clone();
         let task = tokio::spawn(async move {
-            axum::serve(roomscale_server::listen_without_delay(listener), app)
+            roomscale_server::serve_app(listener, serving)
                 .await
                 .expect("test server failed");
         });
