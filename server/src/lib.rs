@@ -13,6 +13,7 @@
 //! - [`room`]: room actors, their supervisor, presence and pose relay.
 //! - [`origin`]: which web pages may drive the server from a browser.
 //! - [`outbox`]: per-connection send queues that never wait on a slow client.
+//! - [`limits`]: rate limits and open-socket counts per address and user.
 //! - [`metrics`]: counters rendered for Prometheus.
 //! - [`error`]: the one error type and how it becomes a response.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod origin;
 pub mod outbox;
@@ -66,6 +68,8 @@ pub struct AppState {
     pub rooms: room::Rooms,
     /// The voice SFU, or why it could not start (the rooms work without it).
     pub voice: Result<voice::Voice, Arc<str>>,
+    /// Server-wide limits per address and per user.
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
@@ -86,6 +90,7 @@ impl AppState {
             store,
             identity,
             metrics,
+            limits: Arc::new(limits::Limits::new(&config)),
             config: Arc::new(config),
             shutdown,
             rooms,

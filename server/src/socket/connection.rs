@@ -18,9 +18,9 @@ use roomscale_protocol::{PHOENIX_TOPIC, check_version, room_id_from_topic};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::rate::TokenBucket;
 use crate::AppState;
 use crate::identity::Claims;
+use crate::limits::TokenBucket;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxReceiver, binary_ok_reply, close_code, outbox};
 use crate::room::{self, JoinRequest, MemberId, RoomCommand};

@@ -2,7 +2,6 @@
 //! Phoenix Channels v2 protocol on top, one [`connection`] task pair per socket.
 
 mod connection;
-mod rate;
 
 use axum::Router;
 use axum::extract::{Query, State, WebSocketUpgrade};

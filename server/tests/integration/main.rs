@@ -4,13 +4,18 @@
 //! PostgreSQL tests run when ROOMSCALE_TEST_POSTGRES_URL names a server (as
 //! `cargo xtask test` arranges) and print why they were skipped otherwise.
 
+mod abuse;
 #[cfg(unix)] // Stops the server with SIGTERM.
 mod binary;
 mod common;
 #[cfg(unix)] // Kills the server with SIGKILL.
 mod crash;
 mod http;
+mod moderation;
+mod ownership;
 mod phoenix_js;
+mod security_http;
 mod socket;
 mod storage;
 mod voice;
+mod voice_control;
