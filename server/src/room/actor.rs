@@ -4,6 +4,7 @@
 //! per tick.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -122,11 +123,20 @@ impl RoomActor {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => {
-                        self.handle(command, &jobs).await;
+                        if self.handle(command, &jobs).await.is_break() {
+                            break;
+                        }
                         // Whatever else is queued, before waiting again.
+                        let mut stop = false;
                         for _ in 0..COMMAND_BATCH {
                             let Ok(command) = commands.try_recv() else { break };
-                            self.handle(command, &jobs).await;
+                            if self.handle(command, &jobs).await.is_break() {
+                                stop = true;
+                                break;
+                            }
+                        }
+                        if stop {
+                            break;
                         }
                     }
                     None => break,
@@ -161,7 +171,12 @@ impl RoomActor {
         Ok(())
     }
 
-    async fn handle(&mut self, command: RoomCommand, jobs: &mpsc::Sender<PersistJob>) {
+    /// Handles one command; `Break` when the room must stop.
+    async fn handle(
+        &mut self,
+        command: RoomCommand,
+        jobs: &mpsc::Sender<PersistJob>,
+    ) -> ControlFlow<()> {
         match command {
             RoomCommand::Join(request) => self.join(*request).await,
             RoomCommand::Leave { member } => self.leave(member),
@@ -178,7 +193,7 @@ impl RoomActor {
                 body,
             } => {
                 let Some(m) = self.members.get(&member) else {
-                    return;
+                    return ControlFlow::Continue(());
                 };
                 let job = PersistJob {
                     member,
@@ -234,8 +249,39 @@ impl RoomActor {
                     self.broadcast(SPEAKING_EVENT, &Speaking { user_id, speaking });
                 }
             }
+            RoomCommand::Close { reason } => {
+                self.close_everyone(&reason);
+                return ControlFlow::Break(());
+            }
             RoomCommand::InjectPanic => panic!("panic injected into room {}", self.room_id),
         }
+        ControlFlow::Continue(())
+    }
+
+    /// Sends every member `phx_close` with `reason` and lets it go (presence,
+    /// voice, pending poses): the room's live session is over.
+    fn close_everyone(&mut self, reason: &ErrorReply) {
+        let members: Vec<MemberId> = self.members.keys().copied().collect();
+        for member in members {
+            self.close_member(member, reason);
+        }
+        // Nobody is left to keep a room that no longer exists.
+        self.room = None;
+    }
+
+    /// Closes one member's channel with `reason` and takes it out of the room.
+    fn close_member(&mut self, member: MemberId, reason: &ErrorReply) {
+        let Some(m) = self.members.get(&member) else {
+            return;
+        };
+        let _ = m.outbox.send(text_frame(
+            Some(&m.join_ref),
+            Some(&m.join_ref),
+            &m.topic,
+            roomscale_protocol::frame::control::CLOSE,
+            reason,
+        ));
+        self.leave(member);
     }
 
     async fn join(&mut self, request: JoinRequest) {

@@ -68,6 +68,11 @@ pub enum RoomCommand {
         member: MemberId,
         speaking: bool,
     },
+    /// End the room's live session: every member gets `phx_close` with this
+    /// reason, leaves voice, and the actor stops (the room was deleted).
+    Close {
+        reason: ErrorReply,
+    },
     /// Test hook: make the actor panic, to exercise the supervisor.
     InjectPanic,
 }
@@ -159,6 +164,14 @@ impl Rooms {
         running
             .get(&room_id)
             .is_some_and(|h| h.inbox.try_send(command).is_ok())
+    }
+
+    /// Ends a room's live session (the room was deleted): its members get
+    /// `phx_close` with `reason` and its actor stops. Joins after this are
+    /// refused as long as the store no longer returns the room. False when the
+    /// room was not running (there was nobody to tell).
+    pub async fn close(&self, room_id: Uuid, reason: ErrorReply) -> bool {
+        self.send(room_id, RoomCommand::Close { reason }).await
     }
 
     /// Test hook: make a running room's actor panic.

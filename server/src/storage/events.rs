@@ -27,6 +27,21 @@ const EVENTS_AFTER: &str = "\
     WHERE room_id = $1 AND id > $2 \
     ORDER BY id DESC LIMIT $3";
 
+/// Events sent before `$1`, except each room's newest: new ids continue from
+/// it (`MAX(id) + 1`), so a client's `last_seen_id` stays meaningful.
+const PURGE_OLDER_THAN: &str = "\
+    DELETE FROM room_events WHERE sent_at < $1 AND id < \
+    (SELECT MAX(newest.id) FROM room_events newest WHERE newest.room_id = room_events.room_id)";
+
+/// Rooms whose history is longer than `$1` events.
+const ROOMS_OVER_LIMIT: &str = "\
+    SELECT room_id FROM room_events GROUP BY room_id HAVING COUNT(*) > $1";
+
+/// The id of a room's `$2 + 1`-th newest event: it and everything older go.
+const NTH_NEWEST_ID: &str = "\
+    SELECT id FROM room_events WHERE room_id = $1 \
+    ORDER BY id DESC LIMIT 1 OFFSET $2";
+
 /// How often an append that lost a race for its id is tried, in all. Within one
 /// server a room's actor appends one event at a time, so races only come from
 /// several servers sharing a database, and a few tries settle them.
@@ -108,6 +123,56 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         events.reverse();
         Ok((events, truncated))
+    }
+}
+
+impl Store {
+    /// Deletes history by the retention policy and returns how many events
+    /// went: events sent before `older_than_ms` (Unix milliseconds) but each
+    /// room's newest (which numbers the events to come), and in each room all
+    /// but the newest `keep_per_room`. `None` sets no limit of
+    /// that kind; `Some(0)` for `keep_per_room` also keeps everything, as the
+    /// `--history-max-events 0` flag reads.
+    pub async fn purge_history(
+        &self,
+        older_than_ms: Option<i64>,
+        keep_per_room: Option<u64>,
+    ) -> Result<u64> {
+        let mut purged = 0;
+        if let Some(cutoff) = older_than_ms {
+            purged += sqlx::query(PURGE_OLDER_THAN)
+                .bind(cutoff)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        }
+        if let Some(keep) = keep_per_room.filter(|&keep| keep > 0) {
+            // Beyond BIGINT no room can hold more: nothing to trim.
+            let Ok(keep) = i64::try_from(keep) else {
+                return Ok(purged);
+            };
+            // Room by room, with the cut found through the primary key's
+            // index, so no statement scans every room's events per row.
+            let rooms: Vec<String> = sqlx::query_scalar(ROOMS_OVER_LIMIT)
+                .bind(keep)
+                .fetch_all(self.pool())
+                .await?;
+            for room in rooms {
+                let cut: Option<i64> = sqlx::query_scalar(NTH_NEWEST_ID)
+                    .bind(&room)
+                    .bind(keep)
+                    .fetch_optional(self.pool())
+                    .await?;
+                let Some(cut) = cut else { continue };
+                purged += sqlx::query("DELETE FROM room_events WHERE room_id = $1 AND id <= $2")
+                    .bind(&room)
+                    .bind(cut)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+            }
+        }
+        Ok(purged)
     }
 }
 
