@@ -2,13 +2,15 @@
 //! a slow client.
 //!
 //! Each connection has one [`Outbox`]. Frames that must all arrive (replies,
-//! presence, chat) go through a bounded queue; when a client falls so far behind
-//! that the queue is full, it is disconnected with a reason rather than letting
-//! the server's memory grow. Poses go through a "latest only" slot per channel:
+//! presence, chat) go through a queue bounded in frames and in bytes; when a
+//! client falls so far behind that the queue is full, it is disconnected with a
+//! reason rather than letting the server's memory grow, and what it had queued
+//! is freed with the connection. Poses go through a "latest only" slot per channel:
 //! a newer pose of the same member replaces the unsent older one, so a slow
 //! reader gets the newest batch, never a backlog.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use roomscale_protocol::frame;
@@ -20,6 +22,9 @@ use crate::metrics::Metrics;
 
 /// Reliable frames a connection may have queued before it counts as too slow.
 pub const RELIABLE_QUEUE_FRAMES: usize = 1024;
+/// Bytes of reliable frames a connection may have queued before it counts as
+/// too slow: a thousand small frames are fine, a thousand join replies are not.
+pub const RELIABLE_QUEUE_BYTES: usize = 1024 * 1024;
 
 /// WebSocket close codes we use (RFC 6455 section 7.4.1).
 pub mod close_code {
@@ -37,10 +42,20 @@ pub struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// The receiving half, owned by the connection's writer task.
+/// The receiving half, owned by the connection's writer task. Dropping it (the
+/// writer stopped: the client went away or stopped reading) asks everyone
+/// holding the [`Outbox`] to let the connection go.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    pub reliable: mpsc::Receiver<Message>,
+    pub reliable: ReliableReceiver,
+    shared: Arc<Shared>,
+}
+
+/// The queue of frames that must arrive, as the writer drains it; it gives the
+/// bytes of each frame it hands out back to the queue's budget.
+#[derive(Debug)]
+pub struct ReliableReceiver {
+    frames: mpsc::Receiver<Message>,
     shared: Arc<Shared>,
 }
 
@@ -50,6 +65,10 @@ struct Shared {
     poses_ready: Notify,
     /// The close code and reason, once a close was requested; the first wins.
     close: watch::Sender<Option<(u16, String)>>,
+    /// Bytes of the frames in the reliable queue.
+    queued_bytes: AtomicUsize,
+    /// Set when the client was disconnected for falling behind.
+    overflowed: AtomicBool,
 }
 
 /// Poses waiting to be sent on one channel, at most one per member slot.
@@ -71,6 +90,8 @@ pub fn outbox() -> (Outbox, OutboxReceiver) {
         pending_poses: Default::default(),
         poses_ready: Notify::new(),
         close: watch::Sender::new(None),
+        queued_bytes: AtomicUsize::new(0),
+        overflowed: AtomicBool::new(false),
     });
     (
         Outbox {
@@ -78,27 +99,58 @@ pub fn outbox() -> (Outbox, OutboxReceiver) {
             shared: shared.clone(),
         },
         OutboxReceiver {
-            reliable: rx,
+            reliable: ReliableReceiver {
+                frames: rx,
+                shared: shared.clone(),
+            },
             shared,
         },
     )
 }
 
 impl Outbox {
-    /// Queues a frame that must arrive. A full queue disconnects the client.
+    /// Queues a frame that must arrive. A queue full in frames or in bytes
+    /// disconnects the client.
     pub fn send(&self, message: Message) -> Result<(), Overflow> {
+        let len = frame_len(&message);
+        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > RELIABLE_QUEUE_BYTES {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(self.overflow(&format!(
+                "disconnected: the connection fell too far behind the room \
+                 (over {} KiB waiting to be sent); reconnect when the network is better",
+                RELIABLE_QUEUE_BYTES / 1024
+            )));
+        }
         match self.reliable.try_send(message) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(
-                    close_code::TRY_AGAIN_LATER,
-                    "disconnected: the connection fell too far behind the room \
-                     (send queue full); reconnect when the network is better",
-                );
-                Err(Overflow)
+            Err(error) => {
+                self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                match error {
+                    mpsc::error::TrySendError::Full(_) => Err(self.overflow(
+                        "disconnected: the connection fell too far behind the room \
+                         (send queue full); reconnect when the network is better",
+                    )),
+                    mpsc::error::TrySendError::Closed(_) => Err(Overflow),
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Overflow),
         }
+    }
+
+    fn overflow(&self, reason: &str) -> Overflow {
+        self.shared.overflowed.store(true, Ordering::Release);
+        self.close(close_code::TRY_AGAIN_LATER, reason);
+        Overflow
+    }
+
+    /// True when the client was disconnected for falling behind.
+    pub fn overflowed(&self) -> bool {
+        self.shared.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Bytes of reliable frames queued and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Merges poses into the channel's pending batch; returns how many unsent
@@ -201,6 +253,45 @@ impl Outbox {
     }
 }
 
+impl ReliableReceiver {
+    /// The next frame; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Message> {
+        let frame = self.frames.recv().await?;
+        self.taken(&frame);
+        Some(frame)
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&mut self) -> Result<Message, mpsc::error::TryRecvError> {
+        let frame = self.frames.try_recv()?;
+        self.taken(&frame);
+        Ok(frame)
+    }
+
+    fn taken(&self, frame: &Message) {
+        self.shared
+            .queued_bytes
+            .fetch_sub(frame_len(frame), Ordering::AcqRel);
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        // The writer is gone: rooms must stop queueing for this connection, and
+        // its reader must stop too, so the member leaves and its memory is freed.
+        self.shared.close.send_if_modified(|close| {
+            if close.is_some() {
+                return false;
+            }
+            *close = Some((close_code::GOING_AWAY, String::new()));
+            true
+        });
+        self.reliable.frames.close();
+        while self.reliable.frames.try_recv().is_ok() {}
+        self.shared.queued_bytes.store(0, Ordering::Release);
+    }
+}
+
 impl OutboxReceiver {
     /// Takes every pending pose batch, encoded as binary broadcast frames.
     pub fn take_pose_frames(&self, metrics: &Metrics) -> Vec<Message> {
@@ -269,6 +360,15 @@ fn truncate_reason(reason: &str) -> String {
         end -= 1;
     }
     reason[..end].to_string()
+}
+
+/// The bytes a frame carries.
+pub fn frame_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) => bytes.len(),
+        _ => 0,
+    }
 }
 
 pub fn text_frame(
@@ -373,5 +473,50 @@ mod tests {
             "{}",
             close.reason
         );
+    }
+
+    #[test]
+    fn a_queue_full_in_bytes_closes_the_connection_and_the_bytes_come_back() {
+        let (outbox, mut receiver) = outbox();
+        let big = "x".repeat(64 * 1024);
+        let fits = RELIABLE_QUEUE_BYTES / big.len();
+        for _ in 0..fits {
+            outbox.send(Message::Text(big.clone().into())).unwrap();
+        }
+        assert_eq!(outbox.queued_bytes(), fits * big.len());
+        assert!(fits < RELIABLE_QUEUE_FRAMES, "the byte cap bites first");
+        assert_eq!(
+            outbox.send(Message::Text(big.clone().into())),
+            Err(Overflow)
+        );
+        assert!(outbox.overflowed());
+        let close = receiver.close_frame().expect("a close was requested");
+        assert_eq!(close.code, close_code::TRY_AGAIN_LATER);
+        assert!(close.reason.contains("KiB waiting"), "{}", close.reason);
+        assert_eq!(
+            outbox.queued_bytes(),
+            fits * big.len(),
+            "the refused frame is not counted"
+        );
+
+        // What the writer takes is given back to the budget.
+        let mut drained = 0;
+        while receiver.reliable.try_recv().is_ok() {
+            drained += 1;
+        }
+        assert_eq!(drained, fits);
+        assert_eq!(outbox.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_writer_that_stops_lets_the_connection_go() {
+        let (outbox, receiver) = outbox();
+        outbox.send(Message::Text("queued".into())).unwrap();
+        assert!(!outbox.is_closing());
+        drop(receiver);
+        assert!(outbox.is_closing(), "readers and rooms see the end");
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert_eq!(outbox.send(Message::Text("late".into())), Err(Overflow));
+        assert!(!outbox.overflowed(), "gone, not too slow");
     }
 }
