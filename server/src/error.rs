@@ -26,6 +26,10 @@ pub enum Error {
     /// The request was readable but some fields are not acceptable.
     #[error("invalid input: {0}")]
     Validation(FieldErrors),
+    /// The caller may not do this (not the room's owner, a request from another
+    /// site); the message says why and is sent to the client.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     // sqlx errors already show their cause in their own message, so they are
     // included in ours rather than chained as a source, which would print it twice.
     #[error("database error: {0}")]
@@ -54,6 +58,7 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             // The pool could not hand out a connection in time: the database is
             // down or overloaded, and trying again later may work.
             Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
@@ -85,7 +90,7 @@ impl IntoResponse for Error {
         let status = self.status();
         let body = match &self {
             Error::NotFound => json!({"error": "not found"}),
-            Error::BadRequest(message) => json!({"error": message}),
+            Error::BadRequest(message) | Error::Forbidden(message) => json!({"error": message}),
             Error::Validation(fields) => {
                 json!({"error": "some fields are not valid", "fields": fields})
             }

@@ -34,9 +34,13 @@ async fn list_rooms(State(state): State<AppState>) -> Result<Json<Vec<Room>>> {
 
 async fn create_room(
     State(state): State<AppState>,
+    visitor: Visitor,
     ApiJson(input): ApiJson<NewRoom>,
 ) -> Result<Response> {
-    let room = state.store.create_room(&input).await?;
+    let room = state
+        .store
+        .create_room(&input, Some(&visitor.user_id))
+        .await?;
     let location = format!("/api/rooms/{}", room.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(room)).into_response())
 }

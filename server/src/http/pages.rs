@@ -79,7 +79,11 @@ async fn create_room(
     visitor: Visitor,
     Form(input): Form<NewRoom>,
 ) -> PageResult {
-    match state.store.create_room(&input).await {
+    match state
+        .store
+        .create_room(&input, Some(&visitor.user_id))
+        .await
+    {
         Ok(room) => Ok(redirect(&visitor, &format!("/rooms/{}", room.id))),
         Err(Error::Validation(errors)) => {
             let form = room_form("/rooms/new", "Create room", &input, &errors);
@@ -135,6 +139,7 @@ async fn edit_room_form(
     let values = NewRoom {
         name: room.name.clone(),
         description: room.description.clone(),
+        visibility: Some(room.visibility),
     };
     Ok(edit_page(
         &visitor,

@@ -17,16 +17,25 @@ use sqlx::{AnyConnection, AnyPool, Connection as _, Executor, SqlSafeStr};
 
 use crate::error::Result;
 
-pub use rooms::{NewRoom, Room, validate_room};
+pub use rooms::{
+    DELETED_ROOMS_KEPT, NewRoom, Room, RoomCursor, RoomListQuery, Visibility, validate_room,
+};
 
 /// The migrations, embedded so the binary needs no files beside it. Each entry is
 /// (version, description, SQL); versions only grow, and an applied file is never
 /// edited (sqlx refuses to start when a checksum changed).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "rooms and events",
-    include_str!("../../migrations/0001_rooms_and_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "rooms and events",
+        include_str!("../../migrations/0001_rooms_and_events.sql"),
+    ),
+    (
+        2,
+        "owners visibility soft delete",
+        include_str!("../../migrations/0002_owners_visibility_soft_delete.sql"),
+    ),
+];
 
 /// How long a connection waits for another writer's lock on SQLite before
 /// giving up with "database is locked".

@@ -80,6 +80,7 @@ fn new_room(name: &str, description: &str) -> NewRoom {
     NewRoom {
         name: name.into(),
         description: description.into(),
+        visibility: None,
     }
 }
 
@@ -89,7 +90,7 @@ fn chat(text: &str) -> RoomEventBody {
 
 async fn rooms_are_created_read_updated_and_deleted(store: Store) {
     let room = store
-        .create_room(&new_room("  Lobby ", "Where people meet"))
+        .create_room(&new_room("  Lobby ", "Where people meet"), None)
         .await
         .unwrap();
     assert_eq!(room.name, "Lobby", "names are stored trimmed");
@@ -135,7 +136,7 @@ async fn rooms_are_created_read_updated_and_deleted(store: Store) {
 async fn invalid_rooms_are_refused_field_by_field(store: Store) {
     async fn check(store: &Store, input: NewRoom, expected: &[(&str, &str)]) {
         let error = store
-            .create_room(&input)
+            .create_room(&input, None)
             .await
             .expect_err("must be refused");
         let Error::Validation(fields) = error else {
@@ -181,7 +182,10 @@ async fn invalid_rooms_are_refused_field_by_field(store: Store) {
         "nothing invalid was stored"
     );
 
-    let room = store.create_room(&new_room("Lobby", "")).await.unwrap();
+    let room = store
+        .create_room(&new_room("Lobby", ""), None)
+        .await
+        .unwrap();
     let error = store
         .update_room(room.id, &new_room(" ", ""))
         .await
@@ -193,7 +197,7 @@ async fn invalid_rooms_are_refused_field_by_field(store: Store) {
 async fn rooms_are_listed_newest_first(store: Store) {
     let mut created: Vec<Room> = Vec::new();
     for name in ["first", "second", "third"] {
-        created.push(store.create_room(&new_room(name, "")).await.unwrap());
+        created.push(store.create_room(&new_room(name, ""), None).await.unwrap());
         // Timestamps are milliseconds: keep creations apart.
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
@@ -202,8 +206,16 @@ async fn rooms_are_listed_newest_first(store: Store) {
 }
 
 async fn event_ids_grow_per_room_independently(store: Store) {
-    let a = store.create_room(&new_room("A", "")).await.unwrap().id;
-    let b = store.create_room(&new_room("B", "")).await.unwrap().id;
+    let a = store
+        .create_room(&new_room("A", ""), None)
+        .await
+        .unwrap()
+        .id;
+    let b = store
+        .create_room(&new_room("B", ""), None)
+        .await
+        .unwrap()
+        .id;
     let object = RoomEventBody::ObjectSet {
         object_id: "ball".into(),
         state: json!({"position": [1.5, 0.0, -2.0], "held_by": null}),
@@ -251,7 +263,7 @@ async fn event_ids_grow_per_room_independently(store: Store) {
 
 async fn events_after_returns_the_newest_within_the_limit(store: Store) {
     let room = store
-        .create_room(&new_room("History", ""))
+        .create_room(&new_room("History", ""), None)
         .await
         .unwrap()
         .id;
@@ -302,8 +314,16 @@ async fn events_after_returns_the_newest_within_the_limit(store: Store) {
 }
 
 async fn deleting_a_room_deletes_its_events(store: Store) {
-    let doomed = store.create_room(&new_room("Doomed", "")).await.unwrap().id;
-    let kept = store.create_room(&new_room("Kept", "")).await.unwrap().id;
+    let doomed = store
+        .create_room(&new_room("Doomed", ""), None)
+        .await
+        .unwrap()
+        .id;
+    let kept = store
+        .create_room(&new_room("Kept", ""), None)
+        .await
+        .unwrap()
+        .id;
     for room in [doomed, doomed, kept] {
         store
             .append_event(room, "u", "Ada", 0, &chat("hi"))
@@ -311,6 +331,12 @@ async fn deleting_a_room_deletes_its_events(store: Store) {
             .unwrap();
     }
     assert!(store.delete_room(doomed).await.unwrap());
+    // Deletion is soft until the purge; the purge takes the events along.
+    let after_the_delete = roomscale_server::storage::unix_millis(std::time::SystemTime::now()) + 1;
+    assert_eq!(
+        store.purge_deleted_rooms(after_the_delete).await.unwrap(),
+        1
+    );
     // Counted directly: `events_after` alone could not tell orphans from nothing.
     let pool = store.pool();
     let count = |room: Uuid| async move {
@@ -333,7 +359,11 @@ async fn deleting_a_room_deletes_its_events(store: Store) {
 }
 
 async fn concurrent_appends_get_distinct_consecutive_ids(store: Store) {
-    let room = store.create_room(&new_room("Busy", "")).await.unwrap().id;
+    let room = store
+        .create_room(&new_room("Busy", ""), None)
+        .await
+        .unwrap()
+        .id;
     const WRITERS: u64 = 16;
     let tasks: Vec<_> = (0..WRITERS)
         .map(|i| {
@@ -385,7 +415,10 @@ async fn an_acknowledged_sqlite_append_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     let store = Store::connect(&url).await.unwrap();
-    let room = store.create_room(&new_room("Durable", "")).await.unwrap();
+    let room = store
+        .create_room(&new_room("Durable", ""), None)
+        .await
+        .unwrap();
     let event = store
         .append_event(room.id, "u", "Ada", 42, &chat("still here"))
         .await
