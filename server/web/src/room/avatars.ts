@@ -1,6 +1,6 @@
 // Avatars: the shared model in assets/avatar.gltf (a head and two hands, each
 // facing -Z like a WebXR view), one copy per member, tinted with the member's
-// colour, with a name tag over the head.
+// colour, with a name tag over the head (the name and the user's tag).
 //
 // Every part is placed straight in world space from a pose, so an avatar is
 // exactly where its member's headset and controllers are.
@@ -22,6 +22,7 @@ import type {Node} from "@babylonjs/core/node"
 import type {Scene} from "@babylonjs/core/scene"
 
 import type {AvatarPose, Joint} from "../protocol/pose"
+import {userTag} from "./names"
 
 /** Where the name tag floats, above the head's centre, in metres. */
 const NAME_TAG_HEIGHT = 0.28
@@ -92,6 +93,8 @@ export class Avatar {
   readonly slot: number
   readonly userId: string
   readonly isSelf: boolean
+  /** The user's tag, drawn beside the name: names can repeat, tags tell people apart. */
+  readonly tag: string
   name: string
   colour: string
   private visible = true
@@ -111,6 +114,7 @@ export class Avatar {
     this.slot = options.slot
     this.userId = options.userId
     this.isSelf = options.isSelf
+    this.tag = userTag(options.userId)
     this.name = options.name
     this.colour = options.colour
 
@@ -239,10 +243,17 @@ export class Avatar {
     }
     context.fillStyle = this.colour
     context.fillRect(20, height / 2 - 14, 28, 28)
+    context.textBaseline = "middle"
+    // The tag at the right end, the name in what is left of the width.
+    context.font = "500 32px ui-monospace, monospace"
+    const tagWidth = context.measureText(this.tag).width
+    context.fillStyle = "#b8bcc8"
+    context.textAlign = "right"
+    context.fillText(this.tag, width - 24, height / 2 + 2)
+    context.textAlign = "left"
     context.fillStyle = "#ffffff"
     context.font = "600 44px system-ui, sans-serif"
-    context.textBaseline = "middle"
-    context.fillText(this.name, 64, height / 2 + 2, width - 84)
+    context.fillText(this.name, 64, height / 2 + 2, width - 84 - tagWidth - 16)
     this.nameTexture.update(true)
   }
 }

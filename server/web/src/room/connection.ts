@@ -1,20 +1,31 @@
 // The room channel through the official phoenix.js client: join (and rejoin
 // after every reconnect, with `last_seen_id` so history is neither lost nor
-// repeated), presence, persisted room events, and pose batches in and out.
+// repeated), presence, persisted room events, older history on request,
+// moderation (acts sent, notices received), a close the server initiates
+// (removed, room deleted: no rejoin), and pose batches in and out.
 
 import {Presence, Socket, type Channel} from "phoenix"
 
 import {
   CHAT_EVENT,
+  HISTORY_EVENT,
+  MODERATE_EVENT,
+  MODERATION_EVENT,
   POSE_EVENT,
   POSES_EVENT,
   PROTOCOL_VERSION,
   ROOM_EVENT_EVENT,
   SET_MUTED_EVENT,
   UPDATE_PROFILE_EVENT,
+  type ClosePayload,
+  type ErrorCode,
   type ErrorReply,
+  type HistoryPage,
+  type HistoryPush,
   type JoinPayload,
   type JoinReply,
+  type ModeratePush,
+  type ModerationNotice,
   type PresenceMeta,
   type RoomEvent,
   type StoredReply,
@@ -27,8 +38,8 @@ export type ConnectionStatus =
   | {kind: "connecting"}
   | {kind: "joined"}
   | {kind: "reconnecting"; reason: string}
-  /** Not retrying: the reason says what the visitor can do. */
-  | {kind: "failed"; reason: string}
+  /** Not retrying: the reason says what the visitor can do; `code` when the server said why. */
+  | {kind: "failed"; reason: string; code?: ErrorCode}
 
 export interface PresenceMember {
   userId: string
@@ -41,6 +52,8 @@ export interface RoomHandlers {
   joined(reply: JoinReply): void
   presence(members: PresenceMember[]): void
   event(event: RoomEvent): void
+  /** A moderation act in the room (everyone is told). */
+  moderation(notice: ModerationNotice): void
   /** A decoded batch and when it arrived (performance.now() milliseconds). */
   poses(batch: PoseBatch, receivedAt: number): void
 }
@@ -55,8 +68,16 @@ export interface RoomConnectionOptions {
   handlers: RoomHandlers
 }
 
-/** Join errors that retrying cannot fix. */
-const FATAL_JOIN_ERRORS = new Set(["room_not_found", "unsupported_version", "unknown_topic"])
+/**
+ * Join errors that retrying cannot fix: phoenix.js would retry them forever.
+ * A full room (or a per-person limit) is retried: a place may free up.
+ */
+const FATAL_JOIN_ERRORS = new Set<ErrorCode>(["room_not_found", "unsupported_version", "unknown_topic", "room_locked", "removed", "room_deleted", "forbidden"])
+
+/** What a server-initiated `phx_close` carries; phoenix.js's own leave closes with the string "leave". */
+function isClosePayload(payload: unknown): payload is ClosePayload {
+  return typeof payload === "object" && payload !== null && typeof (payload as ClosePayload).reason === "string"
+}
 
 export class RoomConnection {
   private readonly socket: Socket
@@ -97,6 +118,14 @@ export class RoomConnection {
       handlers.presence(this.presence.list((userId: string, entry: {metas: PresenceMeta[]}) => ({userId, metas: entry.metas})))
     })
     this.channel.on(ROOM_EVENT_EVENT, (event: RoomEvent) => handlers.event(event))
+    this.channel.on(MODERATION_EVENT, (notice: ModerationNotice) => handlers.moderation(notice))
+    // The server ends our membership (removed by a moderator, the room deleted):
+    // phoenix.js closes the channel without rejoining; the socket goes too.
+    this.channel.onClose((payload: unknown) => {
+      if (isClosePayload(payload) && !this.failed) {
+        this.fail(payload.reason, payload.code)
+      }
+    })
     this.channel.on(POSES_EVENT, (payload: ArrayBuffer) => {
       const receivedAt = performance.now()
       try {
@@ -121,8 +150,7 @@ export class RoomConnection {
       })
       .receive("error", (error: ErrorReply) => {
         if (FATAL_JOIN_ERRORS.has(error.code)) {
-          // phoenix.js would retry forever; these cannot succeed.
-          this.fail(error.reason)
+          this.fail(error.reason, error.code)
         } else {
           this.handlers.status({kind: "reconnecting", reason: error.reason})
         }
@@ -133,8 +161,8 @@ export class RoomConnection {
   }
 
   /** Leaves the room for good, showing `reason` (something the visitor can act on). */
-  fail(reason: string): void {
-    this.handlers.status({kind: "failed", reason})
+  fail(reason: string, code?: ErrorCode): void {
+    this.handlers.status({kind: "failed", reason, ...(code ? {code} : {})})
     this.failed = true
     this.channel.leave()
     this.socket.disconnect()
@@ -162,6 +190,17 @@ export class RoomConnection {
 
   setMuted(muted: boolean): Promise<void> {
     return this.pushForReply(SET_MUTED_EVENT, {muted}).then(() => undefined)
+  }
+
+  /** Asks for a moderation act; rejects with the server's reason when it is refused. */
+  moderate(act: ModeratePush): Promise<void> {
+    return this.pushForReply(MODERATE_EVENT, act).then(() => undefined)
+  }
+
+  /** The page of events older than `beforeId` (oldest first) and whether there are more. */
+  history(beforeId: number): Promise<HistoryPage> {
+    const push: HistoryPush = {before_id: beforeId}
+    return this.pushForReply<HistoryPage>(HISTORY_EVENT, push)
   }
 
   /** A push to the room that resolves with the server's reply (WebRTC signaling). */

@@ -2,8 +2,10 @@
 // debugging in the console: `window.roomscale`. Positions are read from the
 // Babylon meshes as drawn, not from the data that placed them.
 
+import type {Governance, Role} from "@roomscale/protocol"
+
 import type {Avatar} from "./avatars"
-import type {ChatLine, Person} from "./ui"
+import type {ChatLine, NoticeLine, Person} from "./ui"
 
 export type RoomState = "connecting" | "joining" | "joined" | "reconnecting" | "failed"
 
@@ -13,6 +15,8 @@ export interface AvatarView {
   userId: string
   slot: number
   name: string
+  /** The tag drawn beside the name on the name tag. */
+  tag: string
   colour: string
   self: boolean
   /** Whether it is drawn (a member is hidden until its first pose arrives). */
@@ -46,6 +50,12 @@ export interface VoiceSurface {
 export interface RoomSources {
   voice: VoiceSurface
   state(): RoomState
+  statusReason(): string | null
+  governance(): Governance | null
+  role(): Role
+  moderatorMuted(): boolean
+  notices(): NoticeLine[]
+  olderMessages(): boolean
   selfSlot(): number | null
   userId(): string
   /** performance.now() when the visitor was first in the room (joined, listed, own avatar drawn). */
@@ -58,6 +68,18 @@ export interface RoomSources {
 
 export interface RoomDebugSurface {
   readonly state: RoomState
+  /** Why the page is reconnecting or out of the room (the server's reason), else null. */
+  readonly statusReason: string | null
+  /** Who runs the room and whether it is locked, as the page last heard. */
+  readonly governance: Governance | null
+  /** The visitor's own role in the room. */
+  readonly role: Role
+  /** Whether a moderator has muted the visitor. */
+  readonly moderatorMuted: boolean
+  /** Whether "Load older messages" is offered. */
+  readonly olderMessages: boolean
+  /** Moderation acts shown in the log, oldest first. */
+  notices(): NoticeLine[]
   readonly selfSlot: number | null
   readonly userId: string
   readonly inRoomAt: number | null
@@ -81,6 +103,7 @@ export function installDebugSurface(sources: RoomSources): void {
     userId: avatar.userId,
     slot: avatar.slot,
     name: avatar.name,
+    tag: avatar.tag,
     colour: avatar.colour,
     self: avatar.isSelf,
     visible: avatar.isVisible(),
@@ -91,6 +114,23 @@ export function installDebugSurface(sources: RoomSources): void {
     get state() {
       return sources.state()
     },
+    get statusReason() {
+      return sources.statusReason()
+    },
+    get governance() {
+      const governance = sources.governance()
+      return governance ? structuredClone(governance) : null
+    },
+    get role() {
+      return sources.role()
+    },
+    get moderatorMuted() {
+      return sources.moderatorMuted()
+    },
+    get olderMessages() {
+      return sources.olderMessages()
+    },
+    notices: () => sources.notices().map((line) => ({...line})),
     get selfSlot() {
       return sources.selfSlot()
     },
@@ -109,7 +149,7 @@ export function installDebugSurface(sources: RoomSources): void {
       return self ? self.headPosition() : null
     },
     // Copies, so a caller cannot change what the page holds.
-    people: () => sources.people().map((person) => ({...person})),
+    people: () => sources.people().map((person) => structuredClone(person)),
     chat: () => sources.chat().map((line) => ({...line})),
     voice: Object.freeze({...sources.voice}),
   }

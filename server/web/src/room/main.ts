@@ -4,10 +4,12 @@
 // this script builds the page's room UI in it, the Babylon scene, WebXR, and the
 // room channel, and then each frame: sends the visitor's own pose, and shows
 // every other member's avatar about 100 ms behind their latest pose.
+// Moderation (who may, the notices everyone sees, a member muted by a
+// moderator) and older history come and go through the same channel.
 
 import {Vector3} from "@babylonjs/core/Maths/math.vector"
 
-import type {JoinReply, PresenceMeta, RoomEvent, Speaking} from "@roomscale/protocol"
+import type {Governance, JoinReply, ModerationNotice, PresenceMeta, RoomEvent, Speaking} from "@roomscale/protocol"
 
 import type {PoseBatch} from "../protocol/pose"
 import {AvatarFactory, type Avatar} from "./avatars"
@@ -15,9 +17,11 @@ import {RoomConnection, type ConnectionStatus, type PresenceMember} from "./conn
 import {installDebugSurface, type RoomState} from "./debug"
 import {AvatarTrack} from "./interpolation"
 import {flatPose, immersivePose, PoseSender} from "./localPose"
-import {loadProfile, saveProfile, validateColour, validateName, type Profile} from "./profile"
+import {controlsFor, describeNotice, HistoryGaps, lockControl, roleOf, type ModerationControl} from "./moderation"
+import {chatTextProblem, normalizeName, userTag} from "./names"
+import {loadProfile, saveProfile, validateColour, type Profile} from "./profile"
 import {createRoomScene, EYE_HEIGHT, SPAWN_LOOK_AT_HEIGHT} from "./scene"
-import {RoomUi, type ChatLine, type Person} from "./ui"
+import {RoomUi, type ChatLine, type NoticeLine, type Person} from "./ui"
 import {renderSpatialProbe, Voice, type Vec3} from "./voice"
 import {isImmersive, setUpXr, type XrSupport} from "./xr"
 
@@ -36,6 +40,8 @@ function start(): void {
     console.error("room.js: this page has no #room-root with data-room-id, data-user-id and data-token")
     return
   }
+  /** The visitor's own user id, for functions declared below (which TypeScript does not narrow). */
+  const selfUserId: string = userId
   let profile = loadProfile(userId)
   const ui = new RoomUi(root, profile)
   let state: RoomState = "connecting"
@@ -50,6 +56,10 @@ function start(): void {
   const chat = new Map<number, ChatLine>()
   let lastSeenId = 0
   const speaking = new Set<string>()
+  let governance: Governance | null = null
+  const notices: NoticeLine[] = []
+  const history = new HistoryGaps()
+  let statusReason: string | null = null
 
   const connection = new RoomConnection({
     roomId,
@@ -59,6 +69,11 @@ function start(): void {
     handlers: {
       status: (status: ConnectionStatus) => {
         ui.setStatus(status)
+        statusReason = "reason" in status ? status.reason : null
+        if (status.kind === "failed") {
+          // Out of the room for good: our voice goes with it.
+          voice.stop()
+        }
         if (status.kind !== "joined") {
           state = status.kind
         }
@@ -76,10 +91,11 @@ function start(): void {
           joinedOnce = true
           placeAtSpawn(reply.slot)
         }
-        if (reply.truncated) {
-          ui.setChatNote("Older messages are not shown.")
-        }
+        governance = reply.governance
+        history.joined(reply.events, reply.truncated, lastSeenId)
+        ui.setOlderMessages(history.hasOlder)
         addEvents(reply.events)
+        showGovernance()
         // A rejoin is a new connection to the server: voice starts over on it.
         if (joinedOnce && voice.state !== "off") {
           voice.restart().catch(() => {})
@@ -90,11 +106,20 @@ function start(): void {
       },
       presence: (list: PresenceMember[]) => {
         members = list
+        // setModeratorMuted calls back to redraw the voice controls and the people list.
+        voice.setModeratorMuted(selfModeratorMuted())
         ui.setPeople(people())
         reconcileAvatars()
         updateState()
       },
       event: (event: RoomEvent) => addEvents([event]),
+      moderation: (notice: ModerationNotice) => {
+        governance = notice.governance
+        const line = {text: describeNotice(notice, nameOf), at: Date.now()}
+        notices.push(line)
+        ui.showNotice(line)
+        showGovernance()
+      },
       poses: (batch: PoseBatch, receivedAt: number) => {
         const serverTime = batch.serverTimeMs / 1000
         for (const {slot, pose} of batch.poses) {
@@ -113,7 +138,7 @@ function start(): void {
   })
   const poseSender = new PoseSender((encoded) => connection.sendPose(encoded))
   const voice = new Voice(connection, () => {
-    ui.setVoice({state: voice.state, muted: voice.muted, note: voice.note})
+    ui.setVoice({state: voice.state, muted: voice.muted, moderatorMuted: voice.moderatorMuted, note: voice.note})
     ui.setPeople(people())
   })
   connection.on("speaking", (payload) => {
@@ -159,16 +184,39 @@ function start(): void {
   scene.onAfterRenderObservable.addOnce(() => performance.mark("roomscale:first-frame"))
 
   ui.onChat(async (text) => {
-    await connection.sendChat(text)
-  })
-  ui.onProfile(async (wanted: Profile) => {
-    const problem = validateName(wanted.name) ?? validateColour(wanted.colour)
+    const problem = chatTextProblem(text)
     if (problem) {
       throw new Error(problem)
     }
+    await connection.sendChat(text)
+  })
+  ui.onProfile(async (typed: Profile) => {
+    const name = normalizeName(typed.name)
+    if (!name.ok) {
+      throw new Error(name.reason)
+    }
+    const problem = validateColour(typed.colour)
+    if (problem) {
+      throw new Error(problem)
+    }
+    // What the server will store and show: NFC, trimmed.
+    const wanted = {name: name.name, colour: typed.colour}
     await connection.updateProfile(wanted)
     profile = wanted
     saveProfile(profile)
+  })
+  ui.onModerate(async (control: ModerationControl) => {
+    await connection.moderate(control.push)
+  })
+  ui.onLoadOlder(async () => {
+    const beforeId = history.nextBeforeId()
+    if (beforeId === null) {
+      return
+    }
+    const page = await connection.history(beforeId)
+    history.received(beforeId, page)
+    addEvents(page.events, {older: true})
+    ui.setOlderMessages(history.hasOlder)
   })
 
   function placeAtSpawn(slot: number): void {
@@ -180,34 +228,59 @@ function start(): void {
     camera.setTarget(new Vector3(0, SPAWN_LOOK_AT_HEIGHT, 0))
   }
 
-  function addEvents(events: RoomEvent[]): void {
+  /** Adds persisted events; `older` for a history page (which never moves lastSeenId past what it was). */
+  function addEvents(events: RoomEvent[], {older = false} = {}): void {
     const added: ChatLine[] = []
     for (const event of events) {
-      lastSeenId = Math.max(lastSeenId, event.id)
+      if (!older) {
+        lastSeenId = Math.max(lastSeenId, event.id)
+      }
       if (event.body.type !== "chat" || chat.has(event.id)) {
         continue
       }
-      const line = {id: event.id, userId: event.user_id, name: event.name, text: event.body.text, sentAt: event.sent_at}
+      const line = {id: event.id, userId: event.user_id, name: event.name, tag: userTag(event.user_id), text: event.body.text, sentAt: event.sent_at}
       chat.set(event.id, line)
       added.push(line)
     }
-    ui.showChat(added)
+    ui.showChat(added, {older})
   }
 
   function people(): Person[] {
     return members.map(({userId: id, metas}) => {
       const newest = metas[metas.length - 1]
+      const moderatorMuted = metas.some((meta) => meta.moderator_muted === true)
       return {
         userId: id,
         name: newest.name,
+        tag: userTag(id),
         colour: newest.colour,
         kind: newest.client_kind,
         isSelf: id === userId,
+        role: governance ? roleOf(governance, id) : (newest.role ?? "member"),
         connections: metas.length,
         speaking: speaking.has(id),
         muted: metas.some((meta) => meta.muted),
+        moderatorMuted,
+        controls: controlsFor(governance, selfUserId, {userId: id, moderatorMuted}),
       }
     })
+  }
+
+  /** A member's display name as presence has it now, for notices that do not name them. */
+  function nameOf(id: string): string | null {
+    const metas = members.find((member) => member.userId === id)?.metas
+    return metas ? metas[metas.length - 1].name : null
+  }
+
+  /** Whether a moderator has muted this visitor, by presence. */
+  function selfModeratorMuted(): boolean {
+    return members.some((member) => member.userId === userId && member.metas.some((meta) => meta.moderator_muted === true))
+  }
+
+  /** Redraws what depends on who moderates: the people list's controls and the lock toggle. */
+  function showGovernance(): void {
+    ui.setModeration(lockControl(governance, selfUserId))
+    ui.setPeople(people())
   }
 
   /** One avatar per connection in presence (keyed by slot), made, updated or removed to match. */
@@ -338,6 +411,12 @@ function start(): void {
       spatialProbe: renderSpatialProbe,
     },
     state: () => (state === "joined" && inRoomAt === null ? "joining" : state),
+    statusReason: () => statusReason,
+    governance: () => governance,
+    role: () => roleOf(governance, userId),
+    moderatorMuted: () => voice.moderatorMuted,
+    notices: () => notices,
+    olderMessages: () => history.hasOlder,
     selfSlot: () => selfSlot,
     userId: () => userId,
     inRoomAt: () => inRoomAt,

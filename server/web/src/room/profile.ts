@@ -1,9 +1,9 @@
 // The visitor's display name and avatar colour: kept in localStorage so they
 // survive reloads, with defaults derived from the user id until the visitor
-// chooses. Validation mirrors the server's (protocol/src/events.rs) so a bad
+// chooses. Validation follows the server's (protocol/src/names.rs) so a bad
 // value is explained here instead of being refused there.
 
-import {MAX_NAME_CHARS} from "@roomscale/protocol"
+import {normalizeName} from "./names"
 
 export interface Profile {
   name: string
@@ -15,10 +15,11 @@ const NAME_KEY = "roomscale.name"
 const COLOUR_KEY = "roomscale.colour"
 
 export function loadProfile(userId: string): Profile {
-  const name = readStorage(NAME_KEY)
+  const stored = readStorage(NAME_KEY)
+  const name = stored === null ? null : normalizeName(stored)
   const colour = readStorage(COLOUR_KEY)
   return {
-    name: name !== null && validateName(name) === null ? name : `Guest ${userId.slice(-4)}`,
+    name: name?.ok ? name.name : `Guest ${userId.slice(-4)}`,
     colour: colour !== null && validateColour(colour) === null ? colour : colourFor(userId),
   }
 }
@@ -28,20 +29,10 @@ export function saveProfile(profile: Profile): void {
   writeStorage(COLOUR_KEY, profile.colour)
 }
 
-/** Why `name` would be refused, or null when it is fine. */
+/** Why `name` would be refused, or null when it is fine (the rules of protocol/src/names.rs). */
 export function validateName(name: string): string | null {
-  if (name.trim() === "") {
-    return "Your name must not be blank."
-  }
-  const chars = [...name].length
-  if (chars > MAX_NAME_CHARS) {
-    return `Your name is ${chars} characters; at most ${MAX_NAME_CHARS} are allowed.`
-  }
-  // Rust's char::is_control: the C0 and C1 control characters.
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) {
-    return "Your name must not contain control characters."
-  }
-  return null
+  const checked = normalizeName(name)
+  return checked.ok ? null : checked.reason
 }
 
 export function validateColour(colour: string): string | null {

@@ -51,6 +51,8 @@ export class Voice {
   /** Why voice is off or partial, in words a visitor can act on. */
   note: string | null = null
   muted = false
+  /** A moderator muted this visitor: the microphone stays off whatever `muted` says. */
+  moderatorMuted = false
   private context: AudioContext | null = null
   private peer: RTCPeerConnection | null = null
   private microphone: MediaStreamTrack | null = null
@@ -99,7 +101,7 @@ export class Voice {
         this.note = `no microphone (${(error as Error).message}): you can listen; allow the microphone and rejoin voice to talk`
       }
       if (this.microphone) {
-        this.microphone.enabled = !this.muted
+        this.microphone.enabled = !this.muted && !this.moderatorMuted
       }
       const peer = new RTCPeerConnection({iceServers: []})
       this.peer = peer
@@ -164,10 +166,26 @@ export class Voice {
     this.muted = muted
     if (this.microphone) {
       // A disabled track sends silence: nothing reaches the others.
-      this.microphone.enabled = !muted
+      this.microphone.enabled = !muted && !this.moderatorMuted
     }
     this.changed()
     await this.signaling.setMuted(muted)
+  }
+
+  /**
+   * What presence says of a moderator's mute. The server already stops
+   * forwarding this visitor's voice; the microphone goes quiet here too, and
+   * comes back (unless the visitor muted themselves) when a moderator unmutes.
+   */
+  setModeratorMuted(moderatorMuted: boolean): void {
+    if (this.moderatorMuted === moderatorMuted) {
+      return
+    }
+    this.moderatorMuted = moderatorMuted
+    if (this.microphone) {
+      this.microphone.enabled = !this.muted && !moderatorMuted
+    }
+    this.changed()
   }
 
   /**
