@@ -41,13 +41,19 @@ test("the owner may mute, remove and name moderators; co-moderators may mute and
   assert.deepEqual(unmute.push, {action: "mute", user_id: MEMBER, muted: false})
 })
 
-test("members see no controls, nobody gets controls on themselves, moderators none on the owner", () => {
+test("members see no controls, nobody gets controls on themselves or the owner, moderators none on moderators", () => {
   assert.deepEqual(actions(MEMBER, OWNER), [])
   assert.deepEqual(actions(MEMBER, MODERATOR), [])
   assert.deepEqual(actions(MEMBER, "someone-else"), [])
   assert.deepEqual(actions(OWNER, OWNER), [])
   assert.deepEqual(actions(MODERATOR, MODERATOR), [])
   assert.deepEqual(actions(MODERATOR, OWNER), [])
+  assert.deepEqual(actions(MODERATOR, "another-moderator"), ["mute", "remove"], "a plain member to a moderator")
+  assert.deepEqual(
+    moderation.controlsFor({...governance, moderators: [MODERATOR, "another-moderator"]}, MODERATOR, {userId: "another-moderator", moderatorMuted: false}),
+    [],
+    "only the owner acts on co-moderators",
+  )
   assert.deepEqual(moderation.controlsFor(null, OWNER, {userId: MEMBER, moderatorMuted: false}), [])
 })
 

@@ -4,7 +4,8 @@
 // The server decides who may do what; these rules only choose which controls
 // a person is offered: the owner and co-moderators get per-person controls
 // (mute, remove) and the room lock, the owner alone names co-moderators, and
-// nobody gets controls on themselves or, unless they own the room, on the owner.
+// nobody gets controls on themselves; only the owner gets controls on
+// co-moderators, and nobody on the owner.
 
 import type {Governance, HistoryPage, ModerationNotice, ModeratePush, Role, RoomEvent} from "@roomscale/protocol"
 
@@ -45,7 +46,7 @@ export interface ModerationTarget {
 export function controlsFor(governance: Governance | null, viewerId: string, target: ModerationTarget): ModerationControl[] {
   const viewer = roleOf(governance, viewerId)
   const targetRole = roleOf(governance, target.userId)
-  if (viewer === "member" || target.userId === viewerId || (targetRole === "owner" && viewer !== "owner")) {
+  if (viewer === "member" || target.userId === viewerId || targetRole === "owner" || (targetRole === "moderator" && viewer !== "owner")) {
     return []
   }
   const userId = target.userId

@@ -174,16 +174,18 @@ export class Voice {
 
   /**
    * What presence says of a moderator's mute. The server already stops
-   * forwarding this visitor's voice; the microphone goes quiet here too, and
-   * comes back (unless the visitor muted themselves) when a moderator unmutes.
+   * forwarding this visitor's voice; the microphone goes quiet here too. When
+   * a moderator gives the voice back, the server keeps the visitor muted until
+   * they unmute themselves, and so does the page.
    */
   setModeratorMuted(moderatorMuted: boolean): void {
     if (this.moderatorMuted === moderatorMuted) {
       return
     }
     this.moderatorMuted = moderatorMuted
+    this.muted = true
     if (this.microphone) {
-      this.microphone.enabled = !this.muted && !moderatorMuted
+      this.microphone.enabled = false
     }
     this.changed()
   }
