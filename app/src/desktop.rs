@@ -1,6 +1,9 @@
 //! Desktop mode: a winit window showing the room through the shared renderer,
 //! mouse-look (hold the right button) and WASD to walk, and an egui overlay with
-//! the room browser (list, create, join), the people list, chat and leave.
+//! the room browser (list, create, join), the people list (with the owner's
+//! and moderators' controls on each person, for them only), chat (older
+//! history on demand) and leave. When the server ends the visit (removed, room
+//! deleted) the window says why and goes back to the room browser.
 //!
 //! The window runs on the main thread; the room client runs on a small tokio
 //! runtime. They talk through two channels, so a slow network never stalls a
@@ -18,10 +21,13 @@ use winit::event_loop::{ActiveEventLoop, EventLoop};
 use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{Window, WindowId};
 
+use roomscale_protocol::events::ModeratePush;
+use roomscale_protocol::presence::Role;
+
 use crate::client::{Identity, RoomListing, RoomUpdate, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
 use crate::render::{self, AvatarInstance, Camera, EguiPainter, Renderer, ViewTarget};
-use crate::scene::RoomScene;
+use crate::scene::{RoomScene, closed_line, tagged};
 use crate::voice::devices::{InputChoice, OutputChoice};
 use crate::voice_controls::VoiceControls;
 
@@ -89,6 +95,9 @@ struct UiState {
     /// Set when the visitor picks a room to enter in the headset: the
     /// window closes and headset mode takes over.
     enter_headset: Option<String>,
+    /// Why the server ended the last visit, shown over the room browser
+    /// until dismissed.
+    ended: Option<String>,
 }
 
 /// The desktop visitor's own body: walks on the floor, looks with yaw and pitch.
@@ -337,6 +346,7 @@ impl DesktopApp {
                     room_name, slot, ..
                 } => {
                     self.ui.status = format!("in \"{room_name}\"");
+                    self.ui.ended = None;
                     self.ui.joined = Some(room_name);
                     self.scene.left();
                     self.scene.joined(slot);
@@ -347,6 +357,7 @@ impl DesktopApp {
                     self.ui.status = "left the room".into();
                 }
                 NetEvent::Status(message) => self.ui.status = message,
+                NetEvent::History { before_id, page } => self.scene.older_page(before_id, page),
                 NetEvent::Voice(monitor) => self.voice.joined(monitor, &self.net),
                 NetEvent::Update(update) => {
                     match &update {
@@ -355,6 +366,15 @@ impl DesktopApp {
                         }
                         RoomUpdate::ConnectionLost { reason } => {
                             self.ui.status = format!("connection lost ({reason}); reconnecting");
+                        }
+                        RoomUpdate::Closed(why) => {
+                            let message = closed_line(why);
+                            self.ui.status = message.clone();
+                            self.ui.ended = Some(message);
+                            self.ui.joined = None;
+                            self.scene.left();
+                            self.net.send(NetCommand::RefreshRooms);
+                            continue;
                         }
                         _ => {}
                     }
@@ -366,6 +386,11 @@ impl DesktopApp {
 
     fn frame(&mut self) {
         self.drain_network();
+        // A moderator's mute is this visitor's own from then on: given back,
+        // the voice stays muted until they unmute (as the server keeps it).
+        if self.scene.own_moderator_muted() && !self.voice.muted() {
+            self.voice.set_muted(true, &self.net);
+        }
         let dt = self.last_frame.elapsed().as_secs_f32().min(0.1);
         self.last_frame = Instant::now();
         self.walker.step(dt);
@@ -381,7 +406,7 @@ impl DesktopApp {
             .map(|avatar| {
                 (
                     avatar.name_tag_position(),
-                    avatar.name.clone(),
+                    avatar.label.clone(),
                     avatar.speaking,
                 )
             })
@@ -501,6 +526,17 @@ fn overlay(
     let ctx = ui.ctx().clone();
     match &state.joined {
         None => {
+            if let Some(ended) = state.ended.clone() {
+                egui::Window::new("Your visit ended")
+                    .anchor(egui::Align2::CENTER_TOP, [0.0, 20.0])
+                    .collapsible(false)
+                    .show(&ctx, |ui| {
+                        ui.label(ended);
+                        if ui.button("OK").clicked() {
+                            state.ended = None;
+                        }
+                    });
+            }
             egui::Window::new("Rooms")
                 .default_pos([20.0, 20.0])
                 .show(&ctx, |ui| {
@@ -544,16 +580,26 @@ fn overlay(
                 .default_pos([20.0, 20.0])
                 .show(&ctx, |ui| {
                     ui.label("People");
+                    let mut controls_shown = std::collections::HashSet::new();
                     for (user, meta) in scene.presence().members() {
-                        let mut line = format!("• {} ({:?})", meta.name, meta.client_kind);
+                        let mut line =
+                            format!("• {} ({:?})", tagged(&meta.name, user), meta.client_kind);
+                        line.push_str(role_badge(scene, user, meta.role));
                         if meta.speaking {
                             line.push_str("  speaking");
                         }
-                        if meta.muted {
+                        if meta.moderator_muted {
+                            line.push_str("  muted by a moderator");
+                        } else if meta.muted {
                             line.push_str("  muted");
                         }
                         ui.horizontal(|ui| {
                             ui.label(line);
+                            // One set of controls per person, however many
+                            // connections they have.
+                            if controls_shown.insert(user) {
+                                moderation_controls(ui, scene, user, meta.moderator_muted, net);
+                            }
                             // Per-person volume, while in voice.
                             if voice.in_voice() && Some(meta.slot) != scene.own_slot() {
                                 let mut volume = voice.volume(user);
@@ -568,8 +614,19 @@ fn overlay(
                             }
                         });
                     }
+                    if scene.may_lock() {
+                        let mut locked = scene.governance().locked;
+                        if ui
+                            .checkbox(&mut locked, "Lock the room (nobody new can join)")
+                            .changed()
+                        {
+                            net.send(NetCommand::Moderate(ModeratePush::Lock { locked }));
+                        }
+                    } else if scene.governance().locked {
+                        ui.label("The room is locked: nobody new can join.");
+                    }
                     ui.separator();
-                    voice_controls(ui, voice, net);
+                    voice_controls(ui, voice, scene.own_moderator_muted(), net);
                     ui.separator();
                     if ui.button("Leave").clicked() {
                         net.send(NetCommand::Leave);
@@ -582,8 +639,17 @@ fn overlay(
                         .max_height(200.0)
                         .stick_to_bottom(true)
                         .show(ui, |ui| {
+                            if let Some(before_id) = scene.history_before()
+                                && ui.small_button("Load older messages").clicked()
+                            {
+                                net.send(NetCommand::LoadOlderHistory(before_id));
+                            }
                             for line in scene.chat() {
-                                ui.label(format!("{}: {}", line.name, line.text));
+                                if line.id.is_some() {
+                                    ui.label(line.display());
+                                } else {
+                                    ui.label(egui::RichText::new(line.display()).italics());
+                                }
                             }
                         });
                     let response = ui.text_edit_singleline(&mut state.chat_input);
@@ -606,17 +672,83 @@ fn overlay(
     }
 }
 
+/// ` owner` / ` moderator` after a person's name, or nothing.
+fn role_badge(scene: &RoomScene, user: &str, role: Role) -> &'static str {
+    if role == Role::Owner || scene.governance().is_owner(user) {
+        "  owner"
+    } else if role == Role::Moderator || scene.is_moderator(user) {
+        "  moderator"
+    } else {
+        ""
+    }
+}
+
+/// Mute, remove and (for the owner) make moderator: only the buttons this
+/// visitor may use on `user`.
+fn moderation_controls(
+    ui: &mut egui::Ui,
+    scene: &RoomScene,
+    user: &str,
+    moderator_muted: bool,
+    net: &Net,
+) {
+    let allowed = scene.allowed_on(user);
+    if allowed.mute {
+        let label = if moderator_muted { "Unmute" } else { "Mute" };
+        if ui
+            .small_button(label)
+            .on_hover_text("Silence their voice for everyone; they cannot unmute themselves")
+            .clicked()
+        {
+            net.send(NetCommand::Moderate(ModeratePush::Mute {
+                user_id: user.to_owned(),
+                muted: !moderator_muted,
+            }));
+        }
+    }
+    if allowed.remove
+        && ui
+            .small_button("Remove")
+            .on_hover_text("Send them out of the room; they cannot come back for a while")
+            .clicked()
+    {
+        net.send(NetCommand::Moderate(ModeratePush::Remove {
+            user_id: user.to_owned(),
+        }));
+    }
+    if allowed.name_moderator {
+        let moderator = scene.is_moderator(user);
+        let label = if moderator {
+            "Take moderator"
+        } else {
+            "Make moderator"
+        };
+        if ui.small_button(label).clicked() {
+            net.send(NetCommand::Moderate(ModeratePush::Moderator {
+                user_id: user.to_owned(),
+                moderator: !moderator,
+            }));
+        }
+    }
+}
+
 /// Join or leave voice, mute, push-to-talk (hold V) and the input meter.
-fn voice_controls(ui: &mut egui::Ui, voice: &mut VoiceControls, net: &Net) {
+/// While a moderator mutes this visitor, unmuting is not offered: it says why.
+fn voice_controls(ui: &mut egui::Ui, voice: &mut VoiceControls, moderator_muted: bool, net: &Net) {
     ui.label(voice.status());
     ui.horizontal(|ui| {
         if voice.in_voice() {
             if ui.button("Leave voice").clicked() {
                 voice.leave(net);
             }
-            let label = if voice.muted() { "Unmute" } else { "Mute" };
-            if ui.button(label).clicked() {
-                voice.set_muted(!voice.muted(), net);
+            if moderator_muted {
+                ui.label("Muted by a moderator")
+                    .on_hover_text(crate::net::MODERATOR_MUTED);
+            } else {
+                let label = if voice.muted() { "Unmute" } else { "Mute" };
+                if ui.button(label).clicked() {
+                    voice.set_muted(!voice.muted(), net);
+                }
             }
         } else if ui.button("Join voice").clicked() {
             voice.join(net);

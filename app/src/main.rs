@@ -20,9 +20,10 @@ use clap::{Parser, Subcommand};
 use roomscale_app::client::{self, Identity, RoomClient, RoomUpdate, ServerUrl};
 use roomscale_app::desktop::DesktopExit;
 use roomscale_app::picker::ServerMemory;
-use roomscale_app::scene::RoomScene;
+use roomscale_app::scene::{RoomScene, tagged};
 use roomscale_protocol::events::{ClientKind, RoomEventBody};
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
+use roomscale_protocol::presence::Role;
 
 #[derive(Debug, Parser)]
 #[command(name = "roomscale", version, about = "Roomscale native client")]
@@ -382,6 +383,9 @@ async fn join(args: JoinArgs) -> Result<()> {
     let mut frame_tick = tokio::time::interval(Duration::from_millis(33));
     let mut scene = RoomScene::default();
     scene.joined(room.slot());
+    // Set when the server ends the visit (removed, room deleted): the
+    // command fails with its reason rather than waiting out its time.
+    let mut ended_by_server = None;
     loop {
         tokio::select! {
             _ = sleep_until(deadline) => break,
@@ -419,6 +423,9 @@ async fn join(args: JoinArgs) -> Result<()> {
             update = room.updates.recv() => match update {
                 Some(update) => {
                     report(&update);
+                    if let RoomUpdate::Closed(why) = &update {
+                        ended_by_server = Some(roomscale_app::scene::closed_line(why));
+                    }
                     scene.apply(started.elapsed().as_secs_f64(), update);
                 }
                 None => break,
@@ -427,6 +434,9 @@ async fn join(args: JoinArgs) -> Result<()> {
     }
     if let Some(voice) = voice {
         roomscale_app::voice::cli::leave_headless(voice).await;
+    }
+    if let Some(why) = ended_by_server {
+        anyhow::bail!("{why}");
     }
     room.leave().await;
     println!("left");
@@ -446,18 +456,49 @@ fn report(update: &RoomUpdate) {
         RoomUpdate::Presence(presence) => {
             let people: Vec<String> = presence
                 .members()
-                .map(|(_, m)| format!("{} [{}]", m.name, m.slot))
+                .map(|(user, m)| {
+                    let mut line = format!("{} [{}]", tagged(&m.name, user), m.slot);
+                    match m.role {
+                        Role::Owner => line.push_str(" owner"),
+                        Role::Moderator => line.push_str(" moderator"),
+                        Role::Member => {}
+                    }
+                    if m.moderator_muted {
+                        line.push_str(" muted-by-moderator");
+                    }
+                    line
+                })
                 .collect();
             println!("present: {}", people.join(", "));
         }
         RoomUpdate::Event(event) => match &event.body {
-            RoomEventBody::Chat { text } => println!("chat #{} {}: {text}", event.id, event.name),
+            RoomEventBody::Chat { text } => println!(
+                "chat #{} {}: {text}",
+                event.id,
+                tagged(&event.name, &event.user_id)
+            ),
             other => println!("event #{}: {other:?}", event.id),
         },
+        RoomUpdate::Governance(governance) => {
+            if governance.locked {
+                println!("the room is locked: nobody new can join");
+            }
+        }
+        RoomUpdate::OlderHistory { before_id } => {
+            println!("older history before #{before_id} is not shown")
+        }
+        RoomUpdate::Moderation(notice) => {
+            println!(
+                "moderation: {}",
+                roomscale_app::scene::moderation_line(notice)
+            )
+        }
         RoomUpdate::Poses { .. } => {}
         RoomUpdate::ConnectionLost { reason } => {
             println!("connection lost ({reason}); reconnecting")
         }
+        // The reason goes to stderr when the command ends with it.
+        RoomUpdate::Closed(_) => {}
     }
 }
 

@@ -2,8 +2,14 @@
 //! the room browser's HTTP calls and the joined room's client run on a small
 //! tokio runtime, and the two sides talk through two channels, so a slow
 //! network never stalls a frame.
+//!
+//! It also keeps voice honest about moderation: while a moderator has muted
+//! this visitor, the call stays muted whatever the frame loop asks, and no
+//! unmute is sent. Given back, the voice stays muted until the visitor
+//! unmutes, as the server keeps it.
 
 use anyhow::{Context, Result};
+use roomscale_protocol::events::{HistoryPage, ModeratePush};
 use roomscale_protocol::pose::AvatarPose;
 use tokio::sync::mpsc as async_mpsc;
 
@@ -22,6 +28,11 @@ pub enum NetCommand {
     CreateRoom(String),
     Join(String),
     Chat(String),
+    /// A moderation act in the current room (owner and moderators).
+    Moderate(ModeratePush),
+    /// Fetch the chat history older than this event id
+    /// ([`crate::scene::RoomScene::history_before`]).
+    LoadOlderHistory(u64),
     SetPose(AvatarPose),
     Leave,
     /// Join voice in the current room with these devices.
@@ -49,7 +60,14 @@ pub enum NetEvent {
         user_id: String,
         slot: u16,
     },
+    /// A room update. After [`RoomUpdate::Closed`] the room is gone: the
+    /// server ended the visit, and nothing reconnects.
     Update(RoomUpdate),
+    /// A page of older history asked for with `before_id`.
+    History {
+        before_id: u64,
+        page: HistoryPage,
+    },
     Left,
     /// A notice for the status line: something failed or happened.
     Status(String),
@@ -121,6 +139,7 @@ async fn network(
 ) {
     let mut room: Option<RoomClient> = None;
     let mut voice: Option<VoiceSession> = None;
+    let mut mute = MuteState::default();
     let report = |result: Result<NetEvent, client::ClientError>| {
         let _ = events.send(result.unwrap_or_else(|e| NetEvent::Status(e.to_string())));
     };
@@ -164,6 +183,7 @@ async fn network(
                     if let Some(old) = room.take() {
                         old.leave().await;
                     }
+                    mute.moderator_muted = false;
                     match RoomClient::join(&server, &room_id, identity.clone()).await {
                         Ok(joined) => {
                             let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), user_id: joined.user_id.clone(), slot: joined.slot() });
@@ -175,6 +195,23 @@ async fn network(
                 Some(NetCommand::Chat(text)) => {
                     if let Some(room) = &room && let Err(error) = room.chat(&text).await {
                         report(Err(error));
+                    }
+                }
+                Some(NetCommand::Moderate(act)) => {
+                    if let Some(room) = &room && let Err(error) = room.moderate(act).await {
+                        let _ = events.send(NetEvent::Status(format!("moderation: {error}")));
+                    }
+                }
+                Some(NetCommand::LoadOlderHistory(before_id)) => {
+                    if let Some(room) = &room {
+                        match room.history(before_id).await {
+                            Ok(page) => {
+                                let _ = events.send(NetEvent::History { before_id, page });
+                            }
+                            Err(error) => {
+                                let _ = events.send(NetEvent::Status(format!("loading older chat: {error}")));
+                            }
+                        }
                     }
                 }
                 Some(NetCommand::SetPose(pose)) => {
@@ -192,6 +229,9 @@ async fn network(
                 Some(NetCommand::JoinVoice(options)) => match (&room, &voice) {
                     (Some(joined), None) => match VoiceSession::start(joined, &server, options).await {
                         Ok(session) => {
+                            if mute.moderator_muted {
+                                session.set_muted(true);
+                            }
                             let _ = events.send(NetEvent::Voice(Some(session.monitor())));
                             voice = Some(session);
                         }
@@ -210,8 +250,12 @@ async fn network(
                 },
                 Some(NetCommand::LeaveVoice) => leave_voice(&mut voice).await,
                 Some(NetCommand::SetMuted(muted)) => {
+                    let refused = mute.wish(muted);
                     if let Some(session) = &voice {
-                        session.set_muted(muted);
+                        session.set_muted(mute.effective());
+                    }
+                    if refused {
+                        let _ = events.send(NetEvent::Status(MODERATOR_MUTED.into()));
                     }
                 }
                 Some(NetCommand::MuteAll(muted)) => {
@@ -239,8 +283,92 @@ async fn network(
                 }
             },
             Some(update) = update => {
+                if let (RoomUpdate::Presence(presence), Some(joined)) = (&update, &room) {
+                    let muted = presence
+                        .members()
+                        .any(|(user, meta)| user == joined.user_id && meta.moderator_muted);
+                    if mute.moderated(muted)
+                        && let Some(session) = &voice
+                    {
+                        session.set_muted(mute.effective());
+                    }
+                }
+                let closed = matches!(update, RoomUpdate::Closed(_));
                 let _ = events.send(NetEvent::Update(update));
+                if closed {
+                    // The server ended the visit: nothing is left to leave.
+                    leave_voice(&mut voice).await;
+                    room = None;
+                    mute.moderator_muted = false;
+                }
             }
         }
+    }
+}
+
+/// Said when the visitor tries to unmute while a moderator has muted them.
+pub const MODERATOR_MUTED: &str =
+    "a moderator muted you: you cannot unmute until a moderator unmutes you";
+
+/// This visitor's own mute and a moderator's, and what voice does with both.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct MuteState {
+    /// What the visitor (or push-to-talk) asked for.
+    wanted: bool,
+    /// A moderator muted this visitor (presence says so).
+    moderator_muted: bool,
+}
+
+impl MuteState {
+    /// The visitor asks to mute or unmute; true when the unmute is refused
+    /// because a moderator muted them.
+    fn wish(&mut self, muted: bool) -> bool {
+        self.wanted = muted;
+        !muted && self.moderator_muted
+    }
+
+    /// Presence says whether a moderator mutes this visitor; true when that
+    /// changed. A moderator's mute is the visitor's too from then on: taken
+    /// back, the voice stays muted until the visitor unmutes.
+    fn moderated(&mut self, muted: bool) -> bool {
+        let changed = self.moderator_muted != muted;
+        self.moderator_muted = muted;
+        if muted {
+            self.wanted = true;
+        }
+        changed
+    }
+
+    /// Whether voice is muted now.
+    fn effective(&self) -> bool {
+        self.wanted || self.moderator_muted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moderator_mute_holds_until_taken_back_and_then_until_the_visitor_unmutes() {
+        let mut mute = MuteState::default();
+        assert!(!mute.effective());
+        assert!(mute.moderated(true), "presence turned moderator-muted on");
+        assert!(mute.effective());
+        assert!(mute.wish(false), "unmuting oneself is refused");
+        assert!(mute.effective(), "and voice stays muted");
+        assert!(
+            !mute.moderated(true),
+            "the same presence again changes nothing"
+        );
+        assert!(mute.moderated(false));
+        assert!(
+            mute.effective(),
+            "given back, the voice stays muted until the visitor unmutes"
+        );
+        assert!(!mute.wish(false), "now the visitor's unmute goes through");
+        assert!(!mute.effective());
+        assert!(!mute.wish(true), "muting oneself is never refused");
+        assert!(mute.effective());
     }
 }

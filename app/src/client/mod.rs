@@ -14,6 +14,18 @@
 //!
 //! Voice signaling rides the same channel: [`RoomClient::voice_signaling`]
 //! gives the typed pushes and inbound events a WebRTC peer needs.
+//!
+//! History: a join replays only the newest events that fit in
+//! `MAX_REPLAY_BYTES`. The first join says so with
+//! [`RoomUpdate::OlderHistory`], and [`RoomClient::history`] pages further
+//! back on demand. A rejoin fills the whole gap since `last_seen_id` by paging
+//! before it passes anything on, so every event reaches the updates once.
+//!
+//! A room may end a membership: a moderator removes this member, or the room
+//! is deleted. The server says why in a `phx_close`; the client passes it on as
+//! [`RoomUpdate::Closed`] and stops, without reconnecting. Joins refused for a
+//! reason that waiting will not fix stop it too; refusals that may pass (a
+//! locked or full room, a limit) are tried again only slowly.
 
 mod http;
 mod pose_sender;
@@ -24,8 +36,9 @@ mod voice;
 use std::fmt;
 
 use roomscale_protocol::events::{
-    ChatPush, ClientEvent, ClientKind, EmptyReply, ErrorReply, ReplyPayload, RoomEvent,
-    RoomSummary, SessionDescription, SetMutedPush, StoredReply,
+    ChatPush, ClientEvent, ClientKind, ClosePayload, EmptyReply, ErrorReply, Governance,
+    HistoryPage, HistoryPush, ModeratePush, ModerationNotice, ReplyPayload, RoomEvent, RoomSummary,
+    SessionDescription, SetMutedPush, StoredReply,
 };
 use roomscale_protocol::pose::AvatarPose;
 use serde::Deserialize;
@@ -46,7 +59,7 @@ pub enum ClientError {
     BadUrl(String),
     #[error("the server answered HTTP {status}: {body}")]
     Http { status: u16, body: String },
-    #[error("the server refused: {reason}")]
+    #[error("the server refused: {reason}{}", refusal_advice(code))]
     Refused { code: String, reason: String },
     #[error("the server sent something unexpected: {0}")]
     Protocol(String),
@@ -56,6 +69,25 @@ pub enum ClientError {
     ConnectionLost,
     #[error("the client has left the room")]
     Closed,
+}
+
+/// What a person can do about a refusal the server's reason may not say.
+fn refusal_advice(code: &str) -> &'static str {
+    match code {
+        "room_locked" => {
+            " (the room is locked: ask its owner or a moderator to unlock it, then join again)"
+        }
+        "removed" => " (a moderator removed you from this room; you may join again later)",
+        "room_full" => " (the room is full: try again when someone leaves)",
+        "limit_reached" => {
+            " (too many connections from you or your network: close another window or client and try again)"
+        }
+        "room_deleted" | "room_not_found" => {
+            " (the room no longer exists: pick another from the room list)"
+        }
+        "forbidden" => " (only the room's owner or its moderators may do that)",
+        _ => "",
+    }
 }
 
 /// `http://host:port`, the server's base address.
@@ -202,8 +234,21 @@ pub enum RoomUpdate {
         server_time_ms: u32,
         poses: Vec<(u16, AvatarPose)>,
     },
+    /// The room's owner, moderators and lock, as a join found them: after
+    /// every join (the first included), before the events it replayed.
+    Governance(Governance),
+    /// The first join's replay left older events out: events older than
+    /// `before_id` exist, for [`RoomClient::history`] to fetch on demand.
+    OlderHistory { before_id: u64 },
+    /// A moderation act everyone in the room hears of; its `governance` is
+    /// the room's from now on.
+    Moderation(ModerationNotice),
     /// The connection dropped; the client is reconnecting.
     ConnectionLost { reason: String },
+    /// The server ended this membership (a moderator removed this member, the
+    /// room was deleted) or refused to take it back: the client has stopped
+    /// and does not reconnect. The last update.
+    Closed(ClosePayload),
 }
 
 #[derive(Debug)]
@@ -227,6 +272,8 @@ enum Awaiting {
     Stored(oneshot::Sender<Result<u64, ClientError>>),
     /// `rtc_offer`: the server's answer.
     Description(oneshot::Sender<Result<SessionDescription, ClientError>>),
+    /// `history`: a page of older events.
+    History(oneshot::Sender<Result<HistoryPage, ClientError>>),
     /// Pushes whose reply carries only its status.
     Empty(oneshot::Sender<Result<(), ClientError>>),
 }
@@ -240,6 +287,9 @@ impl Awaiting {
             }
             Awaiting::Description(tx) => {
                 let _ = tx.send(typed::<SessionDescription>(reply));
+            }
+            Awaiting::History(tx) => {
+                let _ = tx.send(typed::<HistoryPage>(reply));
             }
             Awaiting::Empty(tx) => {
                 let _ = tx.send(typed::<EmptyReply>(reply).map(|_| ()));
@@ -340,10 +390,37 @@ impl RoomClient {
     /// Mutes or unmutes this client in the room: presence shows it, and the
     /// SFU stops forwarding its voice while muted.
     pub async fn set_muted(&self, muted: bool) -> Result<(), ClientError> {
+        self.push_empty(ClientEvent::SetMuted(SetMutedPush { muted }))
+            .await
+    }
+
+    /// A moderation act (owner and moderators only; the server refuses
+    /// others with `forbidden`). Everyone, this client included, then hears
+    /// of it as [`RoomUpdate::Moderation`].
+    pub async fn moderate(&self, act: ModeratePush) -> Result<(), ClientError> {
+        self.push_empty(ClientEvent::Moderate(act)).await
+    }
+
+    /// The events just older than `before_id`, oldest first, as many as fit
+    /// in one page, and whether still older ones exist. These are not passed
+    /// on as updates: what to do with older history is the caller's.
+    pub async fn history(&self, before_id: u64) -> Result<HistoryPage, ClientError> {
         let (tx, answer) = oneshot::channel();
         self.commands
             .send(Command::Push {
-                event: ClientEvent::SetMuted(SetMutedPush { muted }),
+                event: ClientEvent::History(HistoryPush { before_id }),
+                awaiting: Awaiting::History(tx),
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::ConnectionLost)?
+    }
+
+    async fn push_empty(&self, event: ClientEvent) -> Result<(), ClientError> {
+        let (tx, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Push {
+                event,
                 awaiting: Awaiting::Empty(tx),
             })
             .await

@@ -1,12 +1,15 @@
 //! The task behind a [`super::RoomClient`]: one Phoenix v2 socket at a time,
-//! reconnected with backoff, rejoined with `last_seen_id`.
+//! reconnected with backoff, rejoined with `last_seen_id` (and the gap a
+//! truncated replay leaves paged in with `history`), until the server ends
+//! the membership with a reason.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use roomscale_protocol::events::{
-    ErrorReply, JoinPayload, JoinReply, POSE_EVENT, POSES_EVENT, PRESENCE_DIFF_EVENT,
+    ClientEvent, ClosePayload, ErrorCode, ErrorReply, HistoryPage, HistoryPush, JoinPayload,
+    JoinReply, MODERATION_EVENT, POSE_EVENT, POSES_EVENT, PRESENCE_DIFF_EVENT,
     PRESENCE_STATE_EVENT, ROOM_EVENT_EVENT, RTC_ICE_EVENT, RTC_OFFER_EVENT, ReplyPayload,
     RoomEvent, RoomSummary, SPEAKING_EVENT, VOICE_TRACKS_EVENT,
 };
@@ -27,6 +30,11 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// After a refusal that only time can lift (a locked or full room, a limit
+/// on connections): wait at least this long, doubling up to the maximum, so a
+/// client left running does not knock every few seconds.
+const REFUSED_BACKOFF_FIRST: Duration = Duration::from_secs(15);
+const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(120);
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -44,14 +52,90 @@ pub struct RoomTask {
     next_ref: u64,
     /// Where inbound voice events go: the latest [`super::VoiceSignaling`].
     voice: Option<mpsc::Sender<VoiceEvent>>,
+    /// Pushes asked for while reconnecting, sent once joined again.
+    queued: Vec<(ClientEvent, Awaiting)>,
 }
 
 /// How one connection ended.
 enum Ended {
     Left(oneshot::Sender<()>),
     Lost(String),
+    /// The server ended the membership for good (removed, room deleted).
+    Closed(ClosePayload),
     /// The caller dropped the client.
     Dropped,
+}
+
+/// Why a join did not happen.
+#[derive(Debug)]
+enum JoinFailure {
+    /// The server answered the join with a refusal.
+    Refused(ErrorReply),
+    /// No answer: unreachable, dropped, malformed.
+    Failed(ClientError),
+}
+
+impl From<ClientError> for JoinFailure {
+    fn from(error: ClientError) -> Self {
+        JoinFailure::Failed(error)
+    }
+}
+
+impl From<JoinFailure> for ClientError {
+    fn from(failure: JoinFailure) -> Self {
+        match failure {
+            JoinFailure::Refused(ErrorReply { code, reason }) => ClientError::Refused {
+                code: code.as_str().to_string(),
+                reason,
+            },
+            JoinFailure::Failed(error) => error,
+        }
+    }
+}
+
+/// What to do after a rejoin failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Retry {
+    /// A network failure: again soon, with the usual backoff.
+    Soon,
+    /// A refusal that may pass (locked, full, a limit): again, but slowly.
+    Slowly,
+    /// A refusal that waiting will not fix: stop.
+    Never,
+}
+
+/// How a rejoin refused with `code` is retried.
+fn retry_after_refusal(code: ErrorCode) -> Retry {
+    match code {
+        ErrorCode::RoomLocked
+        | ErrorCode::RoomFull
+        | ErrorCode::LimitReached
+        | ErrorCode::RateLimited
+        | ErrorCode::Internal => Retry::Slowly,
+        ErrorCode::Removed
+        | ErrorCode::RoomDeleted
+        | ErrorCode::RoomNotFound
+        | ErrorCode::UnsupportedVersion
+        | ErrorCode::Forbidden => Retry::Never,
+        // Refusals of a join this client should not have sent: trying the
+        // same join again gets the same answer, but slowly costs little.
+        ErrorCode::UnknownTopic
+        | ErrorCode::UnknownEvent
+        | ErrorCode::InvalidPayload
+        | ErrorCode::NotJoined
+        | ErrorCode::AlreadyJoined
+        | ErrorCode::TooLarge
+        | ErrorCode::VoiceUnavailable => Retry::Slowly,
+    }
+}
+
+/// How a rejoin that got no answer is retried: HTTP refusals of the upgrade
+/// (too many sockets, a limit on the address) slowly, network failures soon.
+fn retry_after_failure(error: &ClientError) -> Retry {
+    match error {
+        ClientError::Http { status, .. } if (400..600).contains(status) => Retry::Slowly,
+        _ => Retry::Soon,
+    }
 }
 
 /// Answers [`super::RoomClient::join`] once the first join succeeded or failed.
@@ -77,6 +161,7 @@ impl RoomTask {
             last_seen_id: None,
             next_ref: 0,
             voice: None,
+            queued: Vec::new(),
         }
     }
 
@@ -90,28 +175,45 @@ impl RoomTask {
         let mut backoff = BACKOFF_FIRST;
         let mut pose_sender = PoseSender::default();
         loop {
-            let ended = match self.connect_and_join().await {
-                Ok((mut socket, join_ref, reply)) => {
+            let (ended, retry) = match self.connect_and_join().await {
+                Ok((mut socket, join_ref, reply, held)) => {
                     backoff = BACKOFF_FIRST;
                     self.joined(reply, joined.take()).await;
                     // The membership just joined has heard no pose of ours,
                     // so the latest goes out even if it did not change.
                     pose_sender.rejoined();
-                    self.serve(
-                        &mut socket,
-                        &join_ref,
-                        &mut commands,
-                        &pose,
-                        &mut pose_sender,
-                    )
-                    .await
+                    let ended = self
+                        .serve(
+                            &mut socket,
+                            &join_ref,
+                            held,
+                            &mut commands,
+                            &pose,
+                            &mut pose_sender,
+                        )
+                        .await;
+                    (ended, Retry::Soon)
                 }
                 // The first join's refusal is final: the caller hears why.
-                Err(error) if joined.is_some() => {
-                    let _ = joined.take().expect("checked").send(Err(error));
+                Err(failure) if joined.is_some() => {
+                    let _ = joined.take().expect("checked").send(Err(failure.into()));
                     return;
                 }
-                Err(error) => Ended::Lost(error.to_string()),
+                Err(JoinFailure::Refused(refusal)) => match retry_after_refusal(refusal.code) {
+                    Retry::Never => (Ended::Closed(refusal), Retry::Never),
+                    retry => (
+                        Ended::Lost(format!(
+                            "the server refused to take this client back: {}{}",
+                            refusal.reason,
+                            super::refusal_advice(refusal.code.as_str())
+                        )),
+                        retry,
+                    ),
+                },
+                Err(JoinFailure::Failed(error)) => {
+                    let retry = retry_after_failure(&error);
+                    (Ended::Lost(error.to_string()), retry)
+                }
             };
             match ended {
                 Ended::Left(done) => {
@@ -119,13 +221,47 @@ impl RoomTask {
                     return;
                 }
                 Ended::Dropped => return,
+                Ended::Closed(why) => {
+                    for (_, awaiting) in self.queued.drain(..) {
+                        awaiting.answer(Err(ClientError::Closed));
+                    }
+                    let _ = self.updates.send(RoomUpdate::Closed(why)).await;
+                    return;
+                }
                 Ended::Lost(reason) => {
+                    if retry == Retry::Slowly {
+                        backoff = backoff.max(REFUSED_BACKOFF_FIRST);
+                    }
                     let _ = self
                         .updates
                         .send(RoomUpdate::ConnectionLost { reason })
                         .await;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    // Leaving while waiting to reconnect is heard at once.
+                    let wait = tokio::time::sleep(backoff);
+                    tokio::pin!(wait);
+                    loop {
+                        tokio::select! {
+                            _ = &mut wait => break,
+                            command = commands.recv() => match command {
+                                Some(Command::Leave { done }) => {
+                                    let _ = done.send(());
+                                    return;
+                                }
+                                None => return,
+                                Some(Command::SubscribeVoice(events)) => self.voice = Some(events),
+                                // Sent once joined again.
+                                Some(Command::Push { event, awaiting }) => {
+                                    self.queued.push((event, awaiting));
+                                }
+                            },
+                        }
+                    }
+                    let most = if retry == Retry::Slowly {
+                        REFUSED_BACKOFF_MAX
+                    } else {
+                        BACKOFF_MAX
+                    };
+                    backoff = (backoff * 2).min(most);
                 }
             }
         }
@@ -136,7 +272,13 @@ impl RoomTask {
         self.next_ref.to_string()
     }
 
-    async fn connect_and_join(&mut self) -> Result<(Socket, String, JoinReply), ClientError> {
+    /// Connects and joins; for a rejoin whose replay was truncated, pages in
+    /// the gap too. Returns the socket, the join's ref, the reply (its events
+    /// the whole gap, oldest first) and the frames that arrived while the gap
+    /// was paged in, for [`Self::serve`] to handle first.
+    async fn connect_and_join(
+        &mut self,
+    ) -> Result<(Socket, String, JoinReply, Vec<String>), JoinFailure> {
         let url = format!(
             "ws://{}/socket/websocket?vsn=2.0.0&token={}",
             self.server.authority(),
@@ -182,11 +324,13 @@ impl RoomTask {
             let Some(Ok(Message::Text(text))) = message else {
                 match message {
                     Some(Ok(Message::Close(close))) => {
-                        return Err(ClientError::Protocol(format!(
+                        return Err(JoinFailure::Failed(ClientError::Protocol(format!(
                             "the server closed the socket: {close:?}"
-                        )));
+                        ))));
                     }
-                    None | Some(Err(_)) => return Err(ClientError::ConnectionLost),
+                    None | Some(Err(_)) => {
+                        return Err(JoinFailure::Failed(ClientError::ConnectionLost));
+                    }
                     _ => continue,
                 }
             };
@@ -199,16 +343,105 @@ impl RoomTask {
             }
             let response = reply.payload["response"].clone();
             if reply.payload["status"] == "ok" {
-                let reply: JoinReply = serde_json::from_value(response)
+                let mut reply: JoinReply = serde_json::from_value(response)
                     .map_err(|e| ClientError::Protocol(format!("join reply: {e}")))?;
-                return Ok((socket, join_ref, reply));
+                let mut held = Vec::new();
+                if let Some(seen) = self.last_seen_id
+                    && reply.truncated
+                {
+                    let missed = self
+                        .missed_before(&mut socket, &join_ref, seen, &reply, &mut held)
+                        .await?;
+                    reply.events.splice(0..0, missed);
+                    reply.truncated = false;
+                }
+                return Ok((socket, join_ref, reply, held));
             }
             let refusal: ErrorReply = serde_json::from_value(response)
                 .map_err(|e| ClientError::Protocol(format!("join error reply: {e}")))?;
-            return Err(ClientError::Refused {
-                code: refusal.code.as_str().to_string(),
-                reason: refusal.reason,
-            });
+            return Err(JoinFailure::Refused(refusal));
+        }
+    }
+
+    /// The events after `seen` that a rejoin's truncated replay left out,
+    /// oldest first: paged back with `history` from the first replayed event
+    /// until a page reaches `seen` or the start of the room's history. Other
+    /// frames arriving meanwhile go to `held`, in order.
+    async fn missed_before(
+        &mut self,
+        socket: &mut Socket,
+        join_ref: &str,
+        seen: u64,
+        reply: &JoinReply,
+        held: &mut Vec<String>,
+    ) -> Result<Vec<RoomEvent>, ClientError> {
+        let mut before = reply.events.first().map_or(u64::MAX, |e| e.id);
+        let mut missed: Vec<RoomEvent> = Vec::new();
+        loop {
+            let msg_ref = self.next_ref();
+            let push = ClientEvent::History(HistoryPush { before_id: before });
+            let frame = frame::encode_text_parts(
+                Some(join_ref),
+                Some(&msg_ref),
+                &self.topic,
+                push.name(),
+                &push.payload(),
+            );
+            socket
+                .send(Message::text(frame))
+                .await
+                .map_err(|_| ClientError::ConnectionLost)?;
+            let page = self.reply_to(socket, &msg_ref, held).await?;
+            let page: HistoryPage = super::typed(Ok(page))?;
+            let more = page.more;
+            let Some(oldest) = page.events.first().map(|e| e.id) else {
+                break;
+            };
+            let page: Vec<RoomEvent> = page
+                .events
+                .into_iter()
+                .filter(|e| e.id > seen && e.id < before)
+                .collect();
+            missed.splice(0..0, page);
+            if !more || oldest <= seen || oldest >= before {
+                break;
+            }
+            before = oldest;
+        }
+        Ok(missed)
+    }
+
+    /// Waits for the reply to `msg_ref`; frames of this topic that come
+    /// first go to `held`, pose batches are dropped (they are worth nothing late).
+    async fn reply_to(
+        &self,
+        socket: &mut Socket,
+        msg_ref: &str,
+        held: &mut Vec<String>,
+    ) -> Result<ReplyPayload, ClientError> {
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        loop {
+            let message = tokio::time::timeout_at(deadline, socket.next())
+                .await
+                .map_err(|_| {
+                    ClientError::Protocol("no answer to a history request within 10 s".into())
+                })?;
+            let text = match message {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    return Err(ClientError::ConnectionLost);
+                }
+                Some(Ok(_)) => continue,
+            };
+            let Ok(frame) = frame::decode_text(&text) else {
+                return Err(ClientError::Protocol(
+                    "the server sent a malformed frame".into(),
+                ));
+            };
+            if frame.event == control::REPLY && frame.msg_ref.as_deref() == Some(msg_ref) {
+                return ReplyPayload::parse(frame.payload).map_err(ClientError::Protocol);
+            }
+            held.push(text.to_string());
         }
     }
 
@@ -217,6 +450,7 @@ impl RoomTask {
     /// rejoin's [`RoomUpdate::Joined`]; then the events the join replayed.
     async fn joined(&mut self, reply: JoinReply, first: Option<Joined>) {
         self.slot.send_replace(reply.slot);
+        let first_join = first.is_some();
         match first {
             Some(first) => {
                 let _ = first.send(Ok(reply.room));
@@ -235,6 +469,26 @@ impl RoomTask {
                     .await;
             }
         }
+        let _ = self
+            .updates
+            .send(RoomUpdate::Governance(reply.governance))
+            .await;
+        if first_join {
+            // Older history is the consumer's to fetch, on demand.
+            if reply.truncated
+                && let Some(first_event) = reply.events.first()
+            {
+                let _ = self
+                    .updates
+                    .send(RoomUpdate::OlderHistory {
+                        before_id: first_event.id,
+                    })
+                    .await;
+            }
+            // From now on every later event is new: a rejoin asks for all
+            // of them even if this join replayed none.
+            self.last_seen_id.get_or_insert(0);
+        }
         for event in reply.events {
             self.event(event).await;
         }
@@ -249,10 +503,14 @@ impl RoomTask {
         let _ = self.updates.send(RoomUpdate::Event(event)).await;
     }
 
+    /// Serves one joined connection until it ends: `held` frames (those that
+    /// came while a gap was paged in) first, then the pushes queued while
+    /// reconnecting, then whatever comes.
     async fn serve(
         &mut self,
         socket: &mut Socket,
         join_ref: &str,
+        held: Vec<String>,
         commands: &mut mpsc::Receiver<Command>,
         pose: &watch::Receiver<Option<AvatarPose>>,
         pose_sender: &mut PoseSender,
@@ -263,7 +521,36 @@ impl RoomTask {
         pose_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut pending: HashMap<String, Awaiting> = HashMap::new();
         let mut outgoing = Vec::new();
+        let mut ended_early = None;
+        for text in held {
+            if let Some(ended) = self.on_text(&text, join_ref, &mut pending).await {
+                ended_early = Some(ended);
+                break;
+            }
+        }
+        for (event, awaiting) in std::mem::take(&mut self.queued) {
+            let msg_ref = self.next_ref();
+            outgoing.push(Message::text(frame::encode_text_parts(
+                Some(join_ref),
+                Some(&msg_ref),
+                &self.topic,
+                event.name(),
+                &event.payload(),
+            )));
+            pending.insert(msg_ref, awaiting);
+        }
         let ended = loop {
+            if let Some(ended) = ended_early.take() {
+                break ended;
+            }
+            for message in outgoing.drain(..) {
+                if socket.feed(message).await.is_err() {
+                    break;
+                }
+            }
+            if let Err(error) = socket.flush().await {
+                break Ended::Lost(error.to_string());
+            }
             tokio::select! {
                 message = socket.next() => match message {
                     Some(Ok(Message::Text(text))) => {
@@ -312,17 +599,17 @@ impl RoomTask {
                     outgoing.push(Message::text(frame::encode_text_parts(None, Some(&msg_ref), PHOENIX_TOPIC, control::HEARTBEAT, &Value::Object(Default::default()))));
                 }
             }
-            for message in outgoing.drain(..) {
-                if socket.feed(message).await.is_err() {
-                    break;
-                }
-            }
-            if let Err(error) = socket.flush().await {
-                break Ended::Lost(error.to_string());
-            }
+        };
+        if let Ended::Closed(_) = ended {
+            // The server ended the membership; nothing more goes on this socket.
+            let _ = socket.close(None).await;
+        }
+        let unanswered = match ended {
+            Ended::Closed(_) => ClientError::Closed,
+            _ => ClientError::ConnectionLost,
         };
         for (_, awaiting) in pending.drain() {
-            awaiting.answer(Err(ClientError::ConnectionLost));
+            awaiting.answer(Err(unanswered.clone()));
         }
         ended
     }
@@ -374,7 +661,26 @@ impl RoomTask {
             control::ERROR if frame.join_ref.as_deref().is_none_or(|r| r == join_ref) => {
                 return Some(Ended::Lost("the room restarted".into()));
             }
-            control::CLOSE => return Some(Ended::Lost("the server closed the channel".into())),
+            MODERATION_EVENT => match serde_json::from_value(frame.payload) {
+                Ok(notice) => {
+                    let _ = self.updates.send(RoomUpdate::Moderation(notice)).await;
+                }
+                Err(error) => {
+                    eprintln!(
+                        "room: dropped a malformed moderation notice from the server: {error}"
+                    )
+                }
+            },
+            // A close with a reason ends the membership for good; one without
+            // (an older server) is a lost connection.
+            control::CLOSE => {
+                return Some(
+                    match serde_json::from_value::<ClosePayload>(frame.payload) {
+                        Ok(why) => Ended::Closed(why),
+                        Err(_) => Ended::Lost("the server closed the channel".into()),
+                    },
+                );
+            }
             _ => {}
         }
         None
@@ -421,5 +727,55 @@ impl RoomTask {
         };
         // Poses are worth nothing late: drop them when the reader falls behind.
         let _ = self.updates.try_send(update);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejoins_refused_for_good_stop_and_those_that_may_pass_are_retried_slowly() {
+        for code in [
+            ErrorCode::Removed,
+            ErrorCode::RoomDeleted,
+            ErrorCode::RoomNotFound,
+            ErrorCode::UnsupportedVersion,
+        ] {
+            assert_eq!(retry_after_refusal(code), Retry::Never, "{code:?}");
+        }
+        for code in [
+            ErrorCode::RoomLocked,
+            ErrorCode::RoomFull,
+            ErrorCode::LimitReached,
+            ErrorCode::RateLimited,
+        ] {
+            assert_eq!(retry_after_refusal(code), Retry::Slowly, "{code:?}");
+        }
+        let refused_upgrade = ClientError::Http {
+            status: 429,
+            body: "too many sockets".into(),
+        };
+        assert_eq!(retry_after_failure(&refused_upgrade), Retry::Slowly);
+        assert_eq!(
+            retry_after_failure(&ClientError::ConnectionLost),
+            Retry::Soon
+        );
+        assert!(REFUSED_BACKOFF_FIRST > BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_refused_join_says_what_to_do() {
+        let refused: ClientError = JoinFailure::Refused(ErrorReply::new(
+            ErrorCode::RoomLocked,
+            "this room is locked",
+        ))
+        .into();
+        let message = refused.to_string();
+        assert!(message.contains("this room is locked"), "{message}");
+        assert!(
+            message.contains("ask its owner or a moderator"),
+            "{message}"
+        );
     }
 }

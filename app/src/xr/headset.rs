@@ -360,6 +360,7 @@ impl Headset {
                         }
                     }
                     NetEvent::Update(update) => scene.apply(now, update),
+                    NetEvent::History { before_id, page } => scene.older_page(before_id, page),
                     NetEvent::Left => scene.left(),
                     NetEvent::Status(message) => {
                         println!("status: {message}");
@@ -431,6 +432,9 @@ impl Headset {
                         Some(PickerRequest::Refresh) => net.send(NetCommand::RefreshRooms),
                         Some(PickerRequest::Join(room_id)) => net.send(NetCommand::Join(room_id)),
                         None => {}
+                    }
+                    if let Some(act) = requests.moderate {
+                        net.send(NetCommand::Moderate(act));
                     }
                     if requests.leave && self.picker.is_some() {
                         // Back to the picker rather than out of the app.
@@ -629,6 +633,10 @@ impl Headset {
         // left grip talks under push-to-talk.
         self.voice.place(net, scene, display_at, &own.head);
         self.voice.talk(hands[0].squeeze > 0.5, net);
+        // A moderator's mute stays the visitor's own once given back.
+        if scene.own_moderator_muted() && !self.voice.muted() {
+            self.voice.set_muted(true, net);
+        }
         let voice = VoiceView {
             in_voice: self.voice.in_voice(),
             muted: self.voice.muted(),

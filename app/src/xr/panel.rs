@@ -1,5 +1,7 @@
-//! The UI in the headset: an egui page (people with speaking and muted,
-//! leave, the last chat lines; before a room, the room picker) on a panel
+//! The UI in the headset: an egui page (people with speaking and muted, and
+//! for the owner and moderators a mute and a remove button on each person;
+//! leave; the last chat lines, moderation acts among them; before a room, the
+//! room picker) on a panel
 //! standing in the room, clicked with a
 //! laser from the right hand's aim pose and its trigger; and name tags above
 //! remote avatars, painted once per change into an atlas and shown on quads
@@ -9,11 +11,12 @@
 //! tested without a GPU.
 
 use glam::{Mat4, Quat, Vec3};
+use roomscale_protocol::events::ModeratePush;
 use roomscale_protocol::pose::Joint;
 
 use crate::picker::{PickerRequest, RoomPicker};
 use crate::render::{self, EguiTexture, LineVertex, Quad, QuadTexture, Renderer, quad_model};
-use crate::scene::{RemoteAvatar, RoomScene};
+use crate::scene::{RemoteAvatar, RoomScene, tagged};
 
 /// The panel's page in pixels and its size in the room in metres (1 mm a pixel).
 pub const PANEL_PIXELS: (u32, u32) = (640, 480);
@@ -120,6 +123,8 @@ pub struct PanelRequests {
     pub voice: Option<VoiceRequest>,
     /// What was clicked on the room picker.
     pub pick: Option<PickerRequest>,
+    /// A moderation act asked for (owner and moderators only see the buttons).
+    pub moderate: Option<ModeratePush>,
 }
 
 /// The right hand's laser this frame, in room space.
@@ -190,7 +195,7 @@ impl HeadsetUi {
             let Some(row) = self
                 .tag_names
                 .iter()
-                .position(|(name, speaking)| *name == avatar.name && *speaking == avatar.speaking)
+                .position(|(name, speaking)| *name == avatar.label && *speaking == avatar.speaking)
             else {
                 continue;
             };
@@ -282,7 +287,7 @@ impl HeadsetUi {
     ) {
         let mut names: Vec<(String, bool)> = remote
             .iter()
-            .map(|a| (a.name.clone(), a.speaking))
+            .map(|a| (a.label.clone(), a.speaking))
             .collect();
         names.sort();
         names.dedup();
@@ -339,9 +344,25 @@ fn content_fingerprint(
         picker.fingerprint(&mut hasher);
     }
     for (id, meta) in scene.presence().members() {
-        (id, &meta.name, meta.speaking, meta.muted).hash(&mut hasher);
+        (
+            id,
+            &meta.name,
+            meta.speaking,
+            meta.muted,
+            meta.moderator_muted,
+            meta.role,
+        )
+            .hash(&mut hasher);
     }
-    scene.chat().last().map(|line| line.id).hash(&mut hasher);
+    let governance = scene.governance();
+    (
+        &governance.owner_user_id,
+        &governance.moderators,
+        governance.locked,
+        scene.chat_revision(),
+        scene.closed().map(|why| &why.reason),
+    )
+        .hash(&mut hasher);
     status.hash(&mut hasher);
     // The meter in tenths: enough to move, not a repaint every frame.
     (
@@ -366,13 +387,23 @@ fn page(
     requests: &mut PanelRequests,
 ) {
     egui::CentralPanel::default().show(ui, |ui| {
+        if let Some(why) = scene.closed() {
+            ui.colored_label(
+                egui::Color32::from_rgb(255, 170, 90),
+                crate::scene::closed_line(why),
+            );
+            ui.separator();
+        }
         ui.heading("People");
-        for (_, meta) in scene.presence().members() {
-            let mut line = meta.name.clone();
+        let mut controls_shown = std::collections::HashSet::new();
+        for (user, meta) in scene.presence().members() {
+            let mut line = tagged(&meta.name, user);
             if meta.speaking {
                 line.push_str("  🔊 speaking");
             }
-            if meta.muted {
+            if meta.moderator_muted {
+                line.push_str("  (muted by a moderator)");
+            } else if meta.muted {
                 line.push_str("  (muted)");
             }
             let colour = render::colour_from_hex(&meta.colour).map_or(egui::Color32::GRAY, |c| {
@@ -382,12 +413,34 @@ fn page(
             ui.horizontal(|ui| {
                 ui.colored_label(colour, "●");
                 ui.label(line);
+                let allowed = scene.allowed_on(user);
+                if controls_shown.insert(user) {
+                    if allowed.mute
+                        && ui
+                            .small_button(if meta.moderator_muted {
+                                "Unmute"
+                            } else {
+                                "Mute"
+                            })
+                            .clicked()
+                    {
+                        requests.moderate = Some(ModeratePush::Mute {
+                            user_id: user.to_owned(),
+                            muted: !meta.moderator_muted,
+                        });
+                    }
+                    if allowed.remove && ui.small_button("Remove").clicked() {
+                        requests.moderate = Some(ModeratePush::Remove {
+                            user_id: user.to_owned(),
+                        });
+                    }
+                }
             });
         }
         ui.separator();
         ui.heading("Chat");
         for line in scene.chat().iter().rev().take(6).rev() {
-            ui.label(format!("{}: {}", line.name, line.text));
+            ui.label(line.display());
         }
         ui.separator();
         ui.label(&voice.status);
@@ -396,7 +449,9 @@ fn page(
                 if ui.button("Leave voice").clicked() {
                     requests.voice = Some(VoiceRequest::Leave);
                 }
-                if ui
+                if scene.own_moderator_muted() {
+                    ui.label("Muted by a moderator");
+                } else if ui
                     .button(if voice.muted { "Unmute" } else { "Mute" })
                     .clicked()
                 {
