@@ -5,15 +5,19 @@
 //! on its first join and stops after it has been empty for a while. When an
 //! actor panics, its supervisor sends `phx_error` to every member it had (phoenix
 //! clients then rejoin) and starts a fresh actor; other rooms never notice.
+//!
+//! Who was removed from which room is kept here, beside the running rooms,
+//! so a removal outlives the actor of a room that went idle.
 
 mod actor;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use roomscale_protocol::events::{
-    ErrorCode, ErrorReply, JoinPayload, RoomEventBody, UpdateProfilePush,
+    ErrorCode, ErrorReply, JoinPayload, ModeratePush, RoomEventBody, UpdateProfilePush,
 };
 use roomscale_protocol::pose::POSE_BYTES;
 use tokio::sync::{mpsc, oneshot};
@@ -63,6 +67,18 @@ pub enum RoomCommand {
         msg_ref: String,
         muted: bool,
     },
+    /// A moderation act by the member (refused unless it may moderate).
+    Moderate {
+        member: MemberId,
+        msg_ref: String,
+        act: ModeratePush,
+    },
+    /// A page of the history older than `before_id`.
+    History {
+        member: MemberId,
+        msg_ref: String,
+        before_id: u64,
+    },
     /// The SFU heard a member start or stop speaking.
     Speaking {
         member: MemberId,
@@ -106,7 +122,12 @@ pub(crate) type Roster = Arc<Mutex<HashMap<MemberId, Contact>>>;
 #[derive(Debug, Clone, Default)]
 pub struct Rooms {
     running: Arc<Mutex<HashMap<Uuid, RoomHandle>>>,
+    /// Users removed from a room, and until when they may not rejoin.
+    bans: Arc<Mutex<HashMap<(Uuid, String), Instant>>>,
 }
+
+/// Bans kept before expired ones are swept out.
+const SWEEP_BANS_ABOVE: usize = 1024;
 
 #[derive(Debug, Clone)]
 struct RoomHandle {
@@ -177,6 +198,29 @@ impl Rooms {
     /// Test hook: make a running room's actor panic.
     pub async fn inject_panic(&self, room_id: Uuid) -> bool {
         self.send(room_id, RoomCommand::InjectPanic).await
+    }
+
+    /// Keeps `user_id` out of a room for `duration`.
+    pub(crate) fn ban(&self, room_id: Uuid, user_id: &str, duration: Duration) {
+        let now = Instant::now();
+        let mut bans = self.bans.lock().expect("poisoned");
+        if bans.len() > SWEEP_BANS_ABOVE {
+            bans.retain(|_, until| *until > now);
+        }
+        bans.insert((room_id, user_id.to_string()), now + duration);
+    }
+
+    /// How long `user_id` must still stay out of a room, if it was removed.
+    pub(crate) fn banned_for(&self, room_id: Uuid, user_id: &str) -> Option<Duration> {
+        let bans = self.bans.lock().expect("poisoned");
+        let until = bans.get(&(room_id, user_id.to_string()))?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Lets a removed user back in before the ban ends (it became a moderator).
+    pub(crate) fn unban(&self, room_id: Uuid, user_id: &str) {
+        let mut bans = self.bans.lock().expect("poisoned");
+        bans.remove(&(room_id, user_id.to_string()));
     }
 
     pub fn running_count(&self) -> usize {

@@ -302,13 +302,16 @@ impl Connection {
                 let room_id = channel.room_id;
                 return self.signal(to, member, room_id, event);
             }
-            ClientEvent::Moderate(_) | ClientEvent::History(_) => {
-                return self.reply_error(
-                    to,
-                    ErrorCode::UnknownEvent,
-                    format!("\"{}\" is not offered by this server yet", event.name()),
-                );
-            }
+            ClientEvent::Moderate(act) => RoomCommand::Moderate {
+                member,
+                msg_ref,
+                act,
+            },
+            ClientEvent::History(history) => RoomCommand::History {
+                member,
+                msg_ref,
+                before_id: history.before_id,
+            },
             ClientEvent::Join(_) | ClientEvent::Heartbeat => unreachable!("handled by on_text"),
         };
         if channel.inbox.send(command).await.is_err() {

@@ -27,6 +27,19 @@ const EVENTS_AFTER: &str = "\
     WHERE room_id = $1 AND id > $2 \
     ORDER BY id DESC LIMIT $3";
 
+/// A room's events between two ids (both excluded), newest first, for paging
+/// back from the newest.
+const EVENTS_BETWEEN: &str = "\
+    SELECT id, user_id, name, sent_at, body FROM room_events \
+    WHERE room_id = $1 AND id > $2 AND id < $3 \
+    ORDER BY id DESC LIMIT $4";
+
+/// Rows read in the first round of a page; later rounds are sized by the
+/// events seen so far, so a page of large events reads few rows.
+const FIRST_PAGE_ROWS: usize = 16;
+/// Most rows one round of a page reads.
+const MOST_PAGE_ROWS: usize = 128;
+
 /// Events sent before `$1`, except each room's newest: new ids continue from
 /// it (`MAX(id) + 1`), so a client's `last_seen_id` stays meaningful.
 const PURGE_OLDER_THAN: &str = "\
@@ -126,7 +139,88 @@ impl Store {
     }
 }
 
+/// A page of a room's history: the newest events that fit, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<RoomEvent>,
+    /// True when older events in the range were left out to keep to the limits.
+    pub more: bool,
+    /// The events' size as a JSON array, in bytes.
+    pub bytes: usize,
+}
+
 impl Store {
+    /// The newest events of a room with `after_id < id < before_id` that fit in
+    /// `max_bytes` of JSON (as an array) and `max_events`, oldest first. At
+    /// least one event comes back when there is one, however large, so paging
+    /// always moves. Rows are read newest first in small rounds until the page
+    /// is full: a long history costs no more to read than the page it gives.
+    pub async fn events_page(
+        &self,
+        room_id: Uuid,
+        after_id: u64,
+        before_id: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<EventPage> {
+        let room = room_id.to_string();
+        // Ids are stored as BIGINT: nothing lies beyond its range.
+        let Ok(after) = i64::try_from(after_id) else {
+            return Ok(EventPage {
+                events: Vec::new(),
+                more: false,
+                bytes: 2,
+            });
+        };
+        let mut upper = i64::try_from(before_id).unwrap_or(i64::MAX);
+        let mut picked: Vec<RoomEvent> = Vec::new();
+        // The brackets of the array.
+        let mut bytes = 2;
+        let mut round = FIRST_PAGE_ROWS;
+        let more = loop {
+            // One row beyond what may be taken tells whether any were left out.
+            let want = round.min(max_events - picked.len() + 1);
+            let rows = sqlx::query(EVENTS_BETWEEN)
+                .bind(&room)
+                .bind(after)
+                .bind(upper)
+                .bind(i64::try_from(want).unwrap_or(i64::MAX))
+                .fetch_all(self.pool())
+                .await?;
+            let exhausted = rows.len() < want;
+            let mut full = false;
+            for row in &rows {
+                let event = event_from_row(room_id, row)?;
+                // The event, and the comma before it.
+                let size = serde_json::to_vec(&event)
+                    .context("measuring a stored event")?
+                    .len()
+                    + usize::from(!picked.is_empty());
+                if picked.len() == max_events || (!picked.is_empty() && bytes + size > max_bytes) {
+                    full = true;
+                    break;
+                }
+                bytes += size;
+                upper = i64::try_from(event.id).unwrap_or(i64::MAX);
+                picked.push(event);
+            }
+            if full {
+                break true;
+            }
+            if exhausted {
+                break false;
+            }
+            let average = (bytes / picked.len().max(1)).max(1);
+            round = (max_bytes.saturating_sub(bytes) / average + 1).clamp(1, MOST_PAGE_ROWS);
+        };
+        picked.reverse();
+        Ok(EventPage {
+            events: picked,
+            more,
+            bytes,
+        })
+    }
+
     /// Deletes history by the retention policy and returns how many events
     /// went: events sent before `older_than_ms` (Unix milliseconds) but each
     /// room's newest (which numbers the events to come), and in each room all
