@@ -1,7 +1,8 @@
 //! Limits that keep one visitor, address or room from taking the server from
 //! everyone else: token buckets (time is an input, so the arithmetic is tested
-//! without sleeping), buckets kept per key (an IP address, a user), and counts
-//! of what is open per key, released when the guard is dropped.
+//! without sleeping), buckets kept per key (an IP address as [`address_key`]
+//! counts it, a user), and counts of what is open per key, released when the
+//! guard is dropped.
 //!
 //! [`Limits`] holds the server-wide ones; per-connection buckets live in each
 //! connection.
@@ -165,6 +166,23 @@ impl<K: Hash + Eq> Drop for Place<K> {
     }
 }
 
+/// The key a peer address is counted under: an IPv4 address as it is (also
+/// when it arrives IPv4-mapped on an IPv6 socket), an IPv6 address by its /64
+/// prefix, since one host is usually handed a whole /64 and could otherwise
+/// take a fresh address for every connection.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// The server-wide limits, from the configuration.
 #[derive(Debug)]
 pub struct Limits {
@@ -224,6 +242,16 @@ mod tests {
         assert!((29..=31).contains(&wait.as_secs()), "{wait:?}");
         assert!(buckets.take(&"b", start).is_ok(), "another key has its own");
         assert!(buckets.take(&"a", start + Duration::from_secs(31)).is_ok());
+    }
+
+    #[test]
+    fn addresses_count_by_host_v4_and_by_prefix_v6() {
+        let key = |text: &str| address_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 
     #[test]

@@ -145,6 +145,13 @@ async function spawnServer(binary, bind, dataDir, log) {
   for (const name of ["DATABASE_URL", "RUST_LOG", "ROOMSCALE_LOG", "ROOMSCALE_WEB_DIR"]) {
     delete env[name]
   }
+  // Every browser and client in a test comes from 127.0.0.1: limits per
+  // address that suit the internet would throttle honest tests.
+  Object.assign(env, {
+    ROOMSCALE_SOCKETS_PER_IP: "1000000",
+    ROOMSCALE_TOKENS_PER_MINUTE: "1000000",
+    ROOMSCALE_ROOMS_PER_HOUR: "1000000",
+  })
   const child = spawn(
     binary,
     ["--bind", bind, "--data-dir", dataDir, "--web-dir", join(ROOT, "server", "web", "dist"), "--log", "info"],

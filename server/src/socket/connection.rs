@@ -2,6 +2,20 @@
 //! and dispatches every inbound frame, and a writer task that drains the
 //! connection's [`Outbox`]. Bad input gets an error reply that says what was
 //! wrong; a frame that cannot be read at all closes the socket with the reason.
+//!
+//! Fairness, per connection:
+//! - Every frame counts against a budget: JSON pushes, joins (which also
+//!   broadcast presence to a whole room), binary frames (poses) and heartbeats
+//!   each have a token bucket of their own. A heartbeat's payload is `{}`; a
+//!   large one closes the socket.
+//! - Each frame refused for its rate costs a *strike* (poses, refused without
+//!   a reply, cost one per [`POSE_REFUSALS_PER_STRIKE`]); strikes come back
+//!   slowly, so a client refused far more often than that is disconnected as a
+//!   flood, however it spaces its allowed frames in between.
+//! - Rooms are only `room:<lowercase canonical uuid>`, so the channel map holds
+//!   at most one channel per room, and at most `--channels-per-socket` of them;
+//!   a second join of a topic replaces the first. A join of a room that is not
+//!   in the store is refused here, without starting a room actor.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,13 +28,16 @@ use roomscale_protocol::events::{ClientEvent, ErrorCode, ErrorReply, POSE_EVENT,
 use roomscale_protocol::frame::{self, control};
 use roomscale_protocol::limits::MAX_FRAME_BYTES;
 use roomscale_protocol::pose::POSE_BYTES;
-use roomscale_protocol::{PHOENIX_TOPIC, check_version, room_id_from_topic};
+use roomscale_protocol::{
+    PHOENIX_TOPIC, ROOM_TOPIC_PREFIX, check_version, room_id_from_topic, room_topic,
+};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::identity::Claims;
-use crate::limits::TokenBucket;
+use crate::limits::{Place, TokenBucket};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxReceiver, binary_ok_reply, close_code, outbox};
 use crate::room::{self, JoinRequest, MemberId, RoomCommand};
@@ -28,16 +45,41 @@ use crate::voice;
 
 /// A send that makes no progress for this long means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing socket waits for the client to answer the close.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// JSON pushes per second per connection, and the burst allowed above it.
 const EVENTS_PER_SECOND: f64 = 20.0;
 const EVENTS_BURST: f64 = 40.0;
 /// Pose frames per second per connection (clients send at most 30).
 const POSES_PER_SECOND: f64 = 60.0;
 const POSES_BURST: f64 = 20.0;
-/// Frames over the rate limit in a row after which the client counts as flooding.
-const FLOOD_LIMIT: u32 = 200;
+/// Joins per second per connection, and the burst: each join (and the leave of
+/// a join it replaces) is a presence broadcast to everyone in the room, so
+/// rejoining in a loop must not be a cheap way to flood a room.
+const JOINS_PER_SECOND: f64 = 1.0;
+const JOINS_BURST: f64 = 10.0;
+/// Heartbeats per second per connection, and the burst (clients send one
+/// every 30 s).
+const HEARTBEATS_PER_SECOND: f64 = 1.0;
+const HEARTBEATS_BURST: f64 = 10.0;
+/// Largest heartbeat frame: refs and the `{}` payload fit many times over.
+const MAX_HEARTBEAT_FRAME_BYTES: usize = 1024;
+/// Frames refused for their rate a client may run up at once before it is
+/// disconnected as a flood, and how fast that allowance comes back.
+const STRIKES_BURST: f64 = 100.0;
+const STRIKES_PER_SECOND: f64 = 1.0;
+/// Poses dropped for their rate that cost one strike: an honest client whose
+/// poses bunch up after a network stall loses a few, a flood loses the socket.
+const POSE_REFUSALS_PER_STRIKE: u32 = 30;
 
-pub async fn serve(socket: WebSocket, state: AppState, claims: Claims) {
+/// The server-wide places a socket holds while it is open (one of its peer
+/// address's, one of its user's); dropping them gives them back.
+pub(super) struct Places {
+    pub(super) _ip: Place<std::net::IpAddr>,
+    pub(super) _user: Place<String>,
+}
+
+pub(super) async fn serve(socket: WebSocket, state: AppState, claims: Claims, places: Places) {
     state.metrics.connections.inc();
     let (sink, stream) = socket.split();
     let (outbox, receiver) = outbox();
@@ -49,15 +91,30 @@ pub async fn serve(socket: WebSocket, state: AppState, claims: Claims) {
         outbox,
         channels: HashMap::new(),
         events: TokenBucket::new(EVENTS_PER_SECOND, EVENTS_BURST, now),
+        joins: TokenBucket::new(JOINS_PER_SECOND, JOINS_BURST, now),
         poses: TokenBucket::new(POSES_PER_SECOND, POSES_BURST, now),
-        over_limit: 0,
+        heartbeats: TokenBucket::new(HEARTBEATS_PER_SECOND, HEARTBEATS_BURST, now),
+        strikes: TokenBucket::new(STRIKES_PER_SECOND, STRIKES_BURST, now),
+        refused_poses: 0,
     };
-    connection.read_frames(stream).await;
+    let mut stream = stream;
+    connection.read_frames(&mut stream).await;
     connection.leave_all().await;
     // Make sure the writer stops, with the reason already given if there was one.
     connection.outbox.close(1000, "");
     drop(connection);
-    let _ = writer.await;
+    // Read and drop what the client still sends until it answers the close (or
+    // a moment passes): a socket closed with unread data is reset by the
+    // kernel, and the client would lose the close frame and its reason.
+    let drain = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let (_, _) = tokio::join!(writer, tokio::time::timeout(CLOSE_DRAIN, drain));
+    drop(places);
     state.metrics.connections.dec();
 }
 
@@ -65,11 +122,16 @@ struct Connection {
     state: AppState,
     claims: Claims,
     outbox: Outbox,
-    /// Joined channels by topic.
+    /// Joined channels by topic (canonical, so at most one per room).
     channels: HashMap<String, Channel>,
     events: TokenBucket,
+    joins: TokenBucket,
     poses: TokenBucket,
-    over_limit: u32,
+    heartbeats: TokenBucket,
+    /// Refusals the client may still run up before it counts as flooding.
+    strikes: TokenBucket,
+    /// Poses refused since the last strike they cost.
+    refused_poses: u32,
 }
 
 struct Channel {
@@ -87,7 +149,7 @@ struct ReplyTo<'a> {
 }
 
 impl Connection {
-    async fn read_frames(&mut self, mut stream: SplitStream<WebSocket>) {
+    async fn read_frames(&mut self, stream: &mut SplitStream<WebSocket>) {
         let silence_limit = Duration::from_secs(self.state.config.heartbeat_timeout);
         // Built once, not per frame: at tens of thousands of frames a second,
         // fresh futures and a re-armed timer for every frame cost more than
@@ -195,35 +257,24 @@ impl Connection {
             msg_ref: decoded.msg_ref.as_deref(),
             topic: &decoded.topic,
         };
-        if decoded.event != control::HEARTBEAT && !self.within_rate(&to) {
+        if decoded.topic == PHOENIX_TOPIC && decoded.event == control::HEARTBEAT {
+            return self.heartbeat(&to, text.len(), &decoded.payload);
+        }
+        if !self.within_rate(&to) {
             return;
         }
         if decoded.topic == PHOENIX_TOPIC {
-            if decoded.event == control::HEARTBEAT {
-                self.reply_ok(&to, &serde_json::json!({}));
-            } else {
-                self.reply_error(
-                    &to,
-                    ErrorCode::UnknownEvent,
-                    format!(
-                        "unknown event \"{}\" on the phoenix topic; only heartbeat goes there",
-                        truncate(&decoded.event)
-                    ),
-                );
-            }
-            return;
+            let reason = format!(
+                "unknown event \"{}\" on the phoenix topic; only heartbeat goes there",
+                truncate(&decoded.event)
+            );
+            return self.reply_error(&to, ErrorCode::UnknownEvent, reason);
         }
         let Some(room_id) =
             room_id_from_topic(&decoded.topic).and_then(|id| Uuid::parse_str(id).ok())
         else {
-            self.reply_error(
-                &to,
-                ErrorCode::UnknownTopic,
-                format!(
-                    "unknown topic \"{}\"; rooms are room:<room id>",
-                    truncate(&decoded.topic)
-                ),
-            );
+            let reason = unknown_topic_reason(&decoded.topic);
+            self.reply_error(&to, ErrorCode::UnknownTopic, reason);
             return;
         };
         let event = match ClientEvent::parse(&decoded.event, decoded.payload.clone()) {
@@ -330,6 +381,37 @@ impl Connection {
         if let Err(error) = check_version(payload.protocol_version) {
             return self.reply_error(to, ErrorCode::UnsupportedVersion, error.to_string());
         }
+        if !self.joins.take(Instant::now()) {
+            let reason = format!(
+                "too many joins: at most {JOINS_PER_SECOND} per second on one connection; \
+                 this one was dropped, join again in a moment"
+            );
+            return self.refuse_for_rate(to, reason);
+        }
+        let limit = self.state.config.channels_per_socket as usize;
+        if !self.channels.contains_key(to.topic) && self.channels.len() >= limit {
+            let reason = format!(
+                "this connection is already in {limit} rooms, the most one connection may \
+                 join; leave one (phx_leave) or open another connection"
+            );
+            return self.reply_error(to, ErrorCode::LimitReached, reason);
+        }
+        // Only rooms in the store get an actor: a join of a made-up id must not
+        // start a task.
+        match self.state.store.get_room(room_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let reason = format!(
+                    "room {room_id} does not exist (or was deleted); pick one from the room list"
+                );
+                return self.reply_error(to, ErrorCode::RoomNotFound, reason);
+            }
+            Err(error) => {
+                tracing::error!(%room_id, "looking up a room for a join: {error:#}");
+                let reason = "the room could not be looked up; try joining again".to_string();
+                return self.reply_error(to, ErrorCode::Internal, reason);
+            }
+        }
         // A second join of a topic replaces the first, as in Phoenix: this is how
         // clients rejoin after a room restarted.
         if let Some(old) = self.channels.remove(to.topic) {
@@ -384,6 +466,18 @@ impl Connection {
     }
 
     async fn on_binary(&mut self, bytes: &[u8]) {
+        // Before anything else, so that no binary frame (a pose, or something
+        // that only looks like one) is answered beyond the pose rate.
+        if !self.poses.take(Instant::now()) {
+            self.state.metrics.poses_dropped.inc();
+            self.state.metrics.error("rate_limited");
+            self.refused_poses += 1;
+            if self.refused_poses >= POSE_REFUSALS_PER_STRIKE {
+                self.refused_poses = 0;
+                self.strike();
+            }
+            return;
+        }
         let push = match frame::decode_client_binary(bytes) {
             Ok(push) => push,
             Err(error) => {
@@ -415,11 +509,6 @@ impl Connection {
             let reason = format!("a pose is {POSE_BYTES} bytes, got {}", push.payload.len());
             return self.reply_error(&to, ErrorCode::InvalidPayload, reason);
         };
-        if !self.poses.take(Instant::now()) {
-            self.state.metrics.poses_dropped.inc();
-            self.state.metrics.error("rate_limited");
-            return;
-        }
         let member = channel.member;
         if channel
             .inbox
@@ -435,25 +524,68 @@ impl Connection {
         }
     }
 
-    /// Applies the per-connection limit on JSON pushes; a client far over it is
-    /// disconnected as a flood.
+    /// Applies the per-connection limit on JSON pushes.
     fn within_rate(&mut self, to: &ReplyTo<'_>) -> bool {
         if self.events.take(Instant::now()) {
-            self.over_limit = 0;
             return true;
         }
-        self.over_limit += 1;
-        if self.over_limit > FLOOD_LIMIT {
+        let reason = format!(
+            "slow down: at most {EVENTS_PER_SECOND} messages per second; this one was dropped"
+        );
+        self.refuse_for_rate(to, reason);
+        false
+    }
+
+    /// Answers a heartbeat: its own small budget, and a payload of `{}`.
+    fn heartbeat(&mut self, to: &ReplyTo<'_>, frame_bytes: usize, payload: &Value) {
+        if frame_bytes > MAX_HEARTBEAT_FRAME_BYTES {
+            self.state.metrics.error("oversized_heartbeat");
+            self.outbox.close(
+                close_code::POLICY_VIOLATION,
+                &format!(
+                    "a heartbeat of {frame_bytes} bytes; heartbeats carry an empty payload {{}} \
+                     and fit in {MAX_HEARTBEAT_FRAME_BYTES} bytes"
+                ),
+            );
+            return;
+        }
+        if !self.heartbeats.take(Instant::now()) {
+            let reason = format!(
+                "slow down: at most {HEARTBEATS_PER_SECOND} heartbeat per second (one every \
+                 30 s keeps the connection open); this one was dropped"
+            );
+            return self.refuse_for_rate(to, reason);
+        }
+        if payload.as_object().is_none_or(|fields| !fields.is_empty()) {
+            let reason = "a heartbeat's payload is an empty object {}".to_string();
+            return self.reply_error(to, ErrorCode::InvalidPayload, reason);
+        }
+        self.reply_ok(to, &serde_json::json!({}));
+    }
+
+    /// Refuses a frame for its rate with `reason`, at the cost of a strike.
+    fn refuse_for_rate(&mut self, to: &ReplyTo<'_>, reason: String) {
+        if self.strike() {
+            self.reply_error(to, ErrorCode::RateLimited, reason);
+        }
+    }
+
+    /// Counts one refusal; when the client has run out of them, closes the
+    /// socket as a flood and returns false.
+    fn strike(&mut self) -> bool {
+        if self.strikes.take(Instant::now()) {
+            return true;
+        }
+        if !self.outbox.is_closing() {
             self.state.metrics.error("flood");
             self.outbox.close(
                 close_code::POLICY_VIOLATION,
-                "disconnected for flooding: far more messages than the rate limit allows",
+                &format!(
+                    "disconnected for flooding: far more messages than the rate limit allows \
+                     (about {EVENTS_PER_SECOND} messages and {POSES_PER_SECOND} poses per second); \
+                     reconnect and send less"
+                ),
             );
-        } else {
-            let reason = format!(
-                "slow down: at most {EVENTS_PER_SECOND} messages per second; this one was dropped"
-            );
-            self.reply_error(to, ErrorCode::RateLimited, reason);
         }
         false
     }
@@ -528,6 +660,28 @@ impl Connection {
 
 fn truncate(text: &str) -> String {
     text.chars().take(80).collect()
+}
+
+/// Why a topic is not a room's, naming the one spelling that is: when the
+/// topic names a room in another spelling (upper case, braces, `urn:uuid:`),
+/// the reason gives that room's canonical topic.
+fn unknown_topic_reason(topic: &str) -> String {
+    let shown = truncate(topic);
+    let id = topic
+        .get(..ROOM_TOPIC_PREFIX.len())
+        .filter(|prefix| prefix.eq_ignore_ascii_case(ROOM_TOPIC_PREFIX))
+        .and_then(|_| Uuid::parse_str(&topic[ROOM_TOPIC_PREFIX.len()..]).ok());
+    match id {
+        Some(id) => format!(
+            "unknown topic \"{shown}\"; rooms are spelled room:<room id> with the id as a \
+             lowercase UUID, here {}",
+            room_topic(&id.hyphenated().to_string())
+        ),
+        None => format!(
+            "unknown topic \"{shown}\"; rooms are spelled room:<room id> with the id as a \
+             lowercase UUID, e.g. room:0f8fad5b-d9cb-469f-a165-70867728950e"
+        ),
+    }
 }
 
 /// Drains the outbox into the socket: reliable frames first, then the newest

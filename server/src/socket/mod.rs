@@ -1,11 +1,21 @@
 //! The WebSocket endpoint: `GET /socket/websocket?vsn=2.0.0&token=...`, the
 //! Phoenix Channels v2 protocol on top, one [`connection`] task pair per socket.
+//!
+//! Before a socket opens, the upgrade must pass, in order: the server is not
+//! shutting down; the serializer version is one we speak; the page asking
+//! (`Origin`) is one of this server's own or an `--allowed-origin` (403
+//! otherwise; programs that send no `Origin` pass); the socket token is valid
+//! (403); and neither the peer's IP address nor the token's user already holds
+//! as many open sockets as `--sockets-per-ip` / `--sockets-per-user` allow
+//! (429). The two places taken are held for the socket's whole life.
 
 mod connection;
 
+use std::net::SocketAddr;
+
 use axum::Router;
-use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use roomscale_protocol::limits::MAX_FRAME_BYTES;
@@ -33,6 +43,8 @@ struct SocketParams {
 
 async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(params): Query<SocketParams>,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -54,6 +66,10 @@ async fn upgrade(
             return refuse(&state, StatusCode::BAD_REQUEST, "bad_vsn", reason);
         }
     }
+    // A page on another site must not open a socket in the visitor's name.
+    if let Err(reason) = crate::origin::check(&headers, &state.config) {
+        return refuse(&state, StatusCode::FORBIDDEN, "origin_refused", reason);
+    }
     let token = params.token.unwrap_or_default();
     let claims = match state.identity.verify_token(&token, SystemTime::now()) {
         Ok(claims) => claims,
@@ -66,6 +82,41 @@ async fn upgrade(
             );
         }
     };
+    let limits = &state.limits;
+    let Some(ip_place) = limits
+        .sockets_per_ip
+        .enter(crate::limits::address_key(peer.ip()))
+    else {
+        let reason = format!(
+            "too many open connections from your address {}: at most {} at a time; \
+             close another tab or app, or wait for one to end",
+            peer.ip(),
+            limits.sockets_per_ip.max()
+        );
+        return refuse(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "sockets_per_ip",
+            reason,
+        );
+    };
+    let Some(user_place) = limits.sockets_per_user.enter(claims.user_id.clone()) else {
+        let reason = format!(
+            "too many open connections for this visitor: at most {} at a time; \
+             close another tab or app, or wait for one to end",
+            limits.sockets_per_user.max()
+        );
+        return refuse(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "sockets_per_user",
+            reason,
+        );
+    };
+    let places = connection::Places {
+        _ip: ip_place,
+        _user: user_place,
+    };
     // Frames a little over our limit still arrive whole so the connection can say
     // what was wrong; far larger ones are cut off by the WebSocket layer.
     // Room frames are small; the default 128 KiB read buffer per socket would
@@ -73,7 +124,7 @@ async fn upgrade(
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES * 16)
         .max_frame_size(MAX_FRAME_BYTES * 16)
-        .on_upgrade(move |socket| connection::serve(socket, state, claims))
+        .on_upgrade(move |socket| connection::serve(socket, state, claims, places))
 }
 
 fn refuse(state: &AppState, status: StatusCode, kind: &'static str, reason: String) -> Response {

@@ -1,2 +1,602 @@
 //! The socket side of the security catalogue: topic spelling, replay memory,
 //! capacity and fairness limits, floods, heartbeats and names.
+
+use std::net::Ipv4Addr;
+
+use roomscale_protocol::pose;
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::MaybeTlsStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::common::TestServer;
+use crate::common::ws::{Received, TestSocket, join_payload};
+
+/// Opens a socket with `token` from the loopback address `from` (any of
+/// 127.0.0.0/8 reaches the server on 127.0.0.1, and counts as its own
+/// address), sending `headers` with the upgrade. `Err` holds the refusal's
+/// status and body.
+async fn connect_from(
+    server: &TestServer,
+    from: Ipv4Addr,
+    token: &str,
+    user_id: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<TestSocket, (u16, String)> {
+    let url = format!(
+        "ws://{}/socket/websocket?vsn=2.0.0&token={token}",
+        server.addr
+    );
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    let tcp = TcpSocket::new_v4().unwrap();
+    tcp.bind((from, 0).into()).unwrap();
+    let stream = tcp.connect(server.addr).await.expect("tcp connects");
+    match tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await {
+        Ok((ws, _)) => Ok(TestSocket::new(ws, user_id.to_string())),
+        Err(tungstenite::Error::Http(response)) => Err((
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).to_string(),
+        )),
+        Err(other) => panic!("the upgrade failed without an HTTP answer: {other}"),
+    }
+}
+
+/// Chat from `from` reaches `to`; returns once `to` has seen it.
+async fn chat_reaches(
+    from: &mut TestSocket,
+    from_ref: &str,
+    to: &mut TestSocket,
+    topic: &str,
+    text: &str,
+) {
+    let r = from
+        .push(Some(from_ref), topic, "chat", json!({"text": text}))
+        .await;
+    let (status, response) = from.expect_reply(&r).await;
+    assert_eq!(status, "ok", "{response}");
+    let event = to
+        .expect_text(|f| f.event == "event" && f.payload["body"]["text"] == text)
+        .await;
+    assert_eq!(event.topic, topic);
+}
+
+/// A pose from `from` reaches `to` in a pose batch.
+async fn pose_reaches(from: &mut TestSocket, from_ref: &str, to: &mut TestSocket, topic: &str) {
+    let sent = pose::encode_pose(0, &crate::socket::sample_pose(2.5));
+    from.push_binary(from_ref, topic, "pose", &sent).await;
+    loop {
+        let batch = to.expect_poses().await;
+        let poses: Vec<_> = pose::decode_batch(&batch).unwrap().iter().collect();
+        if poses
+            .iter()
+            .any(|(_, p)| (p.head.position[0] - 2.5).abs() <= pose::POSITION_ERROR_BOUND_M)
+        {
+            return;
+        }
+    }
+}
+
+fn error_code(response: &Value) -> &str {
+    response["code"].as_str().unwrap_or_default()
+}
+
+mod topics {
+    use super::*;
+
+    #[tokio::test]
+    async fn other_spellings_of_a_room_are_refused_naming_the_canonical_topic() {
+        let server = TestServer::start().await;
+        let room_id = server.create_room("Spelling").await;
+        let canonical = format!("room:{room_id}");
+        let mut ada = server.socket("Ada").await;
+        let (ada_ref, _) = ada.join_ok(&canonical, "Ada").await;
+
+        let upper = room_id.to_uppercase();
+        let simple = room_id.replace('-', "");
+        let mut mallory = server.socket("Mallory").await;
+        for spelling in [
+            format!("room:{upper}"),
+            format!("ROOM:{room_id}"),
+            format!("room:{{{room_id}}}"),
+            format!("room:urn:uuid:{room_id}"),
+            format!("room:{simple}"),
+        ] {
+            let (_, status, response) = mallory.join(&spelling, join_payload("Mallory")).await;
+            assert_eq!(status, "error", "{spelling} was joined");
+            assert_eq!(
+                error_code(&response),
+                "unknown_topic",
+                "{spelling}: {response}"
+            );
+            let reason = response["reason"].as_str().unwrap();
+            assert!(
+                reason.contains(&canonical),
+                "{spelling}: the reason names the canonical topic: {reason}"
+            );
+            // Nor may a member push under another spelling of its room.
+            let r = ada
+                .push(Some(&ada_ref), &spelling, "chat", json!({"text": "x"}))
+                .await;
+            let (status, response) = ada.expect_reply(&r).await;
+            assert_eq!(
+                (status.as_str(), error_code(&response)),
+                ("error", "unknown_topic")
+            );
+        }
+
+        // Members who join the canonical topic hear everything under it.
+        let mut bo = server.socket("Bo").await;
+        let (bo_ref, _) = bo.join_ok(&canonical, "Bo").await;
+        let diff = ada.expect_text(|f| f.event == "presence_diff").await;
+        assert_eq!(diff.topic, canonical);
+        chat_reaches(&mut bo, &bo_ref, &mut ada, &canonical, "one spelling").await;
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &canonical, "for everyone").await;
+        assert_eq!(
+            server.state.rooms.running_count(),
+            1,
+            "no room task for another spelling"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_join_of_a_topic_replaces_the_first() {
+        let server = TestServer::start().await;
+        let topic = format!("room:{}", server.create_room("Twice").await);
+        let mut ada = server.socket("Ada").await;
+        let (first_ref, _) = ada.join_ok(&topic, "Ada").await;
+        let (second_ref, _) = ada.join_ok(&topic, "Ada again").await;
+        assert_ne!(first_ref, second_ref);
+
+        // One channel, one member: a newcomer sees Ada once, by her newer name.
+        let mut bo = server.socket("Bo").await;
+        bo.join_ok(&topic, "Bo").await;
+        let state = bo.expect_event("presence_state").await;
+        let metas = state[&ada.user_id]["metas"].as_array().unwrap();
+        assert_eq!(metas.len(), 1, "{state}");
+        assert_eq!(metas[0]["name"], "Ada again");
+
+        // The first join is gone; the second one works.
+        let r = ada
+            .push(Some(&first_ref), &topic, "chat", json!({"text": "old"}))
+            .await;
+        let (status, response) = ada.expect_reply(&r).await;
+        assert_eq!(
+            (status.as_str(), error_code(&response)),
+            ("error", "not_joined")
+        );
+        chat_reaches(&mut ada, &second_ref, &mut bo, &topic, "new").await;
+    }
+}
+
+mod limits {
+    use super::*;
+
+    #[tokio::test]
+    async fn joins_beyond_the_channels_per_socket_limit_are_refused() {
+        let server = TestServer::start_with(|config| config.channels_per_socket = 2).await;
+        let mut topics = Vec::new();
+        for name in ["One", "Two", "Three"] {
+            topics.push(format!("room:{}", server.create_room(name).await));
+        }
+        let mut ada = server.socket("Ada").await;
+        let (first_ref, _) = ada.join_ok(&topics[0], "Ada").await;
+        ada.join_ok(&topics[1], "Ada").await;
+        let (_, status, response) = ada.join(&topics[2], join_payload("Ada")).await;
+        assert_eq!(
+            (status.as_str(), error_code(&response)),
+            ("error", "limit_reached")
+        );
+        let reason = response["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("2 rooms") && reason.contains("leave"),
+            "{reason}"
+        );
+
+        // Joining a topic again replaces its channel: no new place needed.
+        ada.join_ok(&topics[1], "Ada").await;
+        // Leaving one makes room for another.
+        let r = ada
+            .push(Some(&first_ref), &topics[0], "phx_leave", json!({}))
+            .await;
+        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+        let (third_ref, _) = ada.join_ok(&topics[2], "Ada").await;
+        let mut bo = server.socket("Bo").await;
+        bo.join_ok(&topics[2], "Bo").await;
+        chat_reaches(&mut ada, &third_ref, &mut bo, &topics[2], "made room").await;
+    }
+
+    /// Waits until the server has given back every place of `ip`, as it does
+    /// once a closed socket's task has finished.
+    async fn wait_until_released(server: &TestServer, ip: Ipv4Addr, held: u32) {
+        let started = std::time::Instant::now();
+        while server.state.limits.sockets_per_ip.held(&ip.into()) != held {
+            assert!(
+                started.elapsed() < crate::common::ws::WAIT,
+                "the server still counts a closed socket of {ip}"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sockets_per_address_are_limited_and_other_addresses_keep_theirs() {
+        let server = TestServer::start_with(|config| config.sockets_per_ip = 2).await;
+        let topic = format!("room:{}", server.create_room("Busy").await);
+        let busy: Ipv4Addr = "127.0.0.2".parse().unwrap();
+        let mut open = Vec::new();
+        for name in ["Ada", "Bo"] {
+            let (token, user_id) = server.session(name).await;
+            let mut socket = connect_from(&server, busy, &token, &user_id, &[])
+                .await
+                .unwrap_or_else(|refusal| panic!("{name} refused: {refusal:?}"));
+            let (join_ref, _) = socket.join_ok(&topic, name).await;
+            open.push((socket, join_ref));
+        }
+        let (token, user_id) = server.session("Cy").await;
+        let (status, body) = connect_from(&server, busy, &token, &user_id, &[])
+            .await
+            .err()
+            .expect("a third socket from one address is refused");
+        assert_eq!(status, 429);
+        assert!(
+            body.contains("too many open connections from your address 127.0.0.2")
+                && body.contains("at most 2"),
+            "{body}"
+        );
+        assert!(server.state.metrics.errors("sockets_per_ip") >= 1);
+
+        // Another address is not held back by the busy one.
+        let other: Ipv4Addr = "127.0.0.3".parse().unwrap();
+        let mut dee = connect_from(&server, other, &token, &user_id, &[])
+            .await
+            .expect("another address connects");
+        let (dee_ref, _) = dee.join_ok(&topic, "Dee").await;
+
+        // The members from the busy address are still served.
+        let (mut bo, bo_ref) = open.pop().unwrap();
+        let (mut ada, ada_ref) = open.pop().unwrap();
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "still here").await;
+
+        // A closed socket gives its place back.
+        drop(bo);
+        let _ = bo_ref;
+        wait_until_released(&server, busy, 1).await;
+        connect_from(&server, busy, &token, &user_id, &[])
+            .await
+            .expect("a place came free");
+        chat_reaches(&mut dee, &dee_ref, &mut ada, &topic, "hello from elsewhere").await;
+    }
+
+    #[tokio::test]
+    async fn sockets_per_user_are_limited() {
+        let server = TestServer::start_with(|config| config.sockets_per_user = 2).await;
+        let topic = format!("room:{}", server.create_room("Tabs").await);
+        let (token, user_id) = server.session("Ada").await;
+        let loopback: Ipv4Addr = "127.0.0.1".parse().unwrap();
+        let mut first = connect_from(&server, loopback, &token, &user_id, &[])
+            .await
+            .unwrap();
+        let (first_ref, _) = first.join_ok(&topic, "Ada").await;
+        let _second = connect_from(&server, loopback, &token, &user_id, &[])
+            .await
+            .unwrap();
+        // The same visitor from another address is still the same visitor.
+        let elsewhere: Ipv4Addr = "127.0.0.4".parse().unwrap();
+        let (status, body) = connect_from(&server, elsewhere, &token, &user_id, &[])
+            .await
+            .err()
+            .expect("a third socket of one visitor is refused");
+        assert_eq!(status, 429);
+        assert!(
+            body.contains("too many open connections for this visitor")
+                && body.contains("at most 2"),
+            "{body}"
+        );
+        // Another visitor connects, and both are served.
+        let mut bo = server.socket("Bo").await;
+        bo.join_ok(&topic, "Bo").await;
+        chat_reaches(
+            &mut first,
+            &first_ref,
+            &mut bo,
+            &topic,
+            "two tabs are enough",
+        )
+        .await;
+    }
+}
+
+mod floods {
+    use super::*;
+
+    #[tokio::test]
+    async fn heartbeats_have_a_budget_and_a_payload_of_braces() {
+        let server = TestServer::start().await;
+        let (topic, ada, bo) = server.room_with_ada_and_bo("Beats").await;
+        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+
+        // A burst of heartbeats: a few are answered, the rest refused.
+        let mut beater = server.socket("Beater").await;
+        let mut refs = Vec::new();
+        for _ in 0..30 {
+            refs.push(beater.push(None, "phoenix", "heartbeat", json!({})).await);
+        }
+        let mut answered = 0;
+        for r in &refs {
+            let (status, response) = beater.expect_reply(r).await;
+            match status.as_str() {
+                "ok" => answered += 1,
+                _ => assert_eq!(error_code(&response), "rate_limited", "{response}"),
+            }
+        }
+        assert!((1..=12).contains(&answered), "answered {answered} of 30");
+
+        // A small payload other than {} is refused; a big one closes the socket.
+        let mut odd = server.socket("Odd").await;
+        let r = odd
+            .push(None, "phoenix", "heartbeat", json!({"x": 1}))
+            .await;
+        let (status, response) = odd.expect_reply(&r).await;
+        assert_eq!(
+            (status.as_str(), error_code(&response)),
+            ("error", "invalid_payload")
+        );
+        let big = json!({ "padding": "x".repeat(58_000) });
+        let mut heavy = server.socket("Heavy").await;
+        for _ in 0..3 {
+            heavy.push(None, "phoenix", "heartbeat", big.clone()).await;
+        }
+        let close = heavy.expect_close().await;
+        assert_eq!(u16::from(close.code), 1008);
+        assert!(close.reason.contains("heartbeat"), "{close:?}");
+        assert_eq!(server.state.metrics.errors("oversized_heartbeat"), 1);
+
+        // An honest client's heartbeat, and the room, are unaffected.
+        let r = ada.push(None, "phoenix", "heartbeat", json!({})).await;
+        assert_eq!(ada.expect_reply(&r).await, ("ok".to_string(), json!({})));
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "beat on").await;
+    }
+
+    #[tokio::test]
+    async fn a_flooder_that_paces_its_allowed_frames_is_still_disconnected() {
+        let server = TestServer::start().await;
+        let (topic, ada, bo) = server.room_with_ada_and_bo("Paced").await;
+        let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+        let mut flooder = server.socket("Flooder").await;
+        let (flood_ref, _) = flooder.join_ok(&topic, "Flooder").await;
+
+        // Bursts of 30 with pauses in between, so that some frames are allowed
+        // after each burst's refusals: no run of refusals is ever long, but
+        // the refusals add up.
+        let (mut allowed_after_refusal, mut refused) = (0, 0);
+        let mut close = None;
+        'rounds: for round in 0..40 {
+            let mut refs = Vec::new();
+            for i in 0..30 {
+                let text = json!({"text": format!("spam {round}.{i}")});
+                refs.push(flooder.push(Some(&flood_ref), &topic, "chat", text).await);
+            }
+            // Refusals are answered at once, stored chat later: in any order.
+            let mut unanswered: std::collections::HashSet<String> = refs.into_iter().collect();
+            while !unanswered.is_empty() {
+                let frame = match flooder.recv().await {
+                    Received::Close(frame) => {
+                        close = frame;
+                        break 'rounds;
+                    }
+                    Received::Text(f) if f.event == "phx_reply" => f,
+                    _ => continue,
+                };
+                if !unanswered.remove(frame.msg_ref.as_deref().unwrap_or_default()) {
+                    continue;
+                }
+                match frame.payload["status"].as_str() {
+                    Some("ok") if refused > 0 => allowed_after_refusal += 1,
+                    Some("ok") => {}
+                    _ => refused += 1,
+                }
+            }
+            // Long enough for the rate limit to allow a few frames again.
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let close = close.expect("disconnected with a reason");
+        assert_eq!(u16::from(close.code), 1008);
+        assert!(close.reason.contains("flooding"), "{close:?}");
+        assert!(
+            allowed_after_refusal > 0 && refused < 200,
+            "allowed frames came between refusals ({allowed_after_refusal}); refused {refused}"
+        );
+
+        // The members of the room keep their poses and chat.
+        pose_reaches(&mut ada, &ada_ref, &mut bo, &topic).await;
+        pose_reaches(&mut bo, &bo_ref, &mut ada, &topic).await;
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "after the flood").await;
+    }
+
+    #[tokio::test]
+    async fn a_pose_flood_is_disconnected_and_others_keep_their_poses() {
+        let server = TestServer::start().await;
+        let (topic, ada, bo) = server.room_with_ada_and_bo("Poses").await;
+        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let mut flooder = server.socket("Flooder").await;
+        let (flood_ref, _) = flooder.join_ok(&topic, "Flooder").await;
+        let pose = pose::encode_pose(0, &crate::socket::sample_pose(0.0));
+        let mut frame = Vec::new();
+        roomscale_protocol::frame::encode_client_push(
+            &mut frame, &flood_ref, "", &topic, "pose", &pose,
+        )
+        .unwrap();
+        // Far more than poses per second allow: each refused 30 cost a strike.
+        for _ in 0..4_000 {
+            flooder.send_raw(Message::binary(frame.clone())).await;
+        }
+        let close = flooder.expect_close().await;
+        assert_eq!(u16::from(close.code), 1008);
+        assert!(close.reason.contains("flooding"), "{close:?}");
+        pose_reaches(&mut ada, &ada_ref, &mut bo, &topic).await;
+    }
+
+    #[tokio::test]
+    async fn joins_of_unknown_rooms_start_no_room_task() {
+        let server = TestServer::start().await;
+        let (topic, ada, bo) = server.room_with_ada_and_bo("Real").await;
+        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let running = server.state.rooms.running_count();
+        assert_eq!(running, 1);
+        let mut refused = 0;
+        // Within each socket's join budget: 50 sockets, 10 joins each.
+        for socket_index in 0..50 {
+            let mut prober = server.socket(&format!("Prober {socket_index}")).await;
+            for _ in 0..10 {
+                let made_up = format!("room:{}", uuid::Uuid::new_v4());
+                let (_, status, response) = prober.join(&made_up, join_payload("Prober")).await;
+                assert_eq!(
+                    (status.as_str(), error_code(&response)),
+                    ("error", "room_not_found"),
+                    "{response}"
+                );
+                assert!(
+                    response["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("does not exist")
+                );
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 500);
+        assert_eq!(server.state.rooms.running_count(), running);
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "only real rooms run").await;
+    }
+
+    #[tokio::test]
+    async fn rejoining_in_a_loop_is_rate_limited() {
+        let server = TestServer::start().await;
+        let (topic, ada, bo) = server.room_with_ada_and_bo("Churn").await;
+        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let mut churner = server.socket("Churner").await;
+        let mut refs = Vec::new();
+        for _ in 0..30 {
+            let join_ref = churner.next_ref();
+            let text = roomscale_protocol::frame::encode_text_parts(
+                Some(&join_ref),
+                Some(&join_ref),
+                &topic,
+                "phx_join",
+                &join_payload("Churner"),
+            );
+            churner.send_raw(Message::text(text)).await;
+            refs.push(join_ref);
+        }
+        let (mut joined, mut limited) = (0, 0);
+        for r in &refs {
+            let (status, response) = churner.expect_reply(r).await;
+            match status.as_str() {
+                "ok" => joined += 1,
+                _ => {
+                    assert_eq!(error_code(&response), "rate_limited", "{response}");
+                    limited += 1;
+                }
+            }
+        }
+        assert!(
+            joined <= 12 && limited >= 18,
+            "joined {joined}, limited {limited}"
+        );
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "calm again").await;
+    }
+}
+
+mod origin {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_page_from_another_origin_cannot_open_a_socket() {
+        let server = TestServer::start().await;
+        let topic = format!("room:{}", server.create_room("Home").await);
+        let (token, user_id) = server.session("Ada").await;
+        let loopback: Ipv4Addr = "127.0.0.1".parse().unwrap();
+        for headers in [
+            vec![("origin", "https://evil.example")],
+            vec![("origin", "null")],
+            vec![("sec-fetch-site", "cross-site")],
+        ] {
+            let (status, body) = connect_from(&server, loopback, &token, &user_id, &headers)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{headers:?} opened a socket"));
+            assert_eq!(status, 403, "{headers:?}");
+            assert!(body.contains("refused"), "{headers:?}: {body}");
+        }
+        let (_, body) = connect_from(
+            &server,
+            loopback,
+            &token,
+            &user_id,
+            &[("origin", "https://evil.example")],
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            body.contains("evil.example") && body.contains("--allowed-origin"),
+            "{body}"
+        );
+        assert!(server.state.metrics.errors("origin_refused") >= 4);
+
+        // The server's own pages, and programs that send no Origin, connect.
+        let own = format!("http://{}", server.addr);
+        let mut page = connect_from(
+            &server,
+            loopback,
+            &token,
+            &user_id,
+            &[("origin", &own), ("sec-fetch-site", "same-origin")],
+        )
+        .await
+        .expect("the server's own page connects");
+        let (page_ref, _) = page.join_ok(&topic, "Ada").await;
+        let mut app = connect_from(&server, loopback, &token, &user_id, &[])
+            .await
+            .expect("a program without Origin connects");
+        app.join_ok(&topic, "Ada's app").await;
+        chat_reaches(&mut page, &page_ref, &mut app, &topic, "same origin").await;
+    }
+
+    #[tokio::test]
+    async fn allowed_origins_admit_another_page() {
+        let server = TestServer::start_with(|config| {
+            config.allowed_origins = vec!["https://rooms.example".into()];
+        })
+        .await;
+        let topic = format!("room:{}", server.create_room("Shared").await);
+        let (token, user_id) = server.session("Ada").await;
+        let loopback: Ipv4Addr = "127.0.0.1".parse().unwrap();
+        let mut ada = connect_from(
+            &server,
+            loopback,
+            &token,
+            &user_id,
+            &[("origin", "https://rooms.example")],
+        )
+        .await
+        .expect("an allowed origin connects");
+        ada.join_ok(&topic, "Ada").await;
+        let (status, _) = connect_from(
+            &server,
+            loopback,
+            &token,
+            &user_id,
+            &[("origin", "https://evil.example")],
+        )
+        .await
+        .err()
+        .expect("others are still refused");
+        assert_eq!(status, 403);
+    }
+}

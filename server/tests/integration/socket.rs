@@ -52,7 +52,7 @@ async fn members_see_each_other_chat_and_leave() {
     assert_eq!(diff["leaves"].as_object().unwrap().len(), 1, "{diff}");
 }
 
-fn sample_pose(x: f32) -> AvatarPose {
+pub(crate) fn sample_pose(x: f32) -> AvatarPose {
     let joint = |p: [f32; 3]| Joint {
         position: p,
         orientation: [0.0, 0.0, 0.0, 1.0],
