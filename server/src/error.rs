@@ -9,6 +9,7 @@ use std::fmt;
 
 use axum::Json;
 use axum::http::StatusCode;
+use axum::http::header::{HeaderValue, RETRY_AFTER};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -30,6 +31,15 @@ pub enum Error {
     /// site); the message says why and is sent to the client.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Credentials were given but are not valid; the message says what to send.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The caller did this too often; `message` says what and when to try again.
+    #[error("too many requests: {message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     // sqlx errors already show their cause in their own message, so they are
     // included in ours rather than chained as a source, which would print it twice.
     #[error("database error: {0}")]
@@ -59,6 +69,8 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // The pool could not hand out a connection in time: the database is
             // down or overloaded, and trying again later may work.
             Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
@@ -90,7 +102,12 @@ impl IntoResponse for Error {
         let status = self.status();
         let body = match &self {
             Error::NotFound => json!({"error": "not found"}),
-            Error::BadRequest(message) | Error::Forbidden(message) => json!({"error": message}),
+            Error::BadRequest(message)
+            | Error::Forbidden(message)
+            | Error::Unauthorized(message) => {
+                json!({"error": message})
+            }
+            Error::RateLimited { message, .. } => json!({"error": message}),
             Error::Validation(fields) => {
                 json!({"error": "some fields are not valid", "fields": fields})
             }
@@ -99,7 +116,38 @@ impl IntoResponse for Error {
             }
             _ => json!({"error": "internal server error"}),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(retry_after) = self.retry_after_header() {
+            response.headers_mut().insert(RETRY_AFTER, retry_after);
+        }
+        response
+    }
+}
+
+impl Error {
+    /// A rate limit's `Retry-After` header (whole seconds, rounded up).
+    pub fn retry_after_header(&self) -> Option<HeaderValue> {
+        match self {
+            Error::RateLimited { retry_after, .. } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                Some(HeaderValue::from(seconds.max(1)))
+            }
+            _ => None,
+        }
+    }
+
+    /// A rate limit hit while doing `what` ("create rooms"), waiting `wait`.
+    pub fn rate_limited(what: &str, wait: std::time::Duration) -> Error {
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let when = if seconds < 120 {
+            format!("{seconds} seconds")
+        } else {
+            format!("{} minutes", seconds.div_ceil(60))
+        };
+        Error::RateLimited {
+            message: format!("too many attempts to {what} from your address; try again in {when}"),
+            retry_after: wait,
+        }
     }
 }
 

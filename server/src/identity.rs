@@ -6,6 +6,11 @@
 //! `POST /api/session` for one. Cookie and token are HMAC-SHA256 signed with the
 //! 32-byte key in the data directory's `secret.key`, each under its own label so
 //! one can never pass for the other. Signatures are compared in constant time.
+//!
+//! Forms carry a CSRF token, the HMAC of the visitor's user id under a third
+//! label: a page on another site cannot read it, so it cannot post a form in the
+//! visitor's name. The operator's [`AdminToken`] is a random secret in a file of
+//! its own (`--admin-token-file`), compared in constant time.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -41,6 +46,7 @@ pub const KEY_BYTES: usize = 32;
 /// Labels that keep the cookie's and the token's signatures apart.
 const COOKIE_LABEL: &[u8] = b"roomscale cookie v1\0";
 const TOKEN_LABEL: &[u8] = b"roomscale socket token v1\0";
+const CSRF_LABEL: &[u8] = b"roomscale form token v1\0";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -48,6 +54,8 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone)]
 pub struct Identity {
     key: Arc<[u8; KEY_BYTES]>,
+    /// Whether the visitor cookie is sent only over HTTPS (`--public-url https://`).
+    secure_cookie: bool,
 }
 
 /// What a valid socket token says.
@@ -93,11 +101,45 @@ pub enum KeyFileError {
          a backup, or delete it to make a new key (which signs every visitor out)"
     )]
     WrongLength { path: PathBuf, len: usize },
+    #[error(
+        "the admin token file {path} holds a token of {len} characters; an admin token needs \
+         at least 16: write a longer one, or delete the file to have a new one made"
+    )]
+    AdminTokenTooShort { path: PathBuf, len: usize },
 }
 
 impl Identity {
     pub fn from_key(key: [u8; KEY_BYTES]) -> Identity {
-        Identity { key: Arc::new(key) }
+        Identity {
+            key: Arc::new(key),
+            secure_cookie: false,
+        }
+    }
+
+    /// The same identity, marking the visitor cookie `Secure` (sent only over
+    /// HTTPS) when `secure` is true: for a server whose public URL is https.
+    pub fn with_secure_cookie(mut self, secure: bool) -> Identity {
+        self.secure_cookie = secure;
+        self
+    }
+
+    /// The token every form of `user_id` carries in its `_csrf` field.
+    pub fn csrf_token(&self, user_id: &str) -> String {
+        let signature = self
+            .mac(CSRF_LABEL, user_id.as_bytes())
+            .finalize()
+            .into_bytes();
+        URL_SAFE_NO_PAD.encode(signature)
+    }
+
+    /// Whether `token` is `user_id`'s form token (compared in constant time).
+    pub fn verify_csrf_token(&self, user_id: &str, token: &str) -> bool {
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(token.trim()) else {
+            return false;
+        };
+        self.mac(CSRF_LABEL, user_id.as_bytes())
+            .verify_slice(&signature)
+            .is_ok()
     }
 
     /// An identity with a fresh random key, e.g. for tests.
@@ -126,7 +168,7 @@ impl Identity {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let identity = Identity::generate();
-                match write_new_key_file(path, &identity.key) {
+                match write_new_key_file(path, &identity.key[..]) {
                     Ok(()) => {
                         tracing::info!(path = %path.display(), "created a new secret key");
                         Ok(identity)
@@ -196,9 +238,10 @@ impl Identity {
             None => {
                 let user_id = Identity::new_user_id();
                 let cookie = format!(
-                    "{COOKIE_NAME}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
+                    "{COOKIE_NAME}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
                     self.cookie_value(&user_id),
-                    COOKIE_MAX_AGE.as_secs()
+                    COOKIE_MAX_AGE.as_secs(),
+                    if self.secure_cookie { "; Secure" } else { "" },
                 );
                 Visitor {
                     user_id,
@@ -283,6 +326,14 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// A visitor already known by other means (a socket token): no cookie to set.
+    pub fn known(user_id: String) -> Visitor {
+        Visitor {
+            user_id,
+            set_cookie: None,
+        }
+    }
+
     /// True when the request had no valid cookie and this user id was just made.
     pub fn is_new(&self) -> bool {
         self.set_cookie.is_some()
@@ -307,7 +358,78 @@ where
     }
 }
 
-fn write_new_key_file(path: &Path, key: &[u8; KEY_BYTES]) -> io::Result<()> {
+/// The operator's token for the JSON API (`Authorization: Bearer <token>`),
+/// which may edit, delete and restore any room. Kept as text in its own file so
+/// an operator can read it with `cat`; cheap to clone.
+#[derive(Clone)]
+pub struct AdminToken {
+    token: Arc<str>,
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken {
+            token: Arc::from(token.trim()),
+        }
+    }
+
+    /// Reads the token from `path`, or creates the file (owner-only, 0600) with
+    /// a new random token when it does not exist yet.
+    pub fn load_or_create(path: &Path) -> Result<AdminToken, KeyFileError> {
+        match fs::read_to_string(path) {
+            Ok(text) if text.trim().len() >= 16 => {
+                warn_if_readable_by_others(path);
+                Ok(AdminToken::new(&text))
+            }
+            Ok(text) => Err(KeyFileError::AdminTokenTooShort {
+                path: path.to_owned(),
+                len: text.trim().len(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 32];
+                rand::rngs::SysRng
+                    .try_fill_bytes(&mut bytes)
+                    .expect("the operating system's random number generator failed");
+                let token = URL_SAFE_NO_PAD.encode(bytes);
+                match write_new_key_file(path, format!("{token}\n").as_bytes()) {
+                    Ok(()) => Ok(AdminToken::new(&token)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        AdminToken::load_or_create(path)
+                    }
+                    Err(source) => Err(KeyFileError::Create {
+                        path: path.to_owned(),
+                        source,
+                    }),
+                }
+            }
+            Err(source) => Err(KeyFileError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Whether `candidate` is the admin token; the time taken does not depend
+    /// on where the two first differ.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let expected = self.token.as_bytes();
+        let candidate = candidate.as_bytes();
+        let mut difference = u8::from(expected.len() != candidate.len());
+        for (index, byte) in expected.iter().enumerate() {
+            difference |= byte ^ candidate.get(index).copied().unwrap_or(!byte);
+        }
+        difference == 0
+    }
+}
+
+// By hand so that the token never reaches a log.
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminToken").finish_non_exhaustive()
+    }
+}
+
+fn write_new_key_file(path: &Path, key: &[u8]) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -368,6 +490,65 @@ mod tests {
             identity.verify_token(&cookie, SystemTime::now()),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_user_and_one_key() {
+        let identity = Identity::generate();
+        let token = identity.csrf_token("ada");
+        assert!(identity.verify_csrf_token("ada", &token));
+        assert!(!identity.verify_csrf_token("bo", &token));
+        assert!(!Identity::generate().verify_csrf_token("ada", &token));
+        assert!(!identity.verify_csrf_token("ada", ""));
+        assert!(!identity.verify_csrf_token("ada", "not base64!"));
+        // A cookie's signature for the same user is no form token.
+        let cookie = identity.cookie_value("ada");
+        let cookie_signature = cookie.rsplit_once('.').unwrap().1;
+        assert!(!identity.verify_csrf_token("ada", cookie_signature));
+    }
+
+    #[test]
+    fn secure_cookies_say_so() {
+        let plain = Identity::generate().visitor(&HeaderMap::new());
+        let cookie = plain.set_cookie().unwrap()[0]
+            .1
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(!cookie.contains("Secure"), "{cookie}");
+        let secure = Identity::generate()
+            .with_secure_cookie(true)
+            .visitor(&HeaderMap::new());
+        let cookie = secure.set_cookie().unwrap()[0]
+            .1
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(cookie.ends_with("; Secure"), "{cookie}");
+    }
+
+    #[test]
+    fn the_admin_token_is_made_private_reloaded_and_compared_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        let first = AdminToken::load_or_create(&path).unwrap();
+        let second = AdminToken::load_or_create(&path).unwrap();
+        let written = fs::read_to_string(&path).unwrap();
+        assert!(first.matches(written.trim()) && second.matches(written.trim()));
+        assert!(!first.matches(""));
+        assert!(!first.matches(&written.trim()[1..]));
+        assert!(!first.matches(&format!("{}x", written.trim())));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        fs::write(&path, b"short").unwrap();
+        let error = AdminToken::load_or_create(&path).unwrap_err().to_string();
+        assert!(error.contains("at least 16"), "{error}");
     }
 
     #[test]

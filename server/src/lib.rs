@@ -15,12 +15,14 @@
 //! - [`outbox`]: per-connection send queues that never wait on a slow client.
 //! - [`limits`]: rate limits and open-socket counts per address and user.
 //! - [`metrics`]: counters rendered for Prometheus.
+//! - [`janitor`]: the hourly purge of deleted rooms and old history.
 //! - [`error`]: the one error type and how it becomes a response.
 
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod janitor;
 pub mod limits;
 pub mod metrics;
 pub mod origin;
@@ -42,7 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::Config;
-pub use identity::Identity;
+pub use identity::{AdminToken, Identity};
 pub use metrics::Metrics;
 pub use storage::Store;
 
@@ -70,6 +72,12 @@ pub struct AppState {
     pub voice: Result<voice::Voice, Arc<str>>,
     /// Server-wide limits per address and per user.
     pub limits: Arc<limits::Limits>,
+    /// The operator's token for the JSON API; `None` when its file could not
+    /// be read or written (the API then has no admin).
+    pub admin_token: Option<AdminToken>,
+    /// How long a client may take to send a whole request (see
+    /// [`http::connections`]); read when [`serve_app`] starts.
+    pub http_read_timeout: Duration,
 }
 
 impl AppState {
@@ -81,6 +89,18 @@ impl AppState {
     ) -> AppState {
         let rooms = room::Rooms::default();
         let metrics = Arc::new(Metrics::new());
+        let secure_cookie = config
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"));
+        let identity = identity.with_secure_cookie(secure_cookie);
+        let admin_token = match AdminToken::load_or_create(&config.admin_token_path()) {
+            Ok(token) => Some(token),
+            Err(error) => {
+                tracing::error!("the JSON API has no admin: {error}");
+                None
+            }
+        };
         let voice = voice::Voice::start(config.voice_settings(), rooms.clone(), metrics.clone())
             .map_err(|error| {
                 tracing::error!("voice is off: {error:#}");
@@ -95,6 +115,8 @@ impl AppState {
             shutdown,
             rooms,
             voice,
+            admin_token,
+            http_read_timeout: http::connections::DEFAULT_READ_TIMEOUT,
         }
     }
 
@@ -127,10 +149,21 @@ pub fn app(state: AppState) -> Router {
         .merge(http::assets::router())
         .merge(socket::router())
         .fallback(http::not_found)
+        // The last layer added runs first: the access log sees the final status.
+        .layer(middleware::from_fn(http::security::time_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::security::check_origin,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::security::security_headers,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_responses,
         ))
+        .layer(middleware::from_fn(http::security::access_log))
         .with_state(state)
 }
 
@@ -144,13 +177,24 @@ async fn count_responses(State(state): State<AppState>, request: Request, next: 
 /// or creates the signing key, listens, and on the signal stops accepting, tells
 /// long-lived tasks to finish, waits briefly for them and closes the database.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    create_private_dir(&config.data_dir).with_context(|| {
         format!(
             "could not create the data directory {}; choose another with --data-dir",
             config.data_dir.display()
         )
     })?;
     let identity = Identity::load_or_create(&config.secret_key_path())?;
+    let admin_token_path = config.admin_token_path();
+    AdminToken::load_or_create(&admin_token_path).with_context(|| {
+        format!(
+            "could not set up the admin token; fix {} or choose another file with --admin-token-file",
+            admin_token_path.display()
+        )
+    })?;
+    tracing::info!(
+        path = %admin_token_path.display(),
+        "the admin token for the JSON API (Authorization: Bearer ...) is in this file"
+    );
     let database_url = config.database_url();
     let shown_url = config::redact_url(&database_url);
     let store = Store::connect(&database_url).await.with_context(|| {
@@ -172,25 +216,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     {
         anyhow::bail!("{reason}");
     }
+    let janitor = janitor::spawn(store.clone(), state.config.clone(), state.shutdown.clone());
     serve(listener, state, shutdown_tx).await?;
+    if let Err(error) = janitor.await {
+        tracing::warn!("the janitor task failed: {error}");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Accepted sockets with Nagle's algorithm off: pose batches are small and
-/// latency-bound, and waiting to coalesce them adds up to 40 ms per hop.
-pub fn listen_without_delay(listener: TcpListener) -> NoDelayListener {
+/// The listener [`serve_app`] serves: at most `max_connections` open at once,
+/// Nagle's algorithm off (pose batches are small and latency-bound, and waiting
+/// to coalesce them adds up to 40 ms per hop), and a deadline for clients that
+/// send their request too slowly (see [`http::connections`]).
+pub fn listen_without_delay(
+    listener: TcpListener,
+    max_connections: u32,
+    read_timeout: Duration,
+) -> NoDelayListener {
     use axum::serve::ListenerExt as _;
-    listener.tap_io(set_no_delay)
+    http::connections::CappedListener::new(listener, max_connections, read_timeout)
+        .tap_io(set_no_delay)
 }
 
 /// A listener whose accepted sockets have Nagle's algorithm off; a named type
 /// so that axum can tell handlers each connection's peer address.
-pub type NoDelayListener = axum::serve::TapIo<TcpListener, fn(&mut tokio::net::TcpStream)>;
+pub type NoDelayListener = axum::serve::TapIo<
+    http::connections::CappedListener,
+    fn(&mut http::connections::GuardedStream),
+>;
 
-fn set_no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
+fn set_no_delay(stream: &mut http::connections::GuardedStream) {
+    if let Err(error) = stream.tcp().set_nodelay(true) {
         tracing::debug!(%error, "could not set TCP_NODELAY on an accepted socket");
     }
 }
@@ -205,10 +263,39 @@ pub fn serve_app(
     axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr>,
     axum::middleware::AddExtension<Router, axum::extract::ConnectInfo<std::net::SocketAddr>>,
 > {
+    let listener = listen_without_delay(
+        listener,
+        state.config.max_connections,
+        state.http_read_timeout,
+    );
     axum::serve(
-        listen_without_delay(listener),
+        listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
+}
+
+/// Creates `dir` (and its parents) readable only by the server's user (0700
+/// where there are modes), and warns when an existing one is open to others.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        builder.mode(0o700);
+        builder.create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory is open to other users; run chmod 700 on it"
+            );
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    builder.create(dir)
 }
 
 async fn serve(

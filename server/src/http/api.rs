@@ -1,22 +1,36 @@
 //! The JSON API: the same room operations as the pages, and socket tokens for
 //! clients that are not the room page (the native app, bots, tests).
+//!
+//! Who may do what: anyone may list, read and create rooms (creation limited per
+//! IP address); only a room's owner or the operator (see [`Caller`]) may edit,
+//! delete or restore it. The room list is paged by a cursor: `?limit=` rooms at
+//! a time, and a `Link: <...>; rel="next"` header while there are more.
 
-use std::time::SystemTime;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::http::header::LOCATION;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::{LINK, LOCATION};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use roomscale_protocol::events::{ErrorCode, ErrorReply};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use super::caller::Caller;
 use super::{ApiJson, parse_room_id};
 use crate::AppState;
 use crate::error::{Error, FieldErrors, Result};
 use crate::identity::Visitor;
-use crate::storage::{NewRoom, Room, rfc3339};
+use crate::storage::{NewRoom, Room, RoomCursor, RoomListQuery, rfc3339};
+
+/// Rooms per page of GET /api/rooms unless `?limit=` says otherwise.
+pub const DEFAULT_LIST_LIMIT: u64 = 50;
+/// The most rooms one page of GET /api/rooms holds.
+pub const MAX_LIST_LIMIT: u64 = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,24 +39,93 @@ pub fn router() -> Router<AppState> {
             "/api/rooms/{id}",
             get(show_room).put(update_room).delete(delete_room),
         )
+        .route("/api/rooms/{id}/restore", post(restore_room))
         .route("/api/session", post(create_session))
 }
 
-async fn list_rooms(State(state): State<AppState>) -> Result<Json<Vec<Room>>> {
-    Ok(Json(state.store.list_rooms().await?))
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ListParams {
+    limit: Option<u64>,
+    after: Option<String>,
+}
+
+/// A JSON array of rooms, newest first: public ones and the caller's own
+/// unlisted ones.
+async fn list_rooms(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: std::result::Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(params) = params.map_err(|rejection| {
+        Error::BadRequest(format!(
+            "the query is not understood ({}); use ?limit=N&after=CURSOR",
+            rejection.body_text()
+        ))
+    })?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(Error::BadRequest(format!(
+            "limit={limit} is out of range; ask for 1 to {MAX_LIST_LIMIT} rooms at a time"
+        )));
+    }
+    let after = params
+        .after
+        .as_deref()
+        .map(str::parse::<RoomCursor>)
+        .transpose()
+        .map_err(Error::BadRequest)?;
+    // One more than asked shows whether there is a next page.
+    let mut rooms = state
+        .store
+        .list_rooms_page(&RoomListQuery {
+            viewer: caller.user_id().map(str::to_string),
+            after,
+            offset: 0,
+            limit: limit + 1,
+        })
+        .await?;
+    let more = rooms.len() as u64 > limit;
+    rooms.truncate(limit as usize);
+    let mut response = (caller.set_cookie(), Json(&rooms)).into_response();
+    if more && let Some(last) = rooms.last() {
+        let next = format!(
+            "</api/rooms?limit={limit}&after={}>; rel=\"next\"",
+            last.cursor()
+        );
+        if let Ok(value) = HeaderValue::try_from(next) {
+            response.headers_mut().insert(LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn create_room(
     State(state): State<AppState>,
-    visitor: Visitor,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     ApiJson(input): ApiJson<NewRoom>,
 ) -> Result<Response> {
-    let room = state
-        .store
-        .create_room(&input, Some(&visitor.user_id))
-        .await?;
+    take_room_creation(&state, peer)?;
+    let room = state.store.create_room(&input, caller.user_id()).await?;
     let location = format!("/api/rooms/{}", room.id);
-    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(room)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        caller.set_cookie(),
+        [(LOCATION, location)],
+        Json(room),
+    )
+        .into_response())
+}
+
+/// Counts one room creation against `peer`'s address, or says when it may
+/// create the next.
+pub fn take_room_creation(state: &AppState, peer: SocketAddr) -> Result<()> {
+    state
+        .limits
+        .rooms_per_ip
+        .take(&peer.ip(), Instant::now())
+        .map_err(|wait| Error::rate_limited("create rooms", wait))
 }
 
 async fn show_room(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Room>> {
@@ -53,10 +136,13 @@ async fn show_room(State(state): State<AppState>, Path(id): Path<String>) -> Res
 
 async fn update_room(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<NewRoom>,
 ) -> Result<Json<Room>> {
     let id = parse_room_id(&id)?;
+    let room = state.store.get_room(id).await?.ok_or(Error::NotFound)?;
+    caller.may_manage(&room)?;
     let room = state
         .store
         .update_room(id, &input)
@@ -65,13 +151,67 @@ async fn update_room(
     Ok(Json(room))
 }
 
-async fn delete_room(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_room(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     let id = parse_room_id(&id)?;
-    if state.store.delete_room(id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(Error::NotFound)
+    let room = state.store.get_room(id).await?.ok_or(Error::NotFound)?;
+    caller.may_manage(&room)?;
+    delete_and_close(&state, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Soft-deletes a room and ends its live session: its members are told why and
+/// the room stops taking joins. Shared by the form and the API.
+pub async fn delete_and_close(state: &AppState, id: Uuid) -> Result<()> {
+    if !state.store.delete_room(id).await? {
+        return Err(Error::NotFound);
     }
+    state
+        .rooms
+        .close(
+            id,
+            ErrorReply::new(
+                ErrorCode::RoomDeleted,
+                "this room was deleted by its owner; find another on the room list",
+            ),
+        )
+        .await;
+    Ok(())
+}
+
+/// Brings back a room deleted within the last 7 days; the owner or the operator.
+async fn restore_room(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Room>> {
+    let id = parse_room_id(&id)?;
+    let room = restore(&state, &caller, id).await?;
+    Ok(Json(room))
+}
+
+/// Restores room `id` when `caller` may; shared by the form and the API.
+pub async fn restore(state: &AppState, caller: &Caller, id: Uuid) -> Result<Room> {
+    let room = state
+        .store
+        .get_room_including_deleted(id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    caller.may_manage(&room)?;
+    if room.deleted_at.is_none() {
+        return Err(Error::BadRequest(
+            "the room is not deleted, so there is nothing to restore".to_string(),
+        ));
+    }
+    if !state.store.restore_room(id).await? {
+        return Err(Error::BadRequest(
+            "the room was deleted more than 7 days ago and can no longer be restored".to_string(),
+        ));
+    }
+    state.store.get_room(id).await?.ok_or(Error::NotFound)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,12 +232,18 @@ struct SessionResponse {
 
 /// Issues a socket token for the cookie's user, or for a new user when the request
 /// has no valid cookie (which it then gets). The body is optional: empty, or JSON
-/// `{"name": "..."}`.
+/// `{"name": "..."}`. Limited per IP address.
 async fn create_session(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     visitor: Visitor,
     body: Bytes,
 ) -> Result<Response> {
+    state
+        .limits
+        .tokens_per_ip
+        .take(&peer.ip(), Instant::now())
+        .map_err(|wait| Error::rate_limited("get socket tokens", wait))?;
     let request: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         SessionRequest::default()
     } else {

@@ -1,16 +1,19 @@
-//! Operations endpoints: `/healthz` for load balancers and `/metrics` for Prometheus.
+//! Operations endpoints: `/healthz` for load balancers and `/metrics` for
+//! Prometheus (loopback only, unless the request bears `--metrics-token`).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
 use crate::error::ErrorChain;
+use crate::identity::AdminToken;
 
 /// A health check that takes longer than this counts as failed: a load balancer
 /// would rather try another node than wait.
@@ -39,7 +42,33 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The counters, to loopback peers, or to any peer bearing `--metrics-token`
+/// (`Authorization: Bearer <token>`); 403 to the rest.
+async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    let from_loopback = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+    let bearer = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token_matches = match (&state.config.metrics_token, bearer) {
+        (Some(expected), Some(given)) => AdminToken::new(expected).matches(given),
+        _ => false,
+    };
+    if !from_loopback && !token_matches {
+        let reason = if state.config.metrics_token.is_some() {
+            "/metrics answers only to loopback, or to requests bearing the metrics token \
+             (Authorization: Bearer <token>)\n"
+        } else {
+            "/metrics answers only to loopback; start the server with --metrics-token to \
+             read it from elsewhere with Authorization: Bearer <token>\n"
+        };
+        return (StatusCode::FORBIDDEN, reason).into_response();
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

@@ -23,8 +23,9 @@ pub fn escape(text: &str) -> String {
 
 /// A whole page: `title` is plain text (escaped here), `body` is HTML that the
 /// caller built with escaped values. Every page loads `/assets/pages.js` (the
-/// small script for delete confirmations and local times) and names an empty
-/// icon, so browsers do not ask for a `/favicon.ico` that does not exist.
+/// small script for delete confirmations and local times) and `/pages.css`, and
+/// names an empty icon, so browsers do not ask for a `/favicon.ico` that does
+/// not exist. Nothing inline: the Content-Security-Policy allows no inline script.
 pub fn layout(title: &str, body: &str) -> String {
     let mut page = String::new();
     let _ = write!(
@@ -37,17 +38,7 @@ pub fn layout(title: &str, body: &str) -> String {
 <title>{title} · Roomscale</title>
 <link rel="icon" href="data:,">
 <script type="module" src="/assets/pages.js"></script>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 48rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
-nav a {{ margin-right: 1rem; }}
-.description {{ white-space: pre-line; }}
-.error {{ color: #b00020; }}
-label {{ display: block; margin-top: 1rem; font-weight: 600; }}
-input, textarea {{ width: 100%; font: inherit; }}
-button {{ margin-top: 1rem; font: inherit; }}
-#room-root {{ width: 100%; height: 70vh; background: #111; }}
-.meta {{ color: #666; font-size: 0.9rem; }}
-</style>
+<link rel="stylesheet" href="/pages.css">
 </head>
 <body>
 <nav><a href="/">Roomscale</a><a href="/rooms">Rooms</a><a href="/rooms/new">New room</a></nav>

@@ -3,9 +3,12 @@
 
 pub mod api;
 pub mod assets;
+pub mod caller;
+pub mod connections;
 pub mod health;
 mod html;
 pub mod pages;
+pub mod security;
 
 use axum::extract::{FromRequest, Request};
 use axum::http::Uri;

@@ -2,31 +2,49 @@
 //! room page that hosts the browser client.
 //!
 //! Every page sets the visitor cookie when the request had none, so that the room
-//! page can embed a socket token for a stable user id.
+//! page can embed a socket token for a stable user id. Every form carries the
+//! visitor's CSRF token (`_csrf`), checked on every post; only a room's owner
+//! sees, and may use, its edit and delete forms. A deleted room's page offers
+//! to undo the deletion.
 
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use serde::Deserialize;
 use uuid::Uuid;
 
+use super::api::{delete_and_close, restore, take_room_creation};
+use super::caller::{Caller, not_the_owner};
 use super::html::{escape, layout};
 use crate::AppState;
 use crate::error::{Error, FieldErrors};
 use crate::identity::Visitor;
-use crate::storage::{NewRoom, Room, rfc3339};
+use crate::storage::{NewRoom, Room, RoomListQuery, Visibility, rfc3339};
+
+/// Rooms per page of /rooms.
+pub const ROOMS_PER_PAGE: u64 = 50;
+
+/// The pages' stylesheet, served at [`STYLESHEET_PATH`] (a file, not an inline
+/// `<style>`, so the Content-Security-Policy need not allow inline styles for it).
+const STYLESHEET: &str = include_str!("pages.css");
+pub const STYLESHEET_PATH: &str = "/pages.css";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(landing))
+        .route(STYLESHEET_PATH, get(stylesheet))
         .route("/rooms", get(list_rooms))
         .route("/rooms/new", get(new_room_form).post(create_room))
         .route("/rooms/{id}", get(show_room))
         .route("/rooms/{id}/edit", get(edit_room_form).post(update_room))
         .route("/rooms/{id}/delete", post(delete_room))
+        .route("/rooms/{id}/restore", post(restore_room))
 }
 
 type PageResult = Result<Response, PageError>;
@@ -38,17 +56,68 @@ async fn landing(visitor: Visitor) -> Response {
     page(&visitor, StatusCode::OK, layout("Welcome", body))
 }
 
-async fn list_rooms(State(state): State<AppState>, visitor: Visitor) -> PageResult {
-    let rooms = state.store.list_rooms().await?;
+async fn stylesheet() -> Response {
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListPage {
+    page: Option<String>,
+}
+
+async fn list_rooms(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(params): Query<ListPage>,
+) -> PageResult {
+    // A page number that is not one shows the first page rather than an error:
+    // it came from a hand-edited link.
+    let page_number = params
+        .page
+        .as_deref()
+        .and_then(|page| page.parse::<u64>().ok())
+        .filter(|&page| (1..=1_000_000).contains(&page))
+        .unwrap_or(1);
+    let mut rooms = state
+        .store
+        .list_rooms_page(&RoomListQuery {
+            viewer: Some(visitor.user_id.clone()),
+            after: None,
+            offset: (page_number - 1) * ROOMS_PER_PAGE,
+            limit: ROOMS_PER_PAGE + 1,
+        })
+        .await?;
+    let more = rooms.len() as u64 > ROOMS_PER_PAGE;
+    rooms.truncate(ROOMS_PER_PAGE as usize);
     let mut body =
         String::from("<h1>Rooms</h1>\n<p><a href=\"/rooms/new\">Create a room</a></p>\n");
     if rooms.is_empty() {
-        body.push_str("<p>No rooms yet.</p>\n");
+        body.push_str(if page_number == 1 {
+            "<p>No rooms yet.</p>\n"
+        } else {
+            "<p>No more rooms.</p>\n"
+        });
     } else {
         body.push_str("<ul class=\"rooms\">\n");
         for room in &rooms {
+            let badge = if room.visibility == Visibility::Unlisted {
+                " <span class=\"badge\" title=\"Only people with the link see this room; it is listed to you because it is yours\">unlisted</span>"
+            } else {
+                ""
+            };
             body.push_str(&format!(
-                "<li><a href=\"/rooms/{id}\">{name}</a><div class=\"description\">{description}</div><div class=\"meta\">Updated {updated}</div></li>\n",
+                "<li><a href=\"/rooms/{id}\">{name}</a>{badge}<div class=\"description\">{description}</div><div class=\"meta\">Updated {updated}</div></li>\n",
                 id = room.id,
                 name = escape(&room.name),
                 description = escape(&room.description),
@@ -57,11 +126,83 @@ async fn list_rooms(State(state): State<AppState>, visitor: Visitor) -> PageResu
         }
         body.push_str("</ul>\n");
     }
+    let mut pager = Vec::new();
+    if page_number > 1 {
+        pager.push(format!(
+            "<a rel=\"prev\" href=\"/rooms?page={}\">Newer rooms</a>",
+            page_number - 1
+        ));
+    }
+    if more {
+        pager.push(format!(
+            "<a rel=\"next\" href=\"/rooms?page={}\">Older rooms</a>",
+            page_number + 1
+        ));
+    }
+    if !pager.is_empty() {
+        body.push_str(&format!("<nav class=\"pager\">{}</nav>\n", pager.join(" ")));
+    }
     Ok(page(&visitor, StatusCode::OK, layout("Rooms", &body)))
 }
 
-async fn new_room_form(visitor: Visitor) -> Response {
+/// What the room forms post.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RoomForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    name: String,
+    description: String,
+    visibility: Option<String>,
+}
+
+impl RoomForm {
+    /// The room as typed, or a field error for a visibility that is not one.
+    fn room(&self) -> (NewRoom, FieldErrors) {
+        let mut errors = FieldErrors::new();
+        let visibility = match self.visibility.as_deref().map(str::parse::<Visibility>) {
+            None => None,
+            Some(Ok(visibility)) => Some(visibility),
+            Some(Err(message)) => {
+                errors.add("visibility", message);
+                None
+            }
+        };
+        let room = NewRoom {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            visibility,
+        };
+        (room, errors)
+    }
+}
+
+/// A form post with nothing but its CSRF token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TokenForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+}
+
+/// Refuses a form that does not carry the visitor's CSRF token: it was posted
+/// by a page from another site, or before the visitor had this cookie.
+fn check_csrf(state: &AppState, visitor: &Visitor, token: &str) -> Result<(), PageError> {
+    if state.identity.verify_csrf_token(&visitor.user_id, token) {
+        Ok(())
+    } else {
+        Err(PageError(Error::Forbidden(
+            "this form has expired or was sent from another site, so nothing was changed; \
+             go back, reload the page and try again"
+                .to_string(),
+        )))
+    }
+}
+
+async fn new_room_form(State(state): State<AppState>, visitor: Visitor) -> Response {
     let form = room_form(
+        &state,
+        &visitor,
         "/rooms/new",
         "Create room",
         &NewRoom::default(),
@@ -76,17 +217,35 @@ async fn new_room_form(visitor: Visitor) -> Response {
 
 async fn create_room(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     visitor: Visitor,
-    Form(input): Form<NewRoom>,
+    Form(form): Form<RoomForm>,
 ) -> PageResult {
-    match state
-        .store
-        .create_room(&input, Some(&visitor.user_id))
-        .await
-    {
+    check_csrf(&state, &visitor, &form.csrf)?;
+    let (input, errors) = form.room();
+    let outcome = match errors.into_result() {
+        Ok(()) => match take_room_creation(&state, peer) {
+            Ok(()) => {
+                state
+                    .store
+                    .create_room(&input, Some(&visitor.user_id))
+                    .await
+            }
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(error),
+    };
+    match outcome {
         Ok(room) => Ok(redirect(&visitor, &format!("/rooms/{}", room.id))),
         Err(Error::Validation(errors)) => {
-            let form = room_form("/rooms/new", "Create room", &input, &errors);
+            let form = room_form(
+                &state,
+                &visitor,
+                "/rooms/new",
+                "Create room",
+                &input,
+                &errors,
+            );
             let body = format!("<h1>New room</h1>\n{form}");
             Ok(page(
                 &visitor,
@@ -107,27 +266,45 @@ async fn show_room(
     let (token, _) = state
         .identity
         .issue_token(&visitor.user_id, None, SystemTime::now());
+    let owner_controls = if room.is_owned_by(&visitor.user_id) {
+        format!(
+            r#"<p><a href="/rooms/{id}/edit">Edit room</a></p>
+<form method="post" action="/rooms/{id}/delete" data-confirm="{confirm}"><input type="hidden" name="_csrf" value="{csrf}"><button type="submit">Delete room</button></form>
+"#,
+            id = room.id,
+            confirm = escape(&format!(
+                "Delete the room \u{201c}{}\u{201d} for everyone? You can undo this for 7 days.",
+                room.name
+            )),
+            csrf = escape(&state.identity.csrf_token(&visitor.user_id)),
+        )
+    } else {
+        String::new()
+    };
+    let visibility = match room.visibility {
+        Visibility::Public => "",
+        Visibility::Unlisted => " · unlisted: only people with the link can find it",
+    };
     let body = format!(
         r#"<h1>{name}</h1>
 <p class="description">{description}</p>
-<p class="meta">Created {created}</p>
-<p><a href="/rooms/{id}/edit">Edit room</a></p>
-<form method="post" action="/rooms/{id}/delete" data-confirm="{confirm}"><button type="submit">Delete room</button></form>
-<div id="room-root" data-room-id="{id}" data-user-id="{user_id}" data-token="{token}"></div>
+<p class="meta">Created {created}{visibility}</p>
+{owner_controls}<div id="room-root" data-room-id="{id}" data-user-id="{user_id}" data-token="{token}"></div>
 <noscript>The room needs JavaScript to show people and carry voice.</noscript>
 <script type="module" src="/assets/room.js"></script>"#,
         id = room.id,
         name = escape(&room.name),
         description = escape(&room.description),
         created = time_element(room.inserted_at),
-        confirm = escape(&format!(
-            "Delete the room \u{201c}{}\u{201d} and its chat history for everyone?",
-            room.name
-        )),
         user_id = escape(&visitor.user_id),
         token = escape(&token),
     );
-    Ok(page(&visitor, StatusCode::OK, layout(&room.name, &body)))
+    let mut response = page(&visitor, StatusCode::OK, layout(&room.name, &body));
+    // The page embeds a socket token: no cache may keep it.
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 async fn edit_room_form(
@@ -136,12 +313,14 @@ async fn edit_room_form(
     Path(id): Path<String>,
 ) -> PageResult {
     let room = find_room(&state, &id).await?;
+    owner_only(&visitor, &room)?;
     let values = NewRoom {
         name: room.name.clone(),
         description: room.description.clone(),
         visibility: Some(room.visibility),
     };
     Ok(edit_page(
+        &state,
         &visitor,
         &room,
         &values,
@@ -154,13 +333,21 @@ async fn update_room(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,
-    Form(input): Form<NewRoom>,
+    Form(form): Form<RoomForm>,
 ) -> PageResult {
+    check_csrf(&state, &visitor, &form.csrf)?;
     let room = find_room(&state, &id).await?;
-    match state.store.update_room(room.id, &input).await {
+    owner_only(&visitor, &room)?;
+    let (input, errors) = form.room();
+    let outcome = match errors.into_result() {
+        Ok(()) => state.store.update_room(room.id, &input).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
         Ok(Some(room)) => Ok(redirect(&visitor, &format!("/rooms/{}", room.id))),
         Ok(None) => Err(Error::NotFound.into()),
         Err(Error::Validation(errors)) => Ok(edit_page(
+            &state,
             &visitor,
             &room,
             &input,
@@ -175,23 +362,66 @@ async fn delete_room(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,
+    Form(form): Form<TokenForm>,
 ) -> PageResult {
+    check_csrf(&state, &visitor, &form.csrf)?;
+    let room = find_room(&state, &id).await?;
+    owner_only(&visitor, &room)?;
+    delete_and_close(&state, room.id).await?;
+    let body = format!(
+        r#"<h1>Room deleted</h1>
+<p>The room &#8220;{name}&#8221; is deleted: nobody can join it, and it is gone from the list. For 7 days you can still bring it back, with its chat.</p>
+<form method="post" action="/rooms/{id}/restore"><input type="hidden" name="_csrf" value="{csrf}"><button type="submit">Undo</button></form>
+<p><a href="/rooms">Back to the rooms</a></p>"#,
+        name = escape(&room.name),
+        id = room.id,
+        csrf = escape(&state.identity.csrf_token(&visitor.user_id)),
+    );
+    Ok(page(
+        &visitor,
+        StatusCode::OK,
+        layout("Room deleted", &body),
+    ))
+}
+
+async fn restore_room(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> PageResult {
+    check_csrf(&state, &visitor, &form.csrf)?;
     let id = page_room_id(&id)?;
-    if state.store.delete_room(id).await? {
-        Ok(redirect(&visitor, "/rooms"))
+    let room = restore(&state, &Caller::User(visitor.clone()), id).await?;
+    Ok(redirect(&visitor, &format!("/rooms/{}", room.id)))
+}
+
+/// Refuses a visitor who does not own `room` (the pages have no admin: the
+/// operator uses the API).
+fn owner_only(visitor: &Visitor, room: &Room) -> Result<(), PageError> {
+    if room.is_owned_by(&visitor.user_id) {
+        Ok(())
     } else {
-        Err(Error::NotFound.into())
+        Err(PageError(not_the_owner(room)))
     }
 }
 
 fn edit_page(
+    state: &AppState,
     visitor: &Visitor,
     room: &Room,
     values: &NewRoom,
     errors: &FieldErrors,
     status: StatusCode,
 ) -> Response {
-    let form = room_form(&format!("/rooms/{}/edit", room.id), "Save", values, errors);
+    let form = room_form(
+        state,
+        visitor,
+        &format!("/rooms/{}/edit", room.id),
+        "Save",
+        values,
+        errors,
+    );
     let body = format!(
         "<h1>Edit {name}</h1>\n{form}\n<p><a href=\"/rooms/{id}\">Back to the room</a></p>",
         name = escape(&room.name),
@@ -206,7 +436,14 @@ fn edit_page(
 
 /// The room form, showing `values` as typed and a message under each field in
 /// `errors`.
-fn room_form(action: &str, submit: &str, values: &NewRoom, errors: &FieldErrors) -> String {
+fn room_form(
+    state: &AppState,
+    visitor: &Visitor,
+    action: &str,
+    submit: &str,
+    values: &NewRoom,
+    errors: &FieldErrors,
+) -> String {
     let error = |field: &str| match errors.get(field) {
         Some(message) => format!(
             "<p class=\"error\" id=\"{field}-error\">{}</p>\n",
@@ -214,19 +451,37 @@ fn room_form(action: &str, submit: &str, values: &NewRoom, errors: &FieldErrors)
         ),
         None => String::new(),
     };
+    let visibility = values.visibility.unwrap_or_default();
+    let selected = |option: Visibility| {
+        if option == visibility {
+            " selected"
+        } else {
+            ""
+        }
+    };
     format!(
         r#"<form method="post" action="{action}">
+<input type="hidden" name="_csrf" value="{csrf}">
 <label for="name">Name</label>
 <input id="name" name="name" maxlength="80" required value="{name}">
 {name_error}<label for="description">Description</label>
 <textarea id="description" name="description" maxlength="500" rows="4">{description}</textarea>
-{description_error}<button type="submit">{submit}</button>
+{description_error}<label for="visibility">Who can find it</label>
+<select id="visibility" name="visibility">
+<option value="public"{public}>Public: listed on the room list</option>
+<option value="unlisted"{unlisted}>Unlisted: only people with the link</option>
+</select>
+{visibility_error}<button type="submit">{submit}</button>
 </form>"#,
         action = escape(action),
+        csrf = escape(&state.identity.csrf_token(&visitor.user_id)),
         name = escape(&values.name),
         name_error = error("name"),
         description = escape(&values.description),
         description_error = error("description"),
+        public = selected(Visibility::Public),
+        unlisted = selected(Visibility::Unlisted),
+        visibility_error = error("visibility"),
         submit = escape(submit),
     )
 }
@@ -293,7 +548,11 @@ impl IntoResponse for PageError {
         let message = match &error {
             Error::NotFound => return not_found_page(),
             // Client errors carry a message meant for the client.
-            Error::BadRequest(_) | Error::Validation(_) => error.to_string(),
+            Error::BadRequest(message)
+            | Error::Forbidden(message)
+            | Error::Unauthorized(message)
+            | Error::RateLimited { message, .. } => capitalise(message),
+            Error::Validation(_) => error.to_string(),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 "The database is unavailable; try again shortly.".to_string()
             }
@@ -302,6 +561,10 @@ impl IntoResponse for PageError {
                 .to_string(),
         };
         let body = format!("<h1>Sorry</h1>\n<p>{}</p>", escape(&message));
-        (status, Html(layout("Error", &body))).into_response()
+        let mut response = (status, Html(layout("Error", &body))).into_response();
+        if let Some(retry_after) = error.retry_after_header() {
+            response.headers_mut().insert(RETRY_AFTER, retry_after);
+        }
+        response
     }
 }

@@ -65,7 +65,10 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let url = match backend {
-            Backend::Sqlite => sqlite_url_creating_file(url),
+            Backend::Sqlite => {
+                create_private_sqlite_file(url)?;
+                sqlite_url_creating_file(url)
+            }
             Backend::Postgres => Cow::Borrowed(url),
         };
         let options: AnyConnectOptions = url.parse()?;
@@ -178,6 +181,64 @@ fn sqlite_url_creating_file(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// Creates the database file a `sqlite://PATH` URL names, readable only by the
+/// server's user (0600), when it does not exist yet; SQLite gives its journal
+/// files the same mode. In-memory databases and existing files are left alone.
+fn create_private_sqlite_file(url: &str) -> Result<()> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(&path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A missing directory: sqlx reports it with the URL.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "could not create the database file {}: {e}",
+            path.display()
+        )
+        .into()),
+    }
+}
+
+/// The file a `sqlite:` URL names (percent-decoded), or `None` for memory.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let encoded = rest.split('?').next().unwrap_or_default();
+    if encoded.is_empty() || encoded.contains(":memory:") {
+        return None;
+    }
+    let bytes = encoded.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[index], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    Some(std::path::PathBuf::from(String::from_utf8(decoded).ok()?))
+}
+
 /// The current time as Unix milliseconds, the unit of every stored timestamp.
 pub fn unix_millis(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
@@ -225,6 +286,17 @@ mod tests {
         );
         check("sqlite:///a/b.db?mode=ro", "sqlite:///a/b.db?mode=ro");
         check("sqlite::memory:", "sqlite::memory:");
+    }
+
+    #[test]
+    fn sqlite_paths_are_decoded_from_urls() {
+        assert_eq!(
+            sqlite_path("sqlite:///srv/a%3Fb%23c%25d.db?mode=rwc"),
+            Some("/srv/a?b#c%d.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite:data.db"), Some("data.db".into()));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
     }
 
     #[test]

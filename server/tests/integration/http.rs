@@ -8,6 +8,7 @@ use roomscale_server::identity::TokenError;
 use serde_json::{Value, json};
 
 use crate::common::{Request, Response, TestServer};
+use crate::ownership::{Browser, csrf_in};
 
 const COOKIE: &str = "roomscale_user";
 
@@ -78,7 +79,8 @@ async fn the_landing_page_welcomes_and_sets_the_visitor_cookie() {
 #[tokio::test]
 async fn rooms_are_managed_through_the_pages() {
     let server = TestServer::start().await;
-    let form = server.get("/rooms/new").await;
+    let browser = Browser::new(&server).await;
+    let form = browser.get("/rooms/new").await;
     assert_eq!(form.status, 200);
     assert!(
         form.body
@@ -87,8 +89,15 @@ async fn rooms_are_managed_through_the_pages() {
         form.body
     );
 
-    let created = server
-        .send(Request::post("/rooms/new").form(&[("name", "Lobby"), ("description", "Say hello")]))
+    let created = browser
+        .post(
+            "/rooms/new",
+            &[
+                ("name", "Lobby"),
+                ("description", "Say hello"),
+                ("_csrf", &csrf_in(&form.body, "/rooms/new")),
+            ],
+        )
         .await;
     assert_eq!(created.status, 303, "{}", created.body);
     let id = id_from_location(&created);
@@ -103,14 +112,19 @@ async fn rooms_are_managed_through_the_pages() {
         list.body
     );
 
+    let own = browser.get(&format!("/rooms/{id}")).await;
+    assert!(own.body.contains(&format!(r#"href="/rooms/{id}/edit""#)));
+    assert!(
+        own.body
+            .contains(&format!(r#"action="/rooms/{id}/delete""#))
+    );
+
     let visit = server.get(&format!("/rooms/{id}")).await;
     assert_eq!(visit.status, 200);
     assert!(visit.body.contains("<h1>Lobby</h1>") && visit.body.contains("Say hello"));
-    assert!(visit.body.contains(&format!(r#"href="/rooms/{id}/edit""#)));
     assert!(
-        visit
-            .body
-            .contains(&format!(r#"action="/rooms/{id}/delete""#))
+        !visit.body.contains(&format!(r#"href="/rooms/{id}/edit""#)),
+        "only the owner sees the edit link"
     );
     assert!(
         visit
@@ -149,13 +163,17 @@ async fn rooms_are_managed_through_the_pages() {
         "the same visitor gets a token for the same user"
     );
 
-    let edit = server.get(&format!("/rooms/{id}/edit")).await;
+    let edit = browser.get(&format!("/rooms/{id}/edit")).await;
     assert_eq!(edit.status, 200);
     assert!(edit.body.contains(r#"value="Lobby""#) && edit.body.contains(">Say hello</textarea>"));
-    let updated = server
-        .send(
-            Request::post(&format!("/rooms/{id}/edit"))
-                .form(&[("name", "Atrium"), ("description", "")]),
+    let updated = browser
+        .post(
+            &format!("/rooms/{id}/edit"),
+            &[
+                ("name", "Atrium"),
+                ("description", ""),
+                ("_csrf", &csrf_in(&edit.body, &format!("/rooms/{id}/edit"))),
+            ],
         )
         .await;
     assert_eq!(updated.status, 303);
@@ -168,18 +186,15 @@ async fn rooms_are_managed_through_the_pages() {
             .contains("<h1>Atrium</h1>")
     );
 
-    let deleted = server
-        .send(Request::post(&format!("/rooms/{id}/delete")))
-        .await;
-    assert_eq!(deleted.status, 303);
-    assert_eq!(deleted.header("location").unwrap(), "/rooms");
+    let delete = format!("/rooms/{id}/delete");
+    let deleted = browser.submit(&format!("/rooms/{id}"), &delete, &[]).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert!(deleted.body.contains("Room deleted"));
     assert_eq!(server.get(&format!("/rooms/{id}")).await.status, 404);
     assert!(!server.get("/rooms").await.body.contains("Atrium"));
+    let token = server.state.identity.csrf_token(&browser.user_id);
     assert_eq!(
-        server
-            .send(Request::post(&format!("/rooms/{id}/delete")))
-            .await
-            .status,
+        browser.post(&delete, &[("_csrf", &token)]).await.status,
         404
     );
 }
@@ -187,9 +202,14 @@ async fn rooms_are_managed_through_the_pages() {
 #[tokio::test]
 async fn invalid_forms_are_shown_again_with_messages_and_typed_values() {
     let server = TestServer::start().await;
+    let browser = Browser::new(&server).await;
     let long = "d".repeat(501);
-    let response = server
-        .send(Request::post("/rooms/new").form(&[("name", "  "), ("description", &long)]))
+    let response = browser
+        .submit(
+            "/rooms/new",
+            "/rooms/new",
+            &[("name", "  "), ("description", &long)],
+        )
         .await;
     assert_eq!(response.status, 422);
     assert!(
@@ -206,15 +226,10 @@ async fn invalid_forms_are_shown_again_with_messages_and_typed_values() {
     );
     assert!(server.get("/rooms").await.body.contains("No rooms yet"));
 
-    let created = server
-        .send(Request::post("/rooms/new").form(&[("name", "Lobby")]))
-        .await;
-    let id = id_from_location(&created);
-    let response = server
-        .send(
-            Request::post(&format!("/rooms/{id}/edit"))
-                .form(&[("name", ""), ("description", "typed <b>")]),
-        )
+    let id = browser.create_room("Lobby", "public").await;
+    let edit = format!("/rooms/{id}/edit");
+    let response = browser
+        .submit(&edit, &edit, &[("name", ""), ("description", "typed <b>")])
         .await;
     assert_eq!(response.status, 422);
     assert!(response.body.contains("Must not be blank."));
@@ -243,13 +258,14 @@ async fn markup_in_rooms_is_escaped_on_every_page() {
         .await;
     assert_eq!(created.status, 201);
     let id = id_from_location(&created);
+    let owner = created.cookie(COOKIE).expect("the creator gets a cookie");
 
     for path in [
         "/rooms".to_string(),
         format!("/rooms/{id}"),
         format!("/rooms/{id}/edit"),
     ] {
-        let page = server.get(&path).await;
+        let page = server.send(Request::get(&path).cookie(&owner)).await;
         assert_eq!(page.status, 200, "{path}");
         assert!(
             !page.body.contains("<script>alert"),
@@ -303,8 +319,19 @@ async fn rooms_are_managed_through_the_api() {
         .collect();
     assert_eq!(
         keys,
-        ["id", "name", "description", "inserted_at", "updated_at"]
+        [
+            "id",
+            "name",
+            "description",
+            "inserted_at",
+            "updated_at",
+            "owner_id",
+            "visibility",
+            "locked"
+        ]
     );
+    assert_eq!(room["visibility"], "public");
+    let owner = created.cookie(COOKIE).expect("the creator gets a cookie");
 
     let list = server.get("/api/rooms").await;
     assert_eq!(list.status, 200);
@@ -314,7 +341,8 @@ async fn rooms_are_managed_through_the_api() {
     let updated = server
         .send(
             Request::put(&format!("/api/rooms/{id}"))
-                .json(&json!({"name": "Atrium", "description": ""})),
+                .json(&json!({"name": "Atrium", "description": ""}))
+                .cookie(&owner),
         )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
@@ -325,13 +353,15 @@ async fn rooms_are_managed_through_the_api() {
     );
 
     let deleted = server
-        .send(Request::delete(&format!("/api/rooms/{id}")))
+        .send(Request::delete(&format!("/api/rooms/{id}")).cookie(&owner))
         .await;
     assert_eq!((deleted.status, deleted.body.as_str()), (204, ""));
     for request in [
         Request::get(&format!("/api/rooms/{id}")),
-        Request::delete(&format!("/api/rooms/{id}")),
-        Request::put(&format!("/api/rooms/{id}")).json(&json!({"name": "x"})),
+        Request::delete(&format!("/api/rooms/{id}")).cookie(&owner),
+        Request::put(&format!("/api/rooms/{id}"))
+            .json(&json!({"name": "x"}))
+            .cookie(&owner),
     ] {
         let response = server.send(request).await;
         assert_eq!(response.status, 404);
@@ -451,8 +481,13 @@ async fn unknown_pages_and_rooms_are_404_pages() {
         );
         assert!(response.body.contains("Not found"), "{path}");
     }
-    let response = server
-        .send(Request::post(&format!("/rooms/{unknown_room}/edit")).form(&[("name", "x")]))
+    let browser = Browser::new(&server).await;
+    let token = server.state.identity.csrf_token(&browser.user_id);
+    let response = browser
+        .post(
+            &format!("/rooms/{unknown_room}/edit"),
+            &[("name", "x"), ("_csrf", &token)],
+        )
         .await;
     assert_eq!(response.status, 404);
 }
