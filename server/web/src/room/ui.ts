@@ -128,9 +128,10 @@ export class RoomUi {
   private readonly voiceNote: HTMLElement
 
   constructor(root: HTMLElement, profile: Profile) {
-    const style = document.createElement("style")
-    style.textContent = CSS
-    document.head.append(style)
+    // A constructed stylesheet, not an inline <style>: the Content-Security-Policy need not allow inline styles.
+    const sheet = new CSSStyleSheet()
+    sheet.replaceSync(CSS)
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]
     document.body.classList.add("in-room")
     root.replaceChildren()
 
@@ -220,6 +221,7 @@ export class RoomUi {
       this.ended.textContent = `You are not in the room: ${status.reason}`
       this.ended.hidden = false
       this.chatInput.disabled = true
+      this.voiceButton.disabled = true
       this.moderationSection.hidden = true
     }
   }
@@ -267,7 +269,7 @@ export class RoomUi {
   setVoice(view: VoiceView): void {
     const on = view.state === "on" || view.state === "starting"
     this.voiceButton.textContent = on ? "Leave voice" : "Join voice"
-    this.voiceButton.disabled = view.state === "starting"
+    this.voiceButton.disabled = view.state === "starting" || !this.ended.hidden
     // Muted by a moderator: the button stays in sight, locked, saying why.
     this.muteButton.hidden = !on && !view.moderatorMuted
     this.muteButton.disabled = view.moderatorMuted
