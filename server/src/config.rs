@@ -211,6 +211,10 @@ impl Config {
             bind: std::net::SocketAddr::new(self.bind.ip(), self.voice_port),
             public_ip: self.voice_public_ip,
             max_speakers: usize::from(self.voice_max_speakers),
+            max_peers_per_room: self
+                .voice_max_peers_per_room
+                .map_or(usize::from(self.room_capacity), |peers| peers as usize),
+            max_peers: self.voice_max_peers as usize,
         }
     }
 

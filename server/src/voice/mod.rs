@@ -9,8 +9,18 @@
 //! client answers them, so offers never cross. `voice_tracks` tells each
 //! listener which user speaks on which track. A client that only listens
 //! offers a receive-only line (or a send-only one it never sends on) and is
-//! offered everyone's voice all the same. A muted member's voice is not
-//! forwarded at all.
+//! offered everyone's voice all the same.
+//!
+//! The SFU enforces what the room decides: a muted member's voice is not
+//! forwarded at all and it stops counting as speaking at once, and a member
+//! that left the room loses its peer and can start no other. These
+//! membership changes travel on their own unbounded queue, taken before any
+//! other work each turn, so no flood of signaling can delay or lose them;
+//! signaling has a bounded queue and a flood beyond it is answered "busy".
+//! Voice peers are capped per room and per server: an offer beyond a cap is
+//! refused with a reason, and the room goes on without voice for that member.
+//! A datagram a peer cannot take (garbage, a malformed DTLS record) is
+//! dropped and counted; the peer stays connected.
 //!
 //! This module knows rooms only by id and talks back to them through
 //! [`crate::room::Rooms`]; it knows nothing of sockets or storage.
@@ -20,6 +30,7 @@ mod sfu;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
@@ -31,8 +42,9 @@ use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::room::{MemberId, Rooms};
 
-/// Commands waiting for the SFU; a flood beyond this gets "busy" errors.
-const COMMAND_QUEUE: usize = 1024;
+/// Signaling commands waiting for the SFU; a flood beyond this gets "busy"
+/// errors.
+const SIGNALING_QUEUE: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct VoiceSettings {
@@ -43,12 +55,20 @@ pub struct VoiceSettings {
     pub public_ip: Option<IpAddr>,
     /// The most voices one listener receives at a time.
     pub max_speakers: usize,
+    /// The most voice peers in one room; offers beyond it are refused.
+    pub max_peers_per_room: usize,
+    /// The most voice peers on the whole server.
+    pub max_peers: usize,
 }
 
 /// Handle to the running SFU; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Voice {
-    commands: mpsc::Sender<Command>,
+    signaling: mpsc::UnboundedSender<Command>,
+    /// Signaling commands sent and not yet taken by the SFU: the bound that
+    /// makes the signaling queue answer "busy".
+    queued: Arc<AtomicUsize>,
+    control: mpsc::UnboundedSender<Control>,
     local_addr: SocketAddr,
 }
 
@@ -65,6 +85,7 @@ pub struct Route {
     pub outbox: Outbox,
 }
 
+/// Signaling and other work that may be refused when the SFU is behind.
 #[derive(Debug)]
 enum Command {
     Offer {
@@ -83,20 +104,45 @@ enum Command {
     LeaveVoice {
         route: Route,
     },
-    /// The member is muted (or unmuted): its voice is not forwarded.
-    SetMuted {
-        member: MemberId,
-        muted: bool,
-    },
-    Leave {
-        member: MemberId,
-    },
     Positions {
         room: Uuid,
         heads: Vec<(MemberId, [f32; 3])>,
     },
+    /// Sent behind a member's [`Control::Leave`] on this queue (never
+    /// refused, not counted against its bound): once it comes out, no
+    /// signaling the member sent before leaving is left in the queue, and
+    /// the SFU may forget that the member left.
+    Forget {
+        member: MemberId,
+    },
     /// Test hook: make the SFU panic, to exercise its supervisor.
     InjectPanic,
+}
+
+impl Command {
+    /// Whether the command holds one of the signaling queue's places.
+    fn is_counted(&self) -> bool {
+        !matches!(self, Command::Forget { .. })
+    }
+}
+
+/// Membership changes the room decides: never refused, never lost, and
+/// applied before any other work the SFU has waiting. The number of members
+/// bounds them in practice.
+#[derive(Debug)]
+enum Control {
+    /// The member is muted (or unmuted): its voice is not forwarded.
+    SetMuted { member: MemberId, muted: bool },
+    /// The member left the room (or its socket closed, or it was removed).
+    Leave { member: MemberId },
+}
+
+/// The receiving ends of the SFU's queues, kept by its supervisor so that a
+/// restarted SFU goes on with what was waiting.
+struct Inbox {
+    control: mpsc::UnboundedReceiver<Control>,
+    signaling: mpsc::UnboundedReceiver<Command>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Voice {
@@ -111,7 +157,9 @@ impl Voice {
         socket.set_nonblocking(true)?;
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         let local_addr = socket.local_addr()?;
-        let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
+        let (signaling, signaling_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let public_ip = settings.public_ip;
         tokio::spawn(supervise(
             Shared {
@@ -120,9 +168,13 @@ impl Voice {
                 settings,
                 rooms,
                 metrics,
-                muted: Muted::default(),
+                standing: Standing::default(),
             },
-            inbox,
+            Inbox {
+                control: control_rx,
+                signaling: signaling_rx,
+                queued: queued.clone(),
+            },
         ));
         tracing::info!(%local_addr, "voice listening on udp");
         if local_addr.ip().is_unspecified() && public_ip.is_none() {
@@ -132,7 +184,9 @@ impl Voice {
             );
         }
         Ok(Voice {
-            commands,
+            signaling,
+            queued,
+            control,
             local_addr,
         })
     }
@@ -160,14 +214,20 @@ impl Voice {
         self.send(Command::LeaveVoice { route })
     }
 
-    /// Mutes or unmutes a member's voice at the SFU (it may join voice later).
+    /// Mutes or unmutes a member's voice at the SFU (it may join voice
+    /// later). Never lost, whatever else the SFU has waiting.
     pub fn set_muted(&self, member: MemberId, muted: bool) {
-        let _ = self.send(Command::SetMuted { member, muted });
+        // Fails only when the SFU is gone, and with it every peer.
+        let _ = self.control.send(Control::SetMuted { member, muted });
     }
 
-    /// The member left the room (or its socket closed): drop its peer.
+    /// The member left the room (or its socket closed, or it was removed):
+    /// drop its peer, and refuse it another. Never lost, whatever else the
+    /// SFU has waiting.
     pub fn leave(&self, member: MemberId) {
-        let _ = self.send(Command::Leave { member });
+        // Fails only when the SFU is gone, and with it every peer.
+        let _ = self.control.send(Control::Leave { member });
+        let _ = self.signaling.send(Command::Forget { member });
     }
 
     /// The room's head positions, for choosing the nearest speakers.
@@ -181,13 +241,32 @@ impl Voice {
     }
 
     fn send(&self, command: Command) -> Result<(), Busy> {
-        self.commands.try_send(command).map_err(|_| Busy)
+        // Take a place first, so that concurrent senders never pass the bound.
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= SIGNALING_QUEUE {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        self.signaling.send(command).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            Busy
+        })
     }
 }
 
-/// Who is muted, kept outside the SFU task so that a restarted SFU still
-/// knows: members stay muted across it without telling the room again.
-type Muted = Arc<Mutex<HashSet<MemberId>>>;
+/// What the room decided about its members, kept outside the SFU task so
+/// that a restarted SFU still knows: members stay muted across it without
+/// telling the room again, and a departed member is still refused.
+type Standing = Arc<Mutex<Members>>;
+
+#[derive(Debug, Default)]
+struct Members {
+    /// Members whose voice is not forwarded.
+    muted: HashSet<MemberId>,
+    /// Members that left, until their [`Command::Forget`] comes out of the
+    /// signaling queue: an offer they sent before leaving may still be
+    /// waiting there, and must not start a peer.
+    departed: HashSet<MemberId>,
+}
 
 /// What every run of the SFU starts from.
 struct Shared {
@@ -196,13 +275,13 @@ struct Shared {
     settings: VoiceSettings,
     rooms: Rooms,
     metrics: Arc<Metrics>,
-    muted: Muted,
+    standing: Standing,
 }
 
 /// Runs the SFU, and runs it afresh on the same socket if it panics: voice
 /// peers are lost then (their pages see the connection fail and rejoin
 /// voice), but voice stays available and the rooms never notice.
-async fn supervise(shared: Shared, mut inbox: mpsc::Receiver<Command>) {
+async fn supervise(shared: Shared, mut inbox: Inbox) {
     use futures_util::FutureExt as _;
     let Shared {
         socket,
@@ -210,7 +289,7 @@ async fn supervise(shared: Shared, mut inbox: mpsc::Receiver<Command>) {
         settings,
         rooms,
         metrics,
-        muted,
+        standing,
     } = shared;
     loop {
         let sfu = sfu::Sfu::new(
@@ -219,7 +298,7 @@ async fn supervise(shared: Shared, mut inbox: mpsc::Receiver<Command>) {
             settings.clone(),
             rooms.clone(),
             metrics.clone(),
-            muted.clone(),
+            standing.clone(),
         );
         match std::panic::AssertUnwindSafe(sfu.run(&mut inbox))
             .catch_unwind()

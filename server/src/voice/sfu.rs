@@ -1,10 +1,13 @@
 //! The SFU loop: one task owns the UDP socket and every peer's `str0m::Rtc`
 //! (sans-IO), feeds them datagrams and time, and moves Opus frames from each
-//! speaker to the listener slots that carry it.
+//! speaker to the listener slots that carry it. Each turn it first applies
+//! the rooms' membership changes (mutes, departures), then signaling or
+//! datagrams, then timeouts.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use roomscale_protocol::events::{
@@ -17,11 +20,10 @@ use str0m::media::{Direction, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::selection::{self, Candidate as Speaker};
-use super::{Command, Muted, Route, VoiceSettings};
+use super::{Command, Control, Inbox, Members, Route, Standing, VoiceSettings};
 use crate::metrics::Metrics;
 use crate::room::{MemberId, RoomCommand, Rooms};
 
@@ -36,6 +38,8 @@ const SPEECH_HANGOVER: Duration = Duration::from_millis(600);
 const DATAGRAM_BYTES: usize = 2048;
 /// Datagrams read per wake-up before other work gets a turn.
 const RECEIVE_BATCH: usize = 32;
+/// The error kind counted for each datagram a peer refused.
+const BAD_DATAGRAM: &str = "voice_bad_datagram";
 
 pub(super) struct Sfu {
     socket: Arc<UdpSocket>,
@@ -53,8 +57,8 @@ pub(super) struct Sfu {
     next_reselect: Instant,
     /// Peers with output to run; see [`Sfu::mark`].
     dirty: VecDeque<MemberId>,
-    /// Members whose voice is not forwarded.
-    muted: Muted,
+    /// Who is muted, and who left the room.
+    standing: Standing,
 }
 
 struct Peer {
@@ -92,7 +96,7 @@ impl Sfu {
         settings: VoiceSettings,
         rooms: Rooms,
         metrics: Arc<Metrics>,
-        muted: Muted,
+        standing: Standing,
     ) -> Sfu {
         Sfu {
             socket,
@@ -106,17 +110,20 @@ impl Sfu {
             heads: HashMap::new(),
             next_reselect: Instant::now(),
             dirty: VecDeque::new(),
-            muted,
+            standing,
         }
     }
 
-    /// Runs until the command channel closes (the server is going away).
-    pub(super) async fn run(mut self, commands: &mut mpsc::Receiver<Command>) {
+    /// Runs until the queues close (the server is going away).
+    pub(super) async fn run(mut self, inbox: &mut Inbox) {
         let mut buf = vec![0u8; DATAGRAM_BYTES];
         // One timer, moved to the next deadline rather than made anew each turn.
         let wake = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(wake);
         loop {
+            // Membership changes first: a member that left or was muted
+            // gets nothing more forwarded from this turn on.
+            self.apply_control(inbox);
             let now = Instant::now();
             let deadline = self
                 .peers
@@ -130,9 +137,24 @@ impl Sfu {
             if wake.deadline() != deadline {
                 wake.as_mut().reset(deadline);
             }
+            // Not biased: under a flood of signaling, datagrams still get
+            // their turns (membership changes never wait, see above).
             tokio::select! {
-                command = commands.recv() => match command {
-                    Some(command) => self.command(command),
+                control = inbox.control.recv() => match control {
+                    Some(control) => self.control(control),
+                    None => return,
+                },
+                command = inbox.signaling.recv() => match command {
+                    Some(command) => {
+                        if command.is_counted() {
+                            inbox.queued.fetch_sub(1, Ordering::AcqRel);
+                        }
+                        // A leave sent before this command was is applied
+                        // before it (a member's Forget never overtakes its
+                        // Leave).
+                        self.apply_control(inbox);
+                        self.command(command);
+                    }
                     None => return,
                 },
                 readable = self.socket.readable() => {
@@ -177,21 +199,49 @@ impl Sfu {
         }
     }
 
+    /// Applies every membership change waiting, without waiting for more.
+    fn apply_control(&mut self, inbox: &mut Inbox) {
+        while let Ok(control) = inbox.control.try_recv() {
+            self.control(control);
+        }
+    }
+
+    fn control(&mut self, control: Control) {
+        match control {
+            Control::Leave { member } => {
+                {
+                    let mut standing = self.standing();
+                    standing.muted.remove(&member);
+                    standing.departed.insert(member);
+                }
+                self.remove(member);
+            }
+            Control::SetMuted { member, muted } => {
+                if muted {
+                    self.standing().muted.insert(member);
+                    // Speaking ends with the mute, not a hangover later.
+                    if let Some(peer) = self.peers.get_mut(&member) {
+                        peer.last_spoke = None;
+                        if peer.speaking {
+                            peer.speaking = false;
+                            let room = peer.route.room;
+                            self.report_speaking(room, member, false);
+                        }
+                    }
+                } else {
+                    self.standing().muted.remove(&member);
+                }
+            }
+        }
+    }
+
     fn command(&mut self, command: Command) {
         match command {
             Command::Offer { route, sdp } => self.offer(route, &sdp),
             Command::Answer { route, sdp } => self.answer(route, &sdp),
             Command::Ice { route, candidate } => self.ice(route, candidate),
-            Command::Leave { member } => {
-                self.muted_set().remove(&member);
-                self.remove(member);
-            }
-            Command::SetMuted { member, muted } => {
-                if muted {
-                    self.muted_set().insert(member);
-                } else {
-                    self.muted_set().remove(&member);
-                }
+            Command::Forget { member } => {
+                self.standing().departed.remove(&member);
             }
             Command::LeaveVoice { route } => {
                 self.remove(route.member);
@@ -217,6 +267,14 @@ impl Sfu {
             }
         };
         let member = route.member;
+        if self.standing().departed.contains(&member) {
+            // Sent before the member left the room, and only now taken.
+            return reply_refused(
+                &route,
+                ErrorCode::NotJoined,
+                "you are no longer in this room; join it again to use voice".into(),
+            );
+        }
         if let Some(peer) = self.peers.get_mut(&member) {
             if peer.pending.is_some() {
                 return reply_error(
@@ -236,6 +294,10 @@ impl Sfu {
             peer.route = route;
             self.mark(member);
             return;
+        }
+        if let Some(reason) = self.over_cap(route.room) {
+            self.metrics.error(ErrorCode::LimitReached.as_str());
+            return reply_refused(&route, ErrorCode::LimitReached, reason);
         }
         let now = Instant::now();
         let mut rtc = Rtc::builder()
@@ -508,27 +570,71 @@ impl Sfu {
     }
 
     fn update_speaking(&mut self, now: Instant) {
+        let mut changed = Vec::new();
         for peer in self.peers.values_mut() {
             let speaking = peer
                 .last_spoke
                 .is_some_and(|t| now.saturating_duration_since(t) < SPEECH_HANGOVER);
             if speaking != peer.speaking {
                 peer.speaking = speaking;
-                self.rooms.try_send(
-                    peer.route.room,
-                    RoomCommand::Speaking {
-                        member: peer.route.member,
-                        speaking,
-                    },
-                );
+                changed.push((peer.route.room, peer.route.member, speaking));
             }
         }
+        for (room, member, speaking) in changed {
+            self.report_speaking(room, member, speaking);
+        }
+    }
+
+    /// Tells the room a member started or stopped speaking. The end of
+    /// speech reaches a busy room too (a waiting task delivers it), so no
+    /// indicator stays lit over a muted or departed member.
+    fn report_speaking(&self, room: Uuid, member: MemberId, speaking: bool) {
+        if self
+            .rooms
+            .try_send(room, RoomCommand::Speaking { member, speaking })
+            || speaking
+        {
+            return;
+        }
+        let rooms = self.rooms.clone();
+        tokio::spawn(async move {
+            rooms
+                .send(
+                    room,
+                    RoomCommand::Speaking {
+                        member,
+                        speaking: false,
+                    },
+                )
+                .await
+        });
+    }
+
+    /// Why a new peer in `room` would pass a cap on voice peers, if it would.
+    fn over_cap(&self, room: Uuid) -> Option<String> {
+        let in_room = self.in_room.get(&room).map_or(0, Vec::len);
+        if in_room >= self.settings.max_peers_per_room {
+            return Some(format!(
+                "voice in this room is full ({in_room} people are in it, the most it takes); \
+                 the room itself still works, and you can join voice when someone leaves it"
+            ));
+        }
+        if self.peers.len() >= self.settings.max_peers {
+            return Some(format!(
+                "this server's voice is full ({} voice connections, the most it takes); \
+                 the room itself still works, and you can join voice later",
+                self.peers.len()
+            ));
+        }
+        None
     }
 
     // Media ----------------------------------------------------------------
 
     fn receive(&mut self, datagram: &[u8], source: SocketAddr) {
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, datagram) else {
+            // Neither STUN, DTLS, RTP nor RTCP: a scanner, or noise.
+            self.metrics.error("voice_unreadable_datagram");
             return;
         };
         let input = Input::Receive(Instant::now(), receive);
@@ -552,8 +658,12 @@ impl Sfu {
         if let Some(peer) = self.peers.get_mut(&member)
             && let Err(error) = peer.rtc.handle_input(input)
         {
-            tracing::debug!(member, %error, "voice peer input failed; dropping it");
-            peer.rtc.disconnect();
+            // Anyone can send a datagram from (or spoofing) a peer's
+            // address: dropping the peer for one would let a stranger cut
+            // anybody off. The datagram is dropped; the peer goes on, and
+            // one that has truly failed stops answering STUN and is reaped.
+            tracing::debug!(member, %error, "voice datagram refused by its peer; dropped");
+            self.metrics.error(BAD_DATAGRAM);
         }
         self.mark(member);
     }
@@ -563,7 +673,7 @@ impl Sfu {
     /// while the member is muted).
     fn drain(&mut self, member: MemberId) -> Vec<MediaData> {
         let mut media = Vec::new();
-        let muted = self.muted_set().contains(&member);
+        let muted = self.standing().muted.contains(&member);
         {
             let Some(peer) = self.peers.get_mut(&member) else {
                 return media;
@@ -704,9 +814,9 @@ impl Sfu {
         }
     }
 
-    fn muted_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<MemberId>> {
-        // A panic elsewhere in the SFU cannot leave the set half-changed.
-        self.muted
+    fn standing(&self) -> std::sync::MutexGuard<'_, Members> {
+        // A panic elsewhere in the SFU cannot leave the sets half-changed.
+        self.standing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -746,13 +856,7 @@ impl Sfu {
             }
         }
         if peer.speaking {
-            self.rooms.try_send(
-                peer.route.room,
-                RoomCommand::Speaking {
-                    member,
-                    speaking: false,
-                },
-            );
+            self.report_speaking(room, member, false);
         }
         self.reselect(peer.route.room);
     }
@@ -766,14 +870,19 @@ fn reply_ok(route: &Route, response: &impl Serialize) {
     }
 }
 
+/// Refuses signaling the SFU cannot use (unreadable, out of order).
 fn reply_error(route: &Route, reason: String) {
+    reply_refused(route, ErrorCode::InvalidPayload, reason);
+}
+
+fn reply_refused(route: &Route, code: ErrorCode, reason: String) {
     tracing::debug!(member = route.member, %reason, "voice signaling refused");
     if let Some(msg_ref) = &route.msg_ref {
         let _ = route.outbox.reply_error(
             route.join_ref.as_deref(),
             msg_ref,
             &route.topic,
-            &ErrorReply::new(ErrorCode::InvalidPayload, reason),
+            &ErrorReply::new(code, reason),
         );
     }
 }

@@ -15,7 +15,7 @@ use crate::common::TestServer;
 use crate::common::ws::TestSocket;
 
 /// A client peer with one send-only microphone line, and its offer.
-fn client_peer() -> (Rtc, String, str0m::change::SdpPendingOffer) {
+pub(crate) fn client_peer() -> (Rtc, String, str0m::change::SdpPendingOffer) {
     client_peer_at(None)
 }
 
@@ -36,7 +36,7 @@ fn client_peer_at(
     (rtc, offer.to_sdp_string(), pending)
 }
 
-async fn push_expect(
+pub(crate) async fn push_expect(
     socket: &mut TestSocket,
     join_ref: &str,
     topic: &str,
@@ -407,7 +407,7 @@ async fn leaving_voice_keeps_the_room_and_parks_the_track_at_the_others() {
 
 /// What a live peer's task reports.
 #[derive(Debug)]
-enum PeerEvent {
+pub(crate) enum PeerEvent {
     Connected,
     /// An RTP payload received on `mid`.
     Media {
@@ -421,9 +421,11 @@ type PeerOp = Box<dyn FnOnce(&mut Rtc) + Send>;
 /// A client peer on its own UDP socket and task, so ICE, DTLS and media run
 /// while the test does the signaling. A publisher sends a 20 ms frame on its
 /// microphone line every 20 ms once connected, loud enough to count as speech.
-struct LivePeer {
+pub(crate) struct LivePeer {
     ops: tokio::sync::mpsc::UnboundedSender<PeerOp>,
-    events: tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+    pub(crate) events: tokio::sync::mpsc::UnboundedReceiver<PeerEvent>,
+    /// The peer's own UDP socket, shared with its task.
+    socket: std::sync::Arc<tokio::net::UdpSocket>,
 }
 
 impl LivePeer {
@@ -447,11 +449,13 @@ impl LivePeer {
         )
     }
 
-    fn spawn(
+    pub(crate) fn spawn(
         mut rtc: Rtc,
         socket: tokio::net::UdpSocket,
         publish: Option<str0m::media::Mid>,
     ) -> LivePeer {
+        let socket = std::sync::Arc::new(socket);
+        let shared_socket = socket.clone();
         let (ops, mut op_rx) = tokio::sync::mpsc::unbounded_channel::<PeerOp>();
         let (event_tx, events) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -505,7 +509,17 @@ impl LivePeer {
                 }
             }
         });
-        LivePeer { ops, events }
+        LivePeer {
+            ops,
+            events,
+            socket: shared_socket,
+        }
+    }
+
+    /// Sends a datagram of the test's own making from the peer's socket, as
+    /// if the peer (or someone spoofing its address) sent it.
+    pub(crate) async fn send_raw(&self, datagram: &[u8], to: std::net::SocketAddr) {
+        self.socket.send_to(datagram, to).await.unwrap();
     }
 
     /// Runs `op` on the peer's `Rtc` inside its task.
@@ -517,7 +531,7 @@ impl LivePeer {
         rx.await.expect("the peer task is running")
     }
 
-    async fn connected(&mut self) {
+    pub(crate) async fn connected(&mut self) {
         let limit = std::time::Duration::from_secs(10);
         tokio::time::timeout(limit, async {
             while let Some(event) = self.events.recv().await {
@@ -531,7 +545,11 @@ impl LivePeer {
     }
 
     /// Counts the payloads received on `mid` during `window`.
-    async fn count_media(&mut self, mid: str0m::media::Mid, window: std::time::Duration) -> usize {
+    pub(crate) async fn count_media(
+        &mut self,
+        mid: str0m::media::Mid,
+        window: std::time::Duration,
+    ) -> usize {
         let mut count = 0;
         let _ = tokio::time::timeout(window, async {
             while let Some(event) = self.events.recv().await {
@@ -567,7 +585,7 @@ fn send_frame(rtc: &mut Rtc, mid: str0m::media::Mid, n: u64) {
 }
 
 /// Starts voice for a live peer: offer, answer, connect.
-async fn join_live(
+pub(crate) async fn join_live(
     socket: &mut TestSocket,
     join_ref: &str,
     room: &str,
@@ -585,7 +603,7 @@ async fn join_live(
 }
 
 /// Answers the server's next offer and returns the mid that carries `user`.
-async fn answer_offer_for(
+pub(crate) async fn answer_offer_for(
     socket: &mut TestSocket,
     join_ref: &str,
     room: &str,
