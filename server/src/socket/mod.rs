@@ -118,12 +118,13 @@ async fn upgrade(
         _user: user_place,
     };
     // Frames a little over our limit still arrive whole so the connection can say
-    // what was wrong; far larger ones are cut off by the WebSocket layer.
+    // what was wrong; larger ones are cut off by the WebSocket layer, so that
+    // no socket holds more than twice the limit of one message in memory.
     // Room frames are small; the default 128 KiB read buffer per socket would
     // be most of a connection's memory.
     ws.read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(MAX_FRAME_BYTES * 16)
-        .max_frame_size(MAX_FRAME_BYTES * 16)
+        .max_message_size(MAX_FRAME_BYTES * 2)
+        .max_frame_size(MAX_FRAME_BYTES * 2)
         .on_upgrade(move |socket| connection::serve(socket, state, claims, places))
 }
 

@@ -442,6 +442,23 @@ mod floods {
     }
 
     #[tokio::test]
+    async fn a_huge_frame_is_cut_off_with_a_reason() {
+        let server = TestServer::start().await;
+        let (topic, ada, bo) = server.room_with_ada_and_bo("Huge").await;
+        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let mut mallory = server.socket("Mallory").await;
+        let text = format!(
+            r#"[null,"1","{topic}","chat",{{"text":"{}"}}]"#,
+            "x".repeat(1_000_000)
+        );
+        mallory.send_raw(Message::text(text)).await;
+        let close = mallory.expect_close().await;
+        assert_eq!(u16::from(close.code), 1009, "{close:?}");
+        assert!(close.reason.contains("too long"), "{close:?}");
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "small frames pass").await;
+    }
+
+    #[tokio::test]
     async fn joins_of_unknown_rooms_start_no_room_task() {
         let server = TestServer::start().await;
         let (topic, ada, bo) = server.room_with_ada_and_bo("Real").await;
