@@ -318,12 +318,16 @@ test("room pages ask before deleting and show times in the reader's time zone", 
   if (unavailable) {
     return skip(t, unavailable)
   }
-  const roomId = await fixture.server.createRoom("Doomed <b>room</b>")
   const context = await fixture.browser.newContext({timezoneId: "Pacific/Auckland", locale: "en-NZ"})
   const page = await context.newPage()
   const errors = []
   page.on("pageerror", (error) => errors.push(error.message))
   try {
+    // Only a room's owner sees its delete form: this visitor makes the room.
+    await page.goto(`${fixture.server.url}/rooms/new`)
+    await page.fill("#name", "Doomed <b>room</b>")
+    await Promise.all([page.waitForURL(/\/rooms\/[0-9a-f-]{36}$/), page.click("text=Create room")])
+    const roomId = new URL(page.url()).pathname.split("/").pop()
     await page.goto(`${fixture.server.url}/rooms`)
     const time = page.locator(".rooms time").first()
     const stamp = await time.getAttribute("datetime")
@@ -339,12 +343,18 @@ test("room pages ask before deleting and show times in the reader's time zone", 
       void dialog.dismiss()
     })
     await page.click("text=Delete room")
-    assert.deepEqual(questions, ["Delete the room \u201cDoomed <b>room</b>\u201d and its chat history for everyone?"])
+    assert.deepEqual(questions, [
+      "Delete the room \u201cDoomed <b>room</b>\u201d for everyone? You can undo this for 7 days.",
+    ])
     assert.equal(new URL(page.url()).pathname, `/rooms/${roomId}`, "declining kept the room")
 
     page.once("dialog", (dialog) => void dialog.accept())
-    await Promise.all([page.waitForURL(`${fixture.server.url}/rooms`), page.click("text=Delete room")])
-    assert.equal((await fetch(`${fixture.server.url.replace("localhost", "127.0.0.1")}/api/rooms/${roomId}`)).status, 404)
+    await Promise.all([page.waitForURL(`${fixture.server.url}/rooms/${roomId}/delete`), page.click("text=Delete room")])
+    const api = `${fixture.server.url.replace("localhost", "127.0.0.1")}/api/rooms/${roomId}`
+    assert.equal((await fetch(api)).status, 404)
+    // The page after deleting offers to undo it.
+    await Promise.all([page.waitForURL(`${fixture.server.url}/rooms/${roomId}`), page.click("text=Undo")])
+    assert.equal((await fetch(api)).status, 200)
     assert.deepEqual(errors, [])
   } finally {
     await context.close()
