@@ -3,6 +3,9 @@
 //! tokio runtime, and the two sides talk through two channels, so a slow
 //! network never stalls a frame.
 //!
+//! One session (socket token) serves every room joined on a server, so the
+//! visitor is one person there: rooms it creates are its own to moderate.
+//!
 //! It also keeps voice honest about moderation: while a moderator has muted
 //! this visitor, the call stays muted whatever the frame loop asks, and no
 //! unmute is sent. Given back, the voice stays muted until the visitor
@@ -13,7 +16,7 @@ use roomscale_protocol::events::{HistoryPage, ModeratePush};
 use roomscale_protocol::pose::AvatarPose;
 use tokio::sync::mpsc as async_mpsc;
 
-use crate::client::{self, Identity, RoomClient, RoomListing, RoomUpdate, ServerUrl};
+use crate::client::{self, Identity, RoomClient, RoomListing, RoomUpdate, ServerUrl, Session};
 use crate::voice::mixer::HeadPose;
 use crate::voice::processing::ProcessingConfig;
 use crate::voice::session::{VoiceMonitor, VoiceOptions, VoiceSession};
@@ -140,6 +143,8 @@ async fn network(
     let mut room: Option<RoomClient> = None;
     let mut voice: Option<VoiceSession> = None;
     let mut mute = MuteState::default();
+    // This visitor on `server`: made on first need, dropped with the server.
+    let mut session: Option<Session> = None;
     let report = |result: Result<NetEvent, client::ClientError>| {
         let _ = events.send(result.unwrap_or_else(|e| NetEvent::Status(e.to_string())));
     };
@@ -171,11 +176,16 @@ async fn network(
                         let _ = events.send(NetEvent::Left);
                     }
                     server = to;
+                    session = None;
                     report(client::list_rooms(&server).await.map(NetEvent::Rooms));
                 }
                 Some(NetCommand::RefreshRooms) => report(client::list_rooms(&server).await.map(NetEvent::Rooms)),
                 Some(NetCommand::CreateRoom(name)) => {
-                    report(client::create_room(&server, &name, "").await.map(|_| NetEvent::Status(format!("created \"{name}\""))));
+                    let created = match session_for(&mut session, &server, &identity).await {
+                        Ok(own) => client::create_room_as(&server, &own, &name, "").await,
+                        Err(error) => Err(error),
+                    };
+                    report(created.map(|_| NetEvent::Status(format!("created \"{name}\""))));
                     report(client::list_rooms(&server).await.map(NetEvent::Rooms));
                 }
                 Some(NetCommand::Join(room_id)) => {
@@ -184,7 +194,11 @@ async fn network(
                         old.leave().await;
                     }
                     mute.moderator_muted = false;
-                    match RoomClient::join(&server, &room_id, identity.clone()).await {
+                    let joined = match session_for(&mut session, &server, &identity).await {
+                        Ok(own) => RoomClient::join_as(&server, &room_id, identity.clone(), own).await,
+                        Err(error) => Err(error),
+                    };
+                    match joined {
                         Ok(joined) => {
                             let _ = events.send(NetEvent::Joined { room_name: joined.room.name.clone(), user_id: joined.user_id.clone(), slot: joined.slot() });
                             room = Some(joined);
@@ -304,6 +318,20 @@ async fn network(
             }
         }
     }
+}
+
+/// The visitor's session on `server`, made on first need.
+async fn session_for(
+    session: &mut Option<Session>,
+    server: &ServerUrl,
+    identity: &Identity,
+) -> Result<Session, client::ClientError> {
+    if let Some(session) = session {
+        return Ok(session.clone());
+    }
+    let made = Session::create(server, &identity.name).await?;
+    *session = Some(made.clone());
+    Ok(made)
 }
 
 /// Said when the visitor tries to unmute while a moderator has muted them.

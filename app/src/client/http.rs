@@ -12,21 +12,27 @@ use super::{ClientError, ServerUrl};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends `method path` with an optional JSON body; parses a JSON 2xx response.
+/// Sends `method path` with an optional JSON body, as the holder of the
+/// socket token `bearer` when one is given; parses a JSON 2xx response (an
+/// empty one as JSON `null`, for `T = ()`).
 pub async fn request<T: DeserializeOwned>(
     server: &ServerUrl,
     method: &str,
     path: &str,
+    bearer: Option<&str>,
     body: Option<&impl Serialize>,
 ) -> Result<T, ClientError> {
     let body = body
         .map(|b| serde_json::to_string(b).expect("request bodies serialize"))
         .unwrap_or_default();
+    let authorization = bearer
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
     let exchange = async {
         let mut stream = TcpStream::connect(server.authority()).await?;
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n\
-             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+             {authorization}Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
             host = server.authority(),
             len = body.len()
         );
@@ -80,7 +86,12 @@ pub async fn request<T: DeserializeOwned>(
             body: body.chars().take(300).collect(),
         });
     }
-    serde_json::from_str(&body)
+    let body = if body.trim().is_empty() {
+        "null"
+    } else {
+        &body
+    };
+    serde_json::from_str(body)
         .map_err(|e| ClientError::Protocol(format!("unexpected JSON from {path}: {e}")))
 }
 

@@ -176,6 +176,7 @@ impl Session {
             server,
             "POST",
             "/api/session",
+            None,
             Some(&serde_json::json!({"name": name})),
         )
         .await
@@ -191,17 +192,55 @@ pub struct RoomListing {
 }
 
 pub async fn list_rooms(server: &ServerUrl) -> Result<Vec<RoomListing>, ClientError> {
-    http::request(server, "GET", "/api/rooms", None::<&()>).await
+    http::request(server, "GET", "/api/rooms", None, None::<&()>).await
 }
 
-/// Creates a room through the JSON API.
+/// Creates a room through the JSON API, owned by nobody who can moderate it
+/// from a room client (a new visitor each time).
 pub async fn create_room(
     server: &ServerUrl,
     name: &str,
     description: &str,
 ) -> Result<RoomListing, ClientError> {
     let body = serde_json::json!({"name": name, "description": description});
-    http::request(server, "POST", "/api/rooms", Some(&body)).await
+    http::request(server, "POST", "/api/rooms", None, Some(&body)).await
+}
+
+/// Creates a room owned by `session`'s user: joined with that session
+/// ([`RoomClient::join_as`]), this client may moderate it.
+pub async fn create_room_as(
+    server: &ServerUrl,
+    session: &Session,
+    name: &str,
+    description: &str,
+) -> Result<RoomListing, ClientError> {
+    let body = serde_json::json!({"name": name, "description": description});
+    http::request(
+        server,
+        "POST",
+        "/api/rooms",
+        Some(&session.token),
+        Some(&body),
+    )
+    .await
+}
+
+/// Deletes a room `session`'s user owns: its live session ends at once, every
+/// member told why.
+pub async fn delete_room_as(
+    server: &ServerUrl,
+    session: &Session,
+    room_id: &str,
+) -> Result<(), ClientError> {
+    http::request::<Option<serde_json::Value>>(
+        server,
+        "DELETE",
+        &format!("/api/rooms/{room_id}"),
+        Some(&session.token),
+        None::<&()>,
+    )
+    .await
+    .map(drop)
 }
 
 /// Who this client is in the room.
@@ -335,6 +374,17 @@ impl RoomClient {
         identity: Identity,
     ) -> Result<RoomClient, ClientError> {
         let session = Session::create(server, &identity.name).await?;
+        RoomClient::join_as(server, room_id, identity, session).await
+    }
+
+    /// Joins as `session`'s user: the same person in every room joined with
+    /// it, so a room it created is its own to moderate.
+    pub async fn join_as(
+        server: &ServerUrl,
+        room_id: &str,
+        identity: Identity,
+        session: Session,
+    ) -> Result<RoomClient, ClientError> {
         let (commands, command_rx) = mpsc::channel(64);
         let (pose, pose_rx) = watch::channel(None);
         let (update_tx, updates) = mpsc::channel(1024);
