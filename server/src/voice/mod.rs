@@ -12,9 +12,11 @@
 //! offered everyone's voice all the same.
 //!
 //! The SFU enforces what the room decides: a muted member's voice is not
-//! forwarded at all and it stops counting as speaking at once, and a member
-//! that left the room loses its peer and can start no other. These
-//! membership changes travel on their own unbounded queue, taken before any
+//! forwarded at all and it stops counting as speaking at once; a member that
+//! left the room loses its peer, and an offer it sent before leaving starts
+//! none; a member a moderator removed gets no voice in that room while the
+//! removal lasts, even through a channel its connection still holds. Mutes
+//! and departures travel on their own unbounded queue, taken before any
 //! other work each turn, so no flood of signaling can delay or lose them;
 //! signaling has a bounded queue and a flood beyond it is answered "busy".
 //! Voice peers are capped per room and per server: an offer beyond a cap is

@@ -295,6 +295,20 @@ impl Sfu {
             self.mark(member);
             return;
         }
+        // A removed member's connection may still hold the room's channel
+        // (the room closed it, the client need not listen): its old member
+        // id must not bring voice back while the removal lasts.
+        if let Some(left) = self.rooms.banned_for(route.room, &route.user_id) {
+            return reply_refused(
+                &route,
+                ErrorCode::Removed,
+                format!(
+                    "a moderator removed you from this room; you may rejoin it, and its voice, \
+                     in {} min",
+                    left.as_secs().div_ceil(60).max(1)
+                ),
+            );
+        }
         if let Some(reason) = self.over_cap(route.room) {
             self.metrics.error(ErrorCode::LimitReached.as_str());
             return reply_refused(&route, ErrorCode::LimitReached, reason);

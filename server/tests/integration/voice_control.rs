@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use roomscale_protocol::events::IceCandidate;
+use roomscale_server::storage::NewRoom;
 use roomscale_server::voice::{Route, Voice};
 use serde_json::{Value, json};
 use str0m::change::SdpAnswer;
@@ -18,6 +19,7 @@ use str0m::{Candidate, Input, Output, Rtc};
 
 use crate::common::TestServer;
 use crate::common::ws::TestSocket;
+use crate::moderation::socket_with_token;
 use crate::voice::{LivePeer, answer_offer_for, client_peer, join_live, push_expect};
 
 /// Long enough for a live publisher (a frame every 20 ms) to be heard often.
@@ -516,4 +518,101 @@ async fn bad_datagrams_from_a_peers_own_address_do_not_disconnect_it() {
     );
     assert_eq!(server.state.metrics.voice_peers.get(), 2);
     chat_reaches(&mut ada, &ada_ref, &room, &mut bo).await;
+}
+
+#[tokio::test]
+async fn a_moderators_mute_and_removal_hold_at_the_sfu() {
+    let server = TestServer::start().await;
+    let (olga_token, olga_id) = server.session("Olga").await;
+    let room = server
+        .state
+        .store
+        .create_room(
+            &NewRoom {
+                name: "Moderated voice".into(),
+                ..Default::default()
+            },
+            Some(&olga_id),
+        )
+        .await
+        .unwrap();
+    let topic = format!("room:{}", room.id);
+    let mut olga = socket_with_token(&server, &olga_token, &olga_id).await;
+    let (olga_ref, _) = olga.join_ok(&topic, "Olga").await;
+    let mut mallory = server.socket("Mallory").await;
+    let (mallory_ref, _) = mallory.join_ok(&topic, "Mallory").await;
+    let mallory_id = mallory.user_id.clone();
+    let mut olga_peer = join_live(&mut olga, &olga_ref, &topic, Direction::SendOnly).await;
+    let mut mallory_peer = join_live(&mut mallory, &mallory_ref, &topic, Direction::SendOnly).await;
+    let mallory_at_olga =
+        answer_offer_for(&mut olga, &olga_ref, &topic, &olga_peer, &mallory_id).await;
+    let olga_at_mallory =
+        answer_offer_for(&mut mallory, &mallory_ref, &topic, &mallory_peer, &olga_id).await;
+    assert!(olga_peer.count_media(mallory_at_olga, LISTEN).await >= HEARD);
+    assert!(mallory_peer.count_media(olga_at_mallory, LISTEN).await >= HEARD);
+
+    // Olga mutes Mallory, whose client sends on and unmutes itself: the
+    // moderator's mute holds where the voice flows.
+    let mute = json!({"action": "mute", "user_id": mallory_id, "muted": true});
+    let (status, reply) = push_expect(&mut olga, &olga_ref, &topic, "moderate", mute).await;
+    assert_eq!(status, "ok", "{reply}");
+    push_expect(
+        &mut mallory,
+        &mallory_ref,
+        &topic,
+        "set_muted",
+        json!({"muted": false}),
+    )
+    .await;
+    olga_peer.count_media(mallory_at_olga, IN_FLIGHT).await;
+    assert_eq!(
+        olga_peer.count_media(mallory_at_olga, LISTEN).await,
+        0,
+        "nothing of a member a moderator muted is forwarded"
+    );
+
+    // Olga removes Mallory: Mallory hears nothing more, and the channel her
+    // connection still holds brings no voice back.
+    let remove = json!({"action": "remove", "user_id": mallory_id});
+    let (status, reply) = push_expect(&mut olga, &olga_ref, &topic, "moderate", remove).await;
+    assert_eq!(status, "ok", "{reply}");
+    mallory
+        .expect_text(|f| f.event == "phx_close" && f.topic == topic)
+        .await;
+    mallory_peer.count_media(olga_at_mallory, IN_FLIGHT).await;
+    assert_eq!(
+        mallory_peer.count_media(olga_at_mallory, LISTEN).await,
+        0,
+        "a removed member hears nothing more"
+    );
+    let (_rtc, offer, _pending) = client_peer();
+    let (status, reply) = push_expect(
+        &mut mallory,
+        &mallory_ref,
+        &topic,
+        "rtc_offer",
+        json!({"sdp": offer}),
+    )
+    .await;
+    assert_eq!(status, "error", "{reply}");
+    assert!(
+        ["removed", "not_joined"].contains(&reply["code"].as_str().unwrap()),
+        "{reply}"
+    );
+    assert_eq!(
+        server.state.metrics.voice_peers.get(),
+        1,
+        "only Olga is in voice"
+    );
+
+    // Olga's room and voice go on.
+    let (status, _) = push_expect(
+        &mut olga,
+        &olga_ref,
+        &topic,
+        "chat",
+        json!({"text": "carry on"}),
+    )
+    .await;
+    assert_eq!(status, "ok");
 }
