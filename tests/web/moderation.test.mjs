@@ -127,6 +127,20 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     assert.deepEqual(Object.values(seenByMember).flatMap((person) => person.buttons), [], "a member is offered controls")
     assert.equal(await member.page.isVisible(".room-moderation"), false, "a member sees the moderation section")
 
+    // A co-moderator gets the lock and controls on plain members; unnamed, nothing again.
+    await owner.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=make-moderator]`)
+    await member.page.waitForFunction(() => window.roomscale.role === "moderator")
+    await waitForNotice(member, `${samOwner} made ${samMember} a moderator`)
+    assert.equal(await member.page.isVisible(".room-moderation .room-lock"), true, "a co-moderator is offered the lock")
+    assert.deepEqual((await drawnPeople(member))[ownerId].buttons, [], "a co-moderator is offered controls on the owner")
+    await waitFor(async () => (await drawnPeople(owner))[memberId].buttons.includes("unmake-moderator"), {
+      what: "the owner to be offered Remove moderator",
+    })
+    await owner.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=unmake-moderator]`)
+    await member.page.waitForFunction(() => window.roomscale.role === "member")
+    await waitForNotice(owner, `${samOwner} removed ${samMember} as a moderator`)
+    assert.equal(await member.page.isVisible(".room-moderation"), false, "an unnamed moderator keeps the moderation section")
+
     // Mute: the member's mute button is locked, and both logs say who muted whom.
     await owner.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=mute]`)
     await member.page.waitForFunction(() => window.roomscale.moderatorMuted)
@@ -185,6 +199,33 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     await owner.close()
     await member.close()
     await late?.close()
+  }
+})
+
+test("deleting a room ends its live session: members see the reason and do not rejoin", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const {server, browser} = fixture
+  const owner = await openOwnerOfNewRoom(browser, server.url, "Short-lived")
+  const member = await openVisitor(browser, server.url, owner.roomId)
+  try {
+    await Promise.all([waitInRoom(owner.page), waitInRoom(member.page)])
+    owner.page.once("dialog", (dialog) => void dialog.accept())
+    const roomPath = `/rooms/${owner.roomId}`
+    await Promise.all([owner.page.waitForURL((url) => url.pathname !== roomPath), owner.page.click("text=Delete room")])
+    await member.page.waitForFunction(() => window.roomscale.state === "failed", null, {timeout: 5000})
+    const reason = await member.page.evaluate(() => window.roomscale.statusReason)
+    assert.match(reason, /deleted/)
+    assert.equal(await member.page.textContent(".room-ended"), `You are not in the room: ${reason}`)
+    const joins = member.frames.sent.filter((frame) => frame[3] === "phx_join").length
+    // As after a removal: watch past phoenix.js's first rejoin for one that must not come.
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    assert.equal(member.frames.sent.filter((frame) => frame[3] === "phx_join").length, joins, "the page tried to rejoin a deleted room")
+    assert.deepEqual(member.consoleErrors, [])
+  } finally {
+    await owner.close()
+    await member.close()
   }
 })
 
