@@ -155,6 +155,8 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
       what: "the owner to be offered Unmute",
     })
     assert.equal((await drawnPeople(owner))[memberId].voice, "muted by a moderator")
+    await member.page.screenshot({path: artifactPath("moderation-muted.png")})
+    await owner.page.locator(".room-side").screenshot({path: artifactPath("moderation-owner-controls.png")})
 
     // Lock: both see it, and a new visitor is refused with the server's reason.
     await owner.page.click(".room-lock")

@@ -83,6 +83,7 @@ body.in-room { max-width: 80rem; }
 .room-people .controls button, .room-moderation button, .room-older { font-size: 0.75rem; padding: 0.1rem 0.4rem; }
 .room-people li[data-speaking="true"] .swatch { box-shadow: 0 0 0 3px #3c3; }
 .room-people .voice { font-size: 0.8rem; color: #2a2; flex: none; }
+.room-people .voice.by-moderator { color: #b00020; }
 .room-voice { display: flex; gap: 0.3rem; flex-wrap: wrap; align-items: center; }
 .room-chat { display: flex; flex-direction: column; flex: 1; min-height: 0; }
 .room-chat-log { list-style: none; margin: 0 0 0.3rem; padding: 0.3rem; flex: 1; overflow-y: auto; border: 1px solid #ddd; border-radius: 4px; white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -306,7 +307,7 @@ export class RoomUi {
       const kind = element("span", {className: "kind", textContent: details.filter(Boolean).join(" · ")})
       item.dataset.speaking = String(person.speaking)
       const voiceText = person.moderatorMuted ? "muted by a moderator" : person.muted ? "muted" : person.speaking ? "speaking" : ""
-      const voice = element("span", {className: "voice", textContent: voiceText})
+      const voice = element("span", {className: person.moderatorMuted ? "voice by-moderator" : "voice", textContent: voiceText})
       item.append(swatch, name, tag)
       if (person.role !== "member") {
         item.append(element("span", {className: "role", textContent: person.role}))
