@@ -393,12 +393,13 @@ impl RoomActor {
         let outbox = m.outbox.clone();
         let join_ref = m.join_ref.clone();
         let topic = m.topic.clone();
+        let metrics = self.state.metrics.clone();
         tokio::spawn(async move {
             let page = store
                 .events_page(room_id, 0, before_id, MAX_REPLAYED_EVENTS, MAX_REPLAY_BYTES)
                 .await;
             drop(permit);
-            let _ = match page {
+            let sent = match page {
                 Ok(page) => outbox.reply_ok(
                     Some(&join_ref),
                     &msg_ref,
@@ -421,6 +422,10 @@ impl RoomActor {
                     )
                 }
             };
+            // A client that asks for pages but never reads them is cut off.
+            if sent.is_err() && outbox.overflowed() {
+                metrics.error("send_queue_full");
+            }
         });
     }
 

@@ -617,3 +617,650 @@ mod origin {
         assert_eq!(status, 403);
     }
 }
+
+/// Join replay memory and history pages: a long history joins in one small
+/// frame, pages back exactly once, and a socket that never reads is cut off.
+mod replay {
+    use std::time::Duration;
+
+    use roomscale_protocol::events::RoomEventBody;
+    use roomscale_protocol::limits::MAX_REPLAY_BYTES;
+    use roomscale_server::storage::NewRoom;
+    use serde_json::{Value, json};
+    use sqlx::Connection as _;
+    use tokio_tungstenite::MaybeTlsStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use uuid::Uuid;
+
+    use crate::common::TestServer;
+    use crate::common::ws::{TestSocket, join_payload};
+
+    /// Events written straight to the database, in one transaction.
+    pub(crate) const HISTORY_EVENTS: u64 = 1_000;
+    /// Each a 2,000-character chat: about 2 MB of history in all.
+    const TEXT_CHARS: usize = 2_000;
+
+    /// A room with about 2 MB of chat history; returns its id and topic.
+    pub(crate) async fn room_with_long_history(server: &TestServer) -> (Uuid, String) {
+        let room = server
+            .state
+            .store
+            .create_room(
+                &NewRoom {
+                    name: "Long history".into(),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let mut conn = server.state.store.pool().acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        for id in 1..=HISTORY_EVENTS {
+            let text = format!("{id:>6} {}", "x".repeat(TEXT_CHARS - 7));
+            let body = serde_json::to_string(&RoomEventBody::Chat { text }).unwrap();
+            sqlx::query(
+                "INSERT INTO room_events (room_id, id, user_id, name, sent_at, kind, body) \
+                 VALUES ($1, $2, 'writer', 'Writer', $3, 'chat', $4)",
+            )
+            .bind(room.id.to_string())
+            .bind(id as i64)
+            .bind(1_700_000_000_000 + id as i64)
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        (room.id, format!("room:{}", room.id))
+    }
+
+    fn ids(events: &Value) -> Vec<u64> {
+        events
+            .as_array()
+            .expect("an events array")
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_long_history_joins_in_a_small_reply_and_pages_back_every_event_once() {
+        let server = TestServer::start().await;
+        let (_, topic) = room_with_long_history(&server).await;
+        let mut ada = server.socket("Ada").await;
+        let (join_ref, reply) = ada.join_ok(&topic, "Ada").await;
+
+        let reply_bytes = serde_json::to_string(&reply).unwrap().len();
+        assert!(
+            reply_bytes < 50_000,
+            "the join reply is {reply_bytes} bytes"
+        );
+        let events_bytes = serde_json::to_string(&reply["events"]).unwrap().len();
+        assert!(events_bytes <= MAX_REPLAY_BYTES, "{events_bytes} bytes");
+        assert_eq!(reply["truncated"], true);
+        let mut seen = ids(&reply["events"]);
+        assert_eq!(
+            seen.last(),
+            Some(&HISTORY_EVENTS),
+            "the newest events come first"
+        );
+        assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+
+        // Page back until the start: every event once, each page within bounds
+        // (paced as a client scrolling would, within the per-socket rate).
+        let mut pages = 0;
+        let mut pace = tokio::time::interval(Duration::from_millis(60));
+        loop {
+            pace.tick().await;
+            let before_id = seen[0];
+            let r = ada
+                .push(
+                    Some(&join_ref),
+                    &topic,
+                    "history",
+                    json!({"before_id": before_id}),
+                )
+                .await;
+            let (status, page) = ada.expect_reply(&r).await;
+            assert_eq!(status, "ok", "{page}");
+            let page_bytes = serde_json::to_string(&page["events"]).unwrap().len();
+            assert!(
+                page_bytes <= MAX_REPLAY_BYTES,
+                "a page of {page_bytes} bytes"
+            );
+            let older = ids(&page["events"]);
+            assert!(!older.is_empty(), "a page before {before_id} is empty");
+            assert!(
+                older.windows(2).all(|w| w[0] < w[1]) && *older.last().unwrap() < before_id,
+                "oldest first, all before {before_id}: {older:?}"
+            );
+            seen.splice(0..0, older);
+            pages += 1;
+            if page["more"] == false {
+                break;
+            }
+            assert!(pages < 200, "paging never ends");
+        }
+        assert_eq!(seen, (1..=HISTORY_EVENTS).collect::<Vec<_>>());
+        assert!(pages > 10, "2 MB cannot come back in {pages} pages");
+
+        // A rejoin that saw almost everything gets just the rest, untruncated.
+        let mut again = join_payload("Ada");
+        again["last_seen_id"] = json!(HISTORY_EVENTS - 3);
+        let (_, status, reply) = ada.join(&topic, again).await;
+        assert_eq!(status, "ok", "{reply}");
+        assert_eq!(
+            ids(&reply["events"]),
+            [HISTORY_EVENTS - 2, HISTORY_EVENTS - 1, HISTORY_EVENTS]
+        );
+        assert_eq!(reply["truncated"], false);
+    }
+
+    /// A socket whose kernel receive buffer is small, so that a reader that
+    /// stops reading is seen behind soon (loopback buffers hold megabytes).
+    async fn socket_with_small_window(
+        server: &TestServer,
+        token: &str,
+        user_id: &str,
+    ) -> TestSocket {
+        let url = format!(
+            "ws://{}/socket/websocket?vsn=2.0.0&token={token}",
+            server.addr
+        );
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(4096).unwrap();
+        let stream = tcp.connect(server.addr).await.expect("tcp connects");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket connects");
+        TestSocket::new(ws, user_id.to_string())
+    }
+
+    /// The number of `event` broadcasts `socket` gets until it has the chat `text`.
+    async fn events_until(socket: &mut TestSocket, text: &str) -> usize {
+        let mut count = 0;
+        loop {
+            let frame = socket.expect_text(|f| f.event == "event").await;
+            count += 1;
+            if frame.payload["body"]["text"] == text {
+                return count;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_never_reads_is_cut_off_while_the_room_keeps_chatting() {
+        let server = TestServer::start().await;
+        let (_, topic) = room_with_long_history(&server).await;
+        let mut ada = server.socket("Ada").await;
+        let (ada_ref, _) = ada.join_ok(&topic, "Ada").await;
+        let mut bo = server.socket("Bo").await;
+        let (bo_ref, _) = bo.join_ok(&topic, "Bo").await;
+        let (token, silent_id) = server.session("Silent").await;
+        let mut silent = socket_with_small_window(&server, &token, &silent_id).await;
+        let (silent_ref, _) = silent.join_ok(&topic, "Silent").await;
+
+        // From now on the silent socket reads nothing. It asks for history
+        // again and again (each answer carries up to 48 KiB) while Ada chats;
+        // within its rate limit, so only its outbox can stop it.
+        let mut pace = tokio::time::interval(Duration::from_millis(60));
+        let mut sent_chats = 0;
+        let mut asked = 0;
+        loop {
+            pace.tick().await;
+            if server.state.metrics.errors("send_queue_full") > 0 {
+                break;
+            }
+            assert!(asked < 500, "the silent socket was never cut off");
+            let text = roomscale_protocol::frame::encode_text_parts(
+                Some(&silent_ref),
+                Some(&format!("history{asked}")),
+                &topic,
+                "history",
+                &json!({"before_id": HISTORY_EVENTS}),
+            );
+            silent.send_raw(Message::text(text)).await;
+            asked += 1;
+            if asked % 4 == 0 {
+                let text = format!("honest {sent_chats}");
+                let r = ada
+                    .push(Some(&ada_ref), &topic, "chat", json!({"text": text}))
+                    .await;
+                let (status, response) = ada.expect_reply(&r).await;
+                assert_eq!(status, "ok", "{response}");
+                sent_chats += 1;
+            }
+        }
+
+        // Its connection ends, and with it everything queued for it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while server.state.metrics.connections.get() > 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the silent socket's connection is still open"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // It left the room: a newcomer sees only Ada and Bo.
+        let mut cy = server.socket("Cy").await;
+        cy.join_ok(&topic, "Cy").await;
+        let state = cy.expect_event("presence_state").await;
+        assert!(state.get(&silent_id).is_none(), "{state}");
+        assert_eq!(state.as_object().unwrap().len(), 3, "{state}");
+
+        // Every chat Ada sent reached Bo, and the room still serves both.
+        let last = format!("honest {}", sent_chats - 1);
+        assert_eq!(events_until(&mut bo, &last).await, sent_chats);
+        let r = bo
+            .push(Some(&bo_ref), &topic, "chat", json!({"text": "after"}))
+            .await;
+        assert_eq!(bo.expect_reply(&r).await.0, "ok");
+        let event = ada
+            .expect_text(|f| f.event == "event" && f.payload["body"]["text"] == "after")
+            .await;
+        assert_eq!(event.topic, topic);
+    }
+}
+
+/// Capacity counts people: a second client of someone already in takes no place.
+mod capacity {
+    use crate::common::TestServer;
+    use crate::common::ws::join_payload;
+    use crate::moderation::socket_with_token;
+
+    #[tokio::test]
+    async fn a_full_room_still_takes_another_client_of_someone_inside() {
+        let server = TestServer::start_with(|config| config.room_capacity = 2).await;
+        let topic = format!("room:{}", server.create_room("Small").await);
+        let (ada_token, ada_id) = server.session("Ada").await;
+        let mut ada_tabs = Vec::new();
+        for _ in 0..2 {
+            let mut tab = socket_with_token(&server, &ada_token, &ada_id).await;
+            tab.join_ok(&topic, "Ada").await;
+            ada_tabs.push(tab);
+        }
+        let mut bo = server.socket("Bo").await;
+        bo.join_ok(&topic, "Bo").await;
+
+        // Two people are in: a third person is refused, a third tab of Ada is not.
+        let mut cy = server.socket("Cy").await;
+        let (_, status, response) = cy.join(&topic, join_payload("Cy")).await;
+        assert_eq!(status, "error");
+        assert_eq!(response["code"], "room_full");
+        assert!(
+            response["reason"].as_str().unwrap().contains("2 people"),
+            "{response}"
+        );
+        let mut headset = socket_with_token(&server, &ada_token, &ada_id).await;
+        headset.join_ok(&topic, "Ada").await;
+        let state = headset.expect_event("presence_state").await;
+        assert_eq!(state[&ada_id]["metas"].as_array().unwrap().len(), 3);
+        assert_eq!(state.as_object().unwrap().len(), 2, "{state}");
+
+        // When Bo leaves, his place is free again.
+        drop(bo);
+        loop {
+            let diff = headset.expect_event("presence_diff").await;
+            if diff["leaves"].as_object().is_some_and(|l| !l.is_empty()) {
+                break;
+            }
+        }
+        let (_, status, response) = cy.join(&topic, join_payload("Cy")).await;
+        assert_eq!(status, "ok", "{response}");
+    }
+}
+
+/// Names are stored and shown in their normalised form.
+mod names {
+    use serde_json::json;
+
+    use crate::common::TestServer;
+    use crate::common::ws::join_payload;
+
+    #[tokio::test]
+    async fn presence_and_chat_carry_the_normalised_name() {
+        let server = TestServer::start().await;
+        let topic = format!("room:{}", server.create_room("Names").await);
+        let mut bo = server.socket("Bo").await;
+        bo.join_ok(&topic, "Bo").await;
+        let mut ada = server.socket("Ada").await;
+        // A decomposed "é" with spaces around: shown as one NFC "é", trimmed.
+        let (ada_ref, _) = ada.join_ok(&topic, "  Ame\u{301}lie ").await;
+        let diff = bo.expect_event("presence_diff").await;
+        assert_eq!(
+            diff["joins"][&ada.user_id]["metas"][0]["name"],
+            "Am\u{e9}lie"
+        );
+        let r = ada
+            .push(Some(&ada_ref), &topic, "chat", json!({"text": "bonjour"}))
+            .await;
+        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+        let event = bo.expect_event("event").await;
+        assert_eq!(event["name"], "Am\u{e9}lie");
+
+        let r = ada
+            .push(
+                Some(&ada_ref),
+                &topic,
+                "update_profile",
+                json!({"name": " Zoe\u{308}"}),
+            )
+            .await;
+        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+        let diff = bo.expect_event("presence_diff").await;
+        assert_eq!(diff["joins"][&ada.user_id]["metas"][0]["name"], "Zo\u{eb}");
+        let r = ada
+            .push(Some(&ada_ref), &topic, "chat", json!({"text": "renamed"}))
+            .await;
+        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+        let event = bo.expect_event("event").await;
+        assert_eq!(event["name"], "Zo\u{eb}");
+
+        // A name that hides its direction is refused; the room serves on.
+        let mut eve = server.socket("Eve").await;
+        let (_, status, response) = eve.join(&topic, join_payload("\u{202E}evE")).await;
+        assert_eq!(status, "error");
+        assert_eq!(response["code"], "invalid_payload");
+        let r = ada
+            .push(
+                Some(&ada_ref),
+                &topic,
+                "update_profile",
+                json!({"name": "a\u{200B}b"}),
+            )
+            .await;
+        let (status, response) = ada.expect_reply(&r).await;
+        assert_eq!(status, "error");
+        assert_eq!(response["code"], "invalid_payload");
+        let r = ada
+            .push(
+                Some(&ada_ref),
+                &topic,
+                "chat",
+                json!({"text": "still here"}),
+            )
+            .await;
+        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+    }
+}
+
+/// A flood of stored events in one room leaves the store to the others.
+mod write_rate {
+    use serde_json::{Value, json};
+
+    use crate::common::TestServer;
+    use crate::common::ws::TestSocket;
+    use crate::moderation::socket_with_token;
+
+    /// Sends `count` chats without waiting, then reads every reply; returns
+    /// (stored, refused as rate limited).
+    async fn flood(
+        socket: &mut TestSocket,
+        join_ref: &str,
+        topic: &str,
+        count: usize,
+    ) -> (usize, usize) {
+        let mut refs = Vec::new();
+        for i in 0..count {
+            let r = socket
+                .push(
+                    Some(join_ref),
+                    topic,
+                    "chat",
+                    json!({"text": format!("flood {i}")}),
+                )
+                .await;
+            refs.push(r);
+        }
+        // Refusals come at once, acknowledgements after the write: in any order.
+        let mut waiting: std::collections::HashSet<String> = refs.into_iter().collect();
+        let (mut stored, mut limited) = (0, 0);
+        while !waiting.is_empty() {
+            let reply = socket
+                .expect_text(|f| {
+                    f.event == "phx_reply"
+                        && f.msg_ref.as_ref().is_some_and(|r| waiting.contains(r))
+                })
+                .await;
+            waiting.remove(reply.msg_ref.as_deref().unwrap());
+            let response: &Value = &reply.payload["response"];
+            match (reply.payload["status"].as_str(), response["code"].as_str()) {
+                (Some("ok"), _) => stored += 1,
+                (Some("error"), Some("rate_limited")) => limited += 1,
+                other => panic!("unexpected reply {other:?}: {response}"),
+            }
+        }
+        (stored, limited)
+    }
+
+    #[tokio::test]
+    async fn a_flooded_room_keeps_its_honest_members_and_other_rooms_served() {
+        let server = TestServer::start().await;
+        let flooded = format!("room:{}", server.create_room("Flooded").await);
+        let quiet = format!("room:{}", server.create_room("Quiet").await);
+        let (token, flooder_id) = server.session("Flooder").await;
+        let mut floods = Vec::new();
+        for _ in 0..2 {
+            let mut socket = socket_with_token(&server, &token, &flooder_id).await;
+            let (join_ref, _) = socket.join_ok(&flooded, "Flooder").await;
+            floods.push((socket, join_ref));
+        }
+        let mut ada = server.socket("Ada").await;
+        let (ada_ref, _) = ada.join_ok(&flooded, "Ada").await;
+        let mut carl = server.socket("Carl").await;
+        let (carl_ref, _) = carl.join_ok(&quiet, "Carl").await;
+
+        // Both of the flooder's sockets at once, while Carl chats elsewhere.
+        let flooded_topic = flooded.clone();
+        let flooding = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let (mut stored, mut limited) = (0, 0);
+            for (mut socket, join_ref) in floods {
+                let (s, l) = flood(&mut socket, &join_ref, &flooded_topic, 40).await;
+                stored += s;
+                limited += l;
+            }
+            (stored, limited, started.elapsed())
+        });
+        let mut carl_ids = Vec::new();
+        for i in 0..15 {
+            let r = carl
+                .push(
+                    Some(&carl_ref),
+                    &quiet,
+                    "chat",
+                    json!({"text": format!("quiet {i}")}),
+                )
+                .await;
+            let (status, response) = carl.expect_reply(&r).await;
+            assert_eq!(status, "ok", "Carl's message {i}: {response}");
+            carl_ids.push(response["id"].as_u64().unwrap());
+        }
+        assert_eq!(
+            carl_ids,
+            (1..=15).collect::<Vec<u64>>(),
+            "all stored, in order"
+        );
+
+        let (stored, limited, elapsed) = flooding.await.unwrap();
+        assert!(limited > 0, "the flood was limited");
+        // One person stores 20 at once and 10 a second after that.
+        let allowed = 20.0 + 10.0 * elapsed.as_secs_f64() + 1.0;
+        assert!(
+            (stored as f64) <= allowed,
+            "{stored} stored in {elapsed:?}, at most {allowed} allowed"
+        );
+        // The flooder spent only its own share: Ada still gets through.
+        for i in 0..5 {
+            let r = ada
+                .push(
+                    Some(&ada_ref),
+                    &flooded,
+                    "chat",
+                    json!({"text": format!("honest {i}")}),
+                )
+                .await;
+            let (status, response) = ada.expect_reply(&r).await;
+            assert_eq!(status, "ok", "Ada's message {i}: {response}");
+        }
+    }
+}
+
+/// The retention policy, on SQLite and on PostgreSQL.
+mod retention {
+    use roomscale_protocol::events::RoomEventBody;
+    use roomscale_server::Store;
+    use roomscale_server::storage::NewRoom;
+    use uuid::Uuid;
+
+    use crate::common::with_postgres_database;
+
+    fn chat(i: i64) -> RoomEventBody {
+        RoomEventBody::Chat {
+            text: format!("m{i}"),
+        }
+    }
+
+    async fn room_with_events(store: &Store, name: &str, count: i64) -> Uuid {
+        let room = store
+            .create_room(
+                &NewRoom {
+                    name: name.into(),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap()
+            .id;
+        for i in 1..=count {
+            store
+                .append_event(room, "u", "Ada", i, &chat(i))
+                .await
+                .unwrap();
+        }
+        room
+    }
+
+    async fn ids(store: &Store, room: Uuid) -> Vec<u64> {
+        let (events, _) = store.events_after(room, 0, 1_000).await.unwrap();
+        events.iter().map(|e| e.id).collect()
+    }
+
+    async fn history_is_purged_by_age_and_count_and_numbering_goes_on(store: Store) {
+        let a = room_with_events(&store, "A", 10).await;
+        let b = room_with_events(&store, "B", 10).await;
+
+        // Sent before 6 ms: five of each room.
+        assert_eq!(store.purge_history(Some(6), None).await.unwrap(), 10);
+        assert_eq!(ids(&store, a).await, [6, 7, 8, 9, 10]);
+        // The newest three of each room stay.
+        assert_eq!(store.purge_history(None, Some(3)).await.unwrap(), 4);
+        assert_eq!(ids(&store, b).await, [8, 9, 10]);
+        // No limit, or a limit of 0 (the flag's "keep all"), purges nothing.
+        assert_eq!(store.purge_history(None, None).await.unwrap(), 0);
+        assert_eq!(store.purge_history(None, Some(0)).await.unwrap(), 0);
+        // Everything is old now, but each room keeps its newest event, so the
+        // ids a client has seen still mean what they meant.
+        assert_eq!(store.purge_history(Some(i64::MAX), None).await.unwrap(), 4);
+        assert_eq!(ids(&store, a).await, [10]);
+        let next = store
+            .append_event(a, "u", "Ada", 11, &chat(11))
+            .await
+            .unwrap();
+        assert_eq!(next.id, 11);
+    }
+
+    async fn history_pages_keep_to_their_byte_budget(store: Store) {
+        let room = room_with_events(&store, "Pages", 30).await;
+        let one = serde_json::to_vec(&store.events_after(room, 0, 1).await.unwrap().0[0])
+            .unwrap()
+            .len();
+        // Room for about five events.
+        let budget = 2 + 5 * (one + 1) + one / 2;
+        let page = store
+            .events_page(room, 0, u64::MAX, 500, budget)
+            .await
+            .unwrap();
+        let got: Vec<u64> = page.events.iter().map(|e| e.id).collect();
+        assert_eq!(got, [26, 27, 28, 29, 30]);
+        assert!(page.more);
+        assert!(page.bytes <= budget);
+        assert_eq!(page.bytes, serde_json::to_vec(&page.events).unwrap().len());
+
+        // Paging back meets every event once.
+        let mut seen = got;
+        while seen[0] > 1 {
+            let page = store
+                .events_page(room, 0, seen[0], 500, budget)
+                .await
+                .unwrap();
+            let older: Vec<u64> = page.events.iter().map(|e| e.id).collect();
+            assert_eq!(page.more, older[0] > 1, "{older:?}");
+            seen.splice(0..0, older);
+        }
+        assert_eq!(seen, (1..=30).collect::<Vec<u64>>());
+
+        // The count limit, the lower bound, and a budget smaller than one event.
+        let page = store
+            .events_page(room, 0, u64::MAX, 3, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [28, 29, 30]
+        );
+        assert!(page.more);
+        let page = store
+            .events_page(room, 27, u64::MAX, 500, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [28, 29, 30]
+        );
+        assert!(!page.more);
+        let page = store.events_page(room, 0, 10, 500, 1).await.unwrap();
+        assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), [9]);
+        assert!(page.more);
+    }
+
+    macro_rules! on_both_backends {
+        ($($case:ident),* $(,)?) => {
+            mod sqlite {
+                $(
+                    #[tokio::test]
+                    async fn $case() {
+                        let dir = tempfile::tempdir().unwrap();
+                        let url = roomscale_server::config::sqlite_url(&dir.path().join("r.db"));
+                        let store = super::Store::connect(&url).await.unwrap();
+                        super::$case(store.clone()).await;
+                        store.close().await;
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test]
+                    async fn $case() {
+                        super::with_postgres_database(
+                            concat!("abuse::retention::postgres::", stringify!($case)),
+                            |url| async move {
+                                let store = super::Store::connect(&url).await.unwrap();
+                                super::$case(store.clone()).await;
+                                store.close().await;
+                            },
+                        )
+                        .await;
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        history_is_purged_by_age_and_count_and_numbering_goes_on,
+        history_pages_keep_to_their_byte_budget,
+    );
+}

@@ -45,7 +45,11 @@ impl Person {
     }
 }
 
-async fn socket_with_token(server: &TestServer, token: &str, user_id: &str) -> TestSocket {
+pub(crate) async fn socket_with_token(
+    server: &TestServer,
+    token: &str,
+    user_id: &str,
+) -> TestSocket {
     let url = format!(
         "ws://{}/socket/websocket?vsn=2.0.0&token={token}",
         server.addr
