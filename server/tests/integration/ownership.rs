@@ -403,10 +403,29 @@ async fn the_janitor_purges_rooms_deleted_over_a_week_ago_and_trims_history() {
         "too late to restore"
     );
 
-    let swept = roomscale_server::janitor::sweep(store, &server.state.config, SystemTime::now())
+    // History beyond the newest 2 events per room goes too.
+    for text in ["one", "two", "three", "four", "five"] {
+        let body = roomscale_protocol::events::RoomEventBody::Chat { text: text.into() };
+        let now = roomscale_server::storage::unix_millis(SystemTime::now());
+        store
+            .append_event(live.id, "u", "Ada", now, &body)
+            .await
+            .unwrap();
+    }
+    let mut config = roomscale_server::Config::for_tests(std::env::temp_dir());
+    config.history_max_events = 2;
+    let swept = roomscale_server::janitor::sweep(store, &config, SystemTime::now())
         .await
         .unwrap();
-    assert_eq!(swept.rooms, 1);
+    assert_eq!(
+        swept,
+        roomscale_server::janitor::Swept {
+            rooms: 1,
+            events: 3
+        }
+    );
+    let (kept, _) = store.events_after(live.id, 0, 100).await.unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
     assert_eq!(
         store.get_room_including_deleted(old.id).await.unwrap(),
         None
@@ -603,4 +622,159 @@ async fn socket_tokens_are_limited_per_address() {
     // The room page still embeds a token for visitors (a page view is no flood).
     let page = server.get("/rooms").await;
     assert_eq!(page.status, 200);
+}
+
+/// What the store keeps about owners, visibility, locks, moderators and
+/// deletion, the same on SQLite and PostgreSQL.
+async fn the_store_keeps_governance_and_deletion(store: roomscale_server::Store) {
+    use roomscale_server::storage::{NewRoom, RoomListQuery, Visibility};
+    let room = |name: &str, visibility| NewRoom {
+        name: name.into(),
+        description: String::new(),
+        visibility,
+    };
+    let public = store
+        .create_room(&room("Public", None), Some("ada"))
+        .await
+        .unwrap();
+    let unlisted = store
+        .create_room(&room("Unlisted", Some(Visibility::Unlisted)), Some("ada"))
+        .await
+        .unwrap();
+    assert_eq!(public.visibility, Visibility::Public);
+    assert_eq!(unlisted.owner_id.as_deref(), Some("ada"));
+
+    let listed = |viewer: Option<&str>| {
+        let store = store.clone();
+        let viewer = viewer.map(str::to_string);
+        async move {
+            store
+                .list_rooms_page(&RoomListQuery {
+                    viewer,
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|room| room.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(None).await, ["Public"]);
+    assert_eq!(listed(Some("bo")).await, ["Public"]);
+    assert_eq!(listed(Some("ada")).await.len(), 2);
+    let first = store
+        .list_rooms_page(&RoomListQuery {
+            viewer: Some("ada".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let rest = store
+        .list_rooms_page(&RoomListQuery {
+            viewer: Some("ada".into()),
+            after: Some(first[0].cursor()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_ne!(rest[0].id, first[0].id);
+
+    // An edit without a visibility keeps it; with one, changes it.
+    let kept = store
+        .update_room(unlisted.id, &room("Renamed", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.visibility, Visibility::Unlisted);
+    let opened = store
+        .update_room(unlisted.id, &room("Renamed", Some(Visibility::Public)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened.visibility, Visibility::Public);
+
+    store.set_room_locked(public.id, true).await.unwrap();
+    store
+        .set_room_moderator(public.id, "bo", true)
+        .await
+        .unwrap();
+    store
+        .set_room_moderator(public.id, "bo", true)
+        .await
+        .unwrap();
+    store
+        .set_room_moderator(public.id, "cy", true)
+        .await
+        .unwrap();
+    store
+        .set_room_moderator(public.id, "cy", false)
+        .await
+        .unwrap();
+    let moderators = store.room_moderators(public.id).await.unwrap();
+    assert_eq!(moderators, ["bo"]);
+    let governance = store
+        .get_room(public.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .governance(moderators);
+    assert_eq!(governance.owner_user_id.as_deref(), Some("ada"));
+    assert!(governance.locked && governance.may_moderate("bo") && !governance.may_moderate("cy"));
+
+    assert!(store.delete_room(public.id).await.unwrap());
+    assert_eq!(store.get_room(public.id).await.unwrap(), None);
+    assert!(
+        store
+            .update_room(public.id, &room("x", None))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let deleted = store
+        .get_room_including_deleted(public.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(deleted.deleted_at.is_some());
+    assert!(store.restore_room(public.id).await.unwrap());
+    assert!(
+        !store.restore_room(public.id).await.unwrap(),
+        "not deleted now"
+    );
+    assert!(store.get_room(public.id).await.unwrap().is_some());
+    store.delete_room(public.id).await.unwrap();
+    let later = roomscale_server::storage::unix_millis(SystemTime::now()) + 1;
+    assert_eq!(store.purge_deleted_rooms(later).await.unwrap(), 1);
+    assert_eq!(
+        store.get_room_including_deleted(public.id).await.unwrap(),
+        None
+    );
+    assert!(store.room_moderators(public.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_store_keeps_governance_and_deletion_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = roomscale_server::config::sqlite_url(&dir.path().join("roomscale.db"));
+    let store = roomscale_server::Store::connect(&url).await.unwrap();
+    the_store_keeps_governance_and_deletion(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_store_keeps_governance_and_deletion_on_postgres() {
+    crate::common::with_postgres_database(
+        "ownership::the_store_keeps_governance_and_deletion_on_postgres",
+        |url| async move {
+            let store = roomscale_server::Store::connect(&url).await.unwrap();
+            the_store_keeps_governance_and_deletion(store.clone()).await;
+            store.close().await;
+        },
+    )
+    .await;
 }
