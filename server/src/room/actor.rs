@@ -869,7 +869,7 @@ impl RoomActor {
                     &job.topic,
                     &StoredReply { id: event.id },
                 );
-                self.broadcast_except(0, ROOM_EVENT_EVENT, &event);
+                self.broadcast(ROOM_EVENT_EVENT, &event);
             }
             Err(error) => {
                 tracing::error!(room_id = %self.room_id, member = job.member, "storing an event failed: {error}");
