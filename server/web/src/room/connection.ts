@@ -164,7 +164,10 @@ export class RoomConnection {
   fail(reason: string, code?: ErrorCode): void {
     this.handlers.status({kind: "failed", reason, ...(code ? {code} : {})})
     this.failed = true
-    this.channel.leave()
+    // A channel the server closed is gone there already: no phx_leave for it.
+    if (this.channel.state !== "closed") {
+      this.channel.leave()
+    }
     this.socket.disconnect()
   }
 
