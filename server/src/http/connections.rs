@@ -3,9 +3,10 @@
 //! algorithm off, and a deadline for slow or idle clients.
 //!
 //! The deadline: a client must have sent a whole request within
-//! [`DEFAULT_READ_TIMEOUT`] of connecting, and of the server's last write (so an
-//! idle keep-alive connection closes too). A client that trickles its headers
-//! or body in (slowloris) is cut there. Once the server answers a WebSocket
+//! [`DEFAULT_READ_TIMEOUT`] of its first byte, and start one within that time of
+//! connecting or of the server's last write (so an idle keep-alive connection
+//! closes too). A client that trickles its headers or body in (slowloris) is
+//! cut there; more bytes do not buy more time. Once the server answers a WebSocket
 //! upgrade (`101 Switching Protocols`) the connection is a socket, whose own
 //! heartbeat timeout takes over, and the deadline no longer applies.
 
@@ -63,6 +64,7 @@ impl axum::serve::Listener for CappedListener {
                 deadline: Box::pin(tokio::time::sleep(self.read_timeout)),
                 tcp,
                 read_timeout: self.read_timeout,
+                awaiting_request: true,
                 upgraded: false,
                 _permit: permit,
             },
@@ -81,6 +83,9 @@ pub struct GuardedStream {
     tcp: TcpStream,
     read_timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// True between the server's last write (or the accept) and the client's
+    /// next byte: the first byte of a request restarts the deadline once.
+    awaiting_request: bool,
     /// True once the server switched protocols (WebSocket): no deadline then.
     upgraded: bool,
     _permit: OwnedSemaphorePermit,
@@ -98,9 +103,14 @@ impl GuardedStream {
         if first_bytes.starts_with(b"HTTP/1.1 101 ") {
             self.upgraded = true;
         } else {
-            let next = Instant::now() + self.read_timeout;
-            self.deadline.as_mut().reset(next);
+            self.restart_deadline();
+            self.awaiting_request = true;
         }
+    }
+
+    fn restart_deadline(&mut self) {
+        let next = Instant::now() + self.read_timeout;
+        self.deadline.as_mut().reset(next);
     }
 }
 
@@ -111,8 +121,15 @@ impl AsyncRead for GuardedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        let filled_before = buf.filled().len();
         match Pin::new(&mut this.tcp).poll_read(cx, buf) {
-            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Ready(result) => {
+                if this.awaiting_request && !this.upgraded && buf.filled().len() > filled_before {
+                    this.awaiting_request = false;
+                    this.restart_deadline();
+                }
+                Poll::Ready(result)
+            }
             Poll::Pending if this.upgraded => Poll::Pending,
             Poll::Pending => {
                 ready!(this.deadline.as_mut().poll(cx));
