@@ -224,8 +224,8 @@ impl Voice {
     }
 
     /// The member left the room (or its socket closed, or it was removed):
-    /// drop its peer, and refuse it another. Never lost, whatever else the
-    /// SFU has waiting.
+    /// drop its peer; an offer it sent before leaving that still waits in
+    /// the queue starts none. Never lost, whatever else the SFU has waiting.
     pub fn leave(&self, member: MemberId) {
         // Fails only when the SFU is gone, and with it every peer.
         let _ = self.control.send(Control::Leave { member });
