@@ -163,7 +163,7 @@ impl Identity {
                         len: bytes.len(),
                     }
                 })?;
-                warn_if_readable_by_others(path);
+                warn_if_readable_by_others(path, "the secret key file");
                 Ok(Identity::from_key(key))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -378,7 +378,7 @@ impl AdminToken {
     pub fn load_or_create(path: &Path) -> Result<AdminToken, KeyFileError> {
         match fs::read_to_string(path) {
             Ok(text) if text.trim().len() >= 16 => {
-                warn_if_readable_by_others(path);
+                warn_if_readable_by_others(path, "the admin token file");
                 Ok(AdminToken::new(&text))
             }
             Ok(text) => Err(KeyFileError::AdminTokenTooShort {
@@ -444,7 +444,7 @@ fn write_new_key_file(path: &Path, key: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+fn warn_if_readable_by_others(path: &Path, what: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -454,13 +454,13 @@ fn warn_if_readable_by_others(path: &Path) {
                 tracing::warn!(
                     path = %path.display(),
                     mode = format!("{:o}", mode & 0o777),
-                    "the secret key file is readable by other users; run chmod 600 on it"
+                    "{what} is readable by other users; run chmod 600 on it"
                 );
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = (path, what);
 }
 
 #[cfg(test)]
