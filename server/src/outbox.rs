@@ -117,8 +117,8 @@ impl Outbox {
         if queued > RELIABLE_QUEUE_BYTES {
             self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             return Err(self.overflow(&format!(
-                "disconnected: the connection fell too far behind the room \
-                 (over {} KiB waiting to be sent); reconnect when the network is better",
+                "disconnected: too far behind the room (over {} KiB waiting to be sent); \
+                 reconnect when the network is better",
                 RELIABLE_QUEUE_BYTES / 1024
             )));
         }
@@ -493,6 +493,11 @@ mod tests {
         let close = receiver.close_frame().expect("a close was requested");
         assert_eq!(close.code, close_code::TRY_AGAIN_LATER);
         assert!(close.reason.contains("KiB waiting"), "{}", close.reason);
+        assert!(
+            close.reason.ends_with("network is better"),
+            "the whole reason fits a close frame: {}",
+            close.reason
+        );
         assert_eq!(
             outbox.queued_bytes(),
             fits * big.len(),
