@@ -83,6 +83,16 @@ pub(crate) struct RoomActor {
     persist_limit: TokenBucket,
     persist_limit_per_user: HashMap<String, TokenBucket>,
     history_readers: Arc<Semaphore>,
+    /// Members the room closed (removed by a moderator) whose connections may
+    /// still push on the channel: told why until their connection leaves it.
+    closed: HashMap<MemberId, Closed>,
+}
+
+struct Closed {
+    outbox: Outbox,
+    join_ref: String,
+    topic: Arc<str>,
+    reason: ErrorReply,
 }
 
 struct Member {
@@ -130,6 +140,7 @@ impl RoomActor {
             persist_limit: TokenBucket::new(PERSISTS_PER_SECOND, PERSISTS_BURST, Instant::now()),
             persist_limit_per_user: HashMap::new(),
             history_readers: Arc::new(Semaphore::new(HISTORY_READERS)),
+            closed: HashMap::new(),
         }
     }
 
@@ -215,6 +226,17 @@ impl RoomActor {
         command: RoomCommand,
         jobs: &mpsc::Sender<PersistJob>,
     ) -> ControlFlow<()> {
+        if let Some((member, msg_ref)) = command.push_ref()
+            && let Some(closed) = self.closed.get(&member)
+        {
+            let _ = closed.outbox.reply_error(
+                Some(&closed.join_ref),
+                msg_ref,
+                &closed.topic,
+                &closed.reason,
+            );
+            return ControlFlow::Continue(());
+        }
         match command {
             RoomCommand::Join(request) => self.join(*request).await,
             RoomCommand::Leave { member } => self.leave(member),
@@ -647,7 +669,14 @@ impl RoomActor {
             roomscale_protocol::frame::control::CLOSE,
             reason,
         ));
+        let closed = Closed {
+            outbox: m.outbox.clone(),
+            join_ref: m.join_ref.clone(),
+            topic: m.topic.clone(),
+            reason: reason.clone(),
+        };
         self.leave(member);
+        self.closed.insert(member, closed);
     }
 
     async fn join(&mut self, request: JoinRequest) {
@@ -815,6 +844,7 @@ impl RoomActor {
     }
 
     fn leave(&mut self, member: MemberId) {
+        self.closed.remove(&member);
         let Some(gone) = self.members.remove(&member) else {
             return;
         };

@@ -93,6 +93,30 @@ pub enum RoomCommand {
     InjectPanic,
 }
 
+impl RoomCommand {
+    /// The member and ref of a push its client awaits a reply to.
+    fn push_ref(&self) -> Option<(MemberId, &str)> {
+        match self {
+            RoomCommand::Persist {
+                member, msg_ref, ..
+            }
+            | RoomCommand::UpdateProfile {
+                member, msg_ref, ..
+            }
+            | RoomCommand::SetMuted {
+                member, msg_ref, ..
+            }
+            | RoomCommand::Moderate {
+                member, msg_ref, ..
+            }
+            | RoomCommand::History {
+                member, msg_ref, ..
+            } => Some((*member, msg_ref)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct JoinRequest {
     pub member: MemberId,

@@ -404,6 +404,13 @@ async fn a_removed_person_is_closed_out_and_cannot_rejoin_for_a_while() {
             close.payload
         );
     }
+    // A client that pushes on regardless is told why, and nothing reaches the room.
+    let (status, response) = mallory
+        .push(&topic, "chat", json!({"text": "I am still here"}))
+        .await;
+    assert_eq!(status, "error");
+    assert_eq!(response["code"], "removed", "{response}");
+
     // Both of Mallory's clients left everyone's presence, then all are told.
     let mut left = 0;
     while left < 2 {
@@ -415,6 +422,13 @@ async fn a_removed_person_is_closed_out_and_cannot_rejoin_for_a_while() {
     let notice = notice(&mut bo.socket).await;
     assert_eq!(notice["act"]["action"], "remove");
     assert_eq!(notice["target_name"], "Mallory");
+    let (status, _) = bo.push(&topic, "chat", json!({"text": "better now"})).await;
+    assert_eq!(status, "ok");
+    let event = olga.socket.expect_event("event").await;
+    assert_eq!(
+        event["body"]["text"], "better now",
+        "Mallory's push was not stored"
+    );
 
     // Rejoining is refused, with when it will be allowed, also after the
     // room's actor was replaced (the ban is kept outside it).
