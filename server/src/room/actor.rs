@@ -765,9 +765,6 @@ impl RoomActor {
             }
         };
         let moderator_muted = self.moderator_muted.contains(&user_id);
-        if moderator_muted && let Ok(voice) = &self.state.voice {
-            voice.set_muted(member, true);
-        }
         let meta = PresenceMeta {
             phx_ref: self.new_phx_ref(),
             phx_ref_prev: None,
@@ -840,6 +837,10 @@ impl RoomActor {
             &self.presence_state(),
         );
         self.broadcast_except(member, PRESENCE_DIFF_EVENT, &joined);
+        // Before any offer of its client can reach the SFU.
+        if moderator_muted && let Ok(voice) = &self.state.voice {
+            voice.set_muted(member, true);
+        }
         let _ = accepted.send(Ok(()));
     }
 
