@@ -3,8 +3,9 @@
 // its room through the pages (so the room is its own), then mutes, locks and
 // removes from the room page while a member and a late visitor, each in a
 // browser context of their own (their own cookie, so their own user id), see
-// what the server made of it. A second test pages through a history longer than
-// one join reply.
+// what the server made of it. Further tests: a page behind the room asks for an
+// act the server refuses and shows the reason; deleting a room ends its
+// members' pages; a history longer than one join reply loads page by page.
 //
 //   node --test tests/web/moderation.test.mjs
 //
@@ -38,6 +39,40 @@ async function openOwnerOfNewRoom(browser, baseUrl, roomName) {
   await Promise.all([page.waitForURL(/\/rooms\/[0-9a-f-]{36}$/), page.click("form button[type=submit]")])
   const roomId = new URL(page.url()).pathname.split("/").pop()
   return {context, page, consoleErrors, roomId, close: () => context.close()}
+}
+
+/**
+ * A visitor whose page can be made to miss some server events: `holdBack(...)`
+ * drops, from then on, every frame with one of those event names before the
+ * page sees it, as a page that is behind the room would be.
+ */
+async function openLaggingVisitor(browser, baseUrl, roomId) {
+  const context = await browser.newContext({viewport: {width: 1100, height: 760}})
+  const page = await context.newPage()
+  const consoleErrors = []
+  page.on("pageerror", (error) => consoleErrors.push(`uncaught: ${error.message}`))
+  const heldBack = new Set()
+  await page.routeWebSocket(/\/socket\/websocket/, (socket) => {
+    const server = socket.connectToServer()
+    socket.onMessage((message) => server.send(message))
+    server.onMessage((message) => {
+      // Phoenix v2 text frames: [join_ref, ref, topic, event, payload].
+      if (typeof message === "string" && heldBack.has(JSON.parse(message)[3])) {
+        return
+      }
+      socket.send(message)
+    })
+    socket.onClose(() => server.close())
+    server.onClose(() => socket.close())
+  })
+  await page.goto(`${baseUrl}/rooms/${roomId}`)
+  return {
+    context,
+    page,
+    consoleErrors,
+    holdBack: (...events) => events.forEach((event) => heldBack.add(event)),
+    close: () => context.close(),
+  }
 }
 
 /** Sets a visitor's display name through the page's own form and waits until the server took it. */
@@ -201,6 +236,45 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     await owner.close()
     await member.close()
     await late?.close()
+  }
+})
+
+test("an act the server refuses shows its reason, and changes nothing", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const {server, browser} = fixture
+  const owner = await openOwnerOfNewRoom(browser, server.url, "Stale moderator")
+  const moderator = await openLaggingVisitor(browser, server.url, owner.roomId)
+  const member = await openVisitor(browser, server.url, owner.roomId)
+  try {
+    await Promise.all([owner, moderator, member].map((visitor) => waitInRoom(visitor.page)))
+    const [moderatorId, memberId] = await Promise.all([moderator, member].map((v) => v.page.evaluate(() => window.roomscale.userId)))
+    await waitFor(async () => (await drawnPeople(owner))[moderatorId], {what: "the owner to list the moderator-to-be"})
+    await owner.page.click(`.room-people li[data-user-id="${moderatorId}"] button[data-action=make-moderator]`)
+    await moderator.page.waitForFunction(() => window.roomscale.role === "moderator")
+    await waitFor(async () => (await drawnPeople(moderator))[memberId]?.buttons.includes("mute"), {
+      what: "the new moderator to be offered Mute voice on the member",
+    })
+
+    // The moderator's page stops hearing about moderation, then the owner unnames it.
+    moderator.holdBack("moderation", "presence_diff")
+    await owner.page.click(`.room-people li[data-user-id="${moderatorId}"] button[data-action=unmake-moderator]`)
+    await owner.page.waitForFunction(() => document.querySelectorAll(".room-chat-log .notice").length === 2)
+    assert.equal(await moderator.page.evaluate(() => window.roomscale.role), "moderator", "the page is behind, as intended")
+
+    await moderator.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=mute]`)
+    await moderator.page.waitForFunction(() => document.querySelector(".moderation-note.error")?.textContent)
+    const note = await moderator.page.textContent(".moderation-note")
+    t.diagnostic(`the stale moderator's page says: ${note}`)
+    assert.match(note, /^Mute voice failed: .*only the room's owner/)
+    assert.equal(await member.page.evaluate(() => window.roomscale.moderatorMuted), false, "the refused mute reached the member")
+    assert.equal((await drawnPeople(owner))[memberId].voice, "")
+    assert.deepEqual(moderator.consoleErrors, [])
+  } finally {
+    await owner.close()
+    await moderator.close()
+    await member.close()
   }
 })
 
