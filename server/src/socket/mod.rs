@@ -5,9 +5,11 @@
 //! shutting down; the serializer version is one we speak; the page asking
 //! (`Origin`) is one of this server's own or an `--allowed-origin` (403
 //! otherwise; programs that send no `Origin` pass); the socket token is valid
-//! (403); and neither the peer's IP address nor the token's user already holds
-//! as many open sockets as `--sockets-per-ip` / `--sockets-per-user` allow
-//! (429). The two places taken are held for the socket's whole life.
+//! (403); and neither the peer's IP address (an IPv6 one by its /64, see
+//! [`crate::limits::address_key`]) nor the token's user already holds as many
+//! open sockets as `--sockets-per-ip` / `--sockets-per-user` allow (429). The
+//! two places taken are held for the socket's whole life, its closing
+//! handshake included.
 
 mod connection;
 

@@ -363,6 +363,29 @@ mod floods {
     }
 
     #[tokio::test]
+    async fn a_thousand_heartbeats_are_not_all_answered() {
+        let server = TestServer::start().await;
+        let (topic, ada, bo) = server.room_with_ada_and_bo("Drums").await;
+        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let mut drummer = server.socket("Drummer").await;
+        for _ in 0..1_000 {
+            drummer.push(None, "phoenix", "heartbeat", json!({})).await;
+        }
+        let mut answered = 0;
+        let close = loop {
+            match drummer.recv().await {
+                Received::Text(f) if f.payload["status"] == "ok" => answered += 1,
+                Received::Close(close) => break close.expect("a reason"),
+                _ => {}
+            }
+        };
+        assert!(answered <= 12, "{answered} heartbeats answered");
+        assert_eq!(u16::from(close.code), 1008);
+        assert!(close.reason.contains("flooding"), "{close:?}");
+        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "in time").await;
+    }
+
+    #[tokio::test]
     async fn a_flooder_that_paces_its_allowed_frames_is_still_disconnected() {
         let server = TestServer::start().await;
         let (topic, ada, bo) = server.room_with_ada_and_bo("Paced").await;

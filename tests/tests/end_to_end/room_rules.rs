@@ -1,0 +1,599 @@
+//! The native room client and a room's rules, against a real server: a long
+//! history joins in one small reply and pages back every event exactly once;
+//! a rejoin after a long absence fills its whole gap; the owner and the
+//! moderators it names moderate from the client and everyone hears of each
+//! act; a removed member and the members of a deleted room are told why and
+//! nothing reconnects; the headless app exits with the reason.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use roomscale_app::client::{
+    self, ClientError, RoomClient, RoomUpdate, ServerUrl, Session, create_room_as,
+};
+use roomscale_app::scene::RoomScene;
+use roomscale_protocol::events::{ErrorCode, ModeratePush, RoomEvent, RoomEventBody};
+use roomscale_protocol::limits::MAX_REPLAY_BYTES;
+use roomscale_protocol::presence::Role;
+use roomscale_server::Store;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::native_client::{Server, create_room, identity, start_server};
+
+/// Chat stored for the history tests: well over 200 KB in all.
+const STORED_EVENTS: usize = 300;
+const STORED_TEXT_CHARS: usize = 900;
+
+async fn loopback() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Stores `STORED_EVENTS` long chat messages in `room_id` straight into the
+/// database, as a room that has been busy for a long time would have them.
+/// The room must not be running (a running room learns of events only
+/// through its own writes).
+async fn store_long_history(store: &Store, room_id: &str) -> Vec<u64> {
+    let room = room_id.parse().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..STORED_EVENTS {
+        let text = format!("{n:04} {}", "history ".repeat(STORED_TEXT_CHARS / 8));
+        let event = store
+            .append_event(
+                room,
+                "u-chatterbox",
+                "Chatterbox",
+                1_700_000_000_000 + n as i64,
+                &RoomEventBody::Chat { text },
+            )
+            .await
+            .unwrap();
+        ids.push(event.id);
+    }
+    let bytes: usize = STORED_EVENTS * STORED_TEXT_CHARS;
+    assert!(bytes > 200 * 1024, "the history is over 200 KB");
+    ids
+}
+
+/// The next update `pick` accepts, within 10 s; `seen` gets every update read.
+async fn next_matching<T>(
+    client: &mut RoomClient,
+    seen: &mut Vec<RoomUpdate>,
+    mut pick: impl FnMut(&RoomUpdate) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let update = client.updates.recv().await.expect("the client is running");
+            let found = pick(&update);
+            seen.push(update);
+            if let Some(found) = found {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the expected update arrived within 10 s")
+}
+
+/// Like [`next_matching`], but an update already in `seen` counts too: for
+/// what the server may send before or after another update.
+async fn seen_or_next<T>(
+    client: &mut RoomClient,
+    seen: &mut Vec<RoomUpdate>,
+    mut pick: impl FnMut(&RoomUpdate) -> Option<T>,
+) -> T {
+    if let Some(found) = seen.iter().find_map(&mut pick) {
+        return found;
+    }
+    next_matching(client, seen, pick).await
+}
+
+fn events_in(updates: &[RoomUpdate]) -> Vec<RoomEvent> {
+    updates
+        .iter()
+        .filter_map(|u| match u {
+            RoomUpdate::Event(event) => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn json_bytes(events: &[RoomEvent]) -> usize {
+    events
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap().len())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_long_history_joins_in_one_small_reply_and_pages_back_every_event_once() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let room_id = create_room(&url, "Chatty").await;
+    let stored = store_long_history(&server.state.store, &room_id).await;
+
+    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
+        .await
+        .unwrap();
+    // The join's replay comes before the presence the join brings.
+    let mut updates = Vec::new();
+    next_matching(&mut bo, &mut updates, |u| {
+        matches!(u, RoomUpdate::Presence(_)).then_some(())
+    })
+    .await;
+    let replayed = events_in(&updates);
+    let before_id = updates
+        .iter()
+        .find_map(|u| match u {
+            RoomUpdate::OlderHistory { before_id } => Some(*before_id),
+            _ => None,
+        })
+        .expect("the join says older history was left out");
+    assert!(!replayed.is_empty() && replayed.len() < STORED_EVENTS);
+    assert!(
+        json_bytes(&replayed) <= MAX_REPLAY_BYTES,
+        "the replay holds at most {MAX_REPLAY_BYTES} bytes of events"
+    );
+    assert_eq!(before_id, replayed[0].id);
+    assert_eq!(
+        replayed.last().unwrap().id,
+        *stored.last().unwrap(),
+        "the replay is the newest events"
+    );
+
+    // Page back to the start, as the chat's "load older" does.
+    let mut all = replayed.clone();
+    let mut scene = RoomScene::default();
+    scene.joined(bo.slot());
+    for update in updates {
+        scene.apply(0.0, update);
+    }
+    let mut before = before_id;
+    let mut pages = 0;
+    loop {
+        let page = bo.history(before).await.unwrap();
+        pages += 1;
+        assert!(!page.events.is_empty());
+        assert!(json_bytes(&page.events) <= MAX_REPLAY_BYTES);
+        assert!(page.events.iter().all(|e| e.id < before));
+        let more = page.more;
+        let oldest = page.events[0].id;
+        all.splice(0..0, page.events.clone());
+        assert_eq!(scene.history_before(), Some(before));
+        scene.older_page(before, page);
+        if !more {
+            break;
+        }
+        before = oldest;
+    }
+    assert!(pages >= 4, "300 KB comes in several pages, not {pages}");
+    let ids: Vec<u64> = all.iter().map(|e| e.id).collect();
+    assert_eq!(ids, stored, "every stored event exactly once, oldest first");
+    let shown: Vec<u64> = scene.chat().iter().filter_map(|line| line.id).collect();
+    assert_eq!(shown, stored, "the chat shows each once");
+    assert_eq!(scene.history_before(), None);
+    bo.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejoin_after_a_long_absence_fills_the_whole_gap_exactly_once() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let room_id = create_room(&url, "Gap").await;
+    let mut ada = RoomClient::join(&url, &room_id, identity("Ada"))
+        .await
+        .unwrap();
+    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let first = ada.chat("before the gap").await.unwrap();
+    next_matching(&mut bo, &mut seen, |u| match u {
+        RoomUpdate::Event(e) if e.id == first => Some(()),
+        _ => None,
+    })
+    .await;
+
+    // The server goes away; meanwhile the room's history grows far beyond
+    // what one join replays.
+    server.stop().await;
+    next_matching(&mut bo, &mut seen, |u| {
+        matches!(u, RoomUpdate::ConnectionLost { .. }).then_some(())
+    })
+    .await;
+    let config = roomscale_server::Config::for_tests(data.path());
+    let store = Store::connect(&config.database_url()).await.unwrap();
+    let missed = store_long_history(&store, &room_id).await;
+    store.close().await;
+    let server: Server = start_server(addr, data.path()).await;
+
+    let mut after_rejoin = Vec::new();
+    next_matching(&mut bo, &mut after_rejoin, |u| {
+        matches!(u, RoomUpdate::Joined { .. }).then_some(())
+    })
+    .await;
+    // Ada is back too once her chat is stored.
+    let last = loop {
+        match ada.chat("after the gap").await {
+            Ok(id) => break id,
+            Err(ClientError::ConnectionLost) => {
+                next_matching(&mut ada, &mut Vec::new(), |u| {
+                    matches!(u, RoomUpdate::Joined { .. }).then_some(())
+                })
+                .await;
+            }
+            Err(other) => panic!("chat after the restart: {other}"),
+        }
+    };
+    next_matching(&mut bo, &mut after_rejoin, |u| match u {
+        RoomUpdate::Event(e) if e.id == last => Some(()),
+        _ => None,
+    })
+    .await;
+    let ids: Vec<u64> = events_in(&after_rejoin).iter().map(|e| e.id).collect();
+    let mut expected = missed.clone();
+    expected.push(last);
+    assert_eq!(
+        ids, expected,
+        "every event since the last one seen, once each, in order"
+    );
+    assert!(
+        !after_rejoin
+            .iter()
+            .any(|u| matches!(u, RoomUpdate::OlderHistory { .. })),
+        "a rejoin leaves no gap to fetch"
+    );
+    ada.leave().await;
+    bo.leave().await;
+    server.stop().await;
+}
+
+/// A room owned by Ada's session, with Ada in it.
+async fn owned_room(url: &ServerUrl, name: &str) -> (Session, String, RoomClient) {
+    let session = Session::create(url, "Ada").await.unwrap();
+    let room = create_room_as(url, &session, name, "").await.unwrap();
+    let ada = RoomClient::join_as(url, &room.id, identity("Ada"), session.clone())
+        .await
+        .unwrap();
+    (session, room.id, ada)
+}
+
+#[tokio::test]
+async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_, room_id, mut ada) = owned_room(&url, "Moderated").await;
+    let mut ada_seen = Vec::new();
+    let governance = next_matching(&mut ada, &mut ada_seen, |u| match u {
+        RoomUpdate::Governance(g) => Some(g.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        governance.owner_user_id.as_deref(),
+        Some(ada.user_id.as_str())
+    );
+
+    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
+        .await
+        .unwrap();
+    let mut cy = RoomClient::join(&url, &room_id, identity("Cy"))
+        .await
+        .unwrap();
+    let (bo_id, cy_id) = (bo.user_id.clone(), cy.user_id.clone());
+    // Bo's view of the room, as the window would draw it.
+    let mut bo_scene = RoomScene::default();
+    bo_scene.joined(bo.slot());
+    let mut bo_seen = Vec::new();
+    next_matching(&mut bo, &mut bo_seen, |u| match u {
+        RoomUpdate::Presence(p) if p.user_ids().any(|id| id == cy_id) => Some(()),
+        _ => None,
+    })
+    .await;
+    let ada_id = ada.user_id.clone();
+    let presence = match bo_seen
+        .iter()
+        .rev()
+        .find(|u| matches!(u, RoomUpdate::Presence(_)))
+    {
+        Some(RoomUpdate::Presence(p)) => p.clone(),
+        _ => unreachable!("found above"),
+    };
+    let ada_meta = presence.members().find(|(id, _)| *id == ada_id).unwrap().1;
+    assert_eq!(ada_meta.role, Role::Owner, "presence shows the owner");
+
+    // A member may not moderate.
+    let refused = bo
+        .moderate(ModeratePush::Mute {
+            user_id: cy_id.clone(),
+            muted: true,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Refused { code, .. } if code == "forbidden"),
+        "{refused}"
+    );
+
+    // The owner mutes Bo: everyone hears it, and Bo cannot unmute himself.
+    ada.moderate(ModeratePush::Mute {
+        user_id: bo_id.clone(),
+        muted: true,
+    })
+    .await
+    .unwrap();
+    let notice = next_matching(&mut bo, &mut bo_seen, |u| match u {
+        RoomUpdate::Moderation(n) => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(notice.by_user_id, ada_id);
+    assert_eq!(notice.target_name.as_deref(), Some("Bo"));
+    seen_or_next(&mut bo, &mut bo_seen, |u| match u {
+        RoomUpdate::Presence(p) => p
+            .members()
+            .any(|(id, m)| id == bo_id && m.moderator_muted && m.muted)
+            .then_some(()),
+        _ => None,
+    })
+    .await;
+    let unmute = bo.set_muted(false).await.unwrap_err();
+    assert!(
+        matches!(&unmute, ClientError::Refused { code, .. } if code == "forbidden"),
+        "{unmute}"
+    );
+
+    // The owner names Bo a moderator; Bo locks the room.
+    ada.moderate(ModeratePush::Moderator {
+        user_id: bo_id.clone(),
+        moderator: true,
+    })
+    .await
+    .unwrap();
+    let named = next_matching(&mut bo, &mut bo_seen, |u| match u {
+        RoomUpdate::Moderation(n) if matches!(n.act, ModeratePush::Moderator { .. }) => {
+            Some(n.governance.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(named.moderators.contains(&bo_id));
+    seen_or_next(&mut bo, &mut bo_seen, |u| match u {
+        RoomUpdate::Presence(p) => p
+            .members()
+            .any(|(id, m)| id == bo_id && m.role == Role::Moderator)
+            .then_some(()),
+        _ => None,
+    })
+    .await;
+    bo.moderate(ModeratePush::Lock { locked: true })
+        .await
+        .unwrap();
+    let locked = next_matching(&mut ada, &mut ada_seen, |u| match u {
+        RoomUpdate::Moderation(n) if matches!(n.act, ModeratePush::Lock { .. }) => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(locked.by_user_id, bo_id);
+    assert!(locked.governance.locked);
+    let dee = RoomClient::join(&url, &room_id, identity("Dee"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&dee, ClientError::Refused { code, .. } if code == "room_locked"),
+        "{dee}"
+    );
+    assert!(dee.to_string().contains("unlock"), "{dee}");
+
+    // Bo, a moderator now, removes Cy: Cy is told why and does not come back.
+    bo.moderate(ModeratePush::Remove {
+        user_id: cy_id.clone(),
+    })
+    .await
+    .unwrap();
+    let why = next_matching(&mut cy, &mut Vec::new(), |u| match u {
+        RoomUpdate::Closed(why) => Some(why.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(why.code, ErrorCode::Removed);
+    assert!(why.reason.contains("rejoin"), "{}", why.reason);
+    let after = tokio::time::timeout(Duration::from_secs(10), cy.updates.recv())
+        .await
+        .expect("the closed client's updates end");
+    assert!(after.is_none(), "nothing after the close: {after:?}");
+    assert!(matches!(
+        cy.chat("still here?").await,
+        Err(ClientError::Closed)
+    ));
+    next_matching(&mut bo, &mut bo_seen, |u| match u {
+        RoomUpdate::Moderation(n) if matches!(n.act, ModeratePush::Remove { .. }) => Some(()),
+        _ => None,
+    })
+    .await;
+
+    // Every act is a line in Bo's chat log, names tagged.
+    for update in bo_seen {
+        bo_scene.apply(0.0, update);
+    }
+    let lines: Vec<String> = bo_scene
+        .chat()
+        .iter()
+        .filter(|line| line.id.is_none())
+        .map(|line| line.display())
+        .collect();
+    let ada_tagged = roomscale_app::scene::tagged("Ada", &ada_id);
+    let bo_tagged = roomscale_app::scene::tagged("Bo", &bo_id);
+    let cy_tagged = roomscale_app::scene::tagged("Cy", &cy_id);
+    assert_eq!(
+        lines,
+        [
+            format!("— {ada_tagged} muted {bo_tagged}"),
+            format!("— {ada_tagged} made {bo_tagged} a moderator"),
+            format!("— {bo_tagged} locked the room: nobody new can join"),
+            format!("— {bo_tagged} removed {cy_tagged} from the room"),
+        ]
+    );
+    assert!(bo_scene.governance().locked);
+    assert_eq!(bo_scene.own_role(), Role::Moderator);
+    ada.leave().await;
+    bo.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_room_ends_every_visit_with_the_reason_and_nothing_reconnects() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (session, room_id, mut ada) = owned_room(&url, "Short-lived").await;
+    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
+        .await
+        .unwrap();
+    client::delete_room_as(&url, &session, &room_id)
+        .await
+        .unwrap();
+    for client in [&mut ada, &mut bo] {
+        let mut updates = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(update) = client.updates.recv().await {
+                updates.push(update);
+            }
+        })
+        .await
+        .expect("the client stops by itself");
+        let closes: Vec<_> = updates
+            .iter()
+            .filter_map(|u| match u {
+                RoomUpdate::Closed(why) => Some(why.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closes.len(), 1, "{updates:?}");
+        assert_eq!(closes[0].code, ErrorCode::RoomDeleted);
+        assert!(
+            !updates.iter().any(|u| matches!(
+                u,
+                RoomUpdate::Joined { .. } | RoomUpdate::ConnectionLost { .. }
+            )),
+            "no reconnect: {updates:?}"
+        );
+        assert!(matches!(updates.last(), Some(RoomUpdate::Closed(_))));
+    }
+    // A new join is refused with the reason.
+    let refused = RoomClient::join(&url, &room_id, identity("Cy"))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ClientError::Refused { .. }), "{refused}");
+    server.stop().await;
+}
+
+/// The `roomscale` binary beside this test's, when it was built.
+fn app_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("roomscale");
+    path.exists().then_some(path)
+}
+
+#[tokio::test]
+async fn the_headless_app_removed_from_a_room_exits_with_the_reason() {
+    let Some(app) = app_binary() else {
+        println!("skipped: the roomscale binary is not built (cargo build -p roomscale-app)");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_, room_id, ada) = owned_room(&url, "Bouncer").await;
+
+    let mut child = tokio::process::Command::new(app)
+        .args([
+            "join",
+            &format!("http://{addr}/rooms/{room_id}"),
+            "--headless",
+            "--name",
+            "Cy",
+            "--seconds",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    // "joined "Bouncer" as <user id> (slot N)"
+    let cy_id = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("joined ") {
+                let after_as = rest.split(" as ").nth(1).unwrap();
+                return after_as.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("the app ended before joining");
+    })
+    .await
+    .expect("the app joined within 20 s");
+    ada.moderate(ModeratePush::Remove { user_id: cy_id })
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the removed app exits at once, not after its 60 s")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "exit status {:?}", output.status);
+    assert!(
+        stderr.contains("A moderator removed you from this room"),
+        "stderr: {stderr}"
+    );
+    ada.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_member_who_is_removed_cannot_join_again_and_is_told_so() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_, room_id, ada) = owned_room(&url, "Firm").await;
+    let cy_session = Session::create(&url, "Cy").await.unwrap();
+    let mut cy = RoomClient::join_as(&url, &room_id, identity("Cy"), cy_session.clone())
+        .await
+        .unwrap();
+    ada.moderate(ModeratePush::Remove {
+        user_id: cy.user_id.clone(),
+    })
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    next_matching(&mut cy, &mut seen, |u| {
+        matches!(u, RoomUpdate::Closed(_)).then_some(())
+    })
+    .await;
+    let again = RoomClient::join_as(&url, &room_id, identity("Cy"), cy_session)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, ClientError::Refused { code, .. } if code == "removed"),
+        "{again}"
+    );
+    assert!(again.to_string().contains("removed you"), "{again}");
+    ada.leave().await;
+    server.stop().await;
+}
