@@ -68,6 +68,13 @@ pub struct ServerLog {
     pub first: Vec<String>,
 }
 
+impl Server {
+    /// The server's data directory (its SQLite file and signing key).
+    pub fn data_dir(&self) -> &Path {
+        self._data_dir.path()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

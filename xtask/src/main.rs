@@ -286,6 +286,17 @@ fn bench() -> Result<()> {
     ]))?;
     println!("\n== native voice (two release clients with WAV devices through the release server)");
     run_with_release_app("voice-latency")?;
+    // Last, as it takes longest: a failed soak stops no other benchmark.
+    match soak_seconds()? {
+        0 => println!("\n== soak: skipped (ROOMSCALE_SOAK_SECS=0)"),
+        seconds => {
+            println!(
+                "\n== soak ({seconds} s: rooms of 25 with poses, chat and rejoins while an \
+                 attacker cycles through the security catalogue)"
+            );
+            run_load_benchmark_with("soak", &["--duration", &seconds.to_string()])?;
+        }
+    }
     Ok(())
 }
 
@@ -311,9 +322,25 @@ fn run_with_release_app(bench: &str) -> Result<()> {
     ))
 }
 
+/// How long the soak in `bench` runs: ROOMSCALE_SOAK_SECS, 600 when unset,
+/// 0 to skip it.
+fn soak_seconds() -> Result<u64> {
+    match std::env::var("ROOMSCALE_SOAK_SECS") {
+        Ok(value) => value.trim().parse().with_context(|| {
+            format!("ROOMSCALE_SOAK_SECS={value:?}: give whole seconds (20 or more), or 0 to skip")
+        }),
+        Err(_) => Ok(600),
+    }
+}
+
 /// Builds the optimised server next to a load generator of `roomscale-tests`
 /// (which starts that server itself), then runs the generator.
 fn run_load_benchmark(generator: &str) -> Result<()> {
+    run_load_benchmark_with(generator, &[])
+}
+
+/// [`run_load_benchmark`] with arguments for the generator.
+fn run_load_benchmark_with(generator: &str, args: &[&str]) -> Result<()> {
     let release = [
         "--quiet",
         "--release",
@@ -331,7 +358,7 @@ fn run_load_benchmark(generator: &str) -> Result<()> {
             "roomscale-server",
         ])
         .args(release))?;
-    run(cargo().arg("run").args(release))
+    run(cargo().arg("run").args(release).arg("--").args(args))
 }
 
 /// A private runtime directory, which Vulkan loaders and winit expect to exist.
