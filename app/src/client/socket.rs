@@ -35,6 +35,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// client left running does not knock every few seconds.
 const REFUSED_BACKOFF_FIRST: Duration = Duration::from_secs(15);
 const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(120);
+/// How often a rejoin asks again for a history page the room was too busy
+/// to read, waiting a little longer each time.
+const HISTORY_BUSY_RETRIES: u32 = 8;
+const HISTORY_BUSY_WAIT: Duration = Duration::from_millis(100);
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -377,6 +381,7 @@ impl RoomTask {
     ) -> Result<Vec<RoomEvent>, ClientError> {
         let mut before = reply.events.first().map_or(u64::MAX, |e| e.id);
         let mut missed: Vec<RoomEvent> = Vec::new();
+        let mut busy_answers = 0;
         loop {
             let msg_ref = self.next_ref();
             let push = ClientEvent::History(HistoryPush { before_id: before });
@@ -392,7 +397,20 @@ impl RoomTask {
                 .await
                 .map_err(|_| ClientError::ConnectionLost)?;
             let page = self.reply_to(socket, &msg_ref, held).await?;
-            let page: HistoryPage = super::typed(Ok(page))?;
+            let page: HistoryPage = match super::typed(Ok(page)) {
+                // The room reads history for a few members at a time (after
+                // a restart everyone rejoins at once): ask again shortly
+                // rather than dropping the join and starting over.
+                Err(ClientError::Refused { code, .. })
+                    if code == ErrorCode::RateLimited.as_str()
+                        && busy_answers < HISTORY_BUSY_RETRIES =>
+                {
+                    busy_answers += 1;
+                    tokio::time::sleep(HISTORY_BUSY_WAIT * busy_answers).await;
+                    continue;
+                }
+                other => other?,
+            };
             let more = page.more;
             let Some(oldest) = page.events.first().map(|e| e.id) else {
                 break;

@@ -4,4 +4,5 @@
 
 mod monado;
 mod native_client;
+mod room_rules;
 mod voice_transport;
