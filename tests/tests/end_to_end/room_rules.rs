@@ -3,7 +3,9 @@
 //! a rejoin after a long absence fills its whole gap; the owner and the
 //! moderators it names moderate from the client and everyone hears of each
 //! act; a removed member and the members of a deleted room are told why and
-//! nothing reconnects; the headless app exits with the reason.
+//! nothing reconnects; the headless app exits with the reason; and the app's
+//! network side (what the window and the headset use) owns the rooms it
+//! creates, loads older chat on demand and holds a moderator's mute.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use roomscale_app::client::{
     self, ClientError, RoomClient, RoomUpdate, ServerUrl, Session, create_room_as,
 };
+use roomscale_app::net::{Net, NetCommand, NetEvent};
 use roomscale_app::scene::RoomScene;
 use roomscale_protocol::events::{ErrorCode, ModeratePush, RoomEvent, RoomEventBody};
 use roomscale_protocol::limits::MAX_REPLAY_BYTES;
@@ -594,6 +597,158 @@ async fn a_member_who_is_removed_cannot_join_again_and_is_told_so() {
         "{again}"
     );
     assert!(again.to_string().contains("removed you"), "{again}");
+    ada.leave().await;
+    server.stop().await;
+}
+
+/// The next event from the app's network side that `pick` accepts, within 10 s.
+fn next_net_event<T>(net: &Net, mut pick: impl FnMut(NetEvent) -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    tokio::task::block_in_place(|| {
+        loop {
+            let left = deadline
+                .checked_duration_since(std::time::Instant::now())
+                .expect("the expected network event arrived within 10 s");
+            let event = net
+                .events
+                .recv_timeout(left)
+                .expect("the expected network event arrived within 10 s");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_creates_a_room_it_moderates_and_pages_back_its_whole_history() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+
+    // The app makes a room: it owns it, so it may moderate there.
+    let app = Net::start(url.clone(), identity("Ada")).unwrap();
+    app.send(NetCommand::CreateRoom("Ada's".into()));
+    let room_id = next_net_event(&app, |event| match event {
+        NetEvent::Rooms(rooms) => rooms
+            .into_iter()
+            .find(|room| room.name == "Ada's")
+            .map(|room| room.id),
+        _ => None,
+    });
+    // A long history, stored before anyone is in the room.
+    let stored = store_long_history(&server.state.store, &room_id).await;
+    app.send(NetCommand::Join(room_id.clone()));
+    let (ada_id, slot) = next_net_event(&app, |event| match event {
+        NetEvent::Joined { user_id, slot, .. } => Some((user_id, slot)),
+        _ => None,
+    });
+    let mut scene = RoomScene::default();
+    scene.joined(slot);
+    next_net_event(&app, |event| match event {
+        NetEvent::Update(update) => {
+            let presence = matches!(update, RoomUpdate::Presence(_));
+            scene.apply(0.0, update);
+            presence.then_some(())
+        }
+        _ => None,
+    });
+    assert_eq!(scene.own_role(), Role::Owner);
+    assert!(scene.may_lock());
+
+    // "Load older messages" until there are none.
+    while let Some(before_id) = scene.history_before() {
+        app.send(NetCommand::LoadOlderHistory(before_id));
+        let (asked, page) = next_net_event(&app, |event| match event {
+            NetEvent::History { before_id, page } => Some((before_id, page)),
+            _ => None,
+        });
+        scene.older_page(asked, page);
+    }
+    let shown: Vec<u64> = scene.chat().iter().filter_map(|line| line.id).collect();
+    assert_eq!(shown, stored, "every stored message once, oldest first");
+
+    // Bo comes in; the app mutes him from the room.
+    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
+        .await
+        .unwrap();
+    let bo_id = bo.user_id.clone();
+    next_net_event(&app, |event| match event {
+        NetEvent::Update(update) => {
+            let bo_in =
+                matches!(&update, RoomUpdate::Presence(p) if p.user_ids().any(|id| id == bo_id));
+            scene.apply(0.0, update);
+            bo_in.then_some(())
+        }
+        _ => None,
+    });
+    assert!(scene.allowed_on(&bo_id).mute && scene.allowed_on(&bo_id).name_moderator);
+    app.send(NetCommand::Moderate(ModeratePush::Mute {
+        user_id: bo_id.clone(),
+        muted: true,
+    }));
+    let notice = next_matching(&mut bo, &mut Vec::new(), |u| match u {
+        RoomUpdate::Moderation(n) => Some(n.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(notice.by_user_id, ada_id);
+    bo.leave().await;
+    // The app's runtime stops as the window's would, blocking this thread.
+    tokio::task::block_in_place(|| app.shut_down(Duration::from_secs(2)));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_muted_by_a_moderator_does_not_unmute_itself_and_says_why() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_, room_id, ada) = owned_room(&url, "Quiet please").await;
+
+    let app = Net::start(url.clone(), identity("Bo")).unwrap();
+    app.send(NetCommand::Join(room_id.clone()));
+    let (bo_id, slot) = next_net_event(&app, |event| match event {
+        NetEvent::Joined { user_id, slot, .. } => Some((user_id, slot)),
+        _ => None,
+    });
+    let mut scene = RoomScene::default();
+    scene.joined(slot);
+    ada.moderate(ModeratePush::Mute {
+        user_id: bo_id.clone(),
+        muted: true,
+    })
+    .await
+    .unwrap();
+    // Presence and the notice, in whichever order they come.
+    next_net_event(&app, |event| match event {
+        NetEvent::Update(update) => {
+            scene.apply(0.0, update);
+            let heard = scene.chat().iter().any(|line| line.id.is_none());
+            (heard && scene.own_moderator_muted()).then_some(())
+        }
+        _ => None,
+    });
+    assert_eq!(scene.own_role(), Role::Member);
+    assert_eq!(
+        scene.allowed_on(&ada.user_id),
+        Default::default(),
+        "a member is offered no moderation"
+    );
+    let line = scene.chat().last().unwrap().display();
+    assert!(line.contains("muted Bo ("), "{line}");
+
+    // The visitor asks to unmute: the app refuses and says why.
+    app.send(NetCommand::SetMuted(false));
+    let said = next_net_event(&app, |event| match event {
+        NetEvent::Status(message) => Some(message),
+        _ => None,
+    });
+    assert_eq!(said, roomscale_app::net::MODERATOR_MUTED);
+    // The app's runtime stops as the window's would, blocking this thread.
+    tokio::task::block_in_place(|| app.shut_down(Duration::from_secs(2)));
     ada.leave().await;
     server.stop().await;
 }
