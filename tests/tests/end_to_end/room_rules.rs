@@ -752,3 +752,43 @@ async fn the_app_muted_by_a_moderator_does_not_unmute_itself_and_says_why() {
     ada.leave().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_locked_out_after_a_restart_is_told_why_and_does_not_knock_again_soon() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = loopback().await;
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_, room_id, ada) = owned_room(&url, "Closed doors").await;
+    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
+        .await
+        .unwrap();
+    ada.moderate(ModeratePush::Lock { locked: true })
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    next_matching(&mut bo, &mut seen, |u| {
+        matches!(u, RoomUpdate::Moderation(_)).then_some(())
+    })
+    .await;
+
+    // After a restart Bo is someone new at a locked door.
+    server.stop().await;
+    let server = start_server(addr, data.path()).await;
+    let refused = next_matching(&mut bo, &mut seen, |u| match u {
+        RoomUpdate::ConnectionLost { reason } if reason.contains("locked") => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(refused.contains("unlock"), "says what to do: {refused}");
+    // The next try waits far longer than a network failure's backoff.
+    let next = tokio::time::timeout(Duration::from_secs(5), bo.updates.recv()).await;
+    assert!(
+        next.is_err(),
+        "no second knock within 5 s: {:?}",
+        next.ok().flatten()
+    );
+    bo.leave().await;
+    ada.leave().await;
+    server.stop().await;
+}
