@@ -296,11 +296,16 @@ async fn supervise(
             Err(error) if error.is_panic() => {
                 state.metrics.error("room_panic");
                 tracing::error!(%room_id, "room actor panicked; restarting it and asking its members to rejoin");
-                let members: Vec<Contact> = roster
+                let members: Vec<(MemberId, Contact)> = roster
                     .lock()
-                    .map(|r| r.values().cloned().collect())
+                    .map(|r| r.iter().map(|(&id, c)| (id, c.clone())).collect())
                     .unwrap_or_default();
-                for contact in members {
+                for (member, contact) in members {
+                    // The member is gone with the actor (it rejoins as a new
+                    // one): its voice peer must not outlive it.
+                    if let Ok(voice) = &state.voice {
+                        voice.leave(member);
+                    }
                     let frame = text_frame(
                         Some(&contact.join_ref),
                         Some(&contact.join_ref),

@@ -616,3 +616,37 @@ async fn a_moderators_mute_and_removal_hold_at_the_sfu() {
     .await;
     assert_eq!(status, "ok");
 }
+
+#[tokio::test]
+async fn members_of_a_room_that_crashed_keep_no_voice_peer() {
+    let server = TestServer::start().await;
+    let (room, ada, bo) = server.room_with_ada_and_bo("Crashing").await;
+    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+    let mut bo_peer = join_live(&mut bo, &bo_ref, &room, Direction::SendOnly).await;
+    let _ada_peer = join_live(&mut ada, &ada_ref, &room, Direction::SendOnly).await;
+    let ada_id = ada.user_id.clone();
+    let mid = answer_offer_for(&mut bo, &bo_ref, &room, &bo_peer, &ada_id).await;
+    assert!(bo_peer.count_media(mid, LISTEN).await >= HEARD);
+
+    // The room's actor crashes: its members are gone from it (they are asked
+    // to rejoin, as new members), and so are their voice peers, whatever
+    // their clients do.
+    let room_id = room.strip_prefix("room:").unwrap().parse().unwrap();
+    assert!(server.state.rooms.inject_panic(room_id).await);
+    bo.expect_text(|f| f.event == "phx_error" && f.topic == room)
+        .await;
+    bo_peer.count_media(mid, IN_FLIGHT).await;
+    assert_eq!(
+        bo_peer.count_media(mid, LISTEN).await,
+        0,
+        "a member of the crashed room hears nothing through its old peer"
+    );
+    assert_eq!(server.state.metrics.voice_peers.get(), 0);
+
+    // Rejoined, they are served again.
+    let (ada_ref, _) = ada.join_ok(&room, "Ada").await;
+    let (_bo_ref, _) = bo.join_ok(&room, "Bo").await;
+    chat_reaches(&mut ada, &ada_ref, &room, &mut bo).await;
+    let _ada_peer = join_live(&mut ada, &ada_ref, &room, Direction::SendOnly).await;
+    assert_eq!(server.state.metrics.voice_peers.get(), 1);
+}
