@@ -307,9 +307,14 @@ async fn network(
                         session.set_muted(mute.effective());
                     }
                 }
-                let closed = matches!(update, RoomUpdate::Closed(_));
+                let closed = match &update {
+                    RoomUpdate::Closed(why) => Some(crate::scene::closed_line(why)),
+                    _ => None,
+                };
                 let _ = events.send(NetEvent::Update(update));
-                if closed {
+                if let Some(why) = closed {
+                    // For the status line (and the headset's room picker).
+                    let _ = events.send(NetEvent::Status(why));
                     // The server ended the visit: nothing is left to leave.
                     leave_voice(&mut voice).await;
                     room = None;

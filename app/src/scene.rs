@@ -303,9 +303,14 @@ impl RoomScene {
                 self.governance = notice.governance;
                 self.push_line(ChatLine::notice(line));
             }
+            // Out of the room: nobody is shown any more, and this visitor
+            // holds no slot; the chat stays, ending with why.
             RoomUpdate::Closed(why) => {
                 self.push_line(ChatLine::notice(closed_line(&why)));
                 self.closed = Some(why);
+                self.presence = Presence::default();
+                self.tracks.clear();
+                self.own_slot = None;
             }
             RoomUpdate::Poses {
                 server_time_ms,
@@ -623,6 +628,8 @@ mod tests {
             )),
         );
         assert_eq!(scene.closed().map(|why| why.code), Some(ErrorCode::Removed));
+        assert_eq!(scene.own_slot(), None, "out of the room");
+        assert_eq!(scene.presence().members().count(), 0);
         assert_eq!(
             scene.chat().last().unwrap().display(),
             "— A moderator removed you from this room: you can rejoin in 10 minutes"
