@@ -694,12 +694,18 @@ fn moderation_controls(
 ) {
     let allowed = scene.allowed_on(user);
     if allowed.mute {
-        let label = if moderator_muted { "Unmute" } else { "Mute" };
-        if ui
-            .small_button(label)
-            .on_hover_text("Silence their voice for everyone; they cannot unmute themselves")
-            .clicked()
-        {
+        let (label, hover) = if moderator_muted {
+            (
+                "Unmute",
+                "Let them speak again; they stay muted until they unmute themselves",
+            )
+        } else {
+            (
+                "Mute",
+                "Silence their voice for everyone; they cannot unmute themselves",
+            )
+        };
+        if ui.small_button(label).on_hover_text(hover).clicked() {
             net.send(NetCommand::Moderate(ModeratePush::Mute {
                 user_id: user.to_owned(),
                 muted: !moderator_muted,
