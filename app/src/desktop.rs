@@ -838,3 +838,181 @@ fn pollster<F: std::future::Future>(future: F) -> F::Output {
         .expect("a current-thread runtime")
         .block_on(future)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::tests::room;
+    use roomscale_protocol::events::{HistoryPage, RoomEvent, RoomEventBody};
+
+    /// The overlay run by egui without a window or GPU.
+    struct OverlayRun {
+        ctx: egui::Context,
+        ui: UiState,
+        scene: RoomScene,
+        voice: VoiceControls,
+        net: Net,
+    }
+
+    impl OverlayRun {
+        fn new(scene: RoomScene) -> (OverlayRun, tokio::sync::mpsc::UnboundedReceiver<NetCommand>) {
+            let (net, sent) = Net::detached();
+            let run = OverlayRun {
+                ctx: egui::Context::default(),
+                ui: UiState {
+                    joined: Some("Room".into()),
+                    ..UiState::default()
+                },
+                scene,
+                voice: VoiceControls::default(),
+                net,
+            };
+            (run, sent)
+        }
+
+        /// One frame; the texts shown and where.
+        fn frame(&mut self, events: Vec<egui::Event>) -> Vec<(String, egui::Rect)> {
+            let input = egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(1280.0, 720.0),
+                )),
+                events,
+                ..Default::default()
+            };
+            let (ui_state, scene, voice, net) =
+                (&mut self.ui, &self.scene, &mut self.voice, &self.net);
+            let mut output = self.ctx.run_ui(input, |ui| {
+                overlay(ui, "http://localhost:4000", ui_state, scene, voice, net)
+            });
+            output.textures_delta.clear();
+            let mut texts = Vec::new();
+            for clipped in output.shapes {
+                collect_texts(&clipped.shape, &mut texts);
+            }
+            texts
+        }
+
+        fn shows(&mut self, label: &str) -> usize {
+            // Windows settle their size over the first frames.
+            self.frame(Vec::new());
+            self.frame(Vec::new())
+                .iter()
+                .filter(|(text, _)| text == label)
+                .count()
+        }
+
+        fn click(&mut self, label: &str) {
+            self.frame(Vec::new());
+            let texts = self.frame(Vec::new());
+            let at = texts
+                .iter()
+                .find(|(text, _)| text == label)
+                .unwrap_or_else(|| panic!("no {label:?} in the window: {texts:?}"))
+                .1
+                .center();
+            let button = |pressed| egui::Event::PointerButton {
+                pos: at,
+                button: egui::PointerButton::Primary,
+                pressed,
+                modifiers: Default::default(),
+            };
+            self.frame(vec![egui::Event::PointerMoved(at), button(true)]);
+            self.frame(vec![button(false)]);
+        }
+    }
+
+    fn collect_texts(shape: &egui::Shape, texts: &mut Vec<(String, egui::Rect)>) {
+        match shape {
+            egui::Shape::Text(text) => texts.push((
+                text.galley.text().to_string(),
+                text.galley.rect.translate(text.pos.to_vec2()),
+            )),
+            egui::Shape::Vec(shapes) => {
+                for shape in shapes {
+                    collect_texts(shape, texts);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn sent(commands: &mut tokio::sync::mpsc::UnboundedReceiver<NetCommand>) -> Vec<String> {
+        std::iter::from_fn(|| commands.try_recv().ok())
+            .map(|command| format!("{command:?}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_owner_is_offered_every_control_and_each_sends_its_act() {
+        let (mut window, mut commands) = OverlayRun::new(room(1));
+        assert_eq!(window.shows("Make moderator"), 1, "on Mia, not on Mo");
+        assert_eq!(window.shows("Take moderator"), 1, "on Mo");
+        assert_eq!(window.shows("Remove"), 2, "Mo and Mia");
+        assert_eq!(window.shows("Lock the room (nobody new can join)"), 1);
+        window.click("Make moderator");
+        window.click("Lock the room (nobody new can join)");
+        assert_eq!(
+            sent(&mut commands),
+            [
+                r#"Moderate(Moderator { user_id: "u-member", moderator: true })"#,
+                "Moderate(Lock { locked: true })",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_member_is_offered_no_moderation() {
+        let (mut window, _) = OverlayRun::new(room(3));
+        for label in ["Mute", "Remove", "Make moderator", "Take moderator"] {
+            assert_eq!(window.shows(label), 0, "{label}");
+        }
+        assert_eq!(window.shows("Lock the room (nobody new can join)"), 0);
+        let tagged = crate::scene::tagged("Olga", "u-owner");
+        assert!(
+            window
+                .frame(Vec::new())
+                .iter()
+                .any(|(text, _)| text.contains(&tagged) && text.contains("owner")),
+            "the owner's name shows with its tag and role"
+        );
+    }
+
+    #[test]
+    fn older_messages_load_on_demand_and_a_removal_says_why() {
+        let mut scene = room(3);
+        scene.apply(0.0, RoomUpdate::OlderHistory { before_id: 40 });
+        scene.apply(
+            0.0,
+            RoomUpdate::Event(RoomEvent {
+                id: 40,
+                user_id: "u-owner".into(),
+                name: "Olga".into(),
+                sent_at: 0,
+                body: RoomEventBody::Chat {
+                    text: "welcome".into(),
+                },
+            }),
+        );
+        let (mut window, mut commands) = OverlayRun::new(scene);
+        window.click("Load older messages");
+        assert_eq!(sent(&mut commands), ["LoadOlderHistory(40)"]);
+        window.scene.older_page(
+            40,
+            HistoryPage {
+                events: Vec::new(),
+                more: false,
+            },
+        );
+        assert_eq!(window.shows("Load older messages"), 0, "nothing older");
+
+        window.ui.joined = None;
+        window.ui.ended = Some("A moderator removed you from this room: for 10 minutes".into());
+        assert_eq!(
+            window.shows("A moderator removed you from this room: for 10 minutes"),
+            1
+        );
+        window.click("OK");
+        assert_eq!(window.ui.ended, None);
+    }
+}

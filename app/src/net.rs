@@ -103,6 +103,20 @@ impl Net {
         })
     }
 
+    /// A bridge with no network behind it: what the frame loop sends lands
+    /// in the receiver, for tests of the window's and the panel's controls.
+    #[cfg(test)]
+    pub(crate) fn detached() -> (Net, async_mpsc::UnboundedReceiver<NetCommand>) {
+        let (commands, received) = async_mpsc::unbounded_channel();
+        let (_, events) = std::sync::mpsc::channel();
+        let net = Net {
+            commands,
+            events,
+            runtime: None,
+        };
+        (net, received)
+    }
+
     pub fn send(&self, command: NetCommand) {
         // The network task lives as long as `self`; a failed send means it
         // ended, which the event channel already reports.

@@ -396,7 +396,7 @@ pub fn closed_line(why: &ClosePayload) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use roomscale_protocol::events::{ClientKind, ErrorCode, ErrorReply, RoomEvent};
     use roomscale_protocol::presence::{PresenceEntry, PresenceState};
@@ -417,7 +417,7 @@ mod tests {
         scene.chat().iter().filter_map(|line| line.id).collect()
     }
 
-    fn meta(slot: u16, name: &str, role: Role) -> PresenceMeta {
+    pub(crate) fn meta(slot: u16, name: &str, role: Role) -> PresenceMeta {
         PresenceMeta {
             phx_ref: format!("ref{slot}"),
             phx_ref_prev: None,
@@ -433,8 +433,10 @@ mod tests {
         }
     }
 
-    /// A room with an owner, a moderator and a member; this visitor holds `own_slot`.
-    fn room(own_slot: u16) -> RoomScene {
+    /// A room with an owner (Olga, `u-owner`, slot 1), a moderator (Mo,
+    /// `u-mod`, slot 2) and a member (Mia, `u-member`, slot 3); this visitor
+    /// holds `own_slot`.
+    pub(crate) fn room(own_slot: u16) -> RoomScene {
         let mut scene = RoomScene::default();
         scene.joined(own_slot);
         let state: PresenceState = [

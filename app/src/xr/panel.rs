@@ -21,6 +21,8 @@ use crate::scene::{RemoteAvatar, RoomScene, tagged};
 /// The panel's page in pixels and its size in the room in metres (1 mm a pixel).
 pub const PANEL_PIXELS: (u32, u32) = (640, 480);
 pub const PANEL_METRES: (f32, f32) = (0.64, 0.48);
+/// The page's scale: its text is this many pixels a point.
+const PAGE_PIXELS_PER_POINT: f32 = 1.25;
 /// How far the panel leans back, facing up towards the eyes, in radians.
 const PANEL_TILT: f32 = 35.0 * std::f32::consts::PI / 180.0;
 /// How far the laser reaches, in metres.
@@ -154,7 +156,12 @@ pub struct HeadsetUi {
 
 impl HeadsetUi {
     pub fn new(device: &wgpu::Device, renderer: &mut Renderer) -> HeadsetUi {
-        let page = EguiTexture::new(device, PANEL_PIXELS.0, PANEL_PIXELS.1, 1.25);
+        let page = EguiTexture::new(
+            device,
+            PANEL_PIXELS.0,
+            PANEL_PIXELS.1,
+            PAGE_PIXELS_PER_POINT,
+        );
         let page_texture = renderer.register_quad_texture(device, page.view());
         let tags = EguiTexture::new(device, TAG_ATLAS_WIDTH, TAG_ROW_PIXELS * TAG_ROWS, 1.0);
         let tags_texture = renderer.register_quad_texture(device, tags.view());
@@ -494,6 +501,168 @@ fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::RoomUpdate;
+    use crate::scene::tests::{meta, room};
+    use roomscale_protocol::presence::{PresenceEntry, Role};
+
+    /// The panel's page for `scene`, run by egui at the panel's size without
+    /// a GPU: the texts it shows and where, and clicks on them.
+    struct PageRun {
+        ctx: egui::Context,
+        scene: RoomScene,
+        voice: VoiceView,
+    }
+
+    impl PageRun {
+        fn frame(&self, events: Vec<egui::Event>) -> (Vec<(String, egui::Rect)>, PanelRequests) {
+            let mut requests = PanelRequests::default();
+            self.ctx.set_pixels_per_point(PAGE_PIXELS_PER_POINT);
+            let input = egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(PANEL_PIXELS.0 as f32, PANEL_PIXELS.1 as f32)
+                        / PAGE_PIXELS_PER_POINT,
+                )),
+                events,
+                ..Default::default()
+            };
+            let mut output = self.ctx.run_ui(input, |ui| {
+                page(ui, &self.scene, "", &self.voice, &mut requests)
+            });
+            // No GPU to upload the font atlas to.
+            output.textures_delta.clear();
+            let mut texts = Vec::new();
+            for clipped in output.shapes {
+                collect_texts(&clipped.shape, &mut texts);
+            }
+            (texts, requests)
+        }
+
+        fn texts(&self) -> Vec<(String, egui::Rect)> {
+            self.frame(Vec::new()).0
+        }
+
+        /// Clicks the `nth` text that reads `label`; what the page asked for.
+        fn click(&self, label: &str, nth: usize) -> PanelRequests {
+            let texts = self.texts();
+            let at = texts
+                .iter()
+                .filter(|(text, _)| text == label)
+                .nth(nth)
+                .unwrap_or_else(|| panic!("no {label:?} #{nth} on the page: {texts:?}"))
+                .1
+                .center();
+            let button = |pressed| egui::Event::PointerButton {
+                pos: at,
+                button: egui::PointerButton::Primary,
+                pressed,
+                modifiers: Default::default(),
+            };
+            self.frame(vec![egui::Event::PointerMoved(at), button(true)]);
+            self.frame(vec![button(false)]).1
+        }
+    }
+
+    fn collect_texts(shape: &egui::Shape, texts: &mut Vec<(String, egui::Rect)>) {
+        match shape {
+            egui::Shape::Text(text) => texts.push((
+                text.galley.text().to_string(),
+                text.galley.rect.translate(text.pos.to_vec2()),
+            )),
+            egui::Shape::Vec(shapes) => {
+                for shape in shapes {
+                    collect_texts(shape, texts);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn run(scene: RoomScene) -> PageRun {
+        PageRun {
+            ctx: egui::Context::default(),
+            scene,
+            voice: VoiceView {
+                in_voice: true,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn shows(run: &PageRun, label: &str) -> usize {
+        run.texts().iter().filter(|(text, _)| text == label).count()
+    }
+
+    #[test]
+    fn a_moderator_gets_mute_and_remove_on_members_only_and_they_ask_for_the_act() {
+        let moderator = run(room(2));
+        // Olga (owner) and Mo (self) get none; Mia (member) gets both.
+        assert_eq!(shows(&moderator, "Remove"), 1);
+        assert_eq!(shows(&moderator, "Mute"), 2, "Mia's, and the own voice's");
+        let names: Vec<String> = moderator
+            .texts()
+            .into_iter()
+            .map(|(text, _)| text)
+            .filter(|text| text.starts_with("Mia ("))
+            .collect();
+        assert_eq!(
+            names,
+            [crate::scene::tagged("Mia", "u-member")],
+            "names carry their tag"
+        );
+        let page = egui::Rect::from_min_size(
+            egui::Pos2::ZERO,
+            egui::vec2(PANEL_PIXELS.0 as f32, PANEL_PIXELS.1 as f32) / PAGE_PIXELS_PER_POINT,
+        );
+        for (text, rect) in moderator.texts() {
+            if text == "Remove" || text == "Mute" {
+                assert!(
+                    page.contains_rect(rect),
+                    "{text} at {rect:?} is off the page"
+                );
+            }
+        }
+        assert_eq!(
+            moderator.click("Remove", 0).moderate,
+            Some(ModeratePush::Remove {
+                user_id: "u-member".into()
+            })
+        );
+        assert_eq!(
+            moderator.click("Mute", 0).moderate,
+            Some(ModeratePush::Mute {
+                user_id: "u-member".into(),
+                muted: true
+            })
+        );
+    }
+
+    #[test]
+    fn a_member_gets_no_moderation_and_a_moderator_mute_shows_instead_of_unmute() {
+        let mut scene = room(3);
+        let mut muted = meta(3, "Mia", Role::Member);
+        muted.moderator_muted = true;
+        muted.muted = true;
+        let mut presence = scene.presence().clone();
+        presence.replace(
+            [
+                (
+                    "u-owner".to_string(),
+                    PresenceEntry {
+                        metas: vec![meta(1, "Olga", Role::Owner)],
+                    },
+                ),
+                ("u-member".to_string(), PresenceEntry { metas: vec![muted] }),
+            ]
+            .into(),
+        );
+        scene.apply(0.0, RoomUpdate::Presence(presence));
+        let mut member = run(scene);
+        member.voice.muted = true;
+        assert_eq!(shows(&member, "Remove"), 0);
+        assert_eq!(shows(&member, "Unmute"), 0, "no unmute to press");
+        assert_eq!(shows(&member, "Muted by a moderator"), 1);
+    }
 
     fn placement() -> PanelPlacement {
         PanelPlacement::in_front_of(&Joint {
