@@ -108,12 +108,32 @@ pub const GENEROUS_PER_ADDRESS_LIMITS: [(&str, &str); 3] = [
 ];
 
 /// Starts the server pinned to `server_cpu` with one runtime worker, on a free
-/// loopback port and a fresh data directory, with `extra_args`.
+/// loopback port and a fresh data directory, with `extra_args` and
+/// [`GENEROUS_PER_ADDRESS_LIMITS`].
 pub fn start_server(
     binary: &Path,
     server_cpu: usize,
     extra_args: &[&str],
     pinned_env: &str,
+) -> Result<Server> {
+    start_server_with_limits(
+        binary,
+        server_cpu,
+        extra_args,
+        pinned_env,
+        &GENEROUS_PER_ADDRESS_LIMITS,
+    )
+}
+
+/// [`start_server`] with the per-address limits in `limits` (environment
+/// variables); none keeps the server's defaults, for a benchmark whose clients
+/// come from addresses of their own.
+pub fn start_server_with_limits(
+    binary: &Path,
+    server_cpu: usize,
+    extra_args: &[&str],
+    pinned_env: &str,
+    limits: &[(&str, &str)],
 ) -> Result<Server> {
     let data_dir = tempfile::Builder::new()
         .prefix("roomscale-load-")
@@ -141,7 +161,7 @@ pub fn start_server(
             command.env_remove(key);
         }
     }
-    command.envs(GENEROUS_PER_ADDRESS_LIMITS);
+    command.envs(limits.iter().copied());
     let mut child = command
         .spawn()
         .map_err(|e| format!("starting {}: {e}", binary.display()))?;

@@ -783,7 +783,7 @@ struct Stolen {
 struct Attacker {
     soak: Rc<Soak>,
     rng: Rng,
-    /// Tokens fetched once: [0] owns the history room, [1] and [2] join it
+    /// Tokens fetched once: [0] owns the history room, [1] to [3] join it
     /// as others, the rest open many sockets.
     tokens: Vec<Stolen>,
     history_room: String,
@@ -1206,13 +1206,21 @@ impl Attacker {
         }
     }
 
+    /// The tokens the many-socket attacks use: all but the first four (which
+    /// the other attacks use) and the last, and the last.
+    fn many_sockets_tokens(&self) -> (&[Stolen], &Stolen) {
+        let (visitor, rest) = self.tokens.split_last().expect("setup got tokens");
+        (&rest[4.min(rest.len() - 1)..], visitor)
+    }
+
     async fn many_sockets(&mut self) {
-        // Many sockets from one address, spread over several visitors.
+        // Many sockets from one address, spread over several visitors so
+        // that the per-visitor limit does not answer first.
         let mut open = Vec::new();
         let count = if self.short { 70 } else { 90 };
-        let users = self.tokens.len().saturating_sub(3).max(1);
+        let (pool, visitor) = self.many_sockets_tokens();
         for n in 0..count {
-            let token = &self.tokens[3 + n % users.min(self.tokens.len() - 3).max(1)].token;
+            let token = &pool[n % pool.len()].token;
             let upgrade = open_socket(ATTACKER_SOCKETS, self.soak.addr, token, None, None).await;
             self.soak.record(
                 &format!("{count} sockets from one address"),
@@ -1222,10 +1230,9 @@ impl Attacker {
                 open.push(ws);
             }
         }
-        // Many sockets of one visitor, from yet another address.
+        // Many sockets of one visitor, from the attacker's main address.
         for _ in 0..12 {
-            let upgrade =
-                open_socket(ATTACKER, self.soak.addr, &self.tokens[2].token, None, None).await;
+            let upgrade = open_socket(ATTACKER, self.soak.addr, &visitor.token, None, None).await;
             self.soak
                 .record("12 sockets of one visitor", upgrade.describe());
             if let Upgrade::Open(ws) = upgrade {
@@ -1493,7 +1500,10 @@ impl Attacker {
         for (attack, method, path, headers, body) in requests {
             let headers: Vec<(&str, &str)> =
                 headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let answer = http_from(ROOM_FLOOD, addr, method, &path, &headers, &body).await;
+            // A cross-site request comes from the victim's own browser: its
+            // address and its cookie. A stranger comes from the attacker's.
+            let source = if headers.is_empty() { ATTACKER } else { VICTIM };
+            let answer = http_from(source, addr, method, &path, &headers, &body).await;
             self.soak.record(attack, http_outcome(&answer));
         }
         let check = http_from(VICTIM, addr, "GET", &format!("/api/rooms/{room}"), &[], "").await;
@@ -1607,10 +1617,13 @@ async fn tally_replies(
     answers
 }
 
-/// Joins the history room again and again without ever reading, holds the
-/// socket for [`SILENT_HOLD`], then sees whether the server gave up on it.
+/// Joins the room with the long history and, for [`SILENT_HOLD`], asks for
+/// its newest history page as often as the per-socket limit allows, never
+/// reading a byte (its receive buffer is 4 KiB): each ask costs a few dozen
+/// bytes and brings up to 48 KiB the server must hold somewhere. Then it sees
+/// whether the server gave up on it.
 async fn silent_socket(soak: Rc<Soak>, token: String, topic: String, until: Instant) {
-    const ATTACK: &str = "silent socket, 100 joins of a long history, never reading";
+    const ATTACK: &str = "silent socket: history pages asked for, never read";
     let mut ws = match open_socket(ATTACKER, soak.addr, &token, None, Some(4096)).await {
         Upgrade::Open(ws) => ws,
         other => {
@@ -1620,22 +1633,41 @@ async fn silent_socket(soak: Rc<Soak>, token: String, topic: String, until: Inst
             );
         }
     };
-    for n in 0..100u32 {
-        let join_ref = (n + 1).to_string();
-        let join = frame::encode_text_parts(
-            Some(&join_ref),
-            Some(&join_ref),
-            &topic,
-            control::JOIN,
-            &join_payload("silent", None),
-        );
-        // Writes may block once the server stops reading: that is an answer too.
-        match tokio::time::timeout(Duration::from_secs(2), ws.send(Message::text(join))).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => break,
+    let join_ref = "1";
+    let join = frame::encode_text_parts(
+        Some(join_ref),
+        Some(join_ref),
+        &topic,
+        control::JOIN,
+        &join_payload("silent", None),
+    );
+    let hold_until =
+        Instant::now() + SILENT_HOLD.min(until.saturating_duration_since(Instant::now()));
+    let mut pushes = vec![Message::text(join)];
+    let mut pace = tokio::time::interval(Duration::from_millis(60));
+    let mut n: u64 = 1;
+    while Instant::now() < hold_until {
+        for push in pushes.drain(..) {
+            // Writes may block once the server stops reading: that is an answer too.
+            match tokio::time::timeout(Duration::from_secs(2), ws.send(push)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    tokio::time::sleep_until(hold_until.into()).await;
+                    break;
+                }
+            }
         }
+        pace.tick().await;
+        n += 1;
+        let msg_ref = n.to_string();
+        pushes.push(Message::text(frame::encode_text_parts(
+            Some(join_ref),
+            Some(&msg_ref),
+            &topic,
+            "history",
+            &json!({ "before_id": 1_000_000_000u64 }),
+        )));
     }
-    tokio::time::sleep(SILENT_HOLD.min(until.saturating_duration_since(Instant::now()))).await;
     // Whatever it queued arrives at once now; a close the server sent comes after it.
     let outcome = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
@@ -1734,7 +1766,7 @@ async fn setup_attacker(
     for n in 0..16 {
         match session_token(ATTACKER_TOKENS, addr, &format!("mallory {n}")).await {
             Ok(token) => tokens.push(token),
-            Err(error) if tokens.len() >= 4 => {
+            Err(error) if tokens.len() >= 6 => {
                 println!("soak: the attacker got {} tokens ({error})", tokens.len());
                 break;
             }
@@ -1980,7 +2012,8 @@ fn mib(bytes: u64) -> f64 {
 
 async fn soak_run(options: Options) -> Result<bool> {
     let binary = process::server_binary(options.server.as_deref())?;
-    let server: Server = process::start_server(&binary, options.server_cpu, &[], PINNED_ENV)?;
+    let server: Server =
+        process::start_server_with_limits(&binary, options.server_cpu, &[], PINNED_ENV, &[])?;
     let pid = server.pid.to_string();
     let seed = unix_ms() as u64;
     let soak = Rc::new(Soak {
@@ -2193,6 +2226,12 @@ async fn soak_run(options: Options) -> Result<bool> {
         honest.ack_latency.quantile_ms(0.99),
         honest.ack_latency.max_us() as f64 / 1000.0,
     );
+    let timeline: Vec<String> = samples
+        .iter()
+        .step_by(30)
+        .map(|(t, rss)| format!("{t:.0}s {:.1}", mib(*rss)))
+        .collect();
+    println!("server RSS every 30 s (MiB): {}", timeline.join(", "));
     for harm in soak.harms.borrow().iter() {
         println!("  {harm}");
     }
