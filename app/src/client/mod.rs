@@ -153,8 +153,10 @@ pub fn parse_room_url(url: &str) -> Result<(ServerUrl, String), ClientError> {
         .strip_prefix("rooms/")
         .map(|id| id.trim_end_matches('/'))
     {
+        // The server names a room only by its lowercase id: a link typed or
+        // pasted in upper case still finds it.
         Some(id) if id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => {
-            Ok((server, id.to_string()))
+            Ok((server, id.to_ascii_lowercase()))
         }
         _ => Err(ClientError::BadUrl(format!(
             "{url}: expected a room link like http://localhost:4000/rooms/<room id>; copy it from the room's page"
@@ -517,6 +519,10 @@ mod tests {
                 .unwrap();
         assert_eq!(server.authority(), "localhost:4000");
         assert_eq!(id, "6f1c2a7e-4b3d-4c5e-9f10-2a3b4c5d6e7f");
+        let (_, shouted) =
+            parse_room_url("http://localhost:4000/rooms/6F1C2A7E-4B3D-4C5E-9F10-2A3B4C5D6E7F")
+                .unwrap();
+        assert_eq!(shouted, id, "the server knows rooms by their lowercase id");
         for (bad, fragment) in [
             ("localhost:4000/rooms/x", "expected a URL like"),
             (

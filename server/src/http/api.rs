@@ -124,7 +124,7 @@ pub fn take_room_creation(state: &AppState, peer: SocketAddr) -> Result<()> {
     state
         .limits
         .rooms_per_ip
-        .take(&peer.ip(), Instant::now())
+        .take(&crate::limits::address_key(peer.ip()), Instant::now())
         .map_err(|wait| Error::rate_limited("create rooms", wait))
 }
 
@@ -242,7 +242,7 @@ async fn create_session(
     state
         .limits
         .tokens_per_ip
-        .take(&peer.ip(), Instant::now())
+        .take(&crate::limits::address_key(peer.ip()), Instant::now())
         .map_err(|wait| Error::rate_limited("get socket tokens", wait))?;
     let request: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         SessionRequest::default()

@@ -307,6 +307,14 @@ impl Connection {
             );
             return self.reply_error(to, ErrorCode::NotJoined, reason);
         }
+        // The room's actor is gone (the room was deleted, or crashed and was
+        // restarted): this channel no longer reaches a room, and must not reach
+        // the SFU either, even once the room is restored.
+        if channel.inbox.is_closed() {
+            self.channels.remove(to.topic);
+            let gone = room::room_gone();
+            return self.reply_error(to, gone.code, gone.reason);
+        }
         let member = channel.member;
         let msg_ref = to.msg_ref.unwrap_or_default().to_string();
         let command = match event {

@@ -180,6 +180,22 @@ async fn a_deleted_room_closes_its_live_session_and_refuses_joins() {
     assert_eq!(status, "error", "{response}");
     assert_eq!(response["code"], "room_not_found");
 
+    // Restored, the room takes joins again; but the channel its deletion
+    // closed reaches neither the room nor its voice.
+    assert!(server.state.store.restore_room(room_id).await.unwrap());
+    let (status, response) = olga
+        .push(&topic, "rtc_offer", json!({"sdp": "v=0\r\n"}))
+        .await;
+    assert_eq!(status, "error", "{response}");
+    assert!(
+        response["reason"].as_str().unwrap().contains("rejoin"),
+        "{response}"
+    );
+    let (status, response) = olga.push(&topic, "chat", json!({"text": "ghost"})).await;
+    assert_eq!(status, "error", "{response}");
+    let (_, status, response) = bo.socket.join(&topic, join_payload("Bo")).await;
+    assert_eq!(status, "ok", "{response}");
+
     // The other room never noticed.
     let (status, _) = cy
         .push(&elsewhere, "chat", json!({"text": "still here"}))
