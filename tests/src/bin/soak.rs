@@ -403,6 +403,8 @@ struct Soak {
     outcomes: RefCell<Outcomes>,
     /// The first few honest harms, with when and what.
     harms: RefCell<Vec<String>>,
+    /// Every honest member harmed at least once.
+    harmed: RefCell<std::collections::BTreeSet<String>>,
 }
 
 enum Harm {
@@ -422,6 +424,7 @@ impl Soak {
                 ("refused", detail)
             }
         };
+        self.harmed.borrow_mut().insert(who.to_string());
         let mut harms = self.harms.borrow_mut();
         if harms.len() < 10 {
             harms.push(format!(
@@ -648,18 +651,8 @@ impl Member {
             }
         };
 
-        // Leaving: as phoenix.js does, then wait for the chats in flight.
-        let msg_ref = next_ref.to_string();
-        let leave = frame::encode_text_parts(
-            Some(join_ref),
-            Some(&msg_ref),
-            &topic,
-            control::LEAVE,
-            &json!({}),
-        );
-        ws.send(Message::text(leave))
-            .await
-            .map_err(|e| Harm::Dropped(format!("sending the leave: {e}")))?;
+        // Leaving: first the replies to the chats in flight (a member that has
+        // left is no longer told), then as phoenix.js does.
         let drained = tokio::time::timeout(REPLY_WAIT, async {
             while !pending.is_empty() {
                 let message = ws.next().await;
@@ -671,6 +664,17 @@ impl Member {
         if let Ok(Err(harm)) = drained {
             return Err(harm);
         }
+        let msg_ref = next_ref.to_string();
+        let leave = frame::encode_text_parts(
+            Some(join_ref),
+            Some(&msg_ref),
+            &topic,
+            control::LEAVE,
+            &json!({}),
+        );
+        ws.send(Message::text(leave))
+            .await
+            .map_err(|e| Harm::Dropped(format!("sending the leave: {e}")))?;
         soak.honest.borrow_mut().unanswered += pending.len() as u64;
         let _ = ws.close(None).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -2024,6 +2028,7 @@ async fn soak_run(options: Options) -> Result<bool> {
         ledger: RefCell::default(),
         outcomes: RefCell::default(),
         harms: RefCell::default(),
+        harmed: RefCell::default(),
     });
     let cooldown = options.cooldown();
     println!(
@@ -2186,13 +2191,25 @@ async fn soak_run(options: Options) -> Result<bool> {
 
     // The report.
     let alive = server_gone.borrow().is_none() && process::sample_proc(&pid).is_ok();
-    let samples = samples.borrow();
+    // The run's samples: not those taken while the members left and the
+    // chats were read back.
+    let samples: Vec<(f64, u64)> = samples
+        .borrow()
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t <= options.duration.as_secs_f64() + 0.5)
+        .collect();
     let (peak_at, peak) = samples
         .iter()
         .copied()
         .max_by_key(|s| s.1)
         .unwrap_or((0.0, start_rss));
     let end_rss = end_rss.unwrap_or(peak);
+    let (peak_at, peak) = if end_rss > peak {
+        (options.duration.as_secs_f64(), end_rss)
+    } else {
+        (peak_at, peak.max(start_rss))
+    };
     let honest = soak.honest.borrow();
     println!();
     println!("attacks, and how the server answered them ({cycles} cycles):");
@@ -2261,7 +2278,8 @@ async fn soak_run(options: Options) -> Result<bool> {
         verdict(rss_ok),
     );
     println!(
-        "soak: honest members dropped or refused: {hurt} ({} dropped, {} refused) -- must be 0: {}",
+        "soak: honest members dropped or refused: {} ({} drops, {} refusals) -- must be 0: {}",
+        soak.harmed.borrow().len(),
         honest.dropped,
         honest.refused,
         verdict(hurt == 0)
