@@ -16,11 +16,13 @@
 //!   cycles through the catalogue until `--cooldown` seconds before the end:
 //!   oversize and malformed frames, unknown events, non-canonical topics,
 //!   unknown room ids, too many channels and sockets, forged and expired
-//!   tokens, cross-origin upgrades, chat and heartbeat floods, a silent socket
-//!   in a room with a long history, bidi and control characters, moderation
-//!   by a non-owner, room and token floods over HTTP, cross-site forms and
-//!   strangers editing a room. It assumes no particular answer: it counts how
-//!   each attack was answered and prints that table.
+//!   tokens, cross-origin upgrades, chat and heartbeat floods, a socket that
+//!   joins a room with a long history and asks for its pages without ever
+//!   reading, bidi and control characters, moderation by a non-owner, room
+//!   and token floods over HTTP, cross-site forms and strangers editing a
+//!   room. It assumes no particular answer: it counts how each attack was
+//!   answered and prints that table. The cooldown is a quarter of the run,
+//!   at most 30 s, unless given.
 //!
 //! The server's RSS (VmRSS) is sampled every second. Start is taken once the
 //! honest members are in, before the first attack; end after the attacker has
