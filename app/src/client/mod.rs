@@ -59,7 +59,8 @@ pub enum ClientError {
     BadUrl(String),
     #[error("the server answered HTTP {status}: {body}")]
     Http { status: u16, body: String },
-    #[error("the server refused: {reason}{}", refusal_advice(code))]
+    // The server's reasons already say what to do about each refusal.
+    #[error("the server refused: {reason}")]
     Refused { code: String, reason: String },
     #[error("the server sent something unexpected: {0}")]
     Protocol(String),
@@ -69,25 +70,6 @@ pub enum ClientError {
     ConnectionLost,
     #[error("the client has left the room")]
     Closed,
-}
-
-/// What a person can do about a refusal the server's reason may not say.
-fn refusal_advice(code: &str) -> &'static str {
-    match code {
-        "room_locked" => {
-            " (the room is locked: ask its owner or a moderator to unlock it, then join again)"
-        }
-        "removed" => " (a moderator removed you from this room; you may join again later)",
-        "room_full" => " (the room is full: try again when someone leaves)",
-        "limit_reached" => {
-            " (too many connections from you or your network: close another window or client and try again)"
-        }
-        "room_deleted" | "room_not_found" => {
-            " (the room no longer exists: pick another from the room list)"
-        }
-        "forbidden" => " (only the room's owner or its moderators may do that)",
-        _ => "",
-    }
 }
 
 /// `http://host:port`, the server's base address.

@@ -207,9 +207,8 @@ impl RoomTask {
                     Retry::Never => (Ended::Closed(refusal), Retry::Never),
                     retry => (
                         Ended::Lost(format!(
-                            "the server refused to take this client back: {}{}",
-                            refusal.reason,
-                            super::refusal_advice(refusal.code.as_str())
+                            "the server refused to take this client back: {}",
+                            refusal.reason
                         )),
                         retry,
                     ),
