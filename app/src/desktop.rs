@@ -842,6 +842,7 @@ fn pollster<F: std::future::Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::egui_probe::collect_texts;
     use crate::scene::tests::room;
     use roomscale_protocol::events::{HistoryPage, RoomEvent, RoomEventBody};
 
@@ -919,21 +920,6 @@ mod tests {
             };
             self.frame(vec![egui::Event::PointerMoved(at), button(true)]);
             self.frame(vec![button(false)]);
-        }
-    }
-
-    fn collect_texts(shape: &egui::Shape, texts: &mut Vec<(String, egui::Rect)>) {
-        match shape {
-            egui::Shape::Text(text) => texts.push((
-                text.galley.text().to_string(),
-                text.galley.rect.translate(text.pos.to_vec2()),
-            )),
-            egui::Shape::Vec(shapes) => {
-                for shape in shapes {
-                    collect_texts(shape, texts);
-                }
-            }
-            _ => {}
         }
     }
 

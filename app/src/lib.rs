@@ -6,6 +6,8 @@
 mod android;
 pub mod client;
 pub mod desktop;
+#[cfg(test)]
+mod egui_probe;
 pub mod interpolation;
 pub mod net;
 pub mod picker;

@@ -433,6 +433,28 @@ pub(crate) mod tests {
         }
     }
 
+    /// Presence in which a moderator muted Mia (`u-member`, slot 3), with
+    /// Olga the owner beside her.
+    pub(crate) fn mute_mia_by_moderator(scene: &mut RoomScene) {
+        let mut muted = meta(3, "Mia", Role::Member);
+        muted.moderator_muted = true;
+        muted.muted = true;
+        let mut presence = scene.presence().clone();
+        presence.replace(
+            [
+                (
+                    "u-owner".to_string(),
+                    PresenceEntry {
+                        metas: vec![meta(1, "Olga", Role::Owner)],
+                    },
+                ),
+                ("u-member".to_string(), PresenceEntry { metas: vec![muted] }),
+            ]
+            .into(),
+        );
+        scene.apply(0.0, RoomUpdate::Presence(presence));
+    }
+
     /// A room with an owner (Olga, `u-owner`, slot 1), a moderator (Mo,
     /// `u-mod`, slot 2) and a member (Mia, `u-member`, slot 3); this visitor
     /// holds `own_slot`.
@@ -642,23 +664,7 @@ pub(crate) mod tests {
     fn own_moderator_mute_comes_from_presence() {
         let mut scene = room(3);
         assert!(!scene.own_moderator_muted());
-        let mut muted = meta(3, "Mia", Role::Member);
-        muted.moderator_muted = true;
-        muted.muted = true;
-        let mut presence = scene.presence().clone();
-        presence.replace(
-            [
-                (
-                    "u-owner".to_string(),
-                    PresenceEntry {
-                        metas: vec![meta(1, "Olga", Role::Owner)],
-                    },
-                ),
-                ("u-member".to_string(), PresenceEntry { metas: vec![muted] }),
-            ]
-            .into(),
-        );
-        scene.apply(0.0, RoomUpdate::Presence(presence));
+        mute_mia_by_moderator(&mut scene);
         assert!(scene.own_moderator_muted());
         assert_eq!(scene.own_member().map(|(id, _)| id), Some("u-member"));
     }

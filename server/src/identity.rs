@@ -155,8 +155,9 @@ impl Identity {
     /// Reads the key from `path`, or creates it there (owner-only, 0600) when the
     /// file does not exist yet.
     pub fn load_or_create(path: &Path) -> Result<Identity, KeyFileError> {
-        match fs::read(path) {
-            Ok(bytes) => {
+        load_or_create_secret(
+            path,
+            &|bytes| {
                 let key = <[u8; KEY_BYTES]>::try_from(bytes.as_slice()).map_err(|_| {
                     KeyFileError::WrongLength {
                         path: path.to_owned(),
@@ -165,29 +166,14 @@ impl Identity {
                 })?;
                 warn_if_readable_by_others(path, "the secret key file");
                 Ok(Identity::from_key(key))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            },
+            &|| {
+                tracing::info!(path = %path.display(), "creating a new secret key");
                 let identity = Identity::generate();
-                match write_new_key_file(path, &identity.key[..]) {
-                    Ok(()) => {
-                        tracing::info!(path = %path.display(), "created a new secret key");
-                        Ok(identity)
-                    }
-                    // Another process created it first: use theirs.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        Identity::load_or_create(path)
-                    }
-                    Err(source) => Err(KeyFileError::Create {
-                        path: path.to_owned(),
-                        source,
-                    }),
-                }
-            }
-            Err(source) => Err(KeyFileError::Read {
-                path: path.to_owned(),
-                source,
-            }),
-        }
+                let bytes = identity.key.to_vec();
+                (identity, bytes)
+            },
+        )
     }
 
     /// A new random user id: 16 bytes, base64url.
@@ -376,37 +362,28 @@ impl AdminToken {
     /// Reads the token from `path`, or creates the file (owner-only, 0600) with
     /// a new random token when it does not exist yet.
     pub fn load_or_create(path: &Path) -> Result<AdminToken, KeyFileError> {
-        match fs::read_to_string(path) {
-            Ok(text) if text.trim().len() >= 16 => {
+        load_or_create_secret(
+            path,
+            &|bytes| {
+                let text = String::from_utf8_lossy(&bytes);
+                if text.trim().len() < 16 {
+                    return Err(KeyFileError::AdminTokenTooShort {
+                        path: path.to_owned(),
+                        len: text.trim().len(),
+                    });
+                }
                 warn_if_readable_by_others(path, "the admin token file");
                 Ok(AdminToken::new(&text))
-            }
-            Ok(text) => Err(KeyFileError::AdminTokenTooShort {
-                path: path.to_owned(),
-                len: text.trim().len(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            },
+            &|| {
                 let mut bytes = [0u8; 32];
                 rand::rngs::SysRng
                     .try_fill_bytes(&mut bytes)
                     .expect("the operating system's random number generator failed");
                 let token = URL_SAFE_NO_PAD.encode(bytes);
-                match write_new_key_file(path, format!("{token}\n").as_bytes()) {
-                    Ok(()) => Ok(AdminToken::new(&token)),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        AdminToken::load_or_create(path)
-                    }
-                    Err(source) => Err(KeyFileError::Create {
-                        path: path.to_owned(),
-                        source,
-                    }),
-                }
-            }
-            Err(source) => Err(KeyFileError::Read {
-                path: path.to_owned(),
-                source,
-            }),
-        }
+                (AdminToken::new(&token), format!("{token}\n").into_bytes())
+            },
+        )
     }
 
     /// Whether `candidate` is the admin token; the time taken does not depend
@@ -426,6 +403,36 @@ impl AdminToken {
 impl fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminToken").finish_non_exhaustive()
+    }
+}
+
+/// Reads a secret file with `parse`, or creates it (owner-only, 0600) holding
+/// what `make` returns when it does not exist yet. When another process creates
+/// it first, theirs is read: both then use the same secret.
+fn load_or_create_secret<T>(
+    path: &Path,
+    parse: &dyn Fn(Vec<u8>) -> Result<T, KeyFileError>,
+    make: &dyn Fn() -> (T, Vec<u8>),
+) -> Result<T, KeyFileError> {
+    match fs::read(path) {
+        Ok(bytes) => parse(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let (secret, bytes) = make();
+            match write_new_key_file(path, &bytes) {
+                Ok(()) => Ok(secret),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    load_or_create_secret(path, parse, make)
+                }
+                Err(source) => Err(KeyFileError::Create {
+                    path: path.to_owned(),
+                    source,
+                }),
+            }
+        }
+        Err(source) => Err(KeyFileError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 

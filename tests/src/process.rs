@@ -139,6 +139,13 @@ pub fn start_server_with_limits(
         .prefix("roomscale-load-")
         .tempdir()
         .map_err(|e| format!("creating a temporary data directory: {e}"))?;
+    // The server warns about a data directory others may read, as it should.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(data_dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("making the temporary data directory private: {e}"))?;
+    }
     let mut command = Command::new("taskset");
     command
         .arg("-c")
@@ -275,25 +282,37 @@ pub async fn http(
     path: &str,
     body: &str,
 ) -> Result<(u16, Vec<u8>)> {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let raw = http_exchange(TcpStream::connect(addr), method, path, &request).await?;
+    let (status, body) = crate::load::parse_http_response(&raw)
+        .ok_or_else(|| format!("{method} {path}: unreadable HTTP response"))?;
+    Ok((status, body.to_vec()))
+}
+
+/// Writes a whole HTTP/1.1 `request` (one that asks for `Connection: close`)
+/// on the stream `connect` opens, and reads the raw answer to its end, all
+/// within 30 s; errors name `method` and `path`.
+pub async fn http_exchange(
+    connect: impl std::future::Future<Output = std::io::Result<TcpStream>>,
+    method: &str,
+    path: &str,
+    request: &str,
+) -> Result<Vec<u8>> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
+        let mut stream = connect.await?;
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
         Ok::<_, std::io::Error>(response)
     };
-    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
+    tokio::time::timeout(Duration::from_secs(30), exchange)
         .await
         .map_err(|_| format!("{method} {path}: no answer within 30 s"))?
-        .map_err(|e| format!("{method} {path}: {e}"))?;
-    let (status, body) = crate::load::parse_http_response(&raw)
-        .ok_or_else(|| format!("{method} {path}: unreadable HTTP response"))?;
-    Ok((status, body.to_vec()))
+        .map_err(|e| format!("{method} {path}: {e}"))
 }
 
 pub async fn http_json(addr: SocketAddr, path: &str, body: Value, expect: u16) -> Result<Value> {

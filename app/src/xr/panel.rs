@@ -501,9 +501,8 @@ fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::RoomUpdate;
-    use crate::scene::tests::{meta, room};
-    use roomscale_protocol::presence::{PresenceEntry, Role};
+    use crate::egui_probe::collect_texts;
+    use crate::scene::tests::room;
 
     /// The panel's page for `scene`, run by egui at the panel's size without
     /// a GPU: the texts it shows and where, and clicks on them.
@@ -560,21 +559,6 @@ mod tests {
             };
             self.frame(vec![egui::Event::PointerMoved(at), button(true)]);
             self.frame(vec![button(false)]).1
-        }
-    }
-
-    fn collect_texts(shape: &egui::Shape, texts: &mut Vec<(String, egui::Rect)>) {
-        match shape {
-            egui::Shape::Text(text) => texts.push((
-                text.galley.text().to_string(),
-                text.galley.rect.translate(text.pos.to_vec2()),
-            )),
-            egui::Shape::Vec(shapes) => {
-                for shape in shapes {
-                    collect_texts(shape, texts);
-                }
-            }
-            _ => {}
         }
     }
 
@@ -640,23 +624,7 @@ mod tests {
     #[test]
     fn a_member_gets_no_moderation_and_a_moderator_mute_shows_instead_of_unmute() {
         let mut scene = room(3);
-        let mut muted = meta(3, "Mia", Role::Member);
-        muted.moderator_muted = true;
-        muted.muted = true;
-        let mut presence = scene.presence().clone();
-        presence.replace(
-            [
-                (
-                    "u-owner".to_string(),
-                    PresenceEntry {
-                        metas: vec![meta(1, "Olga", Role::Owner)],
-                    },
-                ),
-                ("u-member".to_string(), PresenceEntry { metas: vec![muted] }),
-            ]
-            .into(),
-        );
-        scene.apply(0.0, RoomUpdate::Presence(presence));
+        crate::scene::tests::mute_mia_by_moderator(&mut scene);
         let mut member = run(scene);
         member.voice.muted = true;
         assert_eq!(shows(&member, "Remove"), 0);
