@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::common::TestServer;
-use crate::common::ws::{Received, TestSocket, join_payload};
+use crate::common::ws::{
+    AdaAndBo, Received, TestSocket, assert_closed_with, assert_ok, assert_refused, join_payload,
+};
 
 /// Opens a socket with `token` from the loopback address `from` (any of
 /// 127.0.0.0/8 reaches the server on 127.0.0.1, and counts as its own
@@ -45,6 +47,21 @@ async fn connect_from(
     }
 }
 
+/// Like [`connect_from`], for a socket the server must refuse: `what` says
+/// which, should it connect. Returns the refusal's status and body.
+async fn refusal_from(
+    server: &TestServer,
+    from: Ipv4Addr,
+    (token, user_id): (&str, &str),
+    headers: &[(&'static str, &str)],
+    what: &str,
+) -> (u16, String) {
+    connect_from(server, from, token, user_id, headers)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{what} was not refused"))
+}
+
 /// Chat from `from` reaches `to`; returns once `to` has seen it.
 async fn chat_reaches(
     from: &mut TestSocket,
@@ -53,11 +70,10 @@ async fn chat_reaches(
     topic: &str,
     text: &str,
 ) {
-    let r = from
-        .push(Some(from_ref), topic, "chat", json!({"text": text}))
+    let reply = from
+        .request(Some(from_ref), topic, "chat", json!({"text": text}))
         .await;
-    let (status, response) = from.expect_reply(&r).await;
-    assert_eq!(status, "ok", "{response}");
+    assert_ok(reply);
     let event = to
         .expect_text(|f| f.event == "event" && f.payload["body"]["text"] == text)
         .await;
@@ -92,8 +108,7 @@ mod topics {
         let server = TestServer::start().await;
         let room_id = server.create_room("Spelling").await;
         let canonical = format!("room:{room_id}");
-        let mut ada = server.socket("Ada").await;
-        let (ada_ref, _) = ada.join_ok(&canonical, "Ada").await;
+        let (mut ada, ada_ref) = server.joined(&canonical, "Ada").await;
 
         let upper = room_id.to_uppercase();
         let simple = room_id.replace('-', "");
@@ -105,32 +120,19 @@ mod topics {
             format!("room:urn:uuid:{room_id}"),
             format!("room:{simple}"),
         ] {
-            let (_, status, response) = mallory.join(&spelling, join_payload("Mallory")).await;
-            assert_eq!(status, "error", "{spelling} was joined");
-            assert_eq!(
-                error_code(&response),
-                "unknown_topic",
-                "{spelling}: {response}"
-            );
-            let reason = response["reason"].as_str().unwrap();
-            assert!(
-                reason.contains(&canonical),
-                "{spelling}: the reason names the canonical topic: {reason}"
-            );
-            // Nor may a member push under another spelling of its room.
-            let r = ada
-                .push(Some(&ada_ref), &spelling, "chat", json!({"text": "x"}))
+            // The reason names the canonical topic.
+            mallory
+                .join_refused(&spelling, "Mallory", "unknown_topic", &canonical)
                 .await;
-            let (status, response) = ada.expect_reply(&r).await;
-            assert_eq!(
-                (status.as_str(), error_code(&response)),
-                ("error", "unknown_topic")
-            );
+            // Nor may a member push under another spelling of its room.
+            let reply = ada
+                .request(Some(&ada_ref), &spelling, "chat", json!({"text": "x"}))
+                .await;
+            assert_refused(reply, "unknown_topic", "");
         }
 
         // Members who join the canonical topic hear everything under it.
-        let mut bo = server.socket("Bo").await;
-        let (bo_ref, _) = bo.join_ok(&canonical, "Bo").await;
+        let (mut bo, bo_ref) = server.joined(&canonical, "Bo").await;
         let diff = ada.expect_text(|f| f.event == "presence_diff").await;
         assert_eq!(diff.topic, canonical);
         chat_reaches(&mut bo, &bo_ref, &mut ada, &canonical, "one spelling").await;
@@ -146,8 +148,7 @@ mod topics {
     async fn a_second_join_of_a_topic_replaces_the_first() {
         let server = TestServer::start().await;
         let topic = format!("room:{}", server.create_room("Twice").await);
-        let mut ada = server.socket("Ada").await;
-        let (first_ref, _) = ada.join_ok(&topic, "Ada").await;
+        let (mut ada, first_ref) = server.joined(&topic, "Ada").await;
         let (second_ref, _) = ada.join_ok(&topic, "Ada again").await;
         assert_ne!(first_ref, second_ref);
 
@@ -160,14 +161,10 @@ mod topics {
         assert_eq!(metas[0]["name"], "Ada again");
 
         // The first join is gone; the second one works.
-        let r = ada
-            .push(Some(&first_ref), &topic, "chat", json!({"text": "old"}))
+        let reply = ada
+            .request(Some(&first_ref), &topic, "chat", json!({"text": "old"}))
             .await;
-        let (status, response) = ada.expect_reply(&r).await;
-        assert_eq!(
-            (status.as_str(), error_code(&response)),
-            ("error", "not_joined")
-        );
+        assert_refused(reply, "not_joined", "");
         chat_reaches(&mut ada, &second_ref, &mut bo, &topic, "new").await;
     }
 }
@@ -185,24 +182,21 @@ mod limits {
         let mut ada = server.socket("Ada").await;
         let (first_ref, _) = ada.join_ok(&topics[0], "Ada").await;
         ada.join_ok(&topics[1], "Ada").await;
-        let (_, status, response) = ada.join(&topics[2], join_payload("Ada")).await;
-        assert_eq!(
-            (status.as_str(), error_code(&response)),
-            ("error", "limit_reached")
-        );
-        let reason = response["reason"].as_str().unwrap();
+        let refused = ada
+            .join_refused(&topics[2], "Ada", "limit_reached", "2 rooms")
+            .await;
         assert!(
-            reason.contains("2 rooms") && reason.contains("leave"),
-            "{reason}"
+            refused["reason"].as_str().unwrap().contains("leave"),
+            "{refused}"
         );
 
         // Joining a topic again replaces its channel: no new place needed.
         ada.join_ok(&topics[1], "Ada").await;
         // Leaving one makes room for another.
-        let r = ada
-            .push(Some(&first_ref), &topics[0], "phx_leave", json!({}))
+        let left = ada
+            .request(Some(&first_ref), &topics[0], "phx_leave", json!({}))
             .await;
-        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+        assert_ok(left);
         let (third_ref, _) = ada.join_ok(&topics[2], "Ada").await;
         let mut bo = server.socket("Bo").await;
         bo.join_ok(&topics[2], "Bo").await;
@@ -223,6 +217,24 @@ mod limits {
         }
     }
 
+    /// Asserts that one more socket of `visitor` (token, user id) from `from`
+    /// is refused for too many open connections `whose` (of whom), at most 2.
+    async fn refused_as_too_many(
+        server: &TestServer,
+        from: Ipv4Addr,
+        (token, user_id): &(String, String),
+        whose: &str,
+    ) {
+        let what = format!("a socket over the limit {whose}");
+        let (status, body) = refusal_from(server, from, (token, user_id), &[], &what).await;
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            body.contains(&format!("too many open connections {whose}"))
+                && body.contains("at most 2"),
+            "{body}"
+        );
+    }
+
     #[tokio::test]
     async fn sockets_per_address_are_limited_and_other_addresses_keep_theirs() {
         let server = TestServer::start_with(|config| config.sockets_per_ip = 2).await;
@@ -237,17 +249,9 @@ mod limits {
             let (join_ref, _) = socket.join_ok(&topic, name).await;
             open.push((socket, join_ref));
         }
-        let (token, user_id) = server.session("Cy").await;
-        let (status, body) = connect_from(&server, busy, &token, &user_id, &[])
-            .await
-            .err()
-            .expect("a third socket from one address is refused");
-        assert_eq!(status, 429);
-        assert!(
-            body.contains("too many open connections from your address 127.0.0.2")
-                && body.contains("at most 2"),
-            "{body}"
-        );
+        let cy = server.session("Cy").await;
+        refused_as_too_many(&server, busy, &cy, "from your address 127.0.0.2").await;
+        let (token, user_id) = cy;
         assert!(server.state.metrics.errors("sockets_per_ip") >= 1);
 
         // Another address is not held back by the busy one.
@@ -276,27 +280,19 @@ mod limits {
     async fn sockets_per_user_are_limited() {
         let server = TestServer::start_with(|config| config.sockets_per_user = 2).await;
         let topic = format!("room:{}", server.create_room("Tabs").await);
-        let (token, user_id) = server.session("Ada").await;
-        let loopback: Ipv4Addr = "127.0.0.1".parse().unwrap();
-        let mut first = connect_from(&server, loopback, &token, &user_id, &[])
+        let ada = server.session("Ada").await;
+        let (token, user_id) = &ada;
+        let loopback = Ipv4Addr::LOCALHOST;
+        let mut first = connect_from(&server, loopback, token, user_id, &[])
             .await
             .unwrap();
         let (first_ref, _) = first.join_ok(&topic, "Ada").await;
-        let _second = connect_from(&server, loopback, &token, &user_id, &[])
+        let _second = connect_from(&server, loopback, token, user_id, &[])
             .await
             .unwrap();
         // The same visitor from another address is still the same visitor.
         let elsewhere: Ipv4Addr = "127.0.0.4".parse().unwrap();
-        let (status, body) = connect_from(&server, elsewhere, &token, &user_id, &[])
-            .await
-            .err()
-            .expect("a third socket of one visitor is refused");
-        assert_eq!(status, 429);
-        assert!(
-            body.contains("too many open connections for this visitor")
-                && body.contains("at most 2"),
-            "{body}"
-        );
+        refused_as_too_many(&server, elsewhere, &ada, "for this visitor").await;
         // Another visitor connects, and both are served.
         let mut bo = server.socket("Bo").await;
         bo.join_ok(&topic, "Bo").await;
@@ -314,63 +310,93 @@ mod limits {
 mod floods {
     use super::*;
 
+    /// A fresh server with Ada and Bo in a new room named `room_name`.
+    async fn server_with_bystanders(room_name: &str) -> (TestServer, AdaAndBo) {
+        let server = TestServer::start().await;
+        let room = server.ada_and_bo(room_name).await;
+        (server, room)
+    }
+
+    /// Ada and Bo, in a room of their own, are bystanders: what another
+    /// visitor does to the server must not reach them. Ada's chat `text`
+    /// still reaches Bo.
+    async fn still_chat(room: &mut AdaAndBo, text: &str) {
+        chat_reaches(
+            &mut room.ada,
+            &room.ada_ref,
+            &mut room.bo,
+            &room.topic,
+            text,
+        )
+        .await;
+    }
+
+    /// Sends `count` heartbeats carrying `payload` without waiting; returns their refs.
+    async fn send_heartbeats(socket: &mut TestSocket, payload: Value, count: usize) -> Vec<String> {
+        let mut refs = Vec::new();
+        for _ in 0..count {
+            refs.push(
+                socket
+                    .push(None, "phoenix", "heartbeat", payload.clone())
+                    .await,
+            );
+        }
+        refs
+    }
+
+    /// Reads the replies to `refs`: (answered, refused as rate limited); any
+    /// other refusal fails the test.
+    async fn answered_and_limited(socket: &mut TestSocket, refs: &[String]) -> (usize, usize) {
+        let (mut answered, mut limited) = (0, 0);
+        for r in refs {
+            let (status, response) = socket.expect_reply(r).await;
+            match status.as_str() {
+                "ok" => answered += 1,
+                _ => {
+                    assert_eq!(error_code(&response), "rate_limited", "{response}");
+                    limited += 1;
+                }
+            }
+        }
+        (answered, limited)
+    }
+
     #[tokio::test]
     async fn heartbeats_have_a_budget_and_a_payload_of_braces() {
-        let server = TestServer::start().await;
-        let (topic, ada, bo) = server.room_with_ada_and_bo("Beats").await;
-        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let (server, mut room) = server_with_bystanders("Beats").await;
 
         // A burst of heartbeats: a few are answered, the rest refused.
         let mut beater = server.socket("Beater").await;
-        let mut refs = Vec::new();
-        for _ in 0..30 {
-            refs.push(beater.push(None, "phoenix", "heartbeat", json!({})).await);
-        }
-        let mut answered = 0;
-        for r in &refs {
-            let (status, response) = beater.expect_reply(r).await;
-            match status.as_str() {
-                "ok" => answered += 1,
-                _ => assert_eq!(error_code(&response), "rate_limited", "{response}"),
-            }
-        }
+        let refs = send_heartbeats(&mut beater, json!({}), 30).await;
+        let (answered, _) = answered_and_limited(&mut beater, &refs).await;
         assert!((1..=12).contains(&answered), "answered {answered} of 30");
 
         // A small payload other than {} is refused; a big one closes the socket.
         let mut odd = server.socket("Odd").await;
-        let r = odd
-            .push(None, "phoenix", "heartbeat", json!({"x": 1}))
+        let reply = odd
+            .request(None, "phoenix", "heartbeat", json!({"x": 1}))
             .await;
-        let (status, response) = odd.expect_reply(&r).await;
-        assert_eq!(
-            (status.as_str(), error_code(&response)),
-            ("error", "invalid_payload")
-        );
+        assert_refused(reply, "invalid_payload", "");
         let big = json!({ "padding": "x".repeat(58_000) });
         let mut heavy = server.socket("Heavy").await;
-        for _ in 0..3 {
-            heavy.push(None, "phoenix", "heartbeat", big.clone()).await;
-        }
-        let close = heavy.expect_close().await;
-        assert_eq!(u16::from(close.code), 1008);
-        assert!(close.reason.contains("heartbeat"), "{close:?}");
+        send_heartbeats(&mut heavy, big, 3).await;
+        assert_closed_with(&heavy.expect_close().await, 1008, "heartbeat");
         assert_eq!(server.state.metrics.errors("oversized_heartbeat"), 1);
 
         // An honest client's heartbeat, and the room, are unaffected.
-        let r = ada.push(None, "phoenix", "heartbeat", json!({})).await;
-        assert_eq!(ada.expect_reply(&r).await, ("ok".to_string(), json!({})));
-        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "beat on").await;
+        let reply = room
+            .ada
+            .request(None, "phoenix", "heartbeat", json!({}))
+            .await;
+        assert_eq!(reply, ("ok".to_string(), json!({})));
+        still_chat(&mut room, "beat on").await;
     }
 
     #[tokio::test]
     async fn a_thousand_heartbeats_are_not_all_answered() {
-        let server = TestServer::start().await;
-        let (topic, ada, bo) = server.room_with_ada_and_bo("Drums").await;
-        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let (server, mut room) = server_with_bystanders("Drums").await;
         let mut drummer = server.socket("Drummer").await;
-        for _ in 0..1_000 {
-            drummer.push(None, "phoenix", "heartbeat", json!({})).await;
-        }
+        send_heartbeats(&mut drummer, json!({}), 1_000).await;
         let mut answered = 0;
         let close = loop {
             match drummer.recv().await {
@@ -380,18 +406,14 @@ mod floods {
             }
         };
         assert!(answered <= 12, "{answered} heartbeats answered");
-        assert_eq!(u16::from(close.code), 1008);
-        assert!(close.reason.contains("flooding"), "{close:?}");
-        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "in time").await;
+        assert_closed_with(&close, 1008, "flooding");
+        still_chat(&mut room, "in time").await;
     }
 
     #[tokio::test]
     async fn a_flooder_that_paces_its_allowed_frames_is_still_disconnected() {
-        let server = TestServer::start().await;
-        let (topic, ada, bo) = server.room_with_ada_and_bo("Paced").await;
-        let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
-        let mut flooder = server.socket("Flooder").await;
-        let (flood_ref, _) = flooder.join_ok(&topic, "Flooder").await;
+        let (server, mut room) = server_with_bystanders("Paced").await;
+        let (mut flooder, flood_ref) = server.joined(&room.topic, "Flooder").await;
 
         // Bursts of 30 with pauses in between, so that some frames are allowed
         // after each burst's refusals: no run of refusals is ever long, but
@@ -402,7 +424,11 @@ mod floods {
             let mut refs = Vec::new();
             for i in 0..30 {
                 let text = json!({"text": format!("spam {round}.{i}")});
-                refs.push(flooder.push(Some(&flood_ref), &topic, "chat", text).await);
+                refs.push(
+                    flooder
+                        .push(Some(&flood_ref), &room.topic, "chat", text)
+                        .await,
+                );
             }
             // Refusals are answered at once, stored chat later: in any order.
             let mut unanswered: std::collections::HashSet<String> = refs.into_iter().collect();
@@ -427,65 +453,62 @@ mod floods {
             // Long enough for the rate limit to allow a few frames again.
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
-        let close = close.expect("disconnected with a reason");
-        assert_eq!(u16::from(close.code), 1008);
-        assert!(close.reason.contains("flooding"), "{close:?}");
+        assert_closed_with(
+            &close.expect("disconnected with a reason"),
+            1008,
+            "flooding",
+        );
         assert!(
             allowed_after_refusal > 0 && refused < 200,
             "allowed frames came between refusals ({allowed_after_refusal}); refused {refused}"
         );
 
         // The members of the room keep their poses and chat.
-        pose_reaches(&mut ada, &ada_ref, &mut bo, &topic).await;
-        pose_reaches(&mut bo, &bo_ref, &mut ada, &topic).await;
-        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "after the flood").await;
+        pose_reaches(&mut room.ada, &room.ada_ref, &mut room.bo, &room.topic).await;
+        pose_reaches(&mut room.bo, &room.bo_ref, &mut room.ada, &room.topic).await;
+        still_chat(&mut room, "after the flood").await;
     }
 
     #[tokio::test]
     async fn a_pose_flood_is_disconnected_and_others_keep_their_poses() {
-        let server = TestServer::start().await;
-        let (topic, ada, bo) = server.room_with_ada_and_bo("Poses").await;
-        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
-        let mut flooder = server.socket("Flooder").await;
-        let (flood_ref, _) = flooder.join_ok(&topic, "Flooder").await;
+        let (server, mut room) = server_with_bystanders("Poses").await;
+        let (mut flooder, flood_ref) = server.joined(&room.topic, "Flooder").await;
         let pose = pose::encode_pose(0, &crate::socket::sample_pose(0.0));
         let mut frame = Vec::new();
         roomscale_protocol::frame::encode_client_push(
-            &mut frame, &flood_ref, "", &topic, "pose", &pose,
+            &mut frame,
+            &flood_ref,
+            "",
+            &room.topic,
+            "pose",
+            &pose,
         )
         .unwrap();
         // Far more than poses per second allow: each refused 30 cost a strike.
         for _ in 0..4_000 {
             flooder.send_raw(Message::binary(frame.clone())).await;
         }
-        let close = flooder.expect_close().await;
-        assert_eq!(u16::from(close.code), 1008);
-        assert!(close.reason.contains("flooding"), "{close:?}");
-        pose_reaches(&mut ada, &ada_ref, &mut bo, &topic).await;
+        assert_closed_with(&flooder.expect_close().await, 1008, "flooding");
+        pose_reaches(&mut room.ada, &room.ada_ref, &mut room.bo, &room.topic).await;
     }
 
     #[tokio::test]
     async fn a_huge_frame_is_cut_off_with_a_reason() {
-        let server = TestServer::start().await;
-        let (topic, ada, bo) = server.room_with_ada_and_bo("Huge").await;
-        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let (server, mut room) = server_with_bystanders("Huge").await;
         let mut mallory = server.socket("Mallory").await;
         let text = format!(
-            r#"[null,"1","{topic}","chat",{{"text":"{}"}}]"#,
+            r#"[null,"1","{}","chat",{{"text":"{}"}}]"#,
+            room.topic,
             "x".repeat(1_000_000)
         );
         mallory.send_raw(Message::text(text)).await;
-        let close = mallory.expect_close().await;
-        assert_eq!(u16::from(close.code), 1009, "{close:?}");
-        assert!(close.reason.contains("too long"), "{close:?}");
-        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "small frames pass").await;
+        assert_closed_with(&mallory.expect_close().await, 1009, "too long");
+        still_chat(&mut room, "small frames pass").await;
     }
 
     #[tokio::test]
     async fn joins_of_unknown_rooms_start_no_room_task() {
-        let server = TestServer::start().await;
-        let (topic, ada, bo) = server.room_with_ada_and_bo("Real").await;
-        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let (server, mut room) = server_with_bystanders("Real").await;
         let running = server.state.rooms.running_count();
         assert_eq!(running, 1);
         let mut refused = 0;
@@ -494,31 +517,20 @@ mod floods {
             let mut prober = server.socket(&format!("Prober {socket_index}")).await;
             for _ in 0..10 {
                 let made_up = format!("room:{}", uuid::Uuid::new_v4());
-                let (_, status, response) = prober.join(&made_up, join_payload("Prober")).await;
-                assert_eq!(
-                    (status.as_str(), error_code(&response)),
-                    ("error", "room_not_found"),
-                    "{response}"
-                );
-                assert!(
-                    response["reason"]
-                        .as_str()
-                        .unwrap()
-                        .contains("does not exist")
-                );
+                prober
+                    .join_refused(&made_up, "Prober", "room_not_found", "does not exist")
+                    .await;
                 refused += 1;
             }
         }
         assert_eq!(refused, 500);
         assert_eq!(server.state.rooms.running_count(), running);
-        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "only real rooms run").await;
+        still_chat(&mut room, "only real rooms run").await;
     }
 
     #[tokio::test]
     async fn rejoining_in_a_loop_is_rate_limited() {
-        let server = TestServer::start().await;
-        let (topic, ada, bo) = server.room_with_ada_and_bo("Churn").await;
-        let (mut ada, ada_ref, mut bo) = (ada.socket, ada.join_ref, bo.socket);
+        let (server, mut room) = server_with_bystanders("Churn").await;
         let mut churner = server.socket("Churner").await;
         let mut refs = Vec::new();
         for _ in 0..30 {
@@ -526,63 +538,45 @@ mod floods {
             let text = roomscale_protocol::frame::encode_text_parts(
                 Some(&join_ref),
                 Some(&join_ref),
-                &topic,
+                &room.topic,
                 "phx_join",
                 &join_payload("Churner"),
             );
             churner.send_raw(Message::text(text)).await;
             refs.push(join_ref);
         }
-        let (mut joined, mut limited) = (0, 0);
-        for r in &refs {
-            let (status, response) = churner.expect_reply(r).await;
-            match status.as_str() {
-                "ok" => joined += 1,
-                _ => {
-                    assert_eq!(error_code(&response), "rate_limited", "{response}");
-                    limited += 1;
-                }
-            }
-        }
+        let (joined, limited) = answered_and_limited(&mut churner, &refs).await;
         assert!(
             joined <= 12 && limited >= 18,
             "joined {joined}, limited {limited}"
         );
-        chat_reaches(&mut ada, &ada_ref, &mut bo, &topic, "calm again").await;
+        still_chat(&mut room, "calm again").await;
     }
 }
 
 mod origin {
     use super::*;
 
+    const EVIL: (&str, &str) = ("origin", "https://evil.example");
+
     #[tokio::test]
     async fn a_page_from_another_origin_cannot_open_a_socket() {
         let server = TestServer::start().await;
         let topic = format!("room:{}", server.create_room("Home").await);
         let (token, user_id) = server.session("Ada").await;
-        let loopback: Ipv4Addr = "127.0.0.1".parse().unwrap();
+        let visitor = (token.as_str(), user_id.as_str());
+        let loopback = Ipv4Addr::LOCALHOST;
         for headers in [
-            vec![("origin", "https://evil.example")],
+            vec![EVIL],
             vec![("origin", "null")],
             vec![("sec-fetch-site", "cross-site")],
         ] {
-            let (status, body) = connect_from(&server, loopback, &token, &user_id, &headers)
-                .await
-                .err()
-                .unwrap_or_else(|| panic!("{headers:?} opened a socket"));
+            let what = format!("a socket with {headers:?}");
+            let (status, body) = refusal_from(&server, loopback, visitor, &headers, &what).await;
             assert_eq!(status, 403, "{headers:?}");
             assert!(body.contains("refused"), "{headers:?}: {body}");
         }
-        let (_, body) = connect_from(
-            &server,
-            loopback,
-            &token,
-            &user_id,
-            &[("origin", "https://evil.example")],
-        )
-        .await
-        .err()
-        .unwrap();
+        let (_, body) = refusal_from(&server, loopback, visitor, &[EVIL], "evil.example").await;
         assert!(
             body.contains("evil.example") && body.contains("--allowed-origin"),
             "{body}"
@@ -616,7 +610,7 @@ mod origin {
         .await;
         let topic = format!("room:{}", server.create_room("Shared").await);
         let (token, user_id) = server.session("Ada").await;
-        let loopback: Ipv4Addr = "127.0.0.1".parse().unwrap();
+        let loopback = Ipv4Addr::LOCALHOST;
         let mut ada = connect_from(
             &server,
             loopback,
@@ -627,16 +621,8 @@ mod origin {
         .await
         .expect("an allowed origin connects");
         ada.join_ok(&topic, "Ada").await;
-        let (status, _) = connect_from(
-            &server,
-            loopback,
-            &token,
-            &user_id,
-            &[("origin", "https://evil.example")],
-        )
-        .await
-        .err()
-        .expect("others are still refused");
+        let visitor = (token.as_str(), user_id.as_str());
+        let (status, _) = refusal_from(&server, loopback, visitor, &[EVIL], "another origin").await;
         assert_eq!(status, 403);
     }
 }
@@ -648,15 +634,14 @@ mod replay {
 
     use roomscale_protocol::events::RoomEventBody;
     use roomscale_protocol::limits::MAX_REPLAY_BYTES;
-    use roomscale_server::storage::NewRoom;
     use serde_json::{Value, json};
     use sqlx::Connection as _;
     use tokio_tungstenite::MaybeTlsStream;
     use tokio_tungstenite::tungstenite::Message;
     use uuid::Uuid;
 
-    use crate::common::TestServer;
-    use crate::common::ws::{TestSocket, join_payload};
+    use crate::common::ws::{TestSocket, assert_ok, join_payload};
+    use crate::common::{TestServer, stored_room};
 
     /// Events written straight to the database, in one transaction.
     pub(crate) const HISTORY_EVENTS: u64 = 1_000;
@@ -665,18 +650,7 @@ mod replay {
 
     /// A room with about 2 MB of chat history; returns its id and topic.
     pub(crate) async fn room_with_long_history(server: &TestServer) -> (Uuid, String) {
-        let room = server
-            .state
-            .store
-            .create_room(
-                &NewRoom {
-                    name: "Long history".into(),
-                    ..Default::default()
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        let room = stored_room(&server.state.store, "Long history", None).await;
         let mut conn = server.state.store.pool().acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
         for id in 1..=HISTORY_EVENTS {
@@ -737,16 +711,15 @@ mod replay {
         loop {
             pace.tick().await;
             let before_id = seen[0];
-            let r = ada
-                .push(
+            let page = ada
+                .request(
                     Some(&join_ref),
                     &topic,
                     "history",
                     json!({"before_id": before_id}),
                 )
                 .await;
-            let (status, page) = ada.expect_reply(&r).await;
-            assert_eq!(status, "ok", "{page}");
+            let page = assert_ok(page);
             let page_bytes = serde_json::to_string(&page["events"]).unwrap().len();
             assert!(
                 page_bytes <= MAX_REPLAY_BYTES,
@@ -816,10 +789,8 @@ mod replay {
     async fn a_socket_that_never_reads_is_cut_off_while_the_room_keeps_chatting() {
         let server = TestServer::start().await;
         let (_, topic) = room_with_long_history(&server).await;
-        let mut ada = server.socket("Ada").await;
-        let (ada_ref, _) = ada.join_ok(&topic, "Ada").await;
-        let mut bo = server.socket("Bo").await;
-        let (bo_ref, _) = bo.join_ok(&topic, "Bo").await;
+        let (mut ada, ada_ref) = server.joined(&topic, "Ada").await;
+        let (mut bo, bo_ref) = server.joined(&topic, "Bo").await;
         let (token, silent_id) = server.session("Silent").await;
         let mut silent = socket_with_small_window(&server, &token, &silent_id).await;
         let (silent_ref, _) = silent.join_ok(&topic, "Silent").await;
@@ -847,11 +818,10 @@ mod replay {
             asked += 1;
             if asked % 4 == 0 {
                 let text = format!("honest {sent_chats}");
-                let r = ada
-                    .push(Some(&ada_ref), &topic, "chat", json!({"text": text}))
+                let reply = ada
+                    .request(Some(&ada_ref), &topic, "chat", json!({"text": text}))
                     .await;
-                let (status, response) = ada.expect_reply(&r).await;
-                assert_eq!(status, "ok", "{response}");
+                assert_ok(reply);
                 sent_chats += 1;
             }
         }
@@ -875,14 +845,7 @@ mod replay {
         // Every chat Ada sent reached Bo, and the room still serves both.
         let last = format!("honest {}", sent_chats - 1);
         assert_eq!(events_until(&mut bo, &last).await, sent_chats);
-        let r = bo
-            .push(Some(&bo_ref), &topic, "chat", json!({"text": "after"}))
-            .await;
-        assert_eq!(bo.expect_reply(&r).await.0, "ok");
-        let event = ada
-            .expect_text(|f| f.event == "event" && f.payload["body"]["text"] == "after")
-            .await;
-        assert_eq!(event.topic, topic);
+        super::chat_reaches(&mut bo, &bo_ref, &mut ada, &topic, "after").await;
     }
 }
 
@@ -890,7 +853,6 @@ mod replay {
 mod capacity {
     use crate::common::TestServer;
     use crate::common::ws::join_payload;
-    use crate::moderation::socket_with_token;
 
     #[tokio::test]
     async fn a_full_room_still_takes_another_client_of_someone_inside() {
@@ -899,7 +861,7 @@ mod capacity {
         let (ada_token, ada_id) = server.session("Ada").await;
         let mut ada_tabs = Vec::new();
         for _ in 0..2 {
-            let mut tab = socket_with_token(&server, &ada_token, &ada_id).await;
+            let mut tab = server.socket_with_token(&ada_token, &ada_id).await;
             tab.join_ok(&topic, "Ada").await;
             ada_tabs.push(tab);
         }
@@ -908,14 +870,8 @@ mod capacity {
 
         // Two people are in: a third person is refused, a third tab of Ada is not.
         let mut cy = server.socket("Cy").await;
-        let (_, status, response) = cy.join(&topic, join_payload("Cy")).await;
-        assert_eq!(status, "error");
-        assert_eq!(response["code"], "room_full");
-        assert!(
-            response["reason"].as_str().unwrap().contains("2 people"),
-            "{response}"
-        );
-        let mut headset = socket_with_token(&server, &ada_token, &ada_id).await;
+        cy.join_refused(&topic, "Cy", "room_full", "2 people").await;
+        let mut headset = server.socket_with_token(&ada_token, &ada_id).await;
         headset.join_ok(&topic, "Ada").await;
         let state = headset.expect_event("presence_state").await;
         assert_eq!(state[&ada_id]["metas"].as_array().unwrap().len(), 3);
@@ -939,7 +895,24 @@ mod names {
     use serde_json::json;
 
     use crate::common::TestServer;
-    use crate::common::ws::join_payload;
+    use crate::common::ws::{TestSocket, assert_ok, assert_refused};
+
+    /// Ada's chat `text` reaches Bo under the name `shown`.
+    async fn chat_shows_name(
+        (ada, ada_ref): (&mut TestSocket, &str),
+        bo: &mut TestSocket,
+        topic: &str,
+        text: &str,
+        shown: &str,
+    ) {
+        assert_ok(
+            ada.request(Some(ada_ref), topic, "chat", json!({"text": text}))
+                .await,
+        );
+        let event = bo.expect_event("event").await;
+        assert_eq!(event["body"]["text"], text);
+        assert_eq!(event["name"], shown);
+    }
 
     #[tokio::test]
     async fn presence_and_chat_carry_the_normalised_name() {
@@ -955,56 +928,49 @@ mod names {
             diff["joins"][&ada.user_id]["metas"][0]["name"],
             "Am\u{e9}lie"
         );
-        let r = ada
-            .push(Some(&ada_ref), &topic, "chat", json!({"text": "bonjour"}))
-            .await;
-        assert_eq!(ada.expect_reply(&r).await.0, "ok");
-        let event = bo.expect_event("event").await;
-        assert_eq!(event["name"], "Am\u{e9}lie");
+        chat_shows_name(
+            (&mut ada, &ada_ref),
+            &mut bo,
+            &topic,
+            "bonjour",
+            "Am\u{e9}lie",
+        )
+        .await;
 
-        let r = ada
-            .push(
+        let renamed = ada
+            .request(
                 Some(&ada_ref),
                 &topic,
                 "update_profile",
                 json!({"name": " Zoe\u{308}"}),
             )
             .await;
-        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+        assert_ok(renamed);
         let diff = bo.expect_event("presence_diff").await;
         assert_eq!(diff["joins"][&ada.user_id]["metas"][0]["name"], "Zo\u{eb}");
-        let r = ada
-            .push(Some(&ada_ref), &topic, "chat", json!({"text": "renamed"}))
-            .await;
-        assert_eq!(ada.expect_reply(&r).await.0, "ok");
-        let event = bo.expect_event("event").await;
-        assert_eq!(event["name"], "Zo\u{eb}");
+        chat_shows_name((&mut ada, &ada_ref), &mut bo, &topic, "renamed", "Zo\u{eb}").await;
 
         // A name that hides its direction is refused; the room serves on.
         let mut eve = server.socket("Eve").await;
-        let (_, status, response) = eve.join(&topic, join_payload("\u{202E}evE")).await;
-        assert_eq!(status, "error");
-        assert_eq!(response["code"], "invalid_payload");
-        let r = ada
-            .push(
+        eve.join_refused(&topic, "\u{202E}evE", "invalid_payload", "")
+            .await;
+        let hidden = ada
+            .request(
                 Some(&ada_ref),
                 &topic,
                 "update_profile",
                 json!({"name": "a\u{200B}b"}),
             )
             .await;
-        let (status, response) = ada.expect_reply(&r).await;
-        assert_eq!(status, "error");
-        assert_eq!(response["code"], "invalid_payload");
-        let r = ada
-            .push(
-                Some(&ada_ref),
-                &topic,
-                "chat",
-                json!({"text": "still here"}),
-            )
-            .await;
-        assert_eq!(ada.expect_reply(&r).await.0, "ok");
+        assert_refused(hidden, "invalid_payload", "");
+        chat_shows_name(
+            (&mut ada, &ada_ref),
+            &mut bo,
+            &topic,
+            "still here",
+            "Zo\u{eb}",
+        )
+        .await;
     }
 }
 
@@ -1014,7 +980,18 @@ mod write_rate {
 
     use crate::common::TestServer;
     use crate::common::ws::TestSocket;
-    use crate::moderation::socket_with_token;
+
+    /// Sends a chat and waits for its reply: (status, response).
+    async fn chat(
+        socket: &mut TestSocket,
+        join_ref: &str,
+        topic: &str,
+        text: &str,
+    ) -> (String, Value) {
+        socket
+            .request(Some(join_ref), topic, "chat", json!({"text": text}))
+            .await
+    }
 
     /// Sends `count` chats without waiting, then reads every reply; returns
     /// (stored, refused as rate limited).
@@ -1065,14 +1042,12 @@ mod write_rate {
         let (token, flooder_id) = server.session("Flooder").await;
         let mut floods = Vec::new();
         for _ in 0..2 {
-            let mut socket = socket_with_token(&server, &token, &flooder_id).await;
+            let mut socket = server.socket_with_token(&token, &flooder_id).await;
             let (join_ref, _) = socket.join_ok(&flooded, "Flooder").await;
             floods.push((socket, join_ref));
         }
-        let mut ada = server.socket("Ada").await;
-        let (ada_ref, _) = ada.join_ok(&flooded, "Ada").await;
-        let mut carl = server.socket("Carl").await;
-        let (carl_ref, _) = carl.join_ok(&quiet, "Carl").await;
+        let (mut ada, ada_ref) = server.joined(&flooded, "Ada").await;
+        let (mut carl, carl_ref) = server.joined(&quiet, "Carl").await;
 
         // Both of the flooder's sockets at once, while Carl chats elsewhere.
         let flooded_topic = flooded.clone();
@@ -1088,15 +1063,8 @@ mod write_rate {
         });
         let mut carl_ids = Vec::new();
         for i in 0..15 {
-            let r = carl
-                .push(
-                    Some(&carl_ref),
-                    &quiet,
-                    "chat",
-                    json!({"text": format!("quiet {i}")}),
-                )
-                .await;
-            let (status, response) = carl.expect_reply(&r).await;
+            let (status, response) =
+                chat(&mut carl, &carl_ref, &quiet, &format!("quiet {i}")).await;
             assert_eq!(status, "ok", "Carl's message {i}: {response}");
             carl_ids.push(response["id"].as_u64().unwrap());
         }
@@ -1116,15 +1084,8 @@ mod write_rate {
         );
         // The flooder spent only its own share: Ada still gets through.
         for i in 0..5 {
-            let r = ada
-                .push(
-                    Some(&ada_ref),
-                    &flooded,
-                    "chat",
-                    json!({"text": format!("honest {i}")}),
-                )
-                .await;
-            let (status, response) = ada.expect_reply(&r).await;
+            let (status, response) =
+                chat(&mut ada, &ada_ref, &flooded, &format!("honest {i}")).await;
             assert_eq!(status, "ok", "Ada's message {i}: {response}");
         }
     }
@@ -1134,10 +1095,9 @@ mod write_rate {
 mod retention {
     use roomscale_protocol::events::RoomEventBody;
     use roomscale_server::Store;
-    use roomscale_server::storage::NewRoom;
     use uuid::Uuid;
 
-    use crate::common::with_postgres_database;
+    use crate::common::{stored_room, with_postgres_database};
 
     fn chat(i: i64) -> RoomEventBody {
         RoomEventBody::Chat {
@@ -1146,17 +1106,7 @@ mod retention {
     }
 
     async fn room_with_events(store: &Store, name: &str, count: i64) -> Uuid {
-        let room = store
-            .create_room(
-                &NewRoom {
-                    name: name.into(),
-                    ..Default::default()
-                },
-                None,
-            )
-            .await
-            .unwrap()
-            .id;
+        let room = stored_room(store, name, None).await.id;
         for i in 1..=count {
             store
                 .append_event(room, "u", "Ada", i, &chat(i))
@@ -1225,28 +1175,24 @@ mod retention {
         }
         assert_eq!(seen, (1..=30).collect::<Vec<u64>>());
 
-        // The count limit, the lower bound, and a budget smaller than one event.
-        let page = store
-            .events_page(room, 0, u64::MAX, 3, usize::MAX)
-            .await
-            .unwrap();
-        assert_eq!(
-            page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
-            [28, 29, 30]
-        );
-        assert!(page.more);
-        let page = store
-            .events_page(room, 27, u64::MAX, 500, usize::MAX)
-            .await
-            .unwrap();
-        assert_eq!(
-            page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
-            [28, 29, 30]
-        );
-        assert!(!page.more);
-        let page = store.events_page(room, 0, 10, 500, 1).await.unwrap();
-        assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), [9]);
-        assert!(page.more);
+        // The count limit, the lower bound, and a budget smaller than one event:
+        // (after, before, count, bytes) -> (ids, more).
+        for ((after, before, count, bytes), expected) in [
+            ((0, u64::MAX, 3, usize::MAX), (&[28, 29, 30][..], true)),
+            ((27, u64::MAX, 500, usize::MAX), (&[28, 29, 30][..], false)),
+            ((0, 10, 500, 1), (&[9][..], true)),
+        ] {
+            let page = store
+                .events_page(room, after, before, count, bytes)
+                .await
+                .unwrap();
+            let got: Vec<u64> = page.events.iter().map(|e| e.id).collect();
+            assert_eq!(
+                (got.as_slice(), page.more),
+                expected,
+                "after {after}, before {before}, at most {count} events and {bytes} bytes"
+            );
+        }
     }
 
     macro_rules! on_both_backends {

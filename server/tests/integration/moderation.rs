@@ -6,62 +6,74 @@
 
 use roomscale_protocol::events::{ErrorCode, ErrorReply};
 use roomscale_protocol::limits::REMOVAL_BAN_SECONDS;
-use roomscale_server::storage::NewRoom;
 use serde_json::{Value, json};
-use tokio_tungstenite::connect_async;
 use uuid::Uuid;
 
-use crate::common::TestServer;
-use crate::common::ws::{TestSocket, join_payload};
+use crate::common::ws::{TestSocket, assert_ok, assert_refused, join_payload};
+use crate::common::{TestServer, stored_room};
 
 /// A visitor: its token (so it can open more sockets as the same person) and
 /// one socket joined to the room.
-struct Person {
-    token: String,
-    socket: TestSocket,
-    join_ref: String,
+pub(crate) struct Person {
+    pub(crate) token: String,
+    pub(crate) socket: TestSocket,
+    pub(crate) join_ref: String,
 }
 
 impl Person {
-    fn user_id(&self) -> String {
+    pub(crate) fn user_id(&self) -> String {
         self.socket.user_id.clone()
     }
 
     /// Pushes a moderation act and returns the reply (status, response).
     async fn moderate(&mut self, topic: &str, act: Value) -> (String, Value) {
-        let r = self
-            .socket
-            .push(Some(&self.join_ref), topic, "moderate", act)
-            .await;
-        self.socket.expect_reply(&r).await
+        self.push(topic, "moderate", act).await
+    }
+
+    /// Pushes a moderation act the room must carry out.
+    async fn moderate_ok(&mut self, topic: &str, act: Value) {
+        let reply = self.moderate(topic, act.clone()).await;
+        assert_eq!(reply.0, "ok", "{act} was refused: {}", reply.1);
+    }
+
+    /// Pushes a moderation act the room must refuse as `forbidden`, with a
+    /// reason that mentions `reason_part`.
+    async fn moderate_forbidden(&mut self, topic: &str, act: Value, reason_part: &str) {
+        assert_refused(self.moderate(topic, act).await, "forbidden", reason_part);
     }
 
     async fn push(&mut self, topic: &str, event: &str, payload: Value) -> (String, Value) {
-        let r = self
-            .socket
-            .push(Some(&self.join_ref), topic, event, payload)
-            .await;
-        self.socket.expect_reply(&r).await
+        self.socket
+            .request(Some(&self.join_ref), topic, event, payload)
+            .await
+    }
+
+    /// Chats `text`, which the room must accept.
+    async fn chat_ok(&mut self, topic: &str, text: &str) {
+        assert_ok(self.push(topic, "chat", json!({"text": text})).await);
     }
 }
 
-pub(crate) async fn socket_with_token(
-    server: &TestServer,
-    token: &str,
-    user_id: &str,
-) -> TestSocket {
-    let url = format!(
-        "ws://{}/socket/websocket?vsn=2.0.0&token={token}",
-        server.addr
-    );
-    let (ws, _) = connect_async(url).await.expect("websocket connects");
-    TestSocket::new(ws, user_id.to_string())
+/// Waits for the server to close `join_ref`'s channel of `topic` with `code`;
+/// returns the close payload.
+async fn expect_channel_closed(
+    socket: &mut TestSocket,
+    topic: &str,
+    join_ref: &str,
+    code: &str,
+) -> Value {
+    let close = socket
+        .expect_text(|f| f.event == "phx_close" && f.topic == topic)
+        .await;
+    assert_eq!(close.join_ref.as_deref(), Some(join_ref));
+    assert_eq!(close.payload["code"], code, "{}", close.payload);
+    close.payload
 }
 
 /// A fresh visitor, joined to `topic` under `name`.
 async fn arrive(server: &TestServer, topic: &str, name: &str) -> Person {
     let (token, user_id) = server.session(name).await;
-    let mut socket = socket_with_token(server, &token, &user_id).await;
+    let mut socket = server.socket_with_token(&token, &user_id).await;
     let (join_ref, _) = socket.join_ok(topic, name).await;
     Person {
         token,
@@ -70,34 +82,22 @@ async fn arrive(server: &TestServer, topic: &str, name: &str) -> Person {
     }
 }
 
-/// A room owned by a new visitor named `owner_name`; returns its id, its topic
-/// and the owner's token and user id (not yet joined).
-async fn owned_room(server: &TestServer, owner_name: &str) -> (Uuid, String, String, String) {
-    let (token, owner_id) = server.session(owner_name).await;
-    let room = server
-        .state
-        .store
-        .create_room(
-            &NewRoom {
-                name: "Moderated".into(),
-                ..Default::default()
-            },
-            Some(&owner_id),
-        )
-        .await
-        .unwrap();
-    (room.id, format!("room:{}", room.id), token, owner_id)
-}
-
-async fn owner_joins(server: &TestServer, topic: &str, token: &str, owner_id: &str) -> Person {
-    let mut socket = socket_with_token(server, token, owner_id).await;
-    let (join_ref, reply) = socket.join_ok(topic, "Olga").await;
+/// A fresh server with a room that a new visitor, Olga, owns and has joined:
+/// (server, room id, topic, Olga).
+pub(crate) async fn olgas_room() -> (TestServer, Uuid, String, Person) {
+    let server = TestServer::start().await;
+    let (token, owner_id) = server.session("Olga").await;
+    let room = stored_room(&server.state.store, "Moderated", Some(&owner_id)).await;
+    let topic = format!("room:{}", room.id);
+    let mut socket = server.socket_with_token(&token, &owner_id).await;
+    let (join_ref, reply) = socket.join_ok(&topic, "Olga").await;
     assert_eq!(reply["governance"]["owner_user_id"], owner_id, "{reply}");
-    Person {
-        token: token.to_string(),
+    let olga = Person {
+        token,
         socket,
         join_ref,
-    }
+    };
+    (server, room.id, topic, olga)
 }
 
 /// Waits for a `moderation` notice and returns it.
@@ -134,26 +134,13 @@ async fn metas_until_notice(socket: &mut TestSocket, user_id: &str) -> (Vec<Valu
 }
 
 async fn plain_room(server: &TestServer, name: &str) -> String {
-    let room = server
-        .state
-        .store
-        .create_room(
-            &NewRoom {
-                name: name.into(),
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let room = stored_room(&server.state.store, name, None).await;
     format!("room:{}", room.id)
 }
 
 #[tokio::test]
 async fn a_deleted_room_closes_its_live_session_and_refuses_joins() {
-    let server = TestServer::start().await;
-    let (room_id, topic, token, owner_id) = owned_room(&server, "Olga").await;
-    let mut olga = owner_joins(&server, &topic, &token, &owner_id).await;
+    let (server, room_id, topic, mut olga) = olgas_room().await;
     let mut bo = arrive(&server, &topic, "Bo").await;
     let elsewhere = plain_room(&server, "Elsewhere").await;
     let mut cy = arrive(&server, &elsewhere, "Cy").await;
@@ -166,19 +153,16 @@ async fn a_deleted_room_closes_its_live_session_and_refuses_joins() {
     assert!(server.state.rooms.close(room_id, reason.clone()).await);
 
     for person in [&mut olga, &mut bo] {
-        let close = person
-            .socket
-            .expect_text(|f| f.event == "phx_close" && f.topic == topic)
-            .await;
-        assert_eq!(close.join_ref.as_deref(), Some(person.join_ref.as_str()));
-        assert_eq!(close.payload["code"], "room_deleted");
-        assert_eq!(close.payload["reason"], reason.reason.as_str());
+        let close =
+            expect_channel_closed(&mut person.socket, &topic, &person.join_ref, "room_deleted")
+                .await;
+        assert_eq!(close["reason"], reason.reason.as_str());
     }
 
     // Joining again is refused: the room is gone, not merely restarted.
-    let (_, status, response) = bo.socket.join(&topic, join_payload("Bo")).await;
-    assert_eq!(status, "error", "{response}");
-    assert_eq!(response["code"], "room_not_found");
+    bo.socket
+        .join_refused(&topic, "Bo", "room_not_found", "")
+        .await;
 
     // Restored, the room takes joins again; but the channel its deletion
     // closed reaches neither the room nor its voice.
@@ -197,19 +181,15 @@ async fn a_deleted_room_closes_its_live_session_and_refuses_joins() {
     assert_eq!(status, "ok", "{response}");
 
     // The other room never noticed.
-    let (status, _) = cy
-        .push(&elsewhere, "chat", json!({"text": "still here"}))
-        .await;
-    assert_eq!(status, "ok");
+    cy.chat_ok(&elsewhere, "still here").await;
 }
 
 #[tokio::test]
 async fn only_the_owner_and_moderators_may_moderate_and_everyone_sees_each_act() {
-    let server = TestServer::start().await;
-    let (room_id, topic, token, owner_id) = owned_room(&server, "Olga").await;
-    let mut olga = owner_joins(&server, &topic, &token, &owner_id).await;
+    let (server, room_id, topic, mut olga) = olgas_room().await;
     let mut bo = arrive(&server, &topic, "Bo").await;
     let mut mallory = arrive(&server, &topic, "Mallory").await;
+    let owner_id = olga.user_id();
 
     // A plain member may do none of it, and is told why.
     for act in [
@@ -218,23 +198,15 @@ async fn only_the_owner_and_moderators_may_moderate_and_everyone_sees_each_act()
         json!({"action": "lock", "locked": true}),
         json!({"action": "moderator", "user_id": mallory.user_id(), "moderator": true}),
     ] {
-        let (status, response) = mallory.moderate(&topic, act.clone()).await;
-        assert_eq!(status, "error", "{act}");
-        assert_eq!(response["code"], "forbidden", "{act}");
-        assert!(
-            response["reason"].as_str().unwrap().contains("owner"),
-            "{response}"
-        );
+        mallory.moderate_forbidden(&topic, act, "owner").await;
     }
 
     // The owner names Bo a co-moderator: stored, shown in presence, told to all.
-    let (status, _) = olga
-        .moderate(
-            &topic,
-            json!({"action": "moderator", "user_id": bo.user_id(), "moderator": true}),
-        )
-        .await;
-    assert_eq!(status, "ok");
+    olga.moderate_ok(
+        &topic,
+        json!({"action": "moderator", "user_id": bo.user_id(), "moderator": true}),
+    )
+    .await;
     let bo_id = bo.user_id();
     let (metas, _) = metas_until_notice(&mut mallory.socket, &bo_id).await;
     assert_eq!(metas.len(), 1, "{metas:?}");
@@ -253,30 +225,11 @@ async fn only_the_owner_and_moderators_may_moderate_and_everyone_sees_each_act()
     );
 
     // A moderator moderates, but names nobody and cannot touch the owner.
-    let (status, response) = bo
-        .moderate(
-            &topic,
-            json!({"action": "moderator", "user_id": mallory.user_id(), "moderator": true}),
-        )
+    let naming = json!({"action": "moderator", "user_id": mallory.user_id(), "moderator": true});
+    bo.moderate_forbidden(&topic, naming, "").await;
+    let removing_the_owner = json!({"action": "remove", "user_id": &owner_id});
+    bo.moderate_forbidden(&topic, removing_the_owner, "owner cannot")
         .await;
-    assert_eq!(
-        (status.as_str(), &response["code"]),
-        ("error", &json!("forbidden"))
-    );
-    let (status, response) = bo
-        .moderate(&topic, json!({"action": "remove", "user_id": &owner_id}))
-        .await;
-    assert_eq!(
-        (status.as_str(), &response["code"]),
-        ("error", &json!("forbidden"))
-    );
-    assert!(
-        response["reason"]
-            .as_str()
-            .unwrap()
-            .contains("owner cannot"),
-        "{response}"
-    );
 
     // A newcomer sees the owner's and the moderator's roles.
     let mut cy = arrive(&server, &topic, "Cy").await;
@@ -286,13 +239,11 @@ async fn only_the_owner_and_moderators_may_moderate_and_everyone_sees_each_act()
     assert!(state[&mallory.user_id()]["metas"][0].get("role").is_none());
 
     // The owner may act on moderators; unnamed, Bo is a member again.
-    let (status, _) = olga
-        .moderate(
-            &topic,
-            json!({"action": "moderator", "user_id": bo.user_id(), "moderator": false}),
-        )
-        .await;
-    assert_eq!(status, "ok");
+    olga.moderate_ok(
+        &topic,
+        json!({"action": "moderator", "user_id": bo.user_id(), "moderator": false}),
+    )
+    .await;
     let (metas, notice) = metas_until_notice(&mut cy.socket, &bo.user_id()).await;
     assert_eq!(metas.len(), 1, "{metas:?}");
     assert!(metas[0].get("role").is_none(), "{metas:?}");
@@ -308,24 +259,16 @@ async fn only_the_owner_and_moderators_may_moderate_and_everyone_sees_each_act()
     );
 
     // Through it all the room kept serving everyone.
-    let (status, _) = mallory.push(&topic, "chat", json!({"text": "hello"})).await;
-    assert_eq!(status, "ok");
+    mallory.chat_ok(&topic, "hello").await;
 }
 
 #[tokio::test]
 async fn a_moderator_mute_holds_until_a_moderator_lifts_it() {
-    let server = TestServer::start().await;
-    let (_, topic, token, owner_id) = owned_room(&server, "Olga").await;
-    let mut olga = owner_joins(&server, &topic, &token, &owner_id).await;
+    let (server, _, topic, mut olga) = olgas_room().await;
     let mut bo = arrive(&server, &topic, "Bo").await;
 
-    let (status, _) = olga
-        .moderate(
-            &topic,
-            json!({"action": "mute", "user_id": bo.user_id(), "muted": true}),
-        )
-        .await;
-    assert_eq!(status, "ok");
+    let mute = json!({"action": "mute", "user_id": bo.user_id(), "muted": true});
+    olga.moderate_ok(&topic, mute.clone()).await;
     // The sender's reply comes after the presence change, so Bo's own view
     // is the one that shows both.
     let bo_id = bo.user_id();
@@ -335,29 +278,15 @@ async fn a_moderator_mute_holds_until_a_moderator_lifts_it() {
         (&metas[0]["muted"], &metas[0]["moderator_muted"]),
         (&json!(true), &json!(true))
     );
-    assert_eq!(
-        notice["act"],
-        json!({"action": "mute", "user_id": bo.user_id(), "muted": true})
-    );
+    assert_eq!(notice["act"], mute);
 
     // Bo cannot unmute himself, but stays in the room and may chat.
-    let (status, response) = bo.push(&topic, "set_muted", json!({"muted": false})).await;
-    assert_eq!(status, "error");
-    assert_eq!(response["code"], "forbidden");
-    assert!(
-        response["reason"]
-            .as_str()
-            .unwrap()
-            .contains("moderator muted you"),
-        "{response}"
-    );
-    let (status, _) = bo
-        .push(&topic, "chat", json!({"text": "I can still type"}))
-        .await;
-    assert_eq!(status, "ok");
+    let unmuting = bo.push(&topic, "set_muted", json!({"muted": false})).await;
+    assert_refused(unmuting, "forbidden", "moderator muted you");
+    bo.chat_ok(&topic, "I can still type").await;
 
     // A second tab of Bo joins muted as well.
-    let mut tab = socket_with_token(&server, &bo.token, &bo.user_id()).await;
+    let mut tab = server.socket_with_token(&bo.token, &bo.user_id()).await;
     let (_, _) = tab.join_ok(&topic, "Bo").await;
     let state = tab.expect_event("presence_state").await;
     for meta in state[&bo.user_id()]["metas"].as_array().unwrap() {
@@ -367,65 +296,45 @@ async fn a_moderator_mute_holds_until_a_moderator_lifts_it() {
     assert_eq!(joined["moderator_muted"], true, "{joined}");
 
     // Lifted, Bo is still muted until he unmutes, which he now may.
-    let (status, _) = olga
-        .moderate(
-            &topic,
-            json!({"action": "mute", "user_id": bo.user_id(), "muted": false}),
-        )
-        .await;
-    assert_eq!(status, "ok");
+    let lift = json!({"action": "mute", "user_id": bo.user_id(), "muted": false});
+    olga.moderate_ok(&topic, lift).await;
     let (metas, _) = metas_until_notice(&mut bo.socket, &bo_id).await;
     assert_eq!(metas.len(), 2, "both of Bo's clients: {metas:?}");
     for meta in &metas {
         assert!(meta.get("moderator_muted").is_none(), "{meta}");
         assert_eq!(meta["muted"], true, "{meta}");
     }
-    let (status, _) = bo.push(&topic, "set_muted", json!({"muted": false})).await;
-    assert_eq!(status, "ok");
+    assert_ok(bo.push(&topic, "set_muted", json!({"muted": false})).await);
 }
 
 #[tokio::test]
 async fn a_removed_person_is_closed_out_and_cannot_rejoin_for_a_while() {
-    let server = TestServer::start().await;
-    let (room_id, topic, token, owner_id) = owned_room(&server, "Olga").await;
-    let mut olga = owner_joins(&server, &topic, &token, &owner_id).await;
+    let (server, room_id, topic, mut olga) = olgas_room().await;
     let mut mallory = arrive(&server, &topic, "Mallory").await;
     // Mallory's second client (the headset beside the browser).
-    let mut headset = socket_with_token(&server, &mallory.token, &mallory.user_id()).await;
+    let mut headset = server
+        .socket_with_token(&mallory.token, &mallory.user_id())
+        .await;
     let (headset_ref, _) = headset.join_ok(&topic, "Mallory").await;
     let mut bo = arrive(&server, &topic, "Bo").await;
 
-    let (status, _) = olga
-        .moderate(
-            &topic,
-            json!({"action": "remove", "user_id": mallory.user_id()}),
-        )
-        .await;
-    assert_eq!(status, "ok");
+    let removal = json!({"action": "remove", "user_id": mallory.user_id()});
+    olga.moderate_ok(&topic, removal).await;
     for (socket, join_ref) in [
         (&mut mallory.socket, mallory.join_ref.as_str()),
         (&mut headset, headset_ref.as_str()),
     ] {
-        let close = socket
-            .expect_text(|f| f.event == "phx_close" && f.topic == topic)
-            .await;
-        assert_eq!(close.join_ref.as_deref(), Some(join_ref));
-        assert_eq!(close.payload["code"], "removed");
+        let close = expect_channel_closed(socket, &topic, join_ref, "removed").await;
         assert!(
-            close.payload["reason"]
-                .as_str()
-                .unwrap()
-                .contains("rejoin after"),
-            "{}",
-            close.payload
+            close["reason"].as_str().unwrap().contains("rejoin after"),
+            "{close}"
         );
     }
     // A client that pushes on regardless is told why, and nothing reaches the room.
-    let (status, response) = mallory
+    let pushed = mallory
         .push(&topic, "chat", json!({"text": "I am still here"}))
         .await;
-    assert_eq!(status, "error");
-    assert_eq!(response["code"], "removed", "{response}");
+    assert_refused(pushed, "removed", "");
 
     // Both of Mallory's clients left everyone's presence, then all are told.
     let mut left = 0;
@@ -438,8 +347,7 @@ async fn a_removed_person_is_closed_out_and_cannot_rejoin_for_a_while() {
     let notice = notice(&mut bo.socket).await;
     assert_eq!(notice["act"]["action"], "remove");
     assert_eq!(notice["target_name"], "Mallory");
-    let (status, _) = bo.push(&topic, "chat", json!({"text": "better now"})).await;
-    assert_eq!(status, "ok");
+    bo.chat_ok(&topic, "better now").await;
     let event = olga.socket.expect_event("event").await;
     assert_eq!(
         event["body"]["text"], "better now",
@@ -448,104 +356,64 @@ async fn a_removed_person_is_closed_out_and_cannot_rejoin_for_a_while() {
 
     // Rejoining is refused, with when it will be allowed, also after the
     // room's actor was replaced (the ban is kept outside it).
-    let (_, status, response) = mallory.socket.join(&topic, join_payload("Mallory")).await;
-    assert_eq!(status, "error");
-    assert_eq!(response["code"], "removed");
     let minutes = REMOVAL_BAN_SECONDS / 60;
-    assert!(
-        response["reason"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("in {minutes} minutes")),
-        "{response}"
-    );
+    let when = format!("in {minutes} minutes");
+    mallory
+        .socket
+        .join_refused(&topic, "Mallory", "removed", &when)
+        .await;
     assert!(server.state.rooms.inject_panic(room_id).await);
     olga.socket.expect_text(|f| f.event == "phx_error").await;
     olga.join_ref = olga.socket.join_ok(&topic, "Olga").await.0;
-    let mut fresh = socket_with_token(&server, &mallory.token, &mallory.user_id()).await;
-    let (_, status, response) = fresh.join(&topic, join_payload("Mallory")).await;
-    assert_eq!(
-        (status.as_str(), &response["code"]),
-        ("error", &json!("removed"))
-    );
+    let mut fresh = server
+        .socket_with_token(&mallory.token, &mallory.user_id())
+        .await;
+    fresh.join_refused(&topic, "Mallory", "removed", "").await;
 
     // Moderators are removed only by the owner; the owner never.
-    let (status, _) = olga
-        .moderate(
-            &topic,
-            json!({"action": "moderator", "user_id": bo.user_id(), "moderator": true}),
-        )
-        .await;
-    assert_eq!(status, "ok");
+    let naming_bo = json!({"action": "moderator", "user_id": bo.user_id(), "moderator": true});
+    olga.moderate_ok(&topic, naming_bo).await;
     bo.join_ref = bo.socket.join_ok(&topic, "Bo").await.0;
     let mut cy = arrive(&server, &topic, "Cy").await;
     let mut dee = arrive(&server, &topic, "Dee").await;
-    let (status, _) = olga
-        .moderate(
-            &topic,
-            json!({"action": "moderator", "user_id": cy.user_id(), "moderator": true}),
-        )
-        .await;
-    assert_eq!(status, "ok");
-    let (status, response) = cy
-        .moderate(&topic, json!({"action": "remove", "user_id": bo.user_id()}))
-        .await;
-    assert_eq!(
-        (status.as_str(), &response["code"]),
-        ("error", &json!("forbidden"))
-    );
-    let (status, _) = cy
-        .moderate(
-            &topic,
-            json!({"action": "remove", "user_id": dee.user_id()}),
-        )
-        .await;
-    assert_eq!(status, "ok");
+    let naming_cy = json!({"action": "moderator", "user_id": cy.user_id(), "moderator": true});
+    olga.moderate_ok(&topic, naming_cy).await;
+    let removing_bo = json!({"action": "remove", "user_id": bo.user_id()});
+    cy.moderate_forbidden(&topic, removing_bo, "").await;
+    let removing_dee = json!({"action": "remove", "user_id": dee.user_id()});
+    cy.moderate_ok(&topic, removing_dee).await;
     let close = dee.socket.expect_text(|f| f.event == "phx_close").await;
     assert_eq!(close.payload["code"], "removed");
 }
 
 #[tokio::test]
 async fn a_locked_room_keeps_its_members_and_refuses_newcomers() {
-    let server = TestServer::start().await;
-    let (room_id, topic, token, owner_id) = owned_room(&server, "Olga").await;
-    let mut olga = owner_joins(&server, &topic, &token, &owner_id).await;
+    let (server, room_id, topic, mut olga) = olgas_room().await;
     let mut bo = arrive(&server, &topic, "Bo").await;
 
-    let (status, _) = olga
-        .moderate(&topic, json!({"action": "lock", "locked": true}))
+    olga.moderate_ok(&topic, json!({"action": "lock", "locked": true}))
         .await;
-    assert_eq!(status, "ok");
     let notice = notice(&mut bo.socket).await;
     assert_eq!(notice["governance"]["locked"], true);
     let stored = server.state.store.get_room(room_id).await.unwrap().unwrap();
     assert!(stored.locked, "the lock is stored");
 
     let (newcomer_token, newcomer_id) = server.session("Cy").await;
-    let mut cy = socket_with_token(&server, &newcomer_token, &newcomer_id).await;
-    let (_, status, response) = cy.join(&topic, join_payload("Cy")).await;
-    assert_eq!(status, "error");
-    assert_eq!(response["code"], "room_locked");
-    assert!(
-        response["reason"].as_str().unwrap().contains("locked"),
-        "{response}"
-    );
+    let mut cy = server
+        .socket_with_token(&newcomer_token, &newcomer_id)
+        .await;
+    cy.join_refused(&topic, "Cy", "room_locked", "locked").await;
 
     // Those already in stay, and may open another client; the owner too.
-    let mut bo_tab = socket_with_token(&server, &bo.token, &bo.user_id()).await;
+    let mut bo_tab = server.socket_with_token(&bo.token, &bo.user_id()).await;
     let (_, reply) = bo_tab.join_ok(&topic, "Bo").await;
     assert_eq!(reply["governance"]["locked"], true);
-    let mut olga_tab = socket_with_token(&server, &token, &owner_id).await;
+    let mut olga_tab = server.socket_with_token(&olga.token, &olga.user_id()).await;
     olga_tab.join_ok(&topic, "Olga").await;
-    let (status, _) = bo
-        .push(&topic, "chat", json!({"text": "still talking"}))
-        .await;
-    assert_eq!(status, "ok");
+    bo.chat_ok(&topic, "still talking").await;
 
-    let (status, _) = olga
-        .moderate(&topic, json!({"action": "lock", "locked": false}))
+    olga.moderate_ok(&topic, json!({"action": "lock", "locked": false}))
         .await;
-    assert_eq!(status, "ok");
     let (_, status, response) = cy.join(&topic, join_payload("Cy")).await;
     assert_eq!(status, "ok", "{response}");
     assert_eq!(response["governance"]["locked"], false);

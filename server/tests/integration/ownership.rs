@@ -37,6 +37,13 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// A new visitor's browser, and the public room `name` it made (its id).
+    pub async fn with_public_room(server: &'a TestServer, name: &str) -> (Browser<'a>, String) {
+        let browser = Browser::new(server).await;
+        let id = browser.create_room(name, "public").await;
+        (browser, id)
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.server
             .send(Request::get(path).cookie(&self.cookie))
@@ -120,9 +127,8 @@ fn admin_token(server: &TestServer) -> String {
 #[tokio::test]
 async fn only_the_owner_sees_and_uses_the_edit_and_delete_forms() {
     let server = TestServer::start().await;
-    let ada = Browser::new(&server).await;
+    let (ada, id) = Browser::with_public_room(&server, "Ada's room").await;
     let mallory = Browser::new(&server).await;
-    let id = ada.create_room("Ada's room", "public").await;
     let room_page = format!("/rooms/{id}");
 
     let own = ada.get(&room_page).await;
@@ -184,10 +190,7 @@ async fn only_the_owner_sees_and_uses_the_edit_and_delete_forms() {
 #[tokio::test]
 async fn only_the_owner_or_the_admin_change_rooms_through_the_api() {
     let server = TestServer::start().await;
-    let created = server
-        .send(Request::post("/api/rooms").json(&json!({"name": "Mine", "description": ""})))
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
+    let created = server.post_room("Mine").await;
     let owner_cookie = created.cookie(COOKIE).expect("a new visitor gets a cookie");
     let id = created.json()["id"].as_str().unwrap().to_string();
     let owner_id = created.json()["owner_id"].as_str().unwrap().to_string();
@@ -304,8 +307,7 @@ async fn rooms_made_before_owners_are_the_admins_alone() {
 #[tokio::test]
 async fn deleting_ends_the_live_session_and_the_owner_can_undo_it() {
     let server = TestServer::start().await;
-    let ada = Browser::new(&server).await;
-    let id = ada.create_room("Doomed", "public").await;
+    let (ada, id) = Browser::with_public_room(&server, "Doomed").await;
     let topic = format!("room:{id}");
     let mut member = server.socket("Bo").await;
     member.join_ok(&topic, "Bo").await;
@@ -586,16 +588,7 @@ async fn room_creation_is_limited_per_address_on_pages_and_api() {
     assert_eq!(form.status, 429, "{}", form.body);
     assert!(form.header("retry-after").is_some());
     assert!(form.body.contains("try again in"), "{}", form.body);
-    assert_eq!(
-        server
-            .get("/api/rooms")
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(server.listed_rooms().await.len(), 3);
     // Honest use goes on: rooms are still read and joined.
     let id = server.get("/api/rooms").await.json()[0]["id"]
         .as_str()
@@ -699,22 +692,13 @@ async fn the_store_keeps_governance_and_deletion(store: roomscale_server::Store)
     assert_eq!(opened.visibility, Visibility::Public);
 
     store.set_room_locked(public.id, true).await.unwrap();
-    store
-        .set_room_moderator(public.id, "bo", true)
-        .await
-        .unwrap();
-    store
-        .set_room_moderator(public.id, "bo", true)
-        .await
-        .unwrap();
-    store
-        .set_room_moderator(public.id, "cy", true)
-        .await
-        .unwrap();
-    store
-        .set_room_moderator(public.id, "cy", false)
-        .await
-        .unwrap();
+    // Naming someone twice is naming them once; unnaming takes them off.
+    for (user, moderator) in [("bo", true), ("bo", true), ("cy", true), ("cy", false)] {
+        store
+            .set_room_moderator(public.id, user, moderator)
+            .await
+            .unwrap();
+    }
     let moderators = store.room_moderators(public.id).await.unwrap();
     assert_eq!(moderators, ["bo"]);
     let governance = store

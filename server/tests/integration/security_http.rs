@@ -5,15 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use roomscale_server::{AppState, Config, Identity, Store};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
-use crate::common::ws::{TestSocket, WAIT};
-use crate::common::{Request, TestServer, skip};
+use crate::common::ws::{WAIT, assert_ok, socket_at};
+use crate::common::{Request, TestServer, skip, stored_room};
 use crate::ownership::{Browser, csrf_in};
 
 const EVIL: &str = "https://evil.example";
@@ -21,8 +18,7 @@ const EVIL: &str = "https://evil.example";
 #[tokio::test]
 async fn forms_and_api_calls_from_another_site_change_nothing() {
     let server = TestServer::start().await;
-    let ada = Browser::new(&server).await;
-    let id = ada.create_room("Target", "public").await;
+    let (ada, id) = Browser::with_public_room(&server, "Target").await;
     let room_page = ada.get(&format!("/rooms/{id}")).await.body;
     let token = csrf_in(&room_page, &format!("/rooms/{id}/delete"));
 
@@ -89,16 +85,7 @@ async fn forms_and_api_calls_from_another_site_change_nothing() {
     assert_eq!(server.get(&format!("/rooms/{id}")).await.status, 200);
     let mut member = server.socket("Bo").await;
     member.join_ok(&format!("room:{id}"), "Bo").await;
-    assert_eq!(
-        server
-            .get("/api/rooms")
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(server.listed_rooms().await.len(), 1);
     // And the owner's own page still works.
     let deleted = ada
         .post(&format!("/rooms/{id}/delete"), &[("_csrf", &token)])
@@ -109,8 +96,7 @@ async fn forms_and_api_calls_from_another_site_change_nothing() {
 #[tokio::test]
 async fn pages_carry_the_security_headers_and_no_inline_script() {
     let server = TestServer::start().await;
-    let ada = Browser::new(&server).await;
-    let id = ada.create_room("Headers", "public").await;
+    let (ada, id) = Browser::with_public_room(&server, "Headers").await;
     for path in [
         "/".to_string(),
         "/rooms".into(),
@@ -159,12 +145,8 @@ async fn pages_carry_the_security_headers_and_no_inline_script() {
     );
     let stylesheet = server.get("/pages.css").await;
     assert_eq!(stylesheet.status, 200);
-    assert!(
-        stylesheet
-            .header("content-type")
-            .unwrap()
-            .starts_with("text/css")
-    );
+    let content_type = stylesheet.header("content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/css"), "{content_type}");
     assert!(stylesheet.body.contains("#room-root"));
 }
 
@@ -191,54 +173,6 @@ async fn the_cookie_is_secure_behind_https() {
     );
 }
 
-/// A server like [`TestServer`], on `bind`, whose state `adjust` changes before
-/// it serves.
-struct OwnServer {
-    addr: SocketAddr,
-    state: AppState,
-    task: JoinHandle<()>,
-    _shutdown: watch::Sender<bool>,
-    _data_dir: tempfile::TempDir,
-}
-
-impl OwnServer {
-    async fn start(
-        bind: &str,
-        configure: impl FnOnce(&mut Config),
-        adjust: impl FnOnce(&mut AppState),
-    ) -> OwnServer {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(data_dir.path());
-        configure(&mut config);
-        let store = Store::connect(&config.database_url()).await.unwrap();
-        let identity = Identity::load_or_create(&config.secret_key_path()).unwrap();
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut state = AppState::new(config, store, identity, shutdown_rx);
-        adjust(&mut state);
-        let listener = TcpListener::bind(bind).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let serving = state.clone();
-        let task = tokio::spawn(async move {
-            roomscale_server::serve_app(listener, serving)
-                .await
-                .unwrap();
-        });
-        OwnServer {
-            addr,
-            state,
-            task,
-            _shutdown: shutdown,
-            _data_dir: data_dir,
-        }
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// An address of this machine that is not loopback, if it has one.
 fn non_loopback_address() -> Option<std::net::IpAddr> {
     // Connecting a UDP socket sends nothing; it only picks the local address
@@ -255,7 +189,7 @@ async fn metrics_answer_loopback_or_the_metrics_token_only() {
         skip("metrics_answer_loopback_or_the_metrics_token_only needs a non-loopback address");
         return;
     };
-    let server = OwnServer::start(
+    let server = TestServer::start_on(
         "0.0.0.0:0",
         |config| config.metrics_token = Some("metrics-secret-123".into()),
         |_| {},
@@ -297,7 +231,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<V
 #[tokio::test]
 async fn slow_requests_are_cut_but_sockets_are_not() {
     let read_timeout = Duration::from_millis(700);
-    let server = OwnServer::start(
+    let server = TestServer::start_on(
         "127.0.0.1:0",
         |_| {},
         |state| state.http_read_timeout = read_timeout,
@@ -335,38 +269,14 @@ async fn slow_requests_are_cut_but_sockets_are_not() {
         let response = Request::post("/api/session").send(server.addr).await;
         response.json()["token"].as_str().unwrap().to_string()
     };
-    let room = server
-        .state
-        .store
-        .create_room(
-            &roomscale_server::storage::NewRoom {
-                name: "Quiet".into(),
-                ..Default::default()
-            },
-            Some("owner"),
-        )
-        .await
-        .unwrap();
-    let (ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://{}/socket/websocket?vsn=2.0.0&token={token}",
-        server.addr
-    ))
-    .await
-    .unwrap();
-    let mut socket = TestSocket::new(ws, String::new());
+    let room = stored_room(&server.state.store, "Quiet", Some("owner")).await;
+    let mut socket = socket_at(server.addr, &token, "").await;
     let topic = format!("room:{}", room.id);
     let (join_ref, _) = socket.join_ok(&topic, "Ada").await;
     // The point is the time passing with nothing sent.
     tokio::time::sleep(read_timeout * 2).await;
-    let sent = socket
-        .push(
-            Some(&join_ref),
-            &topic,
-            "chat",
-            json!({"text": "still here"}),
-        )
-        .await;
-    assert_eq!(socket.expect_reply(&sent).await.0, "ok");
+    let chat = json!({"text": "still here"});
+    assert_ok(socket.request(Some(&join_ref), &topic, "chat", chat).await);
     // And plain requests are still served.
     assert_eq!(Request::get("/healthz").send(server.addr).await.status, 200);
 }
@@ -424,13 +334,7 @@ async fn files_are_private_and_the_log_never_shows_a_socket_token() {
         .send(server.addr)
         .await;
     let topic = format!("room:{}", created.json()["id"].as_str().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://{}/socket/websocket?vsn=2.0.0&token={token}",
-        server.addr
-    ))
-    .await
-    .unwrap();
-    let mut socket = TestSocket::new(ws, String::new());
+    let mut socket = socket_at(server.addr, &token, "").await;
     socket.join_ok(&topic, "Ada").await;
     // A refused token, which a careless log would print to explain the refusal.
     let refused = Request::get(&format!("/socket/websocket?vsn=2.0.0&token={token}x"))

@@ -9,17 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use roomscale_protocol::events::IceCandidate;
-use roomscale_server::storage::NewRoom;
 use roomscale_server::voice::{Route, Voice};
 use serde_json::{Value, json};
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
 
 use crate::common::TestServer;
-use crate::common::ws::TestSocket;
-use crate::moderation::socket_with_token;
+use crate::common::ws::{AdaAndBo, TestSocket, assert_ok, assert_refused};
+use crate::moderation::{Person, olgas_room};
 use crate::voice::{LivePeer, answer_offer_for, client_peer, join_live, push_expect};
 
 /// Long enough for a live publisher (a frame every 20 ms) to be heard often.
@@ -41,25 +40,53 @@ async fn expect_speaking(socket: &mut TestSocket, user_id: &str, speaking: bool)
 }
 
 async fn chat_reaches(from: &mut TestSocket, join_ref: &str, room: &str, to: &mut TestSocket) {
-    let r = from
-        .push(Some(join_ref), room, "chat", json!({"text": "still here"}))
+    let reply = from
+        .request(Some(join_ref), room, "chat", json!({"text": "still here"}))
         .await;
-    assert_eq!(from.expect_reply(&r).await.0, "ok");
+    assert_ok(reply);
     let event = to.expect_event("event").await;
     assert_eq!(event["body"]["text"], "still here");
+}
+
+/// Pushes `event` on `room`, which the server must accept; returns the reply.
+async fn push_ok(
+    socket: &mut TestSocket,
+    join_ref: &str,
+    room: &str,
+    event: &str,
+    payload: Value,
+) -> Value {
+    assert_ok(push_expect(socket, join_ref, room, event, payload).await)
+}
+
+/// Ada and Bo in a new room, both publishing live audio: (the two, Bo's
+/// peer, Ada's peer, the line on which Bo hears Ada). Ada's client sends loud
+/// audio every 20 ms, muted or not, as a client that ignores its own mute
+/// would.
+async fn ada_heard_by_bo(
+    server: &TestServer,
+    room_name: &str,
+) -> (AdaAndBo, LivePeer, LivePeer, Mid) {
+    let mut people = server.ada_and_bo(room_name).await;
+    let AdaAndBo {
+        topic,
+        ada,
+        ada_ref,
+        bo,
+        bo_ref,
+    } = &mut people;
+    let bo_peer = join_live(bo, bo_ref, topic, Direction::SendOnly).await;
+    let ada_peer = join_live(ada, ada_ref, topic, Direction::SendOnly).await;
+    let ada_at_bo = answer_offer_for(bo, bo_ref, topic, &bo_peer, &ada.user_id).await;
+    (people, bo_peer, ada_peer, ada_at_bo)
 }
 
 #[tokio::test]
 async fn a_muted_member_is_not_forwarded_and_stops_speaking_at_once() {
     let server = TestServer::start().await;
-    let (room, ada, bo) = server.room_with_ada_and_bo("Muting").await;
-    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
-    let mut bo_peer = join_live(&mut bo, &bo_ref, &room, Direction::SendOnly).await;
-    // Ada's client sends loud audio every 20 ms, muted or not, as a client
-    // that ignores its own mute would.
-    let _ada_peer = join_live(&mut ada, &ada_ref, &room, Direction::SendOnly).await;
+    let (people, mut bo_peer, _ada_peer, mid) = ada_heard_by_bo(&server, "Muting").await;
+    let (room, mut ada, ada_ref, mut bo, bo_ref) = people.into_parts();
     let ada_id = ada.user_id.clone();
-    let mid = answer_offer_for(&mut bo, &bo_ref, &room, &bo_peer, &ada_id).await;
     assert!(
         bo_peer.count_media(mid, LISTEN).await >= HEARD,
         "Ada is heard"
@@ -69,30 +96,16 @@ async fn a_muted_member_is_not_forwarded_and_stops_speaking_at_once() {
     // Muted and at once unmuted: far quicker than the hangover that ends
     // speech when frames stop, yet speaking ends with the mute itself.
     for muted in [true, false] {
-        let (status, reply) = push_expect(
-            &mut ada,
-            &ada_ref,
-            &room,
-            "set_muted",
-            json!({"muted": muted}),
-        )
-        .await;
-        assert_eq!(status, "ok", "{reply}");
+        let set = json!({"muted": muted});
+        push_ok(&mut ada, &ada_ref, &room, "set_muted", set).await;
     }
     expect_speaking(&mut bo, &ada_id, false).await;
     expect_speaking(&mut bo, &ada_id, true).await;
 
     // Muted for good: Ada keeps sending, and nothing of it is forwarded nor
     // counts as speech.
-    let (status, _) = push_expect(
-        &mut ada,
-        &ada_ref,
-        &room,
-        "set_muted",
-        json!({"muted": true}),
-    )
-    .await;
-    assert_eq!(status, "ok");
+    let muted = json!({"muted": true});
+    push_ok(&mut ada, &ada_ref, &room, "set_muted", muted).await;
     expect_speaking(&mut bo, &ada_id, false).await;
     bo_peer.count_media(mid, IN_FLIGHT).await;
     assert_eq!(
@@ -110,15 +123,8 @@ async fn a_muted_member_is_not_forwarded_and_stops_speaking_at_once() {
 
     // The room serves on, and Ada is heard again once unmuted.
     chat_reaches(&mut bo, &bo_ref, &room, &mut ada).await;
-    let (status, _) = push_expect(
-        &mut ada,
-        &ada_ref,
-        &room,
-        "set_muted",
-        json!({"muted": false}),
-    )
-    .await;
-    assert_eq!(status, "ok");
+    let unmuted = json!({"muted": false});
+    push_ok(&mut ada, &ada_ref, &room, "set_muted", unmuted).await;
     assert!(
         bo_peer.count_media(mid, LISTEN).await >= HEARD,
         "Ada is heard again once unmuted"
@@ -195,10 +201,8 @@ impl Flood {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_left_receives_nothing_more_even_under_a_signaling_flood() {
     let server = TestServer::start().await;
-    let (room, ada, bo) = server.room_with_ada_and_bo("Leaving").await;
-    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
-    let mut cy = server.socket("Cy").await;
-    let (cy_ref, _) = cy.join_ok(&room, "Cy").await;
+    let (room, mut ada, ada_ref, mut bo, bo_ref) = server.ada_and_bo("Leaving").await.into_parts();
+    let (mut cy, cy_ref) = server.joined(&room, "Cy").await;
     let (ada_id, bo_id) = (ada.user_id.clone(), bo.user_id.clone());
 
     // Ada and Bo talk; Cy only listens.
@@ -214,8 +218,7 @@ async fn a_member_that_left_receives_nothing_more_even_under_a_signaling_flood()
     // The signaling queue is kept full while Bo leaves the room.
     let voice = server.state.voice.clone().expect("voice runs");
     let flood = Flood::start(voice.clone(), &room).await;
-    let r = bo.push(Some(&bo_ref), &room, "phx_leave", json!({})).await;
-    assert_eq!(bo.expect_reply(&r).await.0, "ok");
+    push_ok(&mut bo, &bo_ref, &room, "phx_leave", json!({})).await;
 
     // The SFU took the departure all the same: Ada's track for Bo is parked.
     let offer = ada.expect_event("rtc_offer").await;
@@ -297,20 +300,10 @@ async fn an_offer_still_queued_when_its_member_leaves_starts_no_peer() {
 /// Offers voice and expects it refused because voice is full.
 async fn expect_voice_full(socket: &mut TestSocket, join_ref: &str, room: &str, what: &str) {
     let (_rtc, offer, _pending) = client_peer();
-    let (status, reply) =
-        push_expect(socket, join_ref, room, "rtc_offer", json!({"sdp": offer})).await;
-    assert_eq!(
-        (status.as_str(), reply["code"].as_str()),
-        ("error", Some("limit_reached")),
-        "{reply}"
-    );
+    let offered = push_expect(socket, join_ref, room, "rtc_offer", json!({"sdp": offer})).await;
+    let reply = assert_refused(offered, "limit_reached", "room itself still works");
     let reason = reply["reason"].as_str().unwrap();
-    assert!(
-        reason.contains(what)
-            && reason.contains("full")
-            && reason.contains("room itself still works"),
-        "{reason}"
-    );
+    assert!(reason.contains(what) && reason.contains("full"), "{reason}");
 }
 
 #[tokio::test]
@@ -320,16 +313,11 @@ async fn voice_peers_are_capped_per_room_and_per_server_and_the_room_still_works
         config.voice_max_peers = 3;
     })
     .await;
-    let (room, ada, bo) = server.room_with_ada_and_bo("Two voices").await;
-    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
-    let mut bo_peer = join_live(&mut bo, &bo_ref, &room, Direction::SendOnly).await;
-    let _ada_peer = join_live(&mut ada, &ada_ref, &room, Direction::SendOnly).await;
-    let ada_id = ada.user_id.clone();
-    let mid = answer_offer_for(&mut bo, &bo_ref, &room, &bo_peer, &ada_id).await;
+    let (people, mut bo_peer, _ada_peer, mid) = ada_heard_by_bo(&server, "Two voices").await;
+    let (room, mut ada, _, mut bo, bo_ref) = people.into_parts();
 
     // A third voice in the room is refused; the room serves Cy all the same.
-    let mut cy = server.socket("Cy").await;
-    let (cy_ref, _) = cy.join_ok(&room, "Cy").await;
+    let (mut cy, cy_ref) = server.joined(&room, "Cy").await;
     expect_voice_full(&mut cy, &cy_ref, &room, "this room").await;
     chat_reaches(&mut cy, &cy_ref, &room, &mut ada).await;
     assert_eq!(server.state.metrics.voice_peers.get(), 2);
@@ -340,18 +328,15 @@ async fn voice_peers_are_capped_per_room_and_per_server_and_the_room_still_works
 
     // Another room: one more voice fits on the server, the next does not.
     let other = format!("room:{}", server.create_room("Elsewhere").await);
-    let mut dee = server.socket("Dee").await;
-    let (dee_ref, _) = dee.join_ok(&other, "Dee").await;
-    let mut eve = server.socket("Eve").await;
-    let (eve_ref, _) = eve.join_ok(&other, "Eve").await;
+    let (mut dee, dee_ref) = server.joined(&other, "Dee").await;
+    let (mut eve, eve_ref) = server.joined(&other, "Eve").await;
     let _dee_peer = join_live(&mut dee, &dee_ref, &other, Direction::SendOnly).await;
     expect_voice_full(&mut eve, &eve_ref, &other, "server").await;
     assert_eq!(server.state.metrics.voice_peers.get(), 3);
     assert!(server.state.metrics.errors("limit_reached") >= 2);
 
     // Once Bo leaves voice, Cy gets the place.
-    let (status, reply) = push_expect(&mut bo, &bo_ref, &room, "voice_leave", json!({})).await;
-    assert_eq!(status, "ok", "{reply}");
+    push_ok(&mut bo, &bo_ref, &room, "voice_leave", json!({})).await;
     let _cy_peer = join_live(&mut cy, &cy_ref, &room, Direction::SendOnly).await;
     assert_eq!(server.state.metrics.voice_peers.get(), 3);
 }
@@ -421,15 +406,8 @@ async fn join_live_sending_garbage_mid_handshake(
     let mut api = rtc.sdp_api();
     let mic = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let (offer, pending) = api.apply().expect("a new media line needs an offer");
-    let (status, reply) = push_expect(
-        socket,
-        join_ref,
-        room,
-        "rtc_offer",
-        json!({"sdp": offer.to_sdp_string()}),
-    )
-    .await;
-    assert_eq!(status, "ok", "{reply}");
+    let sdp = json!({"sdp": offer.to_sdp_string()});
+    let reply = push_ok(socket, join_ref, room, "rtc_offer", sdp).await;
     let answer = SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
     rtc.sdp_api().accept_answer(pending, answer).unwrap();
 
@@ -480,8 +458,7 @@ async fn join_live_sending_garbage_mid_handshake(
 #[tokio::test]
 async fn bad_datagrams_from_a_peers_own_address_do_not_disconnect_it() {
     let server = TestServer::start().await;
-    let (room, ada, bo) = server.room_with_ada_and_bo("Noisy").await;
-    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
+    let (room, mut ada, ada_ref, mut bo, bo_ref) = server.ada_and_bo("Noisy").await.into_parts();
     let (ada_id, bo_id) = (ada.user_id.clone(), bo.user_id.clone());
     let voice_addr = server.state.voice.as_ref().unwrap().local_addr();
 
@@ -522,25 +499,14 @@ async fn bad_datagrams_from_a_peers_own_address_do_not_disconnect_it() {
 
 #[tokio::test]
 async fn a_moderators_mute_and_removal_hold_at_the_sfu() {
-    let server = TestServer::start().await;
-    let (olga_token, olga_id) = server.session("Olga").await;
-    let room = server
-        .state
-        .store
-        .create_room(
-            &NewRoom {
-                name: "Moderated voice".into(),
-                ..Default::default()
-            },
-            Some(&olga_id),
-        )
-        .await
-        .unwrap();
-    let topic = format!("room:{}", room.id);
-    let mut olga = socket_with_token(&server, &olga_token, &olga_id).await;
-    let (olga_ref, _) = olga.join_ok(&topic, "Olga").await;
-    let mut mallory = server.socket("Mallory").await;
-    let (mallory_ref, _) = mallory.join_ok(&topic, "Mallory").await;
+    let (server, _, topic, olga) = olgas_room().await;
+    let olga_id = olga.user_id();
+    let Person {
+        socket: mut olga,
+        join_ref: olga_ref,
+        ..
+    } = olga;
+    let (mut mallory, mallory_ref) = server.joined(&topic, "Mallory").await;
     let mallory_id = mallory.user_id.clone();
     let mut olga_peer = join_live(&mut olga, &olga_ref, &topic, Direction::SendOnly).await;
     let mut mallory_peer = join_live(&mut mallory, &mallory_ref, &topic, Direction::SendOnly).await;
@@ -554,16 +520,9 @@ async fn a_moderators_mute_and_removal_hold_at_the_sfu() {
     // Olga mutes Mallory, whose client sends on and unmutes itself: the
     // moderator's mute holds where the voice flows.
     let mute = json!({"action": "mute", "user_id": mallory_id, "muted": true});
-    let (status, reply) = push_expect(&mut olga, &olga_ref, &topic, "moderate", mute).await;
-    assert_eq!(status, "ok", "{reply}");
-    push_expect(
-        &mut mallory,
-        &mallory_ref,
-        &topic,
-        "set_muted",
-        json!({"muted": false}),
-    )
-    .await;
+    push_ok(&mut olga, &olga_ref, &topic, "moderate", mute).await;
+    let unmuting = json!({"muted": false});
+    push_expect(&mut mallory, &mallory_ref, &topic, "set_muted", unmuting).await;
     olga_peer.count_media(mallory_at_olga, IN_FLIGHT).await;
     assert_eq!(
         olga_peer.count_media(mallory_at_olga, LISTEN).await,
@@ -574,8 +533,7 @@ async fn a_moderators_mute_and_removal_hold_at_the_sfu() {
     // Olga removes Mallory: Mallory hears nothing more, and the channel her
     // connection still holds brings no voice back.
     let remove = json!({"action": "remove", "user_id": mallory_id});
-    let (status, reply) = push_expect(&mut olga, &olga_ref, &topic, "moderate", remove).await;
-    assert_eq!(status, "ok", "{reply}");
+    push_ok(&mut olga, &olga_ref, &topic, "moderate", remove).await;
     mallory
         .expect_text(|f| f.event == "phx_close" && f.topic == topic)
         .await;
@@ -586,14 +544,9 @@ async fn a_moderators_mute_and_removal_hold_at_the_sfu() {
         "a removed member hears nothing more"
     );
     let (_rtc, offer, _pending) = client_peer();
-    let (status, reply) = push_expect(
-        &mut mallory,
-        &mallory_ref,
-        &topic,
-        "rtc_offer",
-        json!({"sdp": offer}),
-    )
-    .await;
+    let offered = json!({"sdp": offer});
+    let (status, reply) =
+        push_expect(&mut mallory, &mallory_ref, &topic, "rtc_offer", offered).await;
     assert_eq!(status, "error", "{reply}");
     assert!(
         ["removed", "not_joined"].contains(&reply["code"].as_str().unwrap()),
@@ -606,26 +559,15 @@ async fn a_moderators_mute_and_removal_hold_at_the_sfu() {
     );
 
     // Olga's room and voice go on.
-    let (status, _) = push_expect(
-        &mut olga,
-        &olga_ref,
-        &topic,
-        "chat",
-        json!({"text": "carry on"}),
-    )
-    .await;
-    assert_eq!(status, "ok");
+    let chat = json!({"text": "carry on"});
+    push_ok(&mut olga, &olga_ref, &topic, "chat", chat).await;
 }
 
 #[tokio::test]
 async fn members_of_a_room_that_crashed_keep_no_voice_peer() {
     let server = TestServer::start().await;
-    let (room, ada, bo) = server.room_with_ada_and_bo("Crashing").await;
-    let (mut ada, ada_ref, mut bo, bo_ref) = (ada.socket, ada.join_ref, bo.socket, bo.join_ref);
-    let mut bo_peer = join_live(&mut bo, &bo_ref, &room, Direction::SendOnly).await;
-    let _ada_peer = join_live(&mut ada, &ada_ref, &room, Direction::SendOnly).await;
-    let ada_id = ada.user_id.clone();
-    let mid = answer_offer_for(&mut bo, &bo_ref, &room, &bo_peer, &ada_id).await;
+    let (people, mut bo_peer, _ada_peer, mid) = ada_heard_by_bo(&server, "Crashing").await;
+    let (room, mut ada, _, mut bo, _) = people.into_parts();
     assert!(bo_peer.count_media(mid, LISTEN).await >= HEARD);
 
     // The room's actor crashes: its members are gone from it (they are asked

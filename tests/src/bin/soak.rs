@@ -58,7 +58,6 @@ use roomscale_tests::process::{self, Server};
 use roomscale_tests::soak::{self, ChatLedger, LedgerCheck, Outcomes, Rng};
 use serde_json::{Value, json};
 use sqlx::Row as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -243,32 +242,23 @@ async fn http_from(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<HttpAnswer> {
-    let exchange = async {
-        let mut stream = tcp_from(source, addr, None).await?;
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        if !headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-        {
-            request.push_str("Content-Type: application/json\r\n");
-        }
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
-        .await
-        .map_err(|_| format!("{method} {path}: no answer within 30 s"))?
-        .map_err(|e| format!("{method} {path}: {e}"))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let connect = tcp_from(source, addr, None);
+    let raw = process::http_exchange(connect, method, path, &request).await?;
     let (status, body) = load::parse_http_response(&raw)
         .ok_or_else(|| format!("{method} {path}: unreadable HTTP response"))?;
     Ok(HttpAnswer {
@@ -912,16 +902,21 @@ impl Attacker {
         Probe::open(&self.soak, ATTACKER, token).await
     }
 
-    /// A probe joined to the history room, or why not (recorded under `attack`).
-    async fn joined_probe(&self, attack: &str, token: usize) -> Option<(Probe, String)> {
-        let mut probe = match self.probe(token).await {
-            Ok(probe) => probe,
+    /// A probe for `attack`, or `None` once why not is recorded under it.
+    async fn started_probe(&self, attack: &str, token: usize) -> Option<Probe> {
+        match self.probe(token).await {
+            Ok(probe) => Some(probe),
             Err(error) => {
                 self.soak
                     .record(attack, format!("could not start: {error}"));
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// A probe joined to the history room, or why not (recorded under `attack`).
+    async fn joined_probe(&self, attack: &str, token: usize) -> Option<(Probe, String)> {
+        let mut probe = self.started_probe(attack, token).await?;
         match probe.join(&self.history_topic(), "mallory").await {
             (Some(join_ref), _) => Some((probe, join_ref)),
             (None, answer) => {
@@ -978,6 +973,16 @@ impl Attacker {
         let _ = silent.await;
     }
 
+    /// Sends each case's frame on a fresh probe and records what came back.
+    async fn raw_frames(&self, cases: impl IntoIterator<Item = (&str, Message)>) {
+        for (attack, message) in cases {
+            if let Some(mut probe) = self.started_probe(attack, 3).await {
+                let answer = probe.raw(message).await;
+                self.soak.record(attack, answer);
+            }
+        }
+    }
+
     async fn oversize(&mut self) {
         let cases: [(&str, Message); 3] = [
             (
@@ -999,17 +1004,7 @@ impl Attacker {
                 Message::text("y".repeat(4 * 1024 * 1024)),
             ),
         ];
-        for (attack, message) in cases {
-            match self.probe(3).await {
-                Ok(mut probe) => {
-                    let answer = probe.raw(message).await;
-                    self.soak.record(attack, answer);
-                }
-                Err(error) => self
-                    .soak
-                    .record(attack, format!("could not start: {error}")),
-            }
-        }
+        self.raw_frames(cases).await;
     }
 
     async fn malformed(&mut self) {
@@ -1031,17 +1026,7 @@ impl Attacker {
                 Message::binary(vec![0, 200, 200, 200, 200, 1]),
             ),
         ];
-        for (attack, message) in cases {
-            match self.probe(3).await {
-                Ok(mut probe) => {
-                    let answer = probe.raw(message).await;
-                    self.soak.record(attack, answer);
-                }
-                Err(error) => self
-                    .soak
-                    .record(attack, format!("could not start: {error}")),
-            }
-        }
+        self.raw_frames(cases).await;
     }
 
     async fn unknown_events(&mut self) {
@@ -1098,13 +1083,8 @@ impl Attacker {
     }
 
     async fn topics(&mut self) {
-        let mut probe = match self.probe(1).await {
-            Ok(probe) => probe,
-            Err(error) => {
-                return self
-                    .soak
-                    .record("topics", format!("could not start: {error}"));
-            }
+        let Some(mut probe) = self.started_probe("topics", 1).await else {
+            return;
         };
         for (spelling, topic) in soak::non_canonical_topics(&self.history_room) {
             let (_, answer) = probe.join(&topic, "mallory").await;
@@ -1120,13 +1100,8 @@ impl Attacker {
     }
 
     async fn channels(&mut self) {
-        let mut probe = match self.probe(2).await {
-            Ok(probe) => probe,
-            Err(error) => {
-                return self
-                    .soak
-                    .record("channels", format!("could not start: {error}"));
-            }
+        let Some(mut probe) = self.started_probe("channels", 2).await else {
+            return;
         };
         let mut rooms = vec![self.history_room.clone()];
         rooms.extend(self.spare_rooms.iter().cloned());
@@ -1146,70 +1121,59 @@ impl Attacker {
             .record("the same room twice on one socket", answer);
     }
 
-    async fn chat_flood(&mut self) {
-        let Some((mut probe, join_ref)) = self.joined_probe("chat flood", 1).await else {
-            return;
-        };
-        let topic = self.history_topic();
-        let count = if self.short { 200 } else { 400 };
-        let text = "flood ".repeat(160);
+    /// Sends `count` copies of one push (join ref, topic, event, payload)
+    /// without waiting, then records under `attack` how each was answered.
+    async fn flood(
+        &self,
+        probe: &mut Probe,
+        attack: &str,
+        count: usize,
+        (join_ref, topic, event, payload): (Option<&str>, &str, &str, Value),
+    ) {
         let mut refs = Vec::with_capacity(count);
         let mut send_error = None;
         for _ in 0..count {
             let msg_ref = probe.take_ref();
-            let push = frame::encode_text_parts(
-                Some(&join_ref),
-                Some(&msg_ref),
-                &topic,
-                "chat",
-                &json!({ "text": text }),
-            );
+            let push = frame::encode_text_parts(join_ref, Some(&msg_ref), topic, event, &payload);
             if let Err(error) = probe.ws.send(Message::text(push)).await {
                 send_error = Some(error.to_string());
                 break;
             }
             refs.push(msg_ref);
         }
-        let answers = tally_replies(&mut probe, &refs, send_error).await;
+        let answers = tally_replies(probe, &refs, send_error).await;
         let mut outcomes = self.soak.outcomes.borrow_mut();
         for (answer, n) in answers {
-            outcomes.add(&format!("chat flood ({count} pushes at once)"), answer, n);
+            outcomes.add(attack, answer, n);
         }
     }
 
+    async fn chat_flood(&mut self) {
+        let Some((mut probe, join_ref)) = self.joined_probe("chat flood", 1).await else {
+            return;
+        };
+        let topic = self.history_topic();
+        let count = if self.short { 200 } else { 400 };
+        let chat = json!({ "text": "flood ".repeat(160) });
+        let attack = format!("chat flood ({count} pushes at once)");
+        let push = (Some(join_ref.as_str()), topic.as_str(), "chat", chat);
+        self.flood(&mut probe, &attack, count, push).await;
+    }
+
     async fn heartbeat_flood(&mut self) {
-        let mut probe = match self.probe(3).await {
-            Ok(probe) => probe,
-            Err(error) => {
-                return self
-                    .soak
-                    .record("heartbeat flood", format!("could not start: {error}"));
-            }
+        let Some(mut probe) = self.started_probe("heartbeat flood", 3).await else {
+            return;
         };
         let count = if self.short { 300 } else { 1000 };
-        let pad = "h".repeat(58_000);
-        let mut refs = Vec::with_capacity(count);
-        let mut send_error = None;
-        for _ in 0..count {
-            let msg_ref = probe.take_ref();
-            let beat = frame::encode_text_parts(
-                None,
-                Some(&msg_ref),
-                roomscale_protocol::PHOENIX_TOPIC,
-                control::HEARTBEAT,
-                &json!({ "pad": pad }),
-            );
-            if let Err(error) = probe.ws.send(Message::text(beat)).await {
-                send_error = Some(error.to_string());
-                break;
-            }
-            refs.push(msg_ref);
-        }
-        let answers = tally_replies(&mut probe, &refs, send_error).await;
-        let mut outcomes = self.soak.outcomes.borrow_mut();
-        for (answer, n) in answers {
-            outcomes.add(&format!("heartbeat flood ({count} x 58 KB)"), answer, n);
-        }
+        let beat = json!({ "pad": "h".repeat(58_000) });
+        let attack = format!("heartbeat flood ({count} x 58 KB)");
+        let push = (
+            None,
+            roomscale_protocol::PHOENIX_TOPIC,
+            control::HEARTBEAT,
+            beat,
+        );
+        self.flood(&mut probe, &attack, count, push).await;
     }
 
     /// The tokens the many-socket attacks use: all but the first four (which
@@ -1321,14 +1285,8 @@ impl Attacker {
                 format!("failed ({})", first_words(&error)),
             ),
         }
-        let mut probe = match self.probe(2).await {
-            Ok(probe) => probe,
-            Err(error) => {
-                return self.soak.record(
-                    "bidi and control characters",
-                    format!("could not start: {error}"),
-                );
-            }
+        let Some(mut probe) = self.started_probe("bidi and control characters", 2).await else {
+            return;
         };
         let (_, answer) = probe.join(&self.history_topic(), "ad\u{202E}nim").await;
         self.soak.record("join name with a bidi override", answer);
@@ -1907,19 +1865,15 @@ async fn read_back(
     let mut probe = Probe { ws, next_ref: 1 };
     let topic = roomscale_protocol::room_topic(room_id);
     let join_ref = probe.take_ref();
-    let join = frame::encode_text_parts(
-        Some(&join_ref),
-        Some(&join_ref),
+    let join = join_payload("reader", None);
+    let reply = send_and_wait(
+        &mut probe,
+        (&join_ref, &join_ref),
         &topic,
         control::JOIN,
-        &join_payload("reader", None),
-    );
-    probe
-        .ws
-        .send(Message::text(join))
-        .await
-        .map_err(|e| e.to_string())?;
-    let reply = wait_reply(&mut probe, &join_ref).await?;
+        &join,
+    )
+    .await?;
     if reply["status"] != "ok" {
         return Err(format!(
             "the read-back join was refused: {}",
@@ -1945,19 +1899,9 @@ async fn read_back(
     let mut before = oldest;
     while more && before > 1 {
         let msg_ref = probe.take_ref();
-        let push = frame::encode_text_parts(
-            Some(&join_ref),
-            Some(&msg_ref),
-            &topic,
-            "history",
-            &json!({ "before_id": before }),
-        );
-        probe
-            .ws
-            .send(Message::text(push))
-            .await
-            .map_err(|e| e.to_string())?;
-        let page = wait_reply(&mut probe, &msg_ref).await?;
+        let asked = json!({ "before_id": before });
+        let page =
+            send_and_wait(&mut probe, (&join_ref, &msg_ref), &topic, "history", &asked).await?;
         if page["status"] != "ok" {
             note = Some(format!("history refused ({})", describe_reply(&page)));
             break;
@@ -1980,6 +1924,23 @@ async fn read_back(
         from_id,
         note,
     })
+}
+
+/// Sends one push under (join ref, msg ref) and waits for its reply frame's payload.
+async fn send_and_wait(
+    probe: &mut Probe,
+    (join_ref, msg_ref): (&str, &str),
+    topic: &str,
+    event: &str,
+    payload: &Value,
+) -> Result<Value> {
+    let text = frame::encode_text_parts(Some(join_ref), Some(msg_ref), topic, event, payload);
+    probe
+        .ws
+        .send(Message::text(text))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_reply(probe, msg_ref).await
 }
 
 async fn wait_reply(probe: &mut Probe, msg_ref: &str) -> Result<Value> {

@@ -7,6 +7,7 @@
 //! network side (what the window and the headset use) owns the rooms it
 //! creates, loads older chat on demand and holds a moderator's mute.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,12 +17,13 @@ use roomscale_app::client::{
 };
 use roomscale_app::net::{Net, NetCommand, NetEvent};
 use roomscale_app::scene::RoomScene;
-use roomscale_protocol::events::{ErrorCode, ModeratePush, RoomEvent, RoomEventBody};
+use roomscale_protocol::events::{
+    ErrorCode, ModeratePush, ModerationNotice, RoomEvent, RoomEventBody,
+};
 use roomscale_protocol::limits::MAX_REPLAY_BYTES;
 use roomscale_protocol::presence::Role;
 use roomscale_server::Store;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 
 use super::native_client::{Server, create_room, identity, start_server};
 
@@ -29,12 +31,64 @@ use super::native_client::{Server, create_room, identity, start_server};
 const STORED_EVENTS: usize = 300;
 const STORED_TEXT_CHARS: usize = 900;
 
-async fn loopback() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
+/// A server on a free loopback port, its data in a new directory: (the
+/// directory, which must outlive the server; the address, to start it again
+/// on; the server; its URL).
+async fn serve() -> (tempfile::TempDir, SocketAddr, Server, ServerUrl) {
+    // A port that was free a moment ago: the server binds it again on restart.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port");
+    let data = tempfile::tempdir().unwrap();
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let server = start_server(addr, data.path()).await;
+    (data, addr, server, url)
+}
+
+/// A new visitor named `name`, joined to the room.
+async fn visitor_joins(url: &ServerUrl, room_id: &str, name: &str) -> RoomClient {
+    RoomClient::join(url, room_id, identity(name))
         .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{name} could not join: {e}"))
+}
+
+/// Asserts that `error` is the server refusing with `code`.
+#[track_caller]
+fn assert_refused(error: &ClientError, code: &str) {
+    assert!(
+        matches!(error, ClientError::Refused { code: got, .. } if got == code),
+        "expected a refusal with {code}: {error}"
+    );
+}
+
+/// The next moderation notice whose act `act` accepts.
+async fn next_notice(
+    client: &mut RoomClient,
+    seen: &mut Vec<RoomUpdate>,
+    act: impl Fn(&ModeratePush) -> bool,
+) -> ModerationNotice {
+    next_matching(client, seen, |u| match u {
+        RoomUpdate::Moderation(n) if act(&n.act) => Some(n.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits until `client` is joined again.
+async fn rejoined(client: &mut RoomClient, seen: &mut Vec<RoomUpdate>) {
+    next_matching(client, seen, |u| {
+        matches!(u, RoomUpdate::Joined { .. }).then_some(())
+    })
+    .await;
+}
+
+/// Waits until `client` has the event with id `id`.
+async fn event_arrived(client: &mut RoomClient, seen: &mut Vec<RoomUpdate>, id: u64) {
+    next_matching(client, seen, |u| match u {
+        RoomUpdate::Event(e) if e.id == id => Some(()),
+        _ => None,
+    })
+    .await;
 }
 
 /// Stores `STORED_EVENTS` long chat messages in `room_id` straight into the
@@ -115,16 +169,11 @@ fn json_bytes(events: &[RoomEvent]) -> usize {
 
 #[tokio::test]
 async fn a_long_history_joins_in_one_small_reply_and_pages_back_every_event_once() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_data, _, server, url) = serve().await;
     let room_id = create_room(&url, "Chatty").await;
     let stored = store_long_history(&server.state.store, &room_id).await;
 
-    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
-        .await
-        .unwrap();
+    let mut bo = visitor_joins(&url, &room_id, "Bo").await;
     // The join's replay comes before the presence the join brings.
     let mut updates = Vec::new();
     next_matching(&mut bo, &mut updates, |u| {
@@ -188,24 +237,13 @@ async fn a_long_history_joins_in_one_small_reply_and_pages_back_every_event_once
 
 #[tokio::test]
 async fn a_rejoin_after_a_long_absence_fills_the_whole_gap_exactly_once() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (data, addr, server, url) = serve().await;
     let room_id = create_room(&url, "Gap").await;
-    let mut ada = RoomClient::join(&url, &room_id, identity("Ada"))
-        .await
-        .unwrap();
-    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
-        .await
-        .unwrap();
+    let mut ada = visitor_joins(&url, &room_id, "Ada").await;
+    let mut bo = visitor_joins(&url, &room_id, "Bo").await;
     let mut seen = Vec::new();
     let first = ada.chat("before the gap").await.unwrap();
-    next_matching(&mut bo, &mut seen, |u| match u {
-        RoomUpdate::Event(e) if e.id == first => Some(()),
-        _ => None,
-    })
-    .await;
+    event_arrived(&mut bo, &mut seen, first).await;
 
     // The server goes away; meanwhile the room's history grows far beyond
     // what one join replays.
@@ -221,28 +259,16 @@ async fn a_rejoin_after_a_long_absence_fills_the_whole_gap_exactly_once() {
     let server: Server = start_server(addr, data.path()).await;
 
     let mut after_rejoin = Vec::new();
-    next_matching(&mut bo, &mut after_rejoin, |u| {
-        matches!(u, RoomUpdate::Joined { .. }).then_some(())
-    })
-    .await;
+    rejoined(&mut bo, &mut after_rejoin).await;
     // Ada is back too once her chat is stored.
     let last = loop {
         match ada.chat("after the gap").await {
             Ok(id) => break id,
-            Err(ClientError::ConnectionLost) => {
-                next_matching(&mut ada, &mut Vec::new(), |u| {
-                    matches!(u, RoomUpdate::Joined { .. }).then_some(())
-                })
-                .await;
-            }
+            Err(ClientError::ConnectionLost) => rejoined(&mut ada, &mut Vec::new()).await,
             Err(other) => panic!("chat after the restart: {other}"),
         }
     };
-    next_matching(&mut bo, &mut after_rejoin, |u| match u {
-        RoomUpdate::Event(e) if e.id == last => Some(()),
-        _ => None,
-    })
-    .await;
+    event_arrived(&mut bo, &mut after_rejoin, last).await;
     let ids: Vec<u64> = events_in(&after_rejoin).iter().map(|e| e.id).collect();
     let mut expected = missed.clone();
     expected.push(last);
@@ -273,10 +299,7 @@ async fn owned_room(url: &ServerUrl, name: &str) -> (Session, String, RoomClient
 
 #[tokio::test]
 async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_data, _, server, url) = serve().await;
     let (_, room_id, mut ada) = owned_room(&url, "Moderated").await;
     let mut ada_seen = Vec::new();
     let governance = next_matching(&mut ada, &mut ada_seen, |u| match u {
@@ -289,12 +312,8 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
         Some(ada.user_id.as_str())
     );
 
-    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
-        .await
-        .unwrap();
-    let mut cy = RoomClient::join(&url, &room_id, identity("Cy"))
-        .await
-        .unwrap();
+    let mut bo = visitor_joins(&url, &room_id, "Bo").await;
+    let mut cy = visitor_joins(&url, &room_id, "Cy").await;
     let (bo_id, cy_id) = (bo.user_id.clone(), cy.user_id.clone());
     // Bo's view of the room, as the window would draw it.
     let mut bo_scene = RoomScene::default();
@@ -325,10 +344,7 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
         })
         .await
         .unwrap_err();
-    assert!(
-        matches!(&refused, ClientError::Refused { code, .. } if code == "forbidden"),
-        "{refused}"
-    );
+    assert_refused(&refused, "forbidden");
 
     // The owner mutes Bo: everyone hears it, and Bo cannot unmute himself.
     ada.moderate(ModeratePush::Mute {
@@ -337,11 +353,7 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
     })
     .await
     .unwrap();
-    let notice = next_matching(&mut bo, &mut bo_seen, |u| match u {
-        RoomUpdate::Moderation(n) => Some(n.clone()),
-        _ => None,
-    })
-    .await;
+    let notice = next_notice(&mut bo, &mut bo_seen, |_| true).await;
     assert_eq!(notice.by_user_id, ada_id);
     assert_eq!(notice.target_name.as_deref(), Some("Bo"));
     seen_or_next(&mut bo, &mut bo_seen, |u| match u {
@@ -352,11 +364,7 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
         _ => None,
     })
     .await;
-    let unmute = bo.set_muted(false).await.unwrap_err();
-    assert!(
-        matches!(&unmute, ClientError::Refused { code, .. } if code == "forbidden"),
-        "{unmute}"
-    );
+    assert_refused(&bo.set_muted(false).await.unwrap_err(), "forbidden");
 
     // The owner names Bo a moderator; Bo locks the room.
     ada.moderate(ModeratePush::Moderator {
@@ -365,14 +373,11 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
     })
     .await
     .unwrap();
-    let named = next_matching(&mut bo, &mut bo_seen, |u| match u {
-        RoomUpdate::Moderation(n) if matches!(n.act, ModeratePush::Moderator { .. }) => {
-            Some(n.governance.clone())
-        }
-        _ => None,
+    let named = next_notice(&mut bo, &mut bo_seen, |act| {
+        matches!(act, ModeratePush::Moderator { .. })
     })
     .await;
-    assert!(named.moderators.contains(&bo_id));
+    assert!(named.governance.moderators.contains(&bo_id));
     seen_or_next(&mut bo, &mut bo_seen, |u| match u {
         RoomUpdate::Presence(p) => p
             .members()
@@ -384,9 +389,8 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
     bo.moderate(ModeratePush::Lock { locked: true })
         .await
         .unwrap();
-    let locked = next_matching(&mut ada, &mut ada_seen, |u| match u {
-        RoomUpdate::Moderation(n) if matches!(n.act, ModeratePush::Lock { .. }) => Some(n.clone()),
-        _ => None,
+    let locked = next_notice(&mut ada, &mut ada_seen, |act| {
+        matches!(act, ModeratePush::Lock { .. })
     })
     .await;
     assert_eq!(locked.by_user_id, bo_id);
@@ -394,10 +398,7 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
     let dee = RoomClient::join(&url, &room_id, identity("Dee"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&dee, ClientError::Refused { code, .. } if code == "room_locked"),
-        "{dee}"
-    );
+    assert_refused(&dee, "room_locked");
     assert!(dee.to_string().contains("unlock"), "{dee}");
 
     // Bo, a moderator now, removes Cy: Cy is told why and does not come back.
@@ -421,9 +422,8 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
         cy.chat("still here?").await,
         Err(ClientError::Closed)
     ));
-    next_matching(&mut bo, &mut bo_seen, |u| match u {
-        RoomUpdate::Moderation(n) if matches!(n.act, ModeratePush::Remove { .. }) => Some(()),
-        _ => None,
+    next_notice(&mut bo, &mut bo_seen, |act| {
+        matches!(act, ModeratePush::Remove { .. })
     })
     .await;
 
@@ -458,14 +458,9 @@ async fn the_owner_and_named_moderators_moderate_and_everyone_hears_each_act() {
 
 #[tokio::test]
 async fn a_deleted_room_ends_every_visit_with_the_reason_and_nothing_reconnects() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_data, _, server, url) = serve().await;
     let (session, room_id, mut ada) = owned_room(&url, "Short-lived").await;
-    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
-        .await
-        .unwrap();
+    let mut bo = visitor_joins(&url, &room_id, "Bo").await;
     client::delete_room_as(&url, &session, &room_id)
         .await
         .unwrap();
@@ -517,10 +512,7 @@ async fn the_headless_app_removed_from_a_room_exits_with_the_reason() {
         println!("skipped: the roomscale binary is not built (cargo build -p roomscale-app)");
         return;
     };
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_data, addr, server, url) = serve().await;
     let (_, room_id, ada) = owned_room(&url, "Bouncer").await;
 
     let mut child = tokio::process::Command::new(app)
@@ -570,10 +562,7 @@ async fn the_headless_app_removed_from_a_room_exits_with_the_reason() {
 
 #[tokio::test]
 async fn a_member_who_is_removed_cannot_join_again_and_is_told_so() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_data, _, server, url) = serve().await;
     let (_, room_id, ada) = owned_room(&url, "Firm").await;
     let cy_session = Session::create(&url, "Cy").await.unwrap();
     let mut cy = RoomClient::join_as(&url, &room_id, identity("Cy"), cy_session.clone())
@@ -592,10 +581,7 @@ async fn a_member_who_is_removed_cannot_join_again_and_is_told_so() {
     let again = RoomClient::join_as(&url, &room_id, identity("Cy"), cy_session)
         .await
         .unwrap_err();
-    assert!(
-        matches!(&again, ClientError::Refused { code, .. } if code == "removed"),
-        "{again}"
-    );
+    assert_refused(&again, "removed");
     assert!(again.to_string().contains("removed you"), "{again}");
     ada.leave().await;
     server.stop().await;
@@ -622,10 +608,7 @@ fn next_net_event<T>(net: &Net, mut pick: impl FnMut(NetEvent) -> Option<T>) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_creates_a_room_it_moderates_and_pages_back_its_whole_history() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_data, _, server, url) = serve().await;
 
     // The app makes a room: it owns it, so it may moderate there.
     let app = Net::start(url.clone(), identity("Ada")).unwrap();
@@ -670,9 +653,7 @@ async fn the_app_creates_a_room_it_moderates_and_pages_back_its_whole_history() 
     assert_eq!(shown, stored, "every stored message once, oldest first");
 
     // Bo comes in; the app mutes him from the room.
-    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
-        .await
-        .unwrap();
+    let mut bo = visitor_joins(&url, &room_id, "Bo").await;
     let bo_id = bo.user_id.clone();
     next_net_event(&app, |event| match event {
         NetEvent::Update(update) => {
@@ -688,11 +669,7 @@ async fn the_app_creates_a_room_it_moderates_and_pages_back_its_whole_history() 
         user_id: bo_id.clone(),
         muted: true,
     }));
-    let notice = next_matching(&mut bo, &mut Vec::new(), |u| match u {
-        RoomUpdate::Moderation(n) => Some(n.clone()),
-        _ => None,
-    })
-    .await;
+    let notice = next_notice(&mut bo, &mut Vec::new(), |_| true).await;
     assert_eq!(notice.by_user_id, ada_id);
     bo.leave().await;
     // The app's runtime stops as the window's would, blocking this thread.
@@ -702,10 +679,7 @@ async fn the_app_creates_a_room_it_moderates_and_pages_back_its_whole_history() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_muted_by_a_moderator_does_not_unmute_itself_and_says_why() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (_data, _, server, url) = serve().await;
     let (_, room_id, ada) = owned_room(&url, "Quiet please").await;
 
     let app = Net::start(url.clone(), identity("Bo")).unwrap();
@@ -755,22 +729,14 @@ async fn the_app_muted_by_a_moderator_does_not_unmute_itself_and_says_why() {
 
 #[tokio::test]
 async fn a_member_locked_out_after_a_restart_is_told_why_and_does_not_knock_again_soon() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = loopback().await;
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let (data, addr, server, url) = serve().await;
     let (_, room_id, ada) = owned_room(&url, "Closed doors").await;
-    let mut bo = RoomClient::join(&url, &room_id, identity("Bo"))
-        .await
-        .unwrap();
+    let mut bo = visitor_joins(&url, &room_id, "Bo").await;
     ada.moderate(ModeratePush::Lock { locked: true })
         .await
         .unwrap();
     let mut seen = Vec::new();
-    next_matching(&mut bo, &mut seen, |u| {
-        matches!(u, RoomUpdate::Moderation(_)).then_some(())
-    })
-    .await;
+    next_notice(&mut bo, &mut seen, |_| true).await;
 
     // After a restart Bo is someone new at a locked door.
     server.stop().await;

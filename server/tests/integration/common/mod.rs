@@ -11,6 +11,7 @@ pub mod ws;
 use std::future::Future;
 use std::net::SocketAddr;
 
+use roomscale_server::storage::{NewRoom, Room};
 use roomscale_server::{AppState, Config, Identity, Store};
 use sqlx::{Connection as _, Executor as _};
 use tempfile::TempDir;
@@ -43,15 +44,26 @@ impl TestServer {
 
     /// A server whose configuration `adjust` changes first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_on("127.0.0.1:0", adjust, |_| {}).await
+    }
+
+    /// A server listening on `bind`, whose configuration `configure` changes
+    /// first and whose state `adjust` changes before it serves.
+    pub async fn start_on(
+        bind: &str,
+        configure: impl FnOnce(&mut Config),
+        adjust: impl FnOnce(&mut AppState),
+    ) -> TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(data_dir.path());
-        adjust(&mut config);
+        configure(&mut config);
         let store = Store::connect(&config.database_url()).await.unwrap();
         let identity = Identity::load_or_create(&config.secret_key_path()).unwrap();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = AppState::new(config, store, identity, shutdown_rx);
+        let mut state = AppState::new(config, store, identity, shutdown_rx);
+        adjust(&mut state);
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let serving = state.clone();
         let task = tokio::spawn(async move {
@@ -77,6 +89,15 @@ impl TestServer {
         self.send(Request::get(path)).await
     }
 
+    /// The rooms `GET /api/rooms` lists to a visitor without a cookie.
+    pub async fn listed_rooms(&self) -> Vec<serde_json::Value> {
+        let listed = self.get("/api/rooms").await.json();
+        listed
+            .as_array()
+            .unwrap_or_else(|| panic!("the room list is not an array: {listed}"))
+            .clone()
+    }
+
     /// Tells long-lived tasks that the server is stopping, as `run` does.
     pub fn signal_shutdown(&self) {
         self.shutdown.send_replace(true);
@@ -87,6 +108,19 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A room made straight in `store` with only a name, owned by the visitor
+/// `owner` (a user id) or by nobody.
+pub async fn stored_room(store: &Store, name: &str, owner: Option<&str>) -> Room {
+    let room = NewRoom {
+        name: name.into(),
+        ..Default::default()
+    };
+    store
+        .create_room(&room, owner)
+        .await
+        .unwrap_or_else(|e| panic!("cannot store the room {name:?}: {e}"))
 }
 
 /// Says why a test did not run. Written straight to stderr, past the test

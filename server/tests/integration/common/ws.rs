@@ -1,5 +1,6 @@
 //! A plain Rust WebSocket client speaking Phoenix v2 frames, for the socket tests.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -42,29 +43,82 @@ impl TestServer {
         )
     }
 
-    pub async fn create_room(&self, name: &str) -> String {
-        let response = self
-            .send(
-                super::Request::post("/api/rooms").json(&json!({"name": name, "description": ""})),
-            )
-            .await;
+    /// Creates a room named `name` through the API as a new visitor; returns
+    /// the created answer (the room, and the visitor's cookie).
+    pub async fn post_room(&self, name: &str) -> super::Response {
+        let request =
+            super::Request::post("/api/rooms").json(&json!({"name": name, "description": ""}));
+        let response = self.send(request).await;
         assert_eq!(response.status, 201, "{}", response.body);
-        response.json()["id"].as_str().unwrap().to_string()
+        response
+    }
+
+    /// Creates a room named `name` through the API; returns its id.
+    pub async fn create_room(&self, name: &str) -> String {
+        self.post_room(name).await.json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn socket(&self, name: &str) -> TestSocket {
         let (token, user_id) = self.session(name).await;
-        let url = format!(
-            "ws://{}/socket/websocket?vsn=2.0.0&token={token}",
-            self.addr
-        );
-        let (ws, _) = connect_async(url).await.expect("websocket connects");
-        TestSocket {
-            ws,
-            next_ref: 1,
-            user_id,
-        }
+        socket_at(self.addr, &token, &user_id).await
     }
+
+    /// A new visitor's socket, joined to `topic` as `name`: (socket, join ref).
+    pub async fn joined(&self, topic: &str, name: &str) -> (TestSocket, String) {
+        let mut socket = self.socket(name).await;
+        let (join_ref, _) = socket.join_ok(topic, name).await;
+        (socket, join_ref)
+    }
+
+    /// Another socket of a visitor who already has `token`: a second tab or
+    /// device of the same person.
+    pub async fn socket_with_token(&self, token: &str, user_id: &str) -> TestSocket {
+        socket_at(self.addr, token, user_id).await
+    }
+}
+
+/// A socket to the server at `addr`, opened with a visitor's `token`.
+pub async fn socket_at(addr: SocketAddr, token: &str, user_id: &str) -> TestSocket {
+    let url = format!("ws://{addr}/socket/websocket?vsn=2.0.0&token={token}");
+    let (ws, _) = connect_async(url).await.expect("websocket connects");
+    TestSocket::new(ws, user_id.to_string())
+}
+
+/// Asserts that a reply (status, response) is `ok`; returns the response.
+#[track_caller]
+pub fn assert_ok(reply: (String, Value)) -> Value {
+    let (status, response) = reply;
+    assert_eq!(status, "ok", "the push was refused: {response}");
+    response
+}
+
+/// Asserts that a reply (status, response) is an error with `code` whose
+/// reason mentions `reason_part` (`""` for any reason); returns the response.
+#[track_caller]
+pub fn assert_refused(reply: (String, Value), code: &str, reason_part: &str) -> Value {
+    let (status, response) = reply;
+    assert_eq!(
+        (status.as_str(), response["code"].as_str()),
+        ("error", Some(code)),
+        "{response}"
+    );
+    let reason = response["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(reason_part),
+        "the reason should mention {reason_part:?}: {response}"
+    );
+    response
+}
+
+/// Asserts that the server closed a socket with `code` and a reason that
+/// mentions `reason_part`.
+#[track_caller]
+pub fn assert_closed_with(close: &CloseFrame, code: u16, reason_part: &str) {
+    assert_eq!(u16::from(close.code), code, "{close:?}");
+    assert!(close.reason.contains(reason_part), "{close:?}");
 }
 
 /// A member joined to a room: its socket and the join's ref.
@@ -86,6 +140,36 @@ impl super::TestServer {
         let bo = joined.pop().expect("two joined");
         let ada = joined.pop().expect("two joined");
         (topic, ada, bo)
+    }
+}
+
+/// Ada and Bo joined to a new room: its topic, and each one's socket and join ref.
+pub struct AdaAndBo {
+    pub topic: String,
+    pub ada: TestSocket,
+    pub ada_ref: String,
+    pub bo: TestSocket,
+    pub bo_ref: String,
+}
+
+impl AdaAndBo {
+    /// (topic, Ada's socket, her join ref, Bo's socket, his join ref).
+    pub fn into_parts(self) -> (String, TestSocket, String, TestSocket, String) {
+        (self.topic, self.ada, self.ada_ref, self.bo, self.bo_ref)
+    }
+}
+
+impl TestServer {
+    /// [`TestServer::room_with_ada_and_bo`], unpacked.
+    pub async fn ada_and_bo(&self, room_name: &str) -> AdaAndBo {
+        let (topic, ada, bo) = self.room_with_ada_and_bo(room_name).await;
+        AdaAndBo {
+            topic,
+            ada: ada.socket,
+            ada_ref: ada.join_ref,
+            bo: bo.socket,
+            bo_ref: bo.join_ref,
+        }
     }
 }
 
@@ -163,6 +247,18 @@ impl TestSocket {
         }
     }
 
+    /// Pushes an event and waits for its reply: (status, response).
+    pub async fn request(
+        &mut self,
+        join_ref: Option<&str>,
+        topic: &str,
+        event: &str,
+        payload: Value,
+    ) -> (String, Value) {
+        let msg_ref = self.push(join_ref, topic, event, payload).await;
+        self.expect_reply(&msg_ref).await
+    }
+
     pub async fn expect_reply(&mut self, msg_ref: &str) -> (String, Value) {
         let frame = self
             .expect_text(|f| f.event == "phx_reply" && f.msg_ref.as_deref() == Some(msg_ref))
@@ -227,5 +323,18 @@ impl TestSocket {
         let (join_ref, status, response) = self.join(topic, join_payload(name)).await;
         assert_eq!(status, "ok", "join refused: {response}");
         (join_ref, response)
+    }
+
+    /// Joins `topic` as `name`, expecting a refusal with `code` whose reason
+    /// mentions `reason_part`; returns the response.
+    pub async fn join_refused(
+        &mut self,
+        topic: &str,
+        name: &str,
+        code: &str,
+        reason_part: &str,
+    ) -> Value {
+        let (_, status, response) = self.join(topic, join_payload(name)).await;
+        assert_refused((status, response), code, reason_part)
     }
 }
