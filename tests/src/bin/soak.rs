@@ -818,31 +818,37 @@ impl Probe {
         payload: Value,
     ) -> String {
         let msg_ref = self.take_ref();
-        let text = frame::encode_text_parts(join_ref, Some(&msg_ref), topic, event, &payload);
-        if let Err(error) = self.ws.send(Message::text(text)).await {
-            return format!("send failed ({})", first_words(&error.to_string()));
-        }
-        self.answer(&msg_ref, REPLY_WAIT).await
+        let message = (join_ref, msg_ref.as_str(), topic, event);
+        self.send_for_answer(message, &payload).await
     }
 
     /// Joins `topic`; returns the join ref when it was accepted, and the answer.
     async fn join(&mut self, topic: &str, name: &str) -> (Option<String>, String) {
         let join_ref = self.take_ref();
-        let text = frame::encode_text_parts(
-            Some(&join_ref),
-            Some(&join_ref),
+        let message = (
+            Some(join_ref.as_str()),
+            join_ref.as_str(),
             topic,
             control::JOIN,
-            &join_payload(name, None),
         );
-        if let Err(error) = self.ws.send(Message::text(text)).await {
-            return (
-                None,
-                format!("send failed ({})", first_words(&error.to_string())),
-            );
-        }
-        let answer = self.answer(&join_ref, REPLY_WAIT).await;
+        let answer = self
+            .send_for_answer(message, &join_payload(name, None))
+            .await;
         ((answer == "ok").then_some(join_ref), answer)
+    }
+
+    /// Sends one text frame, (join ref, msg ref, topic, event) with
+    /// `payload`, and says how it was answered.
+    async fn send_for_answer(
+        &mut self,
+        (join_ref, msg_ref, topic, event): (Option<&str>, &str, &str, &str),
+        payload: &Value,
+    ) -> String {
+        let text = frame::encode_text_parts(join_ref, Some(msg_ref), topic, event, payload);
+        if let Err(error) = self.ws.send(Message::text(text)).await {
+            return format!("send failed ({})", first_words(&error.to_string()));
+        }
+        self.answer(msg_ref, REPLY_WAIT).await
     }
 
     /// Reads until the reply to `msg_ref`, a close, or `wait` without one.
