@@ -842,7 +842,7 @@ fn pollster<F: std::future::Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egui_probe::collect_texts;
+    use crate::egui_probe::{centre_of, click_at, collect_texts};
     use crate::scene::tests::room;
     use roomscale_protocol::events::{HistoryPage, RoomEvent, RoomEventBody};
 
@@ -906,20 +906,9 @@ mod tests {
         fn click(&mut self, label: &str) {
             self.frame(Vec::new());
             let texts = self.frame(Vec::new());
-            let at = texts
-                .iter()
-                .find(|(text, _)| text == label)
-                .unwrap_or_else(|| panic!("no {label:?} in the window: {texts:?}"))
-                .1
-                .center();
-            let button = |pressed| egui::Event::PointerButton {
-                pos: at,
-                button: egui::PointerButton::Primary,
-                pressed,
-                modifiers: Default::default(),
-            };
-            self.frame(vec![egui::Event::PointerMoved(at), button(true)]);
-            self.frame(vec![button(false)]);
+            let [press, release] = click_at(centre_of(&texts, label, 0));
+            self.frame(press);
+            self.frame(release);
         }
     }
 

@@ -16,3 +16,29 @@ pub(crate) fn collect_texts(shape: &egui::Shape, texts: &mut Vec<(String, egui::
         _ => {}
     }
 }
+
+/// The centre of the `nth` text that reads `label`; panics with every text
+/// shown when there is none, so a failing test says what the page offered.
+pub(crate) fn centre_of(texts: &[(String, egui::Rect)], label: &str, nth: usize) -> egui::Pos2 {
+    texts
+        .iter()
+        .filter(|(text, _)| text == label)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no {label:?} #{nth} on the page: {texts:?}"))
+        .1
+        .center()
+}
+
+/// The input of one click at `at`: move there and press, then release.
+pub(crate) fn click_at(at: egui::Pos2) -> [Vec<egui::Event>; 2] {
+    let button = |pressed| egui::Event::PointerButton {
+        pos: at,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: Default::default(),
+    };
+    [
+        vec![egui::Event::PointerMoved(at), button(true)],
+        vec![button(false)],
+    ]
+}

@@ -501,7 +501,7 @@ fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egui_probe::collect_texts;
+    use crate::egui_probe::{centre_of, click_at, collect_texts};
     use crate::scene::tests::room;
 
     /// The panel's page for `scene`, run by egui at the panel's size without
@@ -543,22 +543,9 @@ mod tests {
 
         /// Clicks the `nth` text that reads `label`; what the page asked for.
         fn click(&self, label: &str, nth: usize) -> PanelRequests {
-            let texts = self.texts();
-            let at = texts
-                .iter()
-                .filter(|(text, _)| text == label)
-                .nth(nth)
-                .unwrap_or_else(|| panic!("no {label:?} #{nth} on the page: {texts:?}"))
-                .1
-                .center();
-            let button = |pressed| egui::Event::PointerButton {
-                pos: at,
-                button: egui::PointerButton::Primary,
-                pressed,
-                modifiers: Default::default(),
-            };
-            self.frame(vec![egui::Event::PointerMoved(at), button(true)]);
-            self.frame(vec![button(false)]).1
+            let [press, release] = click_at(centre_of(&self.texts(), label, nth));
+            self.frame(press);
+            self.frame(release).1
         }
     }
 
