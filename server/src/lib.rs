@@ -5,6 +5,7 @@
 //! the router alone, for tests that serve it themselves.
 //!
 //! Modules:
+//! - [`address`]: where a channel's replies and pushes go.
 //! - [`config`]: flags and environment variables.
 //! - [`storage`]: [`storage::Store`], rooms and persisted room events.
 //! - [`identity`]: the visitor cookie and socket tokens.
@@ -18,6 +19,7 @@
 //! - [`janitor`]: the hourly purge of deleted rooms and old history.
 //! - [`error`]: the one error type and how it becomes a response.
 
+pub mod address;
 pub mod config;
 pub mod error;
 pub mod http;
