@@ -8,10 +8,16 @@
 //! is freed with the connection. Poses go through a "latest only" slot per channel:
 //! a newer pose of the same member replaces the unsent older one, so a slow
 //! reader gets the newest batch, never a backlog.
+//!
+//! A room encodes its pose batch once per tick as a [`SharedPoseFrame`] and
+//! hands every member the same one: a client that keeps up gets those very
+//! bytes written to its socket, with no copy and no encoding of its own; only
+//! a client still behind on the previous tick pays for a merge.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use roomscale_protocol::frame;
 use roomscale_protocol::pose::{self, POSE_BYTES};
@@ -61,7 +67,7 @@ pub struct ReliableReceiver {
 
 #[derive(Debug)]
 struct Shared {
-    pending_poses: std::sync::Mutex<Vec<PendingBatch>>,
+    pending_poses: std::sync::Mutex<Vec<PendingPoses>>,
     poses_ready: Notify,
     /// The close code and reason, once a close was requested; the first wins.
     close: watch::Sender<Option<(u16, String)>>,
@@ -71,13 +77,117 @@ struct Shared {
     overflowed: AtomicBool,
 }
 
-/// Poses waiting to be sent on one channel, at most one per member slot.
+/// Poses waiting to be sent on one channel.
 #[derive(Debug)]
-struct PendingBatch {
+struct PendingPoses {
     channel: u64,
+    batch: PendingBatch,
+}
+
+/// A channel's unsent poses: a room's shared frame as it was handed over (the
+/// client kept up), or a batch merged from several (it did not).
+#[derive(Debug)]
+enum PendingBatch {
+    Shared(Arc<SharedPoseFrame>),
+    Merged(MergedBatch),
+}
+
+/// Poses merged for one channel, at most one per member slot.
+#[derive(Debug)]
+struct MergedBatch {
     topic: Arc<str>,
     server_time_ms: u32,
     poses: Vec<[u8; POSE_BYTES]>,
+}
+
+impl MergedBatch {
+    /// Takes in newer poses, each replacing the unsent one of its slot;
+    /// returns how many it replaced.
+    fn merge(
+        &mut self,
+        server_time_ms: u32,
+        poses: impl Iterator<Item = [u8; POSE_BYTES]>,
+    ) -> usize {
+        self.server_time_ms = server_time_ms;
+        let mut replaced = 0;
+        for pose in poses {
+            let slot = pose::pose_slot(&pose);
+            match self.poses.iter_mut().find(|p| pose::pose_slot(p) == slot) {
+                Some(older) => {
+                    *older = pose;
+                    replaced += 1;
+                }
+                None => self.poses.push(pose),
+            }
+        }
+        replaced
+    }
+
+    fn encode(&self) -> Bytes {
+        encode_pose_frame(&self.topic, self.server_time_ms, &self.poses)
+    }
+}
+
+/// One room tick's pose batch, framed once as a Phoenix binary broadcast and
+/// shared by every member's connection (each client skips its own slot).
+#[derive(Debug)]
+pub struct SharedPoseFrame {
+    topic: Arc<str>,
+    server_time_ms: u32,
+    /// The whole frame, ready to write.
+    bytes: Bytes,
+    /// Where the encoded poses start in `bytes`.
+    poses_at: usize,
+}
+
+impl SharedPoseFrame {
+    pub fn encode(topic: &str, server_time_ms: u32, poses: &[[u8; POSE_BYTES]]) -> Arc<Self> {
+        let bytes = encode_pose_frame(topic, server_time_ms, poses);
+        let poses_at = bytes.len() - poses.len() * POSE_BYTES;
+        Arc::new(SharedPoseFrame {
+            topic: Arc::from(topic),
+            server_time_ms,
+            bytes,
+            poses_at,
+        })
+    }
+
+    /// The frame as it goes on the wire.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub fn server_time_ms(&self) -> u32 {
+        self.server_time_ms
+    }
+
+    /// The encoded poses the frame carries.
+    pub fn poses(&self) -> impl ExactSizeIterator<Item = &[u8; POSE_BYTES]> {
+        self.bytes[self.poses_at..]
+            .chunks_exact(POSE_BYTES)
+            .map(|chunk| chunk.try_into().expect("chunks are exactly POSE_BYTES"))
+    }
+
+    fn to_merged(&self) -> MergedBatch {
+        MergedBatch {
+            topic: self.topic.clone(),
+            server_time_ms: self.server_time_ms,
+            poses: self.poses().copied().collect(),
+        }
+    }
+}
+
+/// A pose batch framed as the binary broadcast clients receive.
+fn encode_pose_frame(topic: &str, server_time_ms: u32, poses: &[[u8; POSE_BYTES]]) -> Bytes {
+    let event = roomscale_protocol::events::POSES_EVENT;
+    let mut out = Vec::with_capacity(
+        3 + topic.len() + event.len() + pose::BATCH_HEADER_BYTES + poses.len() * POSE_BYTES,
+    );
+    let mut payload = Vec::with_capacity(pose::BATCH_HEADER_BYTES + poses.len() * POSE_BYTES);
+    pose::encode_batch(&mut payload, server_time_ms, poses.iter());
+    frame::encode_broadcast(&mut out, topic, event, &payload)
+        .expect("room topics and event names fit a binary frame");
+    Bytes::from(out)
 }
 
 /// The client is too far behind; it is being disconnected.
@@ -106,6 +216,19 @@ pub fn outbox() -> (Outbox, OutboxReceiver) {
             shared,
         },
     )
+}
+
+impl PendingBatch {
+    /// The batch as one that can take in more poses.
+    fn merged(&mut self) -> &mut MergedBatch {
+        if let PendingBatch::Shared(frame) = self {
+            *self = PendingBatch::Merged(frame.to_merged());
+        }
+        match self {
+            PendingBatch::Merged(batch) => batch,
+            PendingBatch::Shared(_) => unreachable!("turned into a merged batch above"),
+        }
+    }
 }
 
 impl Outbox {
@@ -162,33 +285,50 @@ impl Outbox {
         server_time_ms: u32,
         poses: impl Iterator<Item = [u8; POSE_BYTES]>,
     ) -> usize {
-        let mut replaced = 0;
-        {
+        let replaced = {
             let mut pending = self.shared.pending_poses.lock().expect("poisoned");
-            let batch = match pending.iter_mut().position(|b| b.channel == channel) {
-                Some(i) => &mut pending[i],
+            let batch = match pending.iter_mut().position(|p| p.channel == channel) {
+                Some(i) => pending[i].batch.merged(),
                 None => {
-                    pending.push(PendingBatch {
+                    pending.push(PendingPoses {
                         channel,
-                        topic: topic.clone(),
-                        server_time_ms,
-                        poses: Vec::new(),
+                        batch: PendingBatch::Merged(MergedBatch {
+                            topic: topic.clone(),
+                            server_time_ms,
+                            poses: Vec::new(),
+                        }),
                     });
-                    pending.last_mut().expect("just pushed")
+                    pending.last_mut().expect("just pushed").batch.merged()
                 }
             };
-            batch.server_time_ms = server_time_ms;
-            for pose in poses {
-                let slot = pose::pose_slot(&pose);
-                match batch.poses.iter_mut().find(|p| pose::pose_slot(p) == slot) {
-                    Some(older) => {
-                        *older = pose;
-                        replaced += 1;
-                    }
-                    None => batch.poses.push(pose),
+            batch.merge(server_time_ms, poses)
+        };
+        self.shared.poses_ready.notify_one();
+        replaced
+    }
+
+    /// Hands the channel a room's shared pose frame; returns how many unsent
+    /// poses were replaced by newer ones (dropped as stale). When nothing is
+    /// pending the frame itself is kept and written as it is; when the client
+    /// is still behind on an earlier one, the two are merged, newest pose per
+    /// slot.
+    pub fn send_shared_poses(&self, channel: u64, frame: &Arc<SharedPoseFrame>) -> usize {
+        let replaced = {
+            let mut pending = self.shared.pending_poses.lock().expect("poisoned");
+            match pending.iter_mut().find(|p| p.channel == channel) {
+                None => {
+                    pending.push(PendingPoses {
+                        channel,
+                        batch: PendingBatch::Shared(frame.clone()),
+                    });
+                    0
                 }
+                Some(behind) => behind
+                    .batch
+                    .merged()
+                    .merge(frame.server_time_ms, frame.poses().copied()),
             }
-        }
+        };
         self.shared.poses_ready.notify_one();
         replaced
     }
@@ -196,7 +336,7 @@ impl Outbox {
     /// Forgets unsent poses of a channel the client left.
     pub fn drop_channel_poses(&self, channel: u64) {
         let mut pending = self.shared.pending_poses.lock().expect("poisoned");
-        pending.retain(|b| b.channel != channel);
+        pending.retain(|p| p.channel != channel);
     }
 
     /// Asks the writer to close the connection with a reason; the first reason wins.
@@ -293,26 +433,22 @@ impl Drop for OutboxReceiver {
 }
 
 impl OutboxReceiver {
-    /// Takes every pending pose batch, encoded as binary broadcast frames.
+    /// Takes every pending pose batch, as binary broadcast frames: a shared
+    /// frame as it is, a merged batch encoded now.
     pub fn take_pose_frames(&self, metrics: &Metrics) -> Vec<Message> {
         let pending = std::mem::take(&mut *self.shared.pending_poses.lock().expect("poisoned"));
         pending
             .into_iter()
-            .filter(|batch| !batch.poses.is_empty())
-            .map(|batch| {
-                metrics.poses_relayed.add(batch.poses.len() as u64);
-                let mut payload =
-                    Vec::with_capacity(pose::BATCH_HEADER_BYTES + batch.poses.len() * POSE_BYTES);
-                pose::encode_batch(&mut payload, batch.server_time_ms, batch.poses.iter());
-                let mut out = Vec::with_capacity(payload.len() + batch.topic.len() + 16);
-                frame::encode_broadcast(
-                    &mut out,
-                    &batch.topic,
-                    roomscale_protocol::events::POSES_EVENT,
-                    &payload,
-                )
-                .expect("room topics and event names fit a binary frame");
-                Message::Binary(out.into())
+            .filter_map(|pending| {
+                let (poses, bytes) = match pending.batch {
+                    PendingBatch::Shared(frame) => (frame.poses().len(), frame.bytes.clone()),
+                    PendingBatch::Merged(batch) => (batch.poses.len(), batch.encode()),
+                };
+                if poses == 0 {
+                    return None;
+                }
+                metrics.poses_relayed.add(poses as u64);
+                Some(Message::Binary(bytes))
             })
             .collect()
     }
@@ -452,6 +588,111 @@ mod tests {
             .collect();
         assert_eq!(heads, [(1, 99.0), (2, -99.0)]);
         assert!(receiver.take_pose_frames(&metrics).is_empty());
+    }
+
+    fn decoded_heads(frame: &Message) -> (u32, Vec<(u16, f32)>) {
+        let Message::Binary(bytes) = frame else {
+            panic!("binary batch")
+        };
+        let Ok(ServerBinary::Broadcast {
+            topic,
+            event,
+            payload,
+        }) = decode_server_binary(bytes)
+        else {
+            panic!("broadcast")
+        };
+        assert_eq!((topic, event), ("room:x", "poses"));
+        let batch = decode_batch(payload).unwrap();
+        let heads = batch
+            .iter()
+            .map(|(slot, p)| (slot, p.head.position[0]))
+            .collect();
+        (batch.server_time_ms, heads)
+    }
+
+    #[test]
+    fn a_client_that_keeps_up_gets_the_shared_frame_bytes_themselves() {
+        let (outbox, receiver) = outbox();
+        let (other, other_receiver) = super::outbox();
+        let metrics = Metrics::new();
+        let frame = SharedPoseFrame::encode("room:x", 42, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
+        assert_eq!(outbox.send_shared_poses(7, &frame), 0);
+        assert_eq!(other.send_shared_poses(3, &frame), 0);
+
+        for receiver in [&receiver, &other_receiver] {
+            let frames = receiver.take_pose_frames(&metrics);
+            assert_eq!(frames.len(), 1);
+            let Message::Binary(bytes) = &frames[0] else {
+                panic!("binary batch")
+            };
+            assert_eq!(
+                bytes.as_ptr(),
+                frame.bytes().as_ptr(),
+                "the room's encoding is written as it is, not copied"
+            );
+            assert_eq!(decoded_heads(&frames[0]), (42, vec![(1, 1.0), (2, 2.0)]));
+        }
+        assert_eq!(metrics.poses_relayed.get(), 4);
+
+        // Taken: the next tick's frame is again kept as it is.
+        let next = SharedPoseFrame::encode("room:x", 75, &[pose_at(1, 3.0)]);
+        assert_eq!(outbox.send_shared_poses(7, &next), 0);
+        let frames = receiver.take_pose_frames(&metrics);
+        let Message::Binary(bytes) = &frames[0] else {
+            panic!("binary batch")
+        };
+        assert_eq!(bytes.as_ptr(), next.bytes().as_ptr());
+    }
+
+    #[test]
+    fn a_client_behind_on_shared_frames_gets_one_merged_batch_of_the_newest_poses() {
+        let (outbox, receiver) = outbox();
+        let metrics = Metrics::new();
+        let first = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
+        let second = SharedPoseFrame::encode("room:x", 43, &[pose_at(2, 20.0), pose_at(3, 30.0)]);
+        let third = SharedPoseFrame::encode("room:x", 76, &[pose_at(3, 300.0)]);
+        assert_eq!(outbox.send_shared_poses(7, &first), 0);
+        assert_eq!(outbox.send_shared_poses(7, &second), 1, "slot 2 was stale");
+        assert_eq!(outbox.send_shared_poses(7, &third), 1, "slot 3 was stale");
+
+        let frames = receiver.take_pose_frames(&metrics);
+        assert_eq!(frames.len(), 1, "one batch, not three");
+        assert_eq!(
+            decoded_heads(&frames[0]),
+            (76, vec![(1, 1.0), (2, 20.0), (3, 300.0)])
+        );
+        assert_eq!(metrics.poses_relayed.get(), 3);
+        for frame in [&first, &second, &third] {
+            assert_eq!(
+                decoded_heads(&Message::Binary(frame.bytes().clone()))
+                    .1
+                    .len(),
+                frame.poses().len(),
+                "merging left the shared frames as they were"
+            );
+        }
+        assert!(receiver.take_pose_frames(&metrics).is_empty());
+    }
+
+    #[test]
+    fn shared_frames_and_single_poses_merge_per_channel() {
+        let (outbox, receiver) = outbox();
+        let metrics = Metrics::new();
+        let topic: Arc<str> = Arc::from("room:x");
+        let shared = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0)]);
+        assert_eq!(outbox.send_shared_poses(7, &shared), 0);
+        assert_eq!(
+            outbox.send_poses(7, &topic, 11, [pose_at(1, 5.0)].into_iter()),
+            1
+        );
+        // Another channel of the same connection keeps its own batch.
+        assert_eq!(outbox.send_shared_poses(8, &shared), 0);
+        outbox.drop_channel_poses(8);
+
+        let frames = receiver.take_pose_frames(&metrics);
+        assert_eq!(frames.len(), 1, "the left channel's poses are gone");
+        assert_eq!(decoded_heads(&frames[0]), (11, vec![(1, 5.0)]));
     }
 
     #[test]
