@@ -13,6 +13,8 @@
 //! - [`presence`]: presence state and diffs in the shape phoenix.js `Presence` consumes.
 //! - [`pose`]: the quantized avatar pose (32 bytes) and pose batches.
 //! - [`version`]: the protocol version and the compatibility check.
+//! - [`server_event`]: every message the server sends on a room channel, as
+//!   one type the server encodes and clients parse.
 //! - [`names`]: display names and chat text people see, and the per-user tag.
 
 pub mod events;
@@ -21,6 +23,7 @@ pub mod limits;
 pub mod names;
 pub mod pose;
 pub mod presence;
+pub mod server_event;
 pub mod typescript;
 pub mod version;
 

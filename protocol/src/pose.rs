@@ -233,6 +233,43 @@ impl<'a> PoseBatch<'a> {
     }
 }
 
+/// A checked pose batch that owns its bytes (header and encoded poses), as
+/// a server event carries it: built once per room and tick, read by each client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoseBatchBuf(Vec<u8>);
+
+impl PoseBatchBuf {
+    /// Encodes a batch of already encoded poses.
+    pub fn new<'a>(
+        server_time_ms: u32,
+        poses: impl ExactSizeIterator<Item = &'a [u8; POSE_BYTES]>,
+    ) -> PoseBatchBuf {
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, server_time_ms, poses);
+        PoseBatchBuf(bytes)
+    }
+
+    /// Takes a batch payload as received, once its header and size check out.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<PoseBatchBuf, PoseError> {
+        decode_batch(&bytes)?;
+        Ok(PoseBatchBuf(bytes))
+    }
+
+    /// The header and the still-encoded poses.
+    pub fn batch(&self) -> PoseBatch<'_> {
+        let (header, poses) = self.0.split_at(BATCH_HEADER_BYTES);
+        PoseBatch {
+            server_time_ms: u32::from_le_bytes([header[4], header[5], header[6], header[7]]),
+            poses,
+        }
+    }
+
+    /// The payload as it travels.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Checks a batch's header and size.
 pub fn decode_batch(payload: &[u8]) -> Result<PoseBatch<'_>, PoseError> {
     let Some((header, poses)) = payload.split_first_chunk::<BATCH_HEADER_BYTES>() else {
