@@ -3,7 +3,8 @@
 //! Client pushes are parsed with [`ClientEvent::parse`], which checks the event
 //! name, the payload's schema (unknown fields are refused) and its legality
 //! (lengths, colours, ranges). Server messages are plain serializable structs
-//! whose event names are the `*_EVENT` constants.
+//! whose event names are the `*_EVENT` constants;
+//! [`crate::server_event::ServerEvent`] gathers them into one type.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -274,35 +275,6 @@ pub struct EmptyReply {}
 pub enum ReplyStatus {
     Ok,
     Error,
-}
-
-/// The payload of a `phx_reply`: its status and the response, whose type
-/// depends on the push it answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReplyPayload {
-    pub status: ReplyStatus,
-    pub response: Value,
-}
-
-impl ReplyPayload {
-    /// Reads a reply's payload; `Err` says what is wrong with it.
-    pub fn parse(payload: Value) -> Result<ReplyPayload, String> {
-        serde_json::from_value(payload).map_err(|e| format!("reply payload: {e}"))
-    }
-
-    /// The response as the type an ok reply to this push carries, or the
-    /// refusal of an error reply. The outer `Err` says why the response does
-    /// not have that shape.
-    pub fn typed<T: DeserializeOwned>(self) -> Result<Result<T, ErrorReply>, String> {
-        match self.status {
-            ReplyStatus::Ok => serde_json::from_value(self.response)
-                .map(Ok)
-                .map_err(|e| format!("ok reply: {e}")),
-            ReplyStatus::Error => serde_json::from_value(self.response)
-                .map(Err)
-                .map_err(|e| format!("error reply: {e}")),
-        }
-    }
 }
 
 /// The reply to a stored push (`chat`, `object_set`, `object_remove`).
@@ -717,33 +689,6 @@ mod tests {
             Err("state is"),
         );
         check("rtc_offer", json!({"sdp": ""}), Err("sdp must be 1 to"));
-    }
-
-    #[test]
-    fn replies_are_typed_by_the_push_they_answer() {
-        let ok = ReplyPayload::parse(json!({"status": "ok", "response": {"sdp": "v=0"}})).unwrap();
-        assert_eq!(
-            ok.typed::<SessionDescription>(),
-            Ok(Ok(SessionDescription { sdp: "v=0".into() }))
-        );
-        let empty = ReplyPayload::parse(json!({"status": "ok", "response": {}})).unwrap();
-        assert_eq!(empty.typed::<EmptyReply>(), Ok(Ok(EmptyReply {})));
-        let refused = ReplyPayload::parse(
-            json!({"status": "error", "response": {"code": "voice_unavailable", "reason": "off"}}),
-        )
-        .unwrap();
-        assert_eq!(
-            refused.typed::<EmptyReply>(),
-            Ok(Err(ErrorReply::new(ErrorCode::VoiceUnavailable, "off")))
-        );
-        let wrong = ReplyPayload::parse(json!({"status": "ok", "response": {"id": "x"}})).unwrap();
-        assert!(
-            wrong
-                .typed::<StoredReply>()
-                .unwrap_err()
-                .contains("ok reply")
-        );
-        assert!(ReplyPayload::parse(json!({"status": "maybe", "response": {}})).is_err());
     }
 
     #[test]

@@ -37,10 +37,11 @@ use std::fmt;
 
 use roomscale_protocol::events::{
     ChatPush, ClientEvent, ClientKind, ClosePayload, EmptyReply, ErrorReply, Governance,
-    HistoryPage, HistoryPush, ModeratePush, ModerationNotice, ReplyPayload, RoomEvent, RoomSummary,
+    HistoryPage, HistoryPush, ModeratePush, ModerationNotice, RoomEvent, RoomSummary,
     SessionDescription, SetMutedPush, StoredReply,
 };
 use roomscale_protocol::pose::AvatarPose;
+use roomscale_protocol::server_event::{Reply, ReplyResponse};
 use serde::Deserialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -303,7 +304,7 @@ enum Awaiting {
 
 impl Awaiting {
     /// Hands the waiter the reply, typed, or why there is none.
-    fn answer(self, reply: Result<ReplyPayload, ClientError>) {
+    fn answer(self, reply: Result<Reply, ClientError>) {
         match self {
             Awaiting::Stored(tx) => {
                 let _ = tx.send(typed::<StoredReply>(reply).map(|r| r.id));
@@ -322,10 +323,11 @@ impl Awaiting {
 }
 
 /// An ok reply's response as `T`, a refusal as [`ClientError::Refused`].
-fn typed<T: serde::de::DeserializeOwned>(
-    reply: Result<ReplyPayload, ClientError>,
-) -> Result<T, ClientError> {
-    match reply?.typed::<T>().map_err(ClientError::Protocol)? {
+fn typed<T: ReplyResponse>(reply: Result<Reply, ClientError>) -> Result<T, ClientError> {
+    match reply?
+        .read::<T>()
+        .map_err(|malformed| ClientError::Protocol(malformed.to_string()))?
+    {
         Ok(response) => Ok(response),
         Err(ErrorReply { code, reason }) => Err(ClientError::Refused {
             code: code.as_str().to_string(),

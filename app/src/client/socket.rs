@@ -9,12 +9,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use roomscale_protocol::events::{
     ClientEvent, ClosePayload, ErrorCode, ErrorReply, HistoryPage, HistoryPush, JoinPayload,
-    JoinReply, MODERATION_EVENT, POSE_EVENT, POSES_EVENT, PRESENCE_DIFF_EVENT,
-    PRESENCE_STATE_EVENT, ROOM_EVENT_EVENT, RTC_ICE_EVENT, RTC_OFFER_EVENT, ReplyPayload,
-    RoomEvent, RoomSummary, SPEAKING_EVENT, VOICE_TRACKS_EVENT,
+    JoinReply, POSE_EVENT, RoomEvent, RoomSummary,
 };
-use roomscale_protocol::frame::{self, ServerBinary, control};
-use roomscale_protocol::pose::{self, AvatarPose};
+use roomscale_protocol::frame::{self, control};
+use roomscale_protocol::pose::{AvatarPose, PoseBatchBuf};
+use roomscale_protocol::server_event::{Reply, ServerEvent, ServerEventError, ServerMessage};
 use roomscale_protocol::{PHOENIX_TOPIC, PROTOCOL_VERSION, room_topic};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -337,32 +336,37 @@ impl RoomTask {
                     _ => continue,
                 }
             };
-            let Ok(reply) = frame::decode_text(&text) else {
+            // Before the join is answered nothing else concerns this client.
+            let Ok(ServerMessage {
+                event: ServerEvent::Reply(reply),
+                ..
+            }) = ServerMessage::decode_text(&text)
+            else {
                 continue;
             };
-            if reply.event != control::REPLY || reply.msg_ref.as_deref() != Some(join_ref.as_str())
-            {
+            if reply.msg_ref != join_ref {
                 continue;
             }
-            let response = reply.payload["response"].clone();
-            if reply.payload["status"] == "ok" {
-                let mut reply: JoinReply = serde_json::from_value(response)
-                    .map_err(|e| ClientError::Protocol(format!("join reply: {e}")))?;
-                let mut held = Vec::new();
-                if let Some(seen) = self.last_seen_id
-                    && reply.truncated
-                {
-                    let missed = self
-                        .missed_before(&mut socket, &join_ref, seen, &reply, &mut held)
-                        .await?;
-                    reply.events.splice(0..0, missed);
-                    reply.truncated = false;
+            let mut reply = match reply.read::<JoinReply>() {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(refusal)) => return Err(JoinFailure::Refused(refusal)),
+                Err(malformed) => {
+                    return Err(JoinFailure::Failed(ClientError::Protocol(
+                        malformed.to_string(),
+                    )));
                 }
-                return Ok((socket, join_ref, reply, held));
+            };
+            let mut held = Vec::new();
+            if let Some(seen) = self.last_seen_id
+                && reply.truncated
+            {
+                let missed = self
+                    .missed_before(&mut socket, &join_ref, seen, &reply, &mut held)
+                    .await?;
+                reply.events.splice(0..0, missed);
+                reply.truncated = false;
             }
-            let refusal: ErrorReply = serde_json::from_value(response)
-                .map_err(|e| ClientError::Protocol(format!("join error reply: {e}")))?;
-            return Err(JoinFailure::Refused(refusal));
+            return Ok((socket, join_ref, reply, held));
         }
     }
 
@@ -395,8 +399,8 @@ impl RoomTask {
                 .send(Message::text(frame))
                 .await
                 .map_err(|_| ClientError::ConnectionLost)?;
-            let page = self.reply_to(socket, &msg_ref, held).await?;
-            let page: HistoryPage = match super::typed(Ok(page)) {
+            let reply = self.reply_to(socket, &msg_ref, held).await?;
+            let page: HistoryPage = match super::typed(Ok(reply)) {
                 // The room reads history for a few members at a time (after
                 // a restart everyone rejoins at once): ask again shortly
                 // rather than dropping the join and starting over.
@@ -435,7 +439,7 @@ impl RoomTask {
         socket: &mut Socket,
         msg_ref: &str,
         held: &mut Vec<String>,
-    ) -> Result<ReplyPayload, ClientError> {
+    ) -> Result<Reply, ClientError> {
         let deadline = Instant::now() + JOIN_TIMEOUT;
         loop {
             let message = tokio::time::timeout_at(deadline, socket.next())
@@ -456,7 +460,14 @@ impl RoomTask {
                 ));
             };
             if frame.event == control::REPLY && frame.msg_ref.as_deref() == Some(msg_ref) {
-                return ReplyPayload::parse(frame.payload).map_err(ClientError::Protocol);
+                return match ServerEvent::parse_text(&frame) {
+                    Ok(ServerEvent::Reply(reply)) => Ok(reply),
+                    Ok(other) => Err(ClientError::Protocol(format!(
+                        "a reply read as \"{}\"",
+                        other.name()
+                    ))),
+                    Err(error) => Err(ClientError::Protocol(error.to_string())),
+                };
             }
             held.push(text.to_string());
         }
@@ -643,107 +654,114 @@ impl RoomTask {
         if frame.topic != self.topic {
             return None;
         }
-        match frame.event.as_str() {
-            control::REPLY => {
-                let awaiting = frame.msg_ref.as_deref().and_then(|r| pending.remove(r))?;
-                awaiting.answer(ReplyPayload::parse(frame.payload).map_err(ClientError::Protocol));
+        let event = match ServerEvent::parse_text(&frame) {
+            Ok(event) => event,
+            Err(error) => return self.on_malformed(&frame, error, pending),
+        };
+        match event {
+            ServerEvent::Reply(reply) => {
+                let awaiting = pending.remove(&reply.msg_ref)?;
+                awaiting.answer(Ok(reply));
             }
-            RTC_OFFER_EVENT => self.voice_event(frame.payload, VoiceEvent::Offer),
-            VOICE_TRACKS_EVENT => self.voice_event(frame.payload, VoiceEvent::Tracks),
-            RTC_ICE_EVENT => self.voice_event(frame.payload, VoiceEvent::Ice),
-            SPEAKING_EVENT => self.voice_event(frame.payload, VoiceEvent::Speaking),
-            PRESENCE_STATE_EVENT => {
-                if let Ok(state) = serde_json::from_value(frame.payload) {
-                    self.presence.replace(state);
-                    let _ = self
-                        .updates
-                        .send(RoomUpdate::Presence(self.presence.clone()))
-                        .await;
-                }
+            ServerEvent::RtcOffer(offer) => self.voice_event(VoiceEvent::Offer(offer)),
+            ServerEvent::VoiceTracks(tracks) => self.voice_event(VoiceEvent::Tracks(tracks)),
+            ServerEvent::RtcIce(candidate) => self.voice_event(VoiceEvent::Ice(candidate)),
+            ServerEvent::Speaking(speaking) => self.voice_event(VoiceEvent::Speaking(speaking)),
+            ServerEvent::PresenceState(state) => {
+                self.presence.replace(state);
+                let _ = self
+                    .updates
+                    .send(RoomUpdate::Presence(self.presence.clone()))
+                    .await;
             }
-            PRESENCE_DIFF_EVENT => {
-                if let Ok(diff) = serde_json::from_value(frame.payload) {
-                    self.presence.apply(diff);
-                    let _ = self
-                        .updates
-                        .send(RoomUpdate::Presence(self.presence.clone()))
-                        .await;
-                }
+            ServerEvent::PresenceDiff(diff) => {
+                self.presence.apply(diff);
+                let _ = self
+                    .updates
+                    .send(RoomUpdate::Presence(self.presence.clone()))
+                    .await;
             }
-            ROOM_EVENT_EVENT => {
-                if let Ok(event) = serde_json::from_value(frame.payload) {
-                    self.event(event).await;
-                }
-            }
-            control::ERROR if frame.join_ref.as_deref().is_none_or(|r| r == join_ref) => {
+            ServerEvent::Event(event) => self.event(event).await,
+            ServerEvent::ChannelError
+                if frame.join_ref.as_deref().is_none_or(|r| r == join_ref) =>
+            {
                 return Some(Ended::Lost("the room restarted".into()));
             }
-            MODERATION_EVENT => match serde_json::from_value(frame.payload) {
-                Ok(notice) => {
-                    let _ = self.updates.send(RoomUpdate::Moderation(notice)).await;
-                }
-                Err(error) => {
-                    eprintln!(
-                        "room: dropped a malformed moderation notice from the server: {error}"
-                    )
-                }
-            },
+            ServerEvent::Moderation(notice) => {
+                let _ = self.updates.send(RoomUpdate::Moderation(notice)).await;
+            }
             // A close with a reason ends the membership for good; one without
             // (an older server) is a lost connection.
-            control::CLOSE => {
-                return Some(
-                    match serde_json::from_value::<ClosePayload>(frame.payload) {
-                        Ok(why) => Ended::Closed(why),
-                        Err(_) => Ended::Lost("the server closed the channel".into()),
-                    },
-                );
+            ServerEvent::ChannelClose(Some(why)) => return Some(Ended::Closed(why)),
+            ServerEvent::ChannelClose(None) => {
+                return Some(Ended::Lost("the server closed the channel".into()));
             }
-            _ => {}
+            // Pose batches come binary; an error for another join is stale.
+            ServerEvent::Poses(_) | ServerEvent::ChannelError => {}
         }
         None
     }
 
-    /// Types a voice event and hands it to the voice signaling, if any
-    /// listens. A payload of the wrong shape is dropped: the server and this
-    /// client disagree about the protocol, and voice can do nothing with it.
-    fn voice_event<T: serde::de::DeserializeOwned>(
+    /// A frame for this room that did not read as its event should: the
+    /// server and this client disagree about the protocol. A reply still
+    /// answers its push (with why it is unreadable) and a close still ends
+    /// the channel; anything else is dropped, since nothing can act on it.
+    fn on_malformed(
         &mut self,
-        payload: Value,
-        event: impl FnOnce(T) -> VoiceEvent,
-    ) {
+        frame: &frame::TextFrame,
+        error: ServerEventError,
+        pending: &mut HashMap<String, Awaiting>,
+    ) -> Option<Ended> {
+        match frame.event.as_str() {
+            control::REPLY => {
+                let awaiting = frame.msg_ref.as_deref().and_then(|r| pending.remove(r))?;
+                awaiting.answer(Err(ClientError::Protocol(error.to_string())));
+            }
+            control::CLOSE => return Some(Ended::Lost("the server closed the channel".into())),
+            // A newer server may send events this client does not know yet.
+            _ if matches!(error, ServerEventError::UnknownEvent(_)) => {}
+            _ => eprintln!("room: dropped a message from the server: {error}"),
+        }
+        None
+    }
+
+    /// Hands a voice event to the voice signaling, if any listens.
+    fn voice_event(&mut self, event: VoiceEvent) {
         let Some(voice) = &self.voice else {
             return;
         };
-        match serde_json::from_value(payload) {
-            Ok(typed) => {
-                if let Err(mpsc::error::TrySendError::Closed(_)) = voice.try_send(event(typed)) {
-                    self.voice = None;
-                }
-            }
-            Err(error) => {
-                eprintln!("voice: dropped a malformed voice event from the server: {error}")
-            }
+        if let Err(mpsc::error::TrySendError::Closed(_)) = voice.try_send(event) {
+            self.voice = None;
         }
     }
 
     fn on_binary(&mut self, bytes: &[u8]) {
-        let Ok(ServerBinary::Broadcast {
-            event: POSES_EVENT,
-            payload,
-            ..
-        }) = frame::decode_server_binary(bytes)
-        else {
+        let message = match ServerMessage::decode_binary(bytes) {
+            Ok(message) => message,
+            // A binary frame this client cannot read is a pose batch it
+            // cannot show: worth nothing, and the next tick brings another.
+            Err(_) => return,
+        };
+        let ServerEvent::Poses(batch) = message.event else {
             return;
         };
-        let Ok(batch) = pose::decode_batch(payload) else {
+        if message.topic != self.topic {
             return;
-        };
-        let update = RoomUpdate::Poses {
-            server_time_ms: batch.server_time_ms,
-            poses: batch.iter().collect(),
-        };
+        }
+        let update = others_poses(&batch, *self.slot.borrow());
         // Poses are worth nothing late: drop them when the reader falls behind.
         let _ = self.updates.try_send(update);
+    }
+}
+
+/// A batch as an update, without this client's own pose: the room may share
+/// one batch with every member, and a client shows its own avatar from its
+/// own tracking, never from the echo.
+fn others_poses(batch: &PoseBatchBuf, own_slot: u16) -> RoomUpdate {
+    let batch = batch.batch();
+    RoomUpdate::Poses {
+        server_time_ms: batch.server_time_ms,
+        poses: batch.iter().filter(|(slot, _)| *slot != own_slot).collect(),
     }
 }
 
@@ -779,6 +797,31 @@ mod tests {
             Retry::Soon
         );
         assert!(REFUSED_BACKOFF_FIRST > BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_batch_reaches_the_updates_without_this_clients_own_pose() {
+        let pose_at = |x: f32| {
+            let mut pose = AvatarPose::default();
+            pose.head.position = [x, 1.6, 0.0];
+            pose
+        };
+        let encoded: Vec<_> = [(1, 1.0), (2, 2.0), (3, 3.0)]
+            .into_iter()
+            .map(|(slot, x)| roomscale_protocol::pose::encode_pose(slot, &pose_at(x)))
+            .collect();
+        let batch = PoseBatchBuf::new(500, encoded.iter());
+        let RoomUpdate::Poses {
+            server_time_ms,
+            poses,
+        } = others_poses(&batch, 2)
+        else {
+            panic!("a pose update");
+        };
+        assert_eq!(server_time_ms, 500);
+        let slots: Vec<u16> = poses.iter().map(|(slot, _)| *slot).collect();
+        assert_eq!(slots, [1, 3], "slot 2 is this client's own");
+        assert_eq!(poses[1].1.head.position, [3.0, 1.6, 0.0]);
     }
 
     #[test]
