@@ -8,8 +8,9 @@
 // records what they send. Server frames are laid out by hand from the table in
 // protocol/src/frame.rs, and each is decoded by phoenix.js's own serializer
 // before it is written, so a layout phoenix.js would misread never becomes a
-// vector. The Rust tests (protocol/tests/vectors.rs) decode every frame and
-// re-encode it byte for byte.
+// vector; there is one of every message the server sends (ServerEvent in
+// protocol/src/server_event.rs). The Rust tests (protocol/tests/vectors.rs)
+// decode every frame, type it, and re-encode it byte for byte.
 
 import {readFileSync, writeFileSync} from "node:fs"
 import {fileURLToPath} from "node:url"
@@ -17,6 +18,7 @@ import {deepStrictEqual, strictEqual} from "node:assert"
 import {Socket, Serializer} from "phoenix"
 
 const OUT = fileURLToPath(new URL("./frames.json", import.meta.url))
+const POSES = fileURLToPath(new URL("./poses.json", import.meta.url))
 const ROOM = "room:6f1c2a7e-4b3d-4c5e-9f10-2a3b4c5d6e7f"
 const phoenixVersion = JSON.parse(readFileSync(fileURLToPath(new URL("../../node_modules/phoenix/package.json", import.meta.url)), "utf8")).version
 
@@ -113,12 +115,30 @@ function decodeWithPhoenix(frame){
 }
 
 function serverFrames(){
+  const meta = {phx_ref: "F1", name: "Bo", colour: "#ff8800", client_kind: "quest", slot: 4, joined_at: 1700000000000, speaking: false, muted: false}
+  const chat = (id, text) => ({id, user_id: "u-2", name: "Bo", sent_at: 1700000000000 + id, body: {type: "chat", text}})
+  const governance = {owner_user_id: "u-1", moderators: ["u-2"], locked: false}
   const text = [
-    ["join_reply", ["1", "1", ROOM, "phx_reply", {status: "ok", response: {user_id: "u-1", slot: 3}}]],
+    ["join_reply", ["1", "1", ROOM, "phx_reply", {status: "ok", response: {
+      user_id: "u-1", slot: 3, protocol_version: 1,
+      room: {id: ROOM.slice("room:".length), name: "Lobby", description: "Where everyone starts"},
+      events: [chat(41, "hi")], truncated: true, pose_rate_hz: 30, governance,
+    }}]],
     ["error_reply", ["1", "2", ROOM, "phx_reply", {status: "error", response: {code: "unknown_event", reason: "unknown event \"dance\""}}]],
-    ["presence_diff", [null, null, ROOM, "presence_diff", {joins: {"u-2": {metas: [{phx_ref: "F1", name: "Bo", colour: "#ff8800", client_kind: "quest", slot: 4, joined_at: 1700000000000, speaking: false, muted: false}]}}, leaves: {}}]],
+    ["stored_reply", ["1", "3", ROOM, "phx_reply", {status: "ok", response: {id: 42}}]],
+    ["history_reply", ["1", "4", ROOM, "phx_reply", {status: "ok", response: {events: [chat(39, "older"), chat(40, "old")], more: true}}]],
+    ["rtc_answer_reply", ["1", "5", ROOM, "phx_reply", {status: "ok", response: {sdp: "v=0\r\n"}}]],
+    ["presence_state", ["1", null, ROOM, "presence_state", {"u-2": {metas: [{...meta, muted: true, moderator_muted: true, role: "moderator"}]}}]],
+    ["presence_diff", [null, null, ROOM, "presence_diff", {joins: {"u-2": {metas: [meta]}}, leaves: {}}]],
+    ["event", [null, null, ROOM, "event", chat(43, "héllo 👋")]],
+    ["speaking", [null, null, ROOM, "speaking", {user_id: "u-2", speaking: true}]],
+    ["moderation", [null, null, ROOM, "moderation", {act: {action: "mute", user_id: "u-3", muted: true}, by_user_id: "u-1", by_name: "Ada", target_name: "Cy", governance}]],
+    ["rtc_offer", ["1", null, ROOM, "rtc_offer", {sdp: "v=0\r\n"}]],
+    ["rtc_ice", ["1", null, ROOM, "rtc_ice", {candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", sdp_mid: "0", sdp_mline_index: 0}]],
+    ["voice_tracks", ["1", null, ROOM, "voice_tracks", {tracks: [{mid: "1", user_id: "u-2", slot: 4}]}]],
     ["heartbeat_reply", [null, "9", "phoenix", "phx_reply", {status: "ok", response: {}}]],
     ["phx_error", ["1", "1", ROOM, "phx_error", {}]],
+    ["phx_close", ["1", "1", ROOM, "phx_close", {code: "removed", reason: "a moderator removed you from this room; you may come back in 10 minutes"}]],
   ].map(([name, array]) => {
     const frame = JSON.stringify(array)
     const decoded = decodeWithPhoenix(frame)
@@ -127,11 +147,13 @@ function serverFrames(){
     return {name, direction: "to_client", encoding: "text", frame, message: decoded}
   })
 
-  const poses = Uint8Array.from({length: 8 + 31}, (_, i) => (i * 13 + 1) % 256)
+  // A real batch (protocol/vectors/poses.json): the server sends nothing else binary but empty replies.
+  const poses = Uint8Array.from(Buffer.from(JSON.parse(readFileSync(POSES, "utf8")).batch.hex, "hex"))
+  const emptyBatch = Uint8Array.of(1, 0, 0, 0, 7, 0, 0, 0)
   const binary = [
     ["poses_broadcast", "broadcast", 2, [ROOM, "poses"], poses, m => m],
     ["binary_reply", "reply", 1, ["1", "17", ROOM, "ok"], Uint8Array.of(), m => m],
-    ["binary_push", "push", 0, ["1", ROOM, "poses"], Uint8Array.of(1, 2, 3), m => m],
+    ["binary_push", "push", 0, ["1", ROOM, "poses"], emptyBatch, m => m],
   ].map(([name, kind, kindByte, fields, payload]) => {
     const frame = serverFrame(kindByte, fields, payload)
     const decoded = decodeWithPhoenix(frame)

@@ -5,7 +5,35 @@ use proptest::prelude::*;
 use roomscale_protocol::events::{ClientEvent, RoomEvent, RoomEventBody};
 use roomscale_protocol::frame;
 use roomscale_protocol::pose::{self, AvatarPose, Joint, PoseFlags};
-use serde_json::json;
+use roomscale_protocol::server_event::ServerMessage;
+use serde_json::{Value, json};
+
+/// Any JSON, a few levels deep, with the field names server payloads use.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z_]{0,8}".prop_map(Value::String),
+        prop::sample::select(vec!["ok", "error", "chat", "u-1", "mute"]).prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "status", "response", "code", "reason", "user_id", "speaking", "sdp", "joins",
+                    "leaves", "metas", "id", "body", "type", "text", "tracks",
+                ]),
+                inner,
+                0..5,
+            )
+            .prop_map(|map| Value::Object(
+                map.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
 
 fn unit_quaternion() -> impl Strategy<Value = [f32; 4]> {
     // Normalising a vector drawn from a cube covers every orientation; include
@@ -164,6 +192,26 @@ proptest! {
         let _ = frame::decode_client_binary(&bytes);
         let _ = frame::decode_server_binary(&bytes);
         let _ = frame::decode_text(&String::from_utf8_lossy(&bytes));
+        let _ = ServerMessage::decode_binary(&bytes);
+        let _ = ServerMessage::decode_text(&String::from_utf8_lossy(&bytes));
+    }
+
+    /// Well-formed frames of every server event name with arbitrary JSON
+    /// payloads: typed or refused, never a panic.
+    #[test]
+    fn server_messages_of_any_payload_never_panic(
+        event in prop::sample::select(vec![
+            "phx_reply", "presence_state", "presence_diff", "event", "speaking", "moderation",
+            "rtc_offer", "rtc_ice", "voice_tracks", "poses", "phx_error", "phx_close", "other",
+        ]),
+        msg_ref in proptest::option::of("[0-9]{1,3}"),
+        payload in json_value(),
+    ) {
+        let text = frame::encode_text_parts(None, msg_ref.as_deref(), "room:x", event, &payload);
+        if let Ok(message) = ServerMessage::decode_text(&text) {
+            // What reads back encodes again.
+            prop_assert!(message.event.encode("room:x", None).is_ok());
+        }
     }
 
     #[test]

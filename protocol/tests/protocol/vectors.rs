@@ -2,10 +2,12 @@
 //! `phoenix-frames.mjs`) and pose encodings (`protocol/vectors/poses.json`,
 //! made here, checked by the browser client's tests).
 
-use roomscale_protocol::events::{ClientEvent, ErrorReply, JoinReply};
+use roomscale_protocol::events::{
+    ClientEvent, EmptyReply, HistoryPage, JoinReply, SessionDescription, StoredReply,
+};
 use roomscale_protocol::frame::{self, ClientBinaryPush, ServerBinary, TextFrame};
 use roomscale_protocol::pose::{self, AvatarPose, Joint, PoseFlags};
-use roomscale_protocol::presence::PresenceDiff;
+use roomscale_protocol::server_event::{ServerEvent, ServerFrame, ServerMessage};
 use serde_json::{Value, json};
 use std::f32::consts::FRAC_1_SQRT_2;
 
@@ -28,11 +30,44 @@ fn phoenix_js_frames_decode_and_reencode_byte_for_byte() {
     let vectors = load("frames.json");
     let frames = vectors["frames"].as_array().unwrap();
     assert!(frames.len() >= 10, "too few vectors");
+    // Every message the server sends has a vector phoenix.js read.
+    let mut server_events = std::collections::BTreeSet::new();
+    for vector in frames.iter().filter(|v| v["direction"] == "to_client") {
+        let message = match vector["encoding"].as_str() {
+            Some("text") => ServerMessage::decode_text(vector["frame"].as_str().unwrap()),
+            _ => ServerMessage::decode_binary(&unhex(vector["frame_hex"].as_str().unwrap())),
+        };
+        server_events.insert(message.unwrap().event.name());
+    }
+    assert_eq!(
+        server_events.into_iter().collect::<Vec<_>>(),
+        [
+            "event",
+            "moderation",
+            "phx_close",
+            "phx_error",
+            "phx_reply",
+            "poses",
+            "presence_diff",
+            "presence_state",
+            "rtc_ice",
+            "rtc_offer",
+            "speaking",
+            "voice_tracks"
+        ]
+    );
     for vector in frames {
         let name = vector["name"].as_str().unwrap();
         let message = &vector["message"];
         match (vector["direction"].as_str(), vector["encoding"].as_str()) {
-            (_, Some("text")) => check_text(name, vector["frame"].as_str().unwrap(), message),
+            (Some("to_server"), Some("text")) => {
+                check_text(name, vector["frame"].as_str().unwrap(), message);
+                check_client_event(name, vector["frame"].as_str().unwrap());
+            }
+            (Some("to_client"), Some("text")) => {
+                check_text(name, vector["frame"].as_str().unwrap(), message);
+                check_server_event(name, vector["frame"].as_str().unwrap());
+            }
             (Some("to_server"), Some("binary")) => {
                 check_client_binary(name, &unhex(vector["frame_hex"].as_str().unwrap()), message)
             }
@@ -59,41 +94,55 @@ fn check_text(name: &str, text: &str, message: &Value) {
         text,
         "{name}: re-encoding differs"
     );
+}
 
-    // Typed round trip: parse into our types and encode from them.
-    let typed_payload = match decoded.event.as_str() {
-        "phx_reply" if decoded.payload["status"] == "error" => {
-            let reply: ErrorReply =
-                serde_json::from_value(decoded.payload["response"].clone()).unwrap();
-            Some(json!({"status": "error", "response": reply}))
+/// Typed round trip of a client push: parse into our types and encode from them.
+fn check_client_event(name: &str, text: &str) {
+    let decoded = frame::decode_text(text).unwrap();
+    let payload = match decoded.event.as_str() {
+        "phx_join" | "phx_leave" | "heartbeat" | "chat" | "object_set" | "rtc_ice" => {
+            ClientEvent::parse(&decoded.event, decoded.payload.clone())
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .payload()
         }
-        "phx_reply" if decoded.payload["response"].get("slot").is_some() => {
-            // A partial join reply in the vector: just check the fields we type.
-            let reply = &decoded.payload["response"];
-            assert!(serde_json::from_value::<JoinReply>(reply.clone()).is_err());
-            None
-        }
-        "presence_diff" => {
-            let diff: PresenceDiff = serde_json::from_value(decoded.payload.clone()).unwrap();
-            Some(serde_json::to_value(diff).unwrap())
-        }
-        "phx_reply" | "phx_error" => None,
-        event => {
-            let parsed = ClientEvent::parse(event, decoded.payload.clone())
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            Some(parsed.payload())
-        }
+        other => panic!("{name}: no client push \"{other}\""),
     };
-    if let Some(payload) = typed_payload {
-        let reencoded = frame::encode_text_parts(
-            decoded.join_ref.as_deref(),
-            decoded.msg_ref.as_deref(),
-            &decoded.topic,
-            &decoded.event,
-            &payload,
-        );
-        assert_eq!(reencoded, text, "{name}: typed re-encoding differs");
+    let reencoded = frame::encode_text_parts(
+        decoded.join_ref.as_deref(),
+        decoded.msg_ref.as_deref(),
+        &decoded.topic,
+        &decoded.event,
+        &payload,
+    );
+    assert_eq!(reencoded, text, "{name}: typed re-encoding differs");
+}
+
+/// Typed round trip of a server message: the client reads it as a
+/// [`ServerEvent`], and the server, encoding that event for the same channel,
+/// writes the very frame phoenix.js read.
+fn check_server_event(name: &str, text: &str) {
+    let message = ServerMessage::decode_text(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    if let ServerEvent::Reply(reply) = &message.event {
+        // The vector's name says which push the reply answers.
+        let reply = reply.clone();
+        let read = match name {
+            "join_reply" => reply.read::<JoinReply>().map(drop),
+            "stored_reply" => reply.read::<StoredReply>().map(drop),
+            "history_reply" => reply.read::<HistoryPage>().map(drop),
+            "rtc_answer_reply" => reply.read::<SessionDescription>().map(drop),
+            _ => reply.read::<EmptyReply>().map(drop),
+        };
+        read.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+    let reencoded = message
+        .event
+        .encode(&message.topic, message.join_ref.as_deref())
+        .unwrap();
+    assert_eq!(
+        reencoded,
+        ServerFrame::Text(text.to_string()),
+        "{name}: typed re-encoding differs"
+    );
 }
 
 fn check_client_binary(name: &str, bytes: &[u8], message: &Value) {
@@ -124,6 +173,23 @@ fn check_client_binary(name: &str, bytes: &[u8], message: &Value) {
 }
 
 fn check_server_binary(name: &str, bytes: &[u8], message: &Value) {
+    let typed = ServerMessage::decode_binary(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    match &typed.event {
+        ServerEvent::Poses(batch) => {
+            assert_eq!(
+                hex(batch.as_bytes()),
+                message["payload_hex"].as_str().unwrap()
+            );
+            if typed.join_ref.is_none() {
+                let reencoded = typed.event.encode(&typed.topic, None).unwrap();
+                assert_eq!(reencoded, ServerFrame::Binary(bytes.to_vec()), "{name}");
+            }
+        }
+        ServerEvent::Reply(reply) => {
+            assert_eq!(reply.clone().read::<EmptyReply>(), Ok(Ok(EmptyReply {})));
+        }
+        other => panic!("{name}: a binary frame read as \"{}\"", other.name()),
+    }
     let decoded = frame::decode_server_binary(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
     let payload = unhex(message["payload_hex"].as_str().unwrap());
     let topic = message["topic"].as_str().unwrap();
