@@ -660,6 +660,51 @@ pub(crate) mod tests {
         );
     }
 
+    /// Batches may carry this visitor's own pose (the server shares one
+    /// batch per room): it never becomes a remote avatar or a track, also
+    /// after a rejoin moved this visitor to another slot.
+    #[test]
+    fn the_own_slot_in_a_pose_batch_is_never_shown_or_tracked() {
+        let mut scene = room(2);
+        let batch = |server_time_ms: u32| RoomUpdate::Poses {
+            server_time_ms,
+            poses: [1, 2, 3]
+                .into_iter()
+                .map(|slot| (slot, AvatarPose::default()))
+                .collect(),
+        };
+        for tick in 0..6 {
+            scene.apply(f64::from(tick) * 0.033, batch(tick * 33));
+        }
+        let slots = |scene: &RoomScene| {
+            let mut slots: Vec<u16> = scene.remote_avatars(0.5).iter().map(|a| a.slot).collect();
+            slots.sort();
+            slots
+        };
+        assert_eq!(slots(&scene), [1, 3]);
+        assert!(!scene.tracks.contains_key(&2), "no track of its own");
+
+        scene.apply(
+            0.3,
+            RoomUpdate::Joined {
+                room: roomscale_protocol::events::RoomSummary {
+                    id: "r".into(),
+                    name: "Lobby".into(),
+                    description: String::new(),
+                },
+                slot: 3,
+            },
+        );
+        for tick in 0..6 {
+            scene.apply(0.3 + f64::from(tick) * 0.033, batch(tick * 33));
+        }
+        assert_eq!(slots(&scene), [1, 2]);
+        assert!(
+            !scene.tracks.contains_key(&3),
+            "no track of its new own slot"
+        );
+    }
+
     #[test]
     fn own_moderator_mute_comes_from_presence() {
         let mut scene = room(3);
