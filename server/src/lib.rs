@@ -82,6 +82,33 @@ pub struct AppState {
     pub http_read_timeout: Duration,
 }
 
+/// The SFU's way to the room actors: it tells them who speaks and asks
+/// whom a moderator removed.
+struct RoomsForVoice(room::Rooms);
+
+impl voice::RoomLink for RoomsForVoice {
+    fn speaking(&self, room: uuid::Uuid, member: voice::MemberId, speaking: bool) {
+        let command = room::RoomCommand::Speaking { member, speaking };
+        if self.0.try_send(room, command) || speaking {
+            return;
+        }
+        // The end of speech reaches a busy room too (a waiting task
+        // delivers it), so no indicator stays lit over a muted member.
+        let rooms = self.0.clone();
+        tokio::spawn(async move {
+            let command = room::RoomCommand::Speaking {
+                member,
+                speaking: false,
+            };
+            rooms.send(room, command).await
+        });
+    }
+
+    fn removed_for(&self, room: uuid::Uuid, user_id: &str) -> Option<Duration> {
+        self.0.banned_for(room, user_id)
+    }
+}
+
 impl AppState {
     pub fn new(
         config: Config,
@@ -103,7 +130,11 @@ impl AppState {
                 None
             }
         };
-        let voice = voice::Voice::start(config.voice_settings(), rooms.clone(), metrics.clone())
+        let voice = voice::Voice::start(
+            config.voice_settings(),
+            Arc::new(RoomsForVoice(rooms.clone())),
+            metrics.clone(),
+        )
             .map_err(|error| {
                 tracing::error!("voice is off: {error:#}");
                 Arc::from(format!("{error:#}"))

@@ -624,10 +624,12 @@ impl Connection {
             member,
             user_id: Arc::from(self.claims.user_id.as_str()),
             room: room_id,
-            topic: Arc::from(to.topic),
-            join_ref: to.join_ref.map(str::to_string),
-            msg_ref: to.msg_ref.map(str::to_string),
-            outbox: self.outbox.clone(),
+            address: crate::address::ChannelAddress::new(
+                self.outbox.clone(),
+                Arc::from(to.topic),
+                to.join_ref.map(Arc::from),
+            ),
+            msg_ref: to.msg_ref.map(Arc::from),
         };
         let sent = match event {
             ClientEvent::RtcOffer(offer) => voice.offer(route, offer.sdp),

@@ -24,25 +24,51 @@
 //! A datagram a peer cannot take (garbage, a malformed DTLS record) is
 //! dropped and counted; the peer stays connected.
 //!
-//! This module knows rooms only by id and talks back to them through
-//! [`crate::room::Rooms`]; it knows nothing of sockets or storage.
+//! The logic is [`Sfu`], a state machine without I/O (`sfu.rs`, split into
+//! `signaling.rs`, `forwarding.rs` and `speakers.rs` over `selection.rs`);
+//! `task.rs` is the loop around it that owns the UDP socket, the clock, the
+//! queues and each member's [`ChannelAddress`]. This module knows rooms only
+//! by id and member ids, and reaches them only through the [`RoomLink`] it
+//! is started with; it knows nothing of WebSockets, room actors or storage.
 
+mod forwarding;
 mod selection;
 mod sfu;
+mod signaling;
+mod speakers;
+mod task;
+#[cfg(test)]
+mod tests;
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use roomscale_protocol::events::IceCandidate;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+pub use self::sfu::{
+    Control, Input, Message, Outgoing, Output, Request, Sfu, SfuConfig, Signal, Standing,
+};
+use crate::address::ChannelAddress;
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
-use crate::room::{MemberId, Rooms};
+
+/// A member of a room, as the room numbers it: one per joined channel.
+pub type MemberId = u64;
+
+/// What the SFU needs from the rooms, handed to [`Voice::start`].
+pub trait RoomLink: Send + Sync + 'static {
+    /// A member started or stopped speaking. The end of speech must reach
+    /// a busy room too, so that no indicator stays lit over a muted or
+    /// departed member.
+    fn speaking(&self, room: Uuid, member: MemberId, speaking: bool);
+    /// How long a moderator's removal of `user_id` from `room` still lasts,
+    /// if it does.
+    fn removed_for(&self, room: Uuid, user_id: &str) -> Option<Duration>;
+}
 
 /// Signaling commands waiting for the SFU; a flood beyond this gets "busy"
 /// errors.
@@ -81,30 +107,18 @@ pub struct Route {
     pub member: MemberId,
     pub user_id: Arc<str>,
     pub room: Uuid,
-    pub topic: Arc<str>,
-    pub join_ref: Option<String>,
-    pub msg_ref: Option<String>,
-    pub outbox: Outbox,
+    /// The member's channel: replies and the SFU's own pushes go there.
+    pub address: ChannelAddress,
+    /// The push's ref, for its reply; none when it expects no reply.
+    pub msg_ref: Option<Arc<str>>,
 }
 
 /// Signaling and other work that may be refused when the SFU is behind.
 #[derive(Debug)]
 enum Command {
-    Offer {
+    Signal {
         route: Route,
-        sdp: String,
-    },
-    Answer {
-        route: Route,
-        sdp: String,
-    },
-    Ice {
-        route: Route,
-        candidate: IceCandidate,
-    },
-    /// The client left voice and stays in the room.
-    LeaveVoice {
-        route: Route,
+        request: Request,
     },
     Positions {
         room: Uuid,
@@ -117,7 +131,8 @@ enum Command {
     Forget {
         member: MemberId,
     },
-    /// Test hook: make the SFU panic, to exercise its supervisor.
+    /// Test hook: make the SFU panic, to exercise its restart.
+    #[cfg(feature = "test-hooks")]
     InjectPanic,
 }
 
@@ -128,28 +143,26 @@ impl Command {
     }
 }
 
-/// Membership changes the room decides: never refused, never lost, and
-/// applied before any other work the SFU has waiting. The number of members
-/// bounds them in practice.
-#[derive(Debug)]
-enum Control {
-    /// The member is muted (or unmuted): its voice is not forwarded.
-    SetMuted { member: MemberId, muted: bool },
-    /// The member left the room (or its socket closed, or it was removed).
-    Leave { member: MemberId },
-}
-
 /// The receiving ends of the SFU's queues, kept by its supervisor so that a
 /// restarted SFU goes on with what was waiting.
 struct Inbox {
+    /// Membership changes the room decides ([`Control::SetMuted`],
+    /// [`Control::Leave`]): never refused, never lost, and applied before
+    /// any other work the SFU has waiting. The number of members bounds
+    /// them in practice.
     control: mpsc::UnboundedReceiver<Control>,
     signaling: mpsc::UnboundedReceiver<Command>,
     queued: Arc<AtomicUsize>,
 }
 
 impl Voice {
-    /// Binds the UDP socket and starts the SFU task.
-    pub fn start(settings: VoiceSettings, rooms: Rooms, metrics: Arc<Metrics>) -> Result<Voice> {
+    /// Binds the UDP socket and starts the SFU task; `rooms` hears who
+    /// speaks and says who was removed.
+    pub fn start(
+        settings: VoiceSettings,
+        rooms: Arc<dyn RoomLink>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Voice> {
         let socket = std::net::UdpSocket::bind(settings.bind).with_context(|| {
             format!(
                 "could not bind the voice UDP socket on {}; choose another port with --voice-port",
@@ -163,14 +176,19 @@ impl Voice {
         let (control, control_rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let public_ip = settings.public_ip;
-        tokio::spawn(supervise(
-            Shared {
-                socket: Arc::new(socket),
-                local_addr,
-                settings,
+        let config = SfuConfig {
+            local_addr,
+            public_ip,
+            max_speakers: settings.max_speakers,
+            max_peers_per_room: settings.max_peers_per_room,
+            max_peers: settings.max_peers,
+        };
+        tokio::spawn(task::supervise(
+            task::Shared {
+                socket,
+                config,
                 rooms,
                 metrics,
-                standing: Standing::default(),
             },
             Inbox {
                 control: control_rx,
@@ -199,21 +217,21 @@ impl Voice {
 
     /// An offer from a client: starts its voice, or renegotiates it.
     pub fn offer(&self, route: Route, sdp: String) -> Result<(), Busy> {
-        self.send(Command::Offer { route, sdp })
+        self.signal(route, Request::Offer(sdp))
     }
 
     /// The client's answer to the server's last offer.
     pub fn answer(&self, route: Route, sdp: String) -> Result<(), Busy> {
-        self.send(Command::Answer { route, sdp })
+        self.signal(route, Request::Answer(sdp))
     }
 
     pub fn ice(&self, route: Route, candidate: IceCandidate) -> Result<(), Busy> {
-        self.send(Command::Ice { route, candidate })
+        self.signal(route, Request::Ice(candidate))
     }
 
     /// The client left voice (it stays in the room): drop its peer, reply.
     pub fn leave_voice(&self, route: Route) -> Result<(), Busy> {
-        self.send(Command::LeaveVoice { route })
+        self.signal(route, Request::LeaveVoice)
     }
 
     /// Mutes or unmutes a member's voice at the SFU (it may join voice
@@ -237,9 +255,14 @@ impl Voice {
         let _ = self.send(Command::Positions { room, heads });
     }
 
-    /// Test hook: make the SFU panic; its supervisor starts it afresh.
+    /// Test hook: make the SFU panic; it starts afresh.
+    #[cfg(feature = "test-hooks")]
     pub fn inject_panic(&self) -> Result<(), Busy> {
         self.send(Command::InjectPanic)
+    }
+
+    fn signal(&self, route: Route, request: Request) -> Result<(), Busy> {
+        self.send(Command::Signal { route, request })
     }
 
     fn send(&self, command: Command) -> Result<(), Busy> {
@@ -252,69 +275,6 @@ impl Voice {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             Busy
         })
-    }
-}
-
-/// What the room decided about its members, kept outside the SFU task so
-/// that a restarted SFU still knows: members stay muted across it without
-/// telling the room again, and a departed member is still refused.
-type Standing = Arc<Mutex<Members>>;
-
-#[derive(Debug, Default)]
-struct Members {
-    /// Members whose voice is not forwarded.
-    muted: HashSet<MemberId>,
-    /// Members that left, until their [`Command::Forget`] comes out of the
-    /// signaling queue: an offer they sent before leaving may still be
-    /// waiting there, and must not start a peer.
-    departed: HashSet<MemberId>,
-}
-
-/// What every run of the SFU starts from.
-struct Shared {
-    socket: Arc<tokio::net::UdpSocket>,
-    local_addr: SocketAddr,
-    settings: VoiceSettings,
-    rooms: Rooms,
-    metrics: Arc<Metrics>,
-    standing: Standing,
-}
-
-/// Runs the SFU, and runs it afresh on the same socket if it panics: voice
-/// peers are lost then (their pages see the connection fail and rejoin
-/// voice), but voice stays available and the rooms never notice.
-async fn supervise(shared: Shared, mut inbox: Inbox) {
-    use futures_util::FutureExt as _;
-    let Shared {
-        socket,
-        local_addr,
-        settings,
-        rooms,
-        metrics,
-        standing,
-    } = shared;
-    loop {
-        let sfu = sfu::Sfu::new(
-            socket.clone(),
-            local_addr,
-            settings.clone(),
-            rooms.clone(),
-            metrics.clone(),
-            standing.clone(),
-        );
-        match std::panic::AssertUnwindSafe(sfu.run(&mut inbox))
-            .catch_unwind()
-            .await
-        {
-            Ok(()) => return,
-            Err(_) => {
-                metrics.error("voice_panic");
-                metrics.voice_peers.set(0);
-                tracing::error!(
-                    "the voice SFU panicked and was restarted; voice peers must rejoin"
-                );
-            }
-        }
     }
 }
 

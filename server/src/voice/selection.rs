@@ -6,14 +6,60 @@
 //! Assignments are sticky: a speaker keeps its slot while it stays chosen, so a
 //! track only changes voice when the choice really changes.
 //!
+//! Whether someone speaks follows the level of their frames: a loud frame
+//! starts speech, and speech ends after a hangover without one (or at once
+//! when they are muted).
+//!
 //! Plain logic with time as an input; the SFU feeds it.
 
 use std::time::{Duration, Instant};
 
-use crate::room::MemberId;
+use super::MemberId;
 
 /// Someone who spoke within this long still counts as an active speaker.
 pub const RECENT_SPEECH: Duration = Duration::from_secs(2);
+/// Speaking ends after this long without a loud frame.
+pub const SPEECH_HANGOVER: Duration = Duration::from_millis(600);
+
+/// One speaker's speaking state.
+#[derive(Debug, Default, Clone)]
+pub struct Speech {
+    last_spoke: Option<Instant>,
+    speaking: bool,
+}
+
+impl Speech {
+    /// A loud frame arrived at `now`.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_spoke = Some(now);
+    }
+
+    /// Speech ends at once (a mute); returns whether it was reported as
+    /// speaking, so its end must be reported too.
+    pub fn silence(&mut self) -> bool {
+        self.last_spoke = None;
+        std::mem::take(&mut self.speaking)
+    }
+
+    /// The speaking state at `now`, when it changed since the last call.
+    pub fn update(&mut self, now: Instant) -> Option<bool> {
+        let speaking = self
+            .last_spoke
+            .is_some_and(|t| now.saturating_duration_since(t) < SPEECH_HANGOVER);
+        (speaking != self.speaking).then(|| {
+            self.speaking = speaking;
+            speaking
+        })
+    }
+
+    pub fn is_speaking(&self) -> bool {
+        self.speaking
+    }
+
+    pub fn last_spoke(&self) -> Option<Instant> {
+        self.last_spoke
+    }
+}
 
 /// A speaker as one listener sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,5 +163,22 @@ mod tests {
         // A speaker who goes away frees its slot.
         assert!(assign(&mut slots, &[10], 3));
         assert_eq!(slots, vec![None, None, Some(10)]);
+    }
+
+    #[test]
+    fn speech_starts_with_a_loud_frame_and_ends_after_the_hangover_or_a_mute() {
+        let start = now();
+        let mut speech = Speech::default();
+        assert_eq!(speech.update(start), None, "silence stays silence");
+        speech.heard(start);
+        assert_eq!(speech.update(start), Some(true));
+        assert_eq!(speech.update(start + SPEECH_HANGOVER / 2), None);
+        assert_eq!(speech.update(start + SPEECH_HANGOVER), Some(false));
+        speech.heard(start + SPEECH_HANGOVER * 2);
+        assert_eq!(speech.update(start + SPEECH_HANGOVER * 2), Some(true));
+        assert!(speech.silence(), "a mute ends reported speech");
+        assert!(!speech.is_speaking());
+        assert_eq!(speech.last_spoke(), None);
+        assert_eq!(speech.update(start + SPEECH_HANGOVER * 2), None);
     }
 }

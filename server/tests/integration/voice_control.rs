@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use roomscale_protocol::events::IceCandidate;
+use roomscale_server::address::ChannelAddress;
 use roomscale_server::voice::{Route, Voice};
 use serde_json::{Value, json};
 use str0m::change::SdpAnswer;
@@ -144,10 +145,8 @@ fn route(
         member,
         user_id: Arc::from(format!("user-{member}").as_str()),
         room: room_id,
-        topic: Arc::from(room),
-        join_ref: Some("1".into()),
-        msg_ref: msg_ref.map(str::to_string),
-        outbox,
+        address: ChannelAddress::new(outbox, Arc::from(room), Some(Arc::from("1"))),
+        msg_ref: msg_ref.map(Arc::from),
     };
     (route, receiver)
 }
