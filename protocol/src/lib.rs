@@ -11,7 +11,7 @@
 //!   encodes them.
 //! - [`events`]: the typed room events carried in those frames, with validation.
 //! - [`presence`]: presence state and diffs in the shape phoenix.js `Presence` consumes.
-//! - [`pose`]: the quantized avatar pose (32 bytes) and pose batches.
+//! - [`pose`]: the quantized avatar pose (31 bytes) and pose batches.
 //! - [`version`]: the protocol version and the compatibility check.
 //! - [`server_event`]: every message the server sends on a room channel, as
 //!   one type the server encodes and clients parse.
