@@ -50,27 +50,51 @@ impl Gauge {
     }
 }
 
-/// Upper bucket edges of [`LatencyHistogram`], in microseconds.
-pub const LATENCY_BUCKETS_US: [u64; 16] = [
-    50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 10_000, 20_000,
-    50_000,
-];
+/// Upper bucket edges of [`LatencyHistogram`], in microseconds: 50 µs steps
+/// to 0.25 ms, then 0.25 ms steps to 10 ms (so a 5 ms target is resolved,
+/// never stood in for by a wide bucket's edge), then a coarse tail.
+pub const LATENCY_BUCKETS_US: [u64; 50] = latency_buckets();
+
+const fn latency_buckets() -> [u64; 50] {
+    let mut edges = [0u64; 50];
+    let mut i = 0;
+    while i < 4 {
+        edges[i] = 50 * (i as u64 + 1);
+        i += 1;
+    }
+    while i < 44 {
+        edges[i] = 250 * (i as u64 - 3);
+        i += 1;
+    }
+    let tail = [12_500, 15_000, 20_000, 30_000, 50_000, 100_000];
+    while i < 50 {
+        edges[i] = tail[i - 44];
+        i += 1;
+    }
+    edges
+}
 
 /// A Prometheus histogram of durations with fixed buckets.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LatencyHistogram {
     /// Per bucket (not cumulative); the last one is +Inf.
     counts: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     sum_us: AtomicU64,
 }
 
+impl Default for LatencyHistogram {
+    fn default() -> LatencyHistogram {
+        LatencyHistogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
 impl LatencyHistogram {
     pub fn record(&self, elapsed: std::time::Duration) {
         let us = elapsed.as_micros() as u64;
-        let bucket = LATENCY_BUCKETS_US
-            .iter()
-            .position(|&edge| us <= edge)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
+        let bucket = LATENCY_BUCKETS_US.partition_point(|&edge| edge < us);
         self.counts[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
@@ -302,5 +326,31 @@ mod tests {
             );
         }
         assert_eq!(metrics.errors("invalid_payload"), 2);
+    }
+
+    #[test]
+    fn voice_latency_buckets_resolve_quarter_milliseconds_around_5_ms() {
+        assert!(LATENCY_BUCKETS_US.windows(2).all(|w| w[0] < w[1]));
+        for edge in [4_500, 4_750, 5_000, 5_250, 10_000] {
+            assert!(LATENCY_BUCKETS_US.contains(&edge), "{edge} µs is an edge");
+        }
+        let histogram = LatencyHistogram::default();
+        histogram.record(std::time::Duration::from_micros(4_800));
+        histogram.record(std::time::Duration::from_micros(5_000));
+        histogram.record(std::time::Duration::from_micros(5_001));
+        histogram.record(std::time::Duration::from_secs(1));
+        let mut text = String::new();
+        histogram.render(&mut text, "voice_forward_latency_seconds");
+        for line in [
+            "roomscale_voice_forward_latency_seconds_bucket{le=\"0.00475\"} 0",
+            "roomscale_voice_forward_latency_seconds_bucket{le=\"0.005\"} 2",
+            "roomscale_voice_forward_latency_seconds_bucket{le=\"0.00525\"} 3",
+            "roomscale_voice_forward_latency_seconds_bucket{le=\"+Inf\"} 4",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
     }
 }
