@@ -35,7 +35,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::silence::SilenceLimit;
 use crate::AppState;
+use crate::address::ChannelAddress;
 use crate::identity::Claims;
 use crate::limits::{Place, TokenBucket};
 use crate::metrics::Metrics;
@@ -141,27 +143,40 @@ struct Channel {
     inbox: mpsc::Sender<RoomCommand>,
 }
 
-/// Where a reply goes: the pushed frame's refs and topic.
-struct ReplyTo<'a> {
-    join_ref: Option<&'a str>,
+/// An inbound push and where its answer goes: the address of the channel it
+/// names (with the push's own join ref, as Phoenix replies) and the push's ref
+/// (`None`: the client asked for no reply).
+struct Request<'a> {
+    address: ChannelAddress,
     msg_ref: Option<&'a str>,
-    topic: &'a str,
+}
+
+impl Request<'_> {
+    fn topic(&self) -> &str {
+        &self.address.topic
+    }
+
+    fn join_ref(&self) -> Option<&str> {
+        self.address.join_ref.as_deref()
+    }
 }
 
 impl Connection {
     async fn read_frames(&mut self, stream: &mut SplitStream<WebSocket>) {
-        let silence_limit = Duration::from_secs(self.state.config.heartbeat_timeout);
+        let mut silence = SilenceLimit::new(
+            Instant::now(),
+            Duration::from_secs(self.state.config.heartbeat_timeout),
+        );
         // Built once, not per frame: at tens of thousands of frames a second,
         // fresh futures and a re-armed timer for every frame cost more than
         // the frames. The silence timer fires at most once per limit and is
-        // re-armed from the time of the last frame.
+        // re-armed for the deadline the frames since have moved it to.
         let state = self.state.clone();
         let outbox = self.outbox.clone();
         let shutdown = state.shutdown_requested();
         let closing = outbox.closing();
-        let silence = tokio::time::sleep(silence_limit);
-        tokio::pin!(shutdown, closing, silence);
-        let mut last_frame = Instant::now();
+        let silence_timer = tokio::time::sleep_until(silence.deadline().into());
+        tokio::pin!(shutdown, closing, silence_timer);
         loop {
             let next = tokio::select! {
                 _ = &mut shutdown => {
@@ -169,23 +184,22 @@ impl Connection {
                     return;
                 }
                 _ = &mut closing => return,
-                _ = &mut silence => {
-                    let quiet_until = last_frame + silence_limit;
-                    if Instant::now() < quiet_until {
-                        silence.as_mut().reset(quiet_until.into());
+                _ = &mut silence_timer => {
+                    if !silence.expired(Instant::now()) {
+                        silence_timer.as_mut().reset(silence.deadline().into());
                         continue;
                     }
                     Err(())
                 }
                 next = stream.next() => Ok(next),
             };
-            last_frame = Instant::now();
+            silence.heard(Instant::now());
             let message = match next {
                 Err(_) => {
                     self.state.metrics.error("heartbeat_timeout");
                     let reason = format!(
                         "no message for {} s: send a heartbeat every 30 s to stay connected",
-                        silence_limit.as_secs()
+                        silence.limit().as_secs()
                     );
                     self.outbox.close(close_code::POLICY_VIOLATION, &reason);
                     return;
@@ -252,11 +266,11 @@ impl Connection {
                 return;
             }
         };
-        let to = ReplyTo {
-            join_ref: decoded.join_ref.as_deref(),
-            msg_ref: decoded.msg_ref.as_deref(),
-            topic: &decoded.topic,
-        };
+        let to = self.request(
+            &decoded.topic,
+            decoded.join_ref.as_deref(),
+            decoded.msg_ref.as_deref(),
+        );
         if decoded.topic == PHOENIX_TOPIC && decoded.event == control::HEARTBEAT {
             return self.heartbeat(&to, text.len(), &decoded.payload);
         }
@@ -292,18 +306,18 @@ impl Connection {
         }
     }
 
-    async fn channel_event(&mut self, to: &ReplyTo<'_>, event: ClientEvent) {
-        let Some(channel) = self.channels.get(to.topic) else {
-            let reason = format!("join {} before sending \"{}\"", to.topic, event.name());
+    async fn channel_event(&mut self, to: &Request<'_>, event: ClientEvent) {
+        let Some(channel) = self.channels.get(to.topic()) else {
+            let reason = format!("join {} before sending \"{}\"", to.topic(), event.name());
             return self.reply_error(to, ErrorCode::NotJoined, reason);
         };
         if to
-            .join_ref
+            .join_ref()
             .is_some_and(|join_ref| join_ref != channel.join_ref)
         {
             let reason = format!(
                 "this push belongs to an earlier join of {}; rejoin first",
-                to.topic
+                to.topic()
             );
             return self.reply_error(to, ErrorCode::NotJoined, reason);
         }
@@ -311,7 +325,7 @@ impl Connection {
         // restarted): this channel no longer reaches a room, and must not reach
         // the SFU either, even once the room is restored.
         if channel.inbox.is_closed() {
-            self.channels.remove(to.topic);
+            self.channels.remove(to.topic());
             let gone = room::room_gone();
             return self.reply_error(to, gone.code, gone.reason);
         }
@@ -319,7 +333,7 @@ impl Connection {
         let msg_ref = to.msg_ref.unwrap_or_default().to_string();
         let command = match event {
             ClientEvent::Leave => {
-                let channel = self.channels.remove(to.topic).expect("looked up above");
+                let channel = self.channels.remove(to.topic()).expect("looked up above");
                 let _ = channel.inbox.send(RoomCommand::Leave { member }).await;
                 self.reply_ok(to, &serde_json::json!({}));
                 return;
@@ -374,7 +388,7 @@ impl Connection {
             ClientEvent::Join(_) | ClientEvent::Heartbeat => unreachable!("handled by on_text"),
         };
         if channel.inbox.send(command).await.is_err() {
-            self.channels.remove(to.topic);
+            self.channels.remove(to.topic());
             let gone = room::room_gone();
             self.reply_error(to, gone.code, gone.reason);
         }
@@ -383,7 +397,7 @@ impl Connection {
     async fn join(
         &mut self,
         room_id: Uuid,
-        to: &ReplyTo<'_>,
+        to: &Request<'_>,
         payload: roomscale_protocol::events::JoinPayload,
     ) {
         if let Err(error) = check_version(payload.protocol_version) {
@@ -397,7 +411,7 @@ impl Connection {
             return self.refuse_for_rate(to, reason);
         }
         let limit = self.state.config.channels_per_socket as usize;
-        if !self.channels.contains_key(to.topic) && self.channels.len() >= limit {
+        if !self.channels.contains_key(to.topic()) && self.channels.len() >= limit {
             let reason = format!(
                 "this connection is already in {limit} rooms, the most one connection may \
                  join; leave one (phx_leave) or open another connection"
@@ -422,14 +436,14 @@ impl Connection {
         }
         // A second join of a topic replaces the first, as in Phoenix: this is how
         // clients rejoin after a room restarted.
-        if let Some(old) = self.channels.remove(to.topic) {
+        if let Some(old) = self.channels.remove(to.topic()) {
             let _ = old
                 .inbox
                 .send(RoomCommand::Leave { member: old.member })
                 .await;
         }
-        let join_ref = to.join_ref.or(to.msg_ref).unwrap_or_default().to_string();
-        let topic: Arc<str> = Arc::from(to.topic);
+        let join_ref = to.join_ref().or(to.msg_ref).unwrap_or_default().to_string();
+        let topic = to.address.topic.clone();
         // Twice: a room that was stopping when the join arrived is started again.
         for _ in 0..2 {
             let member = room::next_member_id();
@@ -455,7 +469,7 @@ impl Connection {
             match answer.await {
                 Ok(Ok(())) => {
                     self.channels.insert(
-                        to.topic.to_string(),
+                        to.topic().to_string(),
                         Channel {
                             member,
                             room_id,
@@ -497,25 +511,23 @@ impl Connection {
                 return;
             }
         };
-        let to = ReplyTo {
-            join_ref: Some(push.join_ref),
-            msg_ref: (!push.msg_ref.is_empty()).then_some(push.msg_ref),
-            topic: push.topic,
-        };
+        // Built only when there is something to answer: poses are the hot path.
+        let msg_ref = (!push.msg_ref.is_empty()).then_some(push.msg_ref);
+        let to = || self.request(push.topic, Some(push.join_ref), msg_ref);
         if push.event != POSE_EVENT {
             let reason = format!(
                 "unknown binary event \"{}\"; binary frames carry only \"pose\"",
                 truncate(push.event)
             );
-            return self.reply_error(&to, ErrorCode::UnknownEvent, reason);
+            return self.reply_error(&to(), ErrorCode::UnknownEvent, reason);
         }
         let Some(channel) = self.channels.get(push.topic) else {
             let reason = format!("join {} before sending poses", truncate(push.topic));
-            return self.reply_error(&to, ErrorCode::NotJoined, reason);
+            return self.reply_error(&to(), ErrorCode::NotJoined, reason);
         };
         let Ok(pose) = <[u8; POSE_BYTES]>::try_from(push.payload) else {
             let reason = format!("a pose is {POSE_BYTES} bytes, got {}", push.payload.len());
-            return self.reply_error(&to, ErrorCode::InvalidPayload, reason);
+            return self.reply_error(&to(), ErrorCode::InvalidPayload, reason);
         };
         let member = channel.member;
         if channel
@@ -525,7 +537,7 @@ impl Connection {
         {
             self.state.metrics.poses_dropped.inc();
         }
-        if let Some(msg_ref) = to.msg_ref {
+        if let Some(msg_ref) = msg_ref {
             let _ = self
                 .outbox
                 .send(binary_ok_reply(push.join_ref, msg_ref, push.topic));
@@ -533,7 +545,7 @@ impl Connection {
     }
 
     /// Applies the per-connection limit on JSON pushes.
-    fn within_rate(&mut self, to: &ReplyTo<'_>) -> bool {
+    fn within_rate(&mut self, to: &Request<'_>) -> bool {
         if self.events.take(Instant::now()) {
             return true;
         }
@@ -545,7 +557,7 @@ impl Connection {
     }
 
     /// Answers a heartbeat: its own small budget, and a payload of `{}`.
-    fn heartbeat(&mut self, to: &ReplyTo<'_>, frame_bytes: usize, payload: &Value) {
+    fn heartbeat(&mut self, to: &Request<'_>, frame_bytes: usize, payload: &Value) {
         if frame_bytes > MAX_HEARTBEAT_FRAME_BYTES {
             self.state.metrics.error("oversized_heartbeat");
             self.outbox.close(
@@ -572,7 +584,7 @@ impl Connection {
     }
 
     /// Refuses a frame for its rate with `reason`, at the cost of a strike.
-    fn refuse_for_rate(&mut self, to: &ReplyTo<'_>, reason: String) {
+    fn refuse_for_rate(&mut self, to: &Request<'_>, reason: String) {
         if self.strike() {
             self.reply_error(to, ErrorCode::RateLimited, reason);
         }
@@ -611,7 +623,7 @@ impl Connection {
 
     /// Hands WebRTC signaling to the SFU, which replies itself so that its
     /// answers and offers reach the client in order.
-    fn signal(&self, to: &ReplyTo<'_>, member: MemberId, room_id: Uuid, event: ClientEvent) {
+    fn signal(&self, to: &Request<'_>, member: MemberId, room_id: Uuid, event: ClientEvent) {
         let voice = match &self.state.voice {
             Ok(voice) => voice,
             Err(reason) => {
@@ -624,11 +636,7 @@ impl Connection {
             member,
             user_id: Arc::from(self.claims.user_id.as_str()),
             room: room_id,
-            address: crate::address::ChannelAddress::new(
-                self.outbox.clone(),
-                Arc::from(to.topic),
-                to.join_ref.map(Arc::from),
-            ),
+            address: to.address.clone(),
             msg_ref: to.msg_ref.map(Arc::from),
         };
         let sent = match event {
@@ -647,23 +655,35 @@ impl Connection {
         }
     }
 
-    fn reply_ok(&self, to: &ReplyTo<'_>, response: &impl serde::Serialize) {
-        if let Some(msg_ref) = to.msg_ref {
-            let _ = self
-                .outbox
-                .reply_ok(to.join_ref, msg_ref, to.topic, response);
+    /// Where the answer to a push on `topic` goes.
+    fn request<'a>(
+        &self,
+        topic: &str,
+        join_ref: Option<&str>,
+        msg_ref: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
+            address: ChannelAddress::new(
+                self.outbox.clone(),
+                Arc::from(topic),
+                join_ref.map(Arc::from),
+            ),
+            msg_ref,
         }
     }
 
-    fn reply_error(&self, to: &ReplyTo<'_>, code: ErrorCode, reason: String) {
+    fn reply_ok(&self, to: &Request<'_>, response: &impl serde::Serialize) {
+        if let Some(msg_ref) = to.msg_ref {
+            let _ = to.address.reply_ok(msg_ref, response);
+        }
+    }
+
+    fn reply_error(&self, to: &Request<'_>, code: ErrorCode, reason: String) {
         self.state.metrics.error(code.as_str());
         if let Some(msg_ref) = to.msg_ref {
-            let _ = self.outbox.reply_error(
-                to.join_ref,
-                msg_ref,
-                to.topic,
-                &ErrorReply::new(code, reason),
-            );
+            let _ = to
+                .address
+                .reply_error(msg_ref, &ErrorReply::new(code, reason));
         }
     }
 }

@@ -12,6 +12,7 @@
 //! handshake included.
 
 mod connection;
+mod silence;
 
 use std::net::SocketAddr;
 
