@@ -130,6 +130,124 @@ impl Histogram {
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.quantile_us(q) as f64 / 1000.0
     }
+
+    /// The histogram as JSON, for a generator process to hand its figures to
+    /// the controller: only the buckets that hold something, as `[index, count]`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let buckets: Vec<[u64; 2]> = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(bucket, count)| [bucket as u64, *count])
+            .collect();
+        serde_json::json!({
+            "buckets": buckets,
+            "sum_us": self.sum_us,
+            "max_us": self.max_us,
+        })
+    }
+
+    /// Reads what [`Histogram::to_json`] wrote; `None` if it is not that.
+    pub fn from_json(value: &serde_json::Value) -> Option<Histogram> {
+        let mut histogram = Histogram::default();
+        for pair in value["buckets"].as_array()? {
+            let bucket = usize::try_from(pair[0].as_u64()?).ok()?;
+            let count = pair[1].as_u64()?;
+            *histogram.counts.get_mut(bucket)? += count;
+            histogram.total += count;
+        }
+        histogram.sum_us = value["sum_us"].as_u64()?;
+        histogram.max_us = value["max_us"].as_u64()?;
+        Some(histogram)
+    }
+}
+
+/// Which cores a load run uses: the server's (one runtime worker each) and
+/// one per generator process, none shared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorePlan {
+    pub server: Vec<usize>,
+    pub generators: Vec<usize>,
+}
+
+impl CorePlan {
+    /// The server on `server_cores` cores from `first_server` up, and
+    /// `generator_cores` generator processes on the cores from
+    /// `first_generator` (default: just past the server's) up, on a machine
+    /// with `available` cores.
+    pub fn new(
+        server_cores: usize,
+        generator_cores: usize,
+        first_server: usize,
+        first_generator: Option<usize>,
+        available: usize,
+    ) -> Result<CorePlan, String> {
+        if server_cores == 0 || generator_cores == 0 {
+            return Err("the server and the generator need at least one core each".into());
+        }
+        let server: Vec<usize> = (first_server..first_server + server_cores).collect();
+        let first_generator = first_generator.unwrap_or(first_server + server_cores);
+        let generators: Vec<usize> = (first_generator..first_generator + generator_cores).collect();
+        let needed = server.iter().chain(&generators).max().map_or(0, |c| c + 1);
+        if let Some(shared) = generators.iter().find(|c| server.contains(c)) {
+            return Err(format!(
+                "core {shared} would hold both the server and a generator; the two must not \
+                 compete for a core"
+            ));
+        }
+        if needed > available {
+            return Err(format!(
+                "{server_cores} server core(s) and {generator_cores} generator core(s) need cores \
+                 0..{} but this machine has {available}",
+                needed - 1
+            ));
+        }
+        Ok(CorePlan { server, generators })
+    }
+
+    /// The server's cores as `taskset -c` takes them.
+    pub fn server_list(&self) -> String {
+        cpu_list(&self.server)
+    }
+}
+
+/// Cores as `taskset -c` takes them: `0`, `0,1,2`.
+pub fn cpu_list(cores: &[usize]) -> String {
+    cores
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The number of cores a Linux CPU list names (`0-3,6,8-9` -> 7), as in
+/// `/sys/devices/system/cpu/online`.
+pub fn parse_cpu_count(list: &str) -> Option<usize> {
+    let mut count = 0;
+    for range in list.trim().split(',') {
+        count += match range.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (low.parse::<usize>().ok()?, high.parse::<usize>().ok()?);
+                high.checked_sub(low)? + 1
+            }
+            None => {
+                range.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    Some(count)
+}
+
+/// Rooms `0..rooms` dealt to `generators` processes in turn: which rooms each holds.
+pub fn deal_rooms(rooms: usize, generators: usize) -> Vec<Vec<usize>> {
+    let generators = generators.max(1);
+    let mut dealt = vec![Vec::new(); generators];
+    for room in 0..rooms {
+        dealt[room % generators].push(room);
+    }
+    dealt
 }
 
 /// Pass limits for one load step.
@@ -388,6 +506,58 @@ mod tests {
         let sent = TIME_MODULUS_US - 300;
         assert_eq!(latency_us(TIME_MODULUS_US + 200, sent), 500);
         assert_eq!(latency_us(3 * TIME_MODULUS_US + 200, sent), 500);
+    }
+
+    #[test]
+    fn histograms_cross_a_process_boundary_as_json_unchanged() {
+        let mut h = Histogram::default();
+        for us in [0, 15, 20, 999, 5_000, 250_000] {
+            h.record(us);
+        }
+        let text = h.to_json().to_string();
+        let back = Histogram::from_json(&serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(back.count(), h.count());
+        assert_eq!(back.max_us(), 250_000);
+        assert_eq!(back.mean_us(), h.mean_us());
+        for q in [0.1, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(back.quantile_us(q), h.quantile_us(q), "q {q}");
+        }
+        assert!(Histogram::from_json(&serde_json::json!({"buckets": [[99_999, 1]]})).is_none());
+        assert!(Histogram::from_json(&serde_json::json!("nonsense")).is_none());
+    }
+
+    #[test]
+    fn core_plans_keep_the_server_and_generators_apart() {
+        let plan = CorePlan::new(1, 1, 0, None, 2).unwrap();
+        assert_eq!((plan.server, plan.generators), (vec![0], vec![1]));
+        let plan = CorePlan::new(2, 4, 0, None, 8).unwrap();
+        assert_eq!(plan.server_list(), "0,1");
+        assert_eq!(plan.generators, vec![2, 3, 4, 5]);
+        // The environment's old single-core settings still place both.
+        let plan = CorePlan::new(1, 1, 1, Some(0), 2).unwrap();
+        assert_eq!((plan.server, plan.generators), (vec![1], vec![0]));
+
+        let error = CorePlan::new(2, 1, 0, None, 2).unwrap_err();
+        assert!(error.contains("this machine has 2"), "{error}");
+        let error = CorePlan::new(1, 1, 0, Some(0), 4).unwrap_err();
+        assert!(error.contains("both the server and a generator"), "{error}");
+        assert!(CorePlan::new(0, 1, 0, None, 4).is_err());
+    }
+
+    #[test]
+    fn cpu_lists_count_their_cores() {
+        assert_eq!(parse_cpu_count("0-1\n"), Some(2));
+        assert_eq!(parse_cpu_count("0"), Some(1));
+        assert_eq!(parse_cpu_count("0-3,6,8-9"), Some(7));
+        assert_eq!(parse_cpu_count("3-1"), None);
+        assert_eq!(parse_cpu_count(""), None);
+    }
+
+    #[test]
+    fn rooms_are_dealt_in_turn() {
+        assert_eq!(deal_rooms(5, 2), vec![vec![0, 2, 4], vec![1, 3]]);
+        assert_eq!(deal_rooms(1, 3), vec![vec![0], vec![], vec![]]);
+        assert_eq!(deal_rooms(3, 1), vec![vec![0, 1, 2]]);
     }
 
     #[test]

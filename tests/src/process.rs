@@ -19,6 +19,11 @@ type Result<T, E = String> = std::result::Result<T, E>;
 /// Runs this program again pinned to the client CPU, with the open-files limit
 /// raised to its hard limit (a shell does both, as no `unsafe` is allowed here).
 pub fn reexec_pinned(program: &str, client_cpu: usize, pinned_env: &str) -> ExitCode {
+    reexec_pinned_to(program, &client_cpu.to_string(), pinned_env)
+}
+
+/// [`reexec_pinned`] onto the cores `cpus` names, as `taskset -c` takes them.
+pub fn reexec_pinned_to(program: &str, cpus: &str, pinned_env: &str) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(error) => {
@@ -29,7 +34,7 @@ pub fn reexec_pinned(program: &str, client_cpu: usize, pinned_env: &str) -> Exit
     let status = Command::new("sh")
         .arg("-c")
         .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec taskset -c "$0" "$@""#)
-        .arg(client_cpu.to_string())
+        .arg(cpus)
         .arg(exe)
         .args(std::env::args_os().skip(1))
         .env(pinned_env, "1")
@@ -135,6 +140,18 @@ pub fn start_server_with_limits(
     pinned_env: &str,
     limits: &[(&str, &str)],
 ) -> Result<Server> {
+    start_server_on(binary, &[server_cpu], extra_args, pinned_env, limits)
+}
+
+/// [`start_server_with_limits`] on several cores: pinned to `cores`, with one
+/// runtime worker per core.
+pub fn start_server_on(
+    binary: &Path,
+    cores: &[usize],
+    extra_args: &[&str],
+    pinned_env: &str,
+    limits: &[(&str, &str)],
+) -> Result<Server> {
     let data_dir = tempfile::Builder::new()
         .prefix("roomscale-load-")
         .tempdir()
@@ -149,7 +166,7 @@ pub fn start_server_with_limits(
     let mut command = Command::new("taskset");
     command
         .arg("-c")
-        .arg(server_cpu.to_string())
+        .arg(crate::load::cpu_list(cores))
         .arg(binary)
         .args(["--bind", "127.0.0.1:0"])
         .args(extra_args)
@@ -157,7 +174,7 @@ pub fn start_server_with_limits(
         .arg(data_dir.path())
         // warn, plus the one info line that says which port it bound.
         .args(["--log", "warn,roomscale_server=info"])
-        .env("TOKIO_WORKER_THREADS", "1")
+        .env("TOKIO_WORKER_THREADS", cores.len().to_string())
         .env_remove("RUST_LOG")
         .env_remove("DATABASE_URL")
         .stdin(Stdio::null())
@@ -241,6 +258,24 @@ pub fn cpu_jiffies(cpu: usize) -> (u64, u64) {
         .unwrap_or((0, 0))
 }
 
+/// Busy and total jiffies of several cores, summed.
+pub fn cpu_jiffies_of(cores: &[usize]) -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    cores
+        .iter()
+        .filter_map(|&cpu| crate::load::parse_cpu_jiffies(&stat, cpu))
+        .fold((0, 0), |(busy, total), (b, t)| (busy + b, total + t))
+}
+
+/// Cores on this machine (online), whatever this process is pinned to: the
+/// core numbers `taskset` takes run below this.
+pub fn available_cores() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| crate::load::parse_cpu_count(&list))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 pub fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -270,6 +305,104 @@ pub fn thread_names(pid: u32) -> String {
         i += n;
     }
     out.join(", ")
+}
+
+// ---------------------------------------------------------------------------
+// Generator processes
+// ---------------------------------------------------------------------------
+
+/// A child process of a load generator, pinned to one core, that takes
+/// requests as JSON lines on its stdin and answers each with one JSON line on
+/// its stdout; an answer `{"error": "..."}` is an error. It ends when its
+/// stdin closes, and is killed when dropped.
+#[derive(Debug)]
+pub struct GeneratorProcess {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub core: usize,
+    stdin: tokio::process::ChildStdin,
+    answers: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl GeneratorProcess {
+    /// Runs this program again with `args` on `core`, with `env` set.
+    pub fn spawn(core: usize, args: &[&str], env: &[(&str, &str)]) -> Result<GeneratorProcess> {
+        use tokio::io::AsyncBufReadExt as _;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+        let mut child = tokio::process::Command::new("taskset")
+            .arg("-c")
+            .arg(core.to_string())
+            .arg(exe)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!("starting a generator process on core {core} with taskset: {e}")
+            })?;
+        let pid = child.id().ok_or("the generator process exited at once")?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        Ok(GeneratorProcess {
+            child,
+            pid,
+            core,
+            stdin,
+            answers: tokio::io::BufReader::new(stdout).lines(),
+        })
+    }
+
+    /// Sends a request without waiting for its answer.
+    pub async fn send(&mut self, request: &Value) -> Result<()> {
+        let mut line = request.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| format!("writing to the generator on core {}: {e}", self.core))
+    }
+
+    /// The answer to the oldest request not yet answered.
+    pub async fn answer(&mut self) -> Result<Value> {
+        let line = self
+            .answers
+            .next_line()
+            .await
+            .map_err(|e| format!("reading from the generator on core {}: {e}", self.core))?
+            .ok_or_else(|| {
+                format!(
+                    "the generator process on core {} ended (see its messages above)",
+                    self.core
+                )
+            })?;
+        let answer: Value = serde_json::from_str(&line)
+            .map_err(|e| format!("the generator on core {} answered {line:?}: {e}", self.core))?;
+        match answer["error"].as_str() {
+            Some(error) => Err(format!("generator on core {}: {error}", self.core)),
+            None => Ok(answer),
+        }
+    }
+
+    /// Sends a request and waits for its answer.
+    pub async fn request(&mut self, request: &Value) -> Result<Value> {
+        self.send(request).await?;
+        self.answer().await
+    }
+
+    /// Closes its stdin and waits a moment for it to end, then kills it.
+    pub async fn stop(mut self) {
+        drop(self.stdin);
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
