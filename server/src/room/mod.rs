@@ -1,15 +1,29 @@
-//! Rooms: one actor task per active room owns its members, presence and latest
-//! poses; a supervisor restarts it when it panics.
+//! Rooms: one actor task per active room, a supervisor that restarts it when
+//! it panics, and the table of who was removed from which room.
+//!
+//! A room's logic is [`state::RoomState`], a state machine without I/O: commands,
+//! storage results and ticks go in with the time, effects come out (frames for
+//! members, storage reads and writes, voice changes, bans, the next deadline).
+//! [`actor`] is the thin loop around it that owns the inbox, the clock, the
+//! storage tasks and the outputs. [`rules`] holds the room's rules as plain
+//! functions (who may moderate whom, the write budgets, the people count).
 //!
 //! Connections never touch room state; they send [`RoomCommand`]s. A room starts
 //! on its first join and stops after it has been empty for a while. When an
 //! actor panics, its supervisor sends `phx_error` to every member it had (phoenix
 //! clients then rejoin) and starts a fresh actor; other rooms never notice.
 //!
-//! Who was removed from which room is kept here, beside the running rooms,
-//! so a removal outlives the actor of a room that went idle.
+//! Actors get a [`RoomContext`] (storage, metrics, the voice handle, the bans,
+//! the room capacity), built from the `AppState` here, not the state itself.
+//!
+//! Who was removed from which room is kept here ([`Bans`]), beside the running
+//! rooms, so a removal outlives the actor of a room that went idle.
 
 mod actor;
+pub(crate) mod rules;
+pub(crate) mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,13 +34,18 @@ use roomscale_protocol::events::{
     ErrorCode, ErrorReply, JoinPayload, ModeratePush, RoomEventBody, UpdateProfilePush,
 };
 use roomscale_protocol::pose::POSE_BYTES;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::outbox::{Outbox, text_frame};
+use crate::address::ChannelAddress;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::storage::Store;
+use crate::voice::Voice;
 
 use actor::RoomActor;
+pub use state::POSE_RATE_HZ;
 
 /// Commands a room's inbox holds before senders wait.
 const ROOM_INBOX: usize = 4096;
@@ -90,6 +109,7 @@ pub enum RoomCommand {
         reason: ErrorReply,
     },
     /// Test hook: make the actor panic, to exercise the supervisor.
+    #[cfg(feature = "test-hooks")]
     InjectPanic,
 }
 
@@ -131,27 +151,95 @@ pub struct JoinRequest {
     pub accepted: oneshot::Sender<Result<(), ErrorReply>>,
 }
 
-/// How a member is reached when its room crashes: kept outside the actor so it
-/// survives the panic.
-#[derive(Debug, Clone)]
-pub(crate) struct Contact {
-    outbox: Outbox,
-    join_ref: String,
-    topic: Arc<str>,
+impl JoinRequest {
+    /// Where the joined channel's frames go.
+    pub fn address(&self) -> ChannelAddress {
+        ChannelAddress::new(
+            self.outbox.clone(),
+            self.topic.clone(),
+            Some(Arc::from(self.join_ref.as_str())),
+        )
+    }
 }
 
-pub(crate) type Roster = Arc<Mutex<HashMap<MemberId, Contact>>>;
+/// What a room actor uses of the server, and nothing more.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomContext {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// `None` when voice is off on this server.
+    pub voice: Option<Voice>,
+    pub bans: Bans,
+    pub settings: state::RoomSettings,
+    /// The server's shutdown signal. Held by every room task: the server closes
+    /// the database only once the last holder let go of it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl RoomContext {
+    fn from_app(state: &AppState, bans: &Bans) -> RoomContext {
+        RoomContext {
+            store: state.store.clone(),
+            metrics: state.metrics.clone(),
+            voice: state.voice.as_ref().ok().cloned(),
+            bans: bans.clone(),
+            settings: state::RoomSettings {
+                capacity: state.config.room_capacity,
+            },
+            shutdown: state.shutdown.clone(),
+        }
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// The members of a running room as its supervisor reaches them when the
+/// actor panics: published by the actor whenever membership changes, kept
+/// outside it so it survives the panic.
+pub(crate) type Roster = Arc<Mutex<state::Recipients>>;
+
+/// Users removed from rooms, and until when they may not rejoin. Shared by
+/// every room actor and the SFU; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bans {
+    until: Arc<Mutex<HashMap<(Uuid, String), Instant>>>,
+}
+
+/// Bans kept before expired ones are swept out.
+const SWEEP_BANS_ABOVE: usize = 1024;
+
+impl Bans {
+    /// Keeps `user_id` out of a room until `until`.
+    pub(crate) fn ban(&self, room_id: Uuid, user_id: &str, until: Instant, now: Instant) {
+        let mut bans = self.until.lock().expect("poisoned");
+        if bans.len() > SWEEP_BANS_ABOVE {
+            bans.retain(|_, until| *until > now);
+        }
+        bans.insert((room_id, user_id.to_string()), until);
+    }
+
+    /// Until when `user_id` must stay out of a room, if it was ever removed
+    /// (the time may have passed).
+    pub(crate) fn until(&self, room_id: Uuid, user_id: &str) -> Option<Instant> {
+        let bans = self.until.lock().expect("poisoned");
+        bans.get(&(room_id, user_id.to_string())).copied()
+    }
+
+    /// Lets a removed user back in before the ban ends (it became a moderator).
+    pub(crate) fn unban(&self, room_id: Uuid, user_id: &str) {
+        let mut bans = self.until.lock().expect("poisoned");
+        bans.remove(&(room_id, user_id.to_string()));
+    }
+}
 
 /// The running rooms; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Rooms {
     running: Arc<Mutex<HashMap<Uuid, RoomHandle>>>,
-    /// Users removed from a room, and until when they may not rejoin.
-    bans: Arc<Mutex<HashMap<(Uuid, String), Instant>>>,
+    bans: Bans,
 }
-
-/// Bans kept before expired ones are swept out.
-const SWEEP_BANS_ABOVE: usize = 1024;
 
 #[derive(Debug, Clone)]
 struct RoomHandle {
@@ -181,7 +269,7 @@ impl Rooms {
         );
         state.metrics.rooms_active.set(running.len() as i64);
         tokio::spawn(supervise(
-            state.clone(),
+            RoomContext::from_app(state, &self.bans),
             self.clone(),
             room_id,
             generation,
@@ -220,31 +308,16 @@ impl Rooms {
     }
 
     /// Test hook: make a running room's actor panic.
+    #[cfg(feature = "test-hooks")]
     pub async fn inject_panic(&self, room_id: Uuid) -> bool {
         self.send(room_id, RoomCommand::InjectPanic).await
     }
 
-    /// Keeps `user_id` out of a room for `duration`.
-    pub(crate) fn ban(&self, room_id: Uuid, user_id: &str, duration: Duration) {
-        let now = Instant::now();
-        let mut bans = self.bans.lock().expect("poisoned");
-        if bans.len() > SWEEP_BANS_ABOVE {
-            bans.retain(|_, until| *until > now);
-        }
-        bans.insert((room_id, user_id.to_string()), now + duration);
-    }
-
     /// How long `user_id` must still stay out of a room, if it was removed.
     pub(crate) fn banned_for(&self, room_id: Uuid, user_id: &str) -> Option<Duration> {
-        let bans = self.bans.lock().expect("poisoned");
-        let until = bans.get(&(room_id, user_id.to_string()))?;
-        until.checked_duration_since(Instant::now())
-    }
-
-    /// Lets a removed user back in before the ban ends (it became a moderator).
-    pub(crate) fn unban(&self, room_id: Uuid, user_id: &str) {
-        let mut bans = self.bans.lock().expect("poisoned");
-        bans.remove(&(room_id, user_id.to_string()));
+        self.bans
+            .until(room_id, user_id)?
+            .checked_duration_since(Instant::now())
     }
 
     pub fn running_count(&self) -> usize {
@@ -252,7 +325,7 @@ impl Rooms {
     }
 
     /// Forgets a room whose actor stopped, unless a newer actor replaced it.
-    fn stopped(&self, state: &AppState, room_id: Uuid, generation: u64) {
+    fn stopped(&self, metrics: &Metrics, room_id: Uuid, generation: u64) {
         let mut running = self.running.lock().expect("poisoned");
         if running
             .get(&room_id)
@@ -260,7 +333,7 @@ impl Rooms {
         {
             running.remove(&room_id);
         }
-        state.metrics.rooms_active.set(running.len() as i64);
+        metrics.rooms_active.set(running.len() as i64);
     }
 
     /// A new inbox for a crashed room, unless a newer actor already replaced it.
@@ -281,7 +354,7 @@ impl Rooms {
 
 /// Runs a room's actor, restarting it after a panic.
 async fn supervise(
-    state: AppState,
+    context: RoomContext,
     rooms: Rooms,
     room_id: Uuid,
     mut generation: u64,
@@ -289,33 +362,23 @@ async fn supervise(
 ) {
     loop {
         let roster = Roster::default();
-        let actor = RoomActor::new(state.clone(), room_id, roster.clone());
+        let actor = RoomActor::new(context.clone(), room_id, roster.clone());
         let outcome = tokio::spawn(actor.run(commands)).await;
         match outcome {
             Ok(()) => break,
             Err(error) if error.is_panic() => {
-                state.metrics.error("room_panic");
+                context.metrics.error("room_panic");
                 tracing::error!(%room_id, "room actor panicked; restarting it and asking its members to rejoin");
-                let members: Vec<(MemberId, Contact)> = roster
-                    .lock()
-                    .map(|r| r.iter().map(|(&id, c)| (id, c.clone())).collect())
-                    .unwrap_or_default();
-                for (member, contact) in members {
+                let members = roster.lock().map(|r| r.clone()).unwrap_or_default();
+                for recipient in members.iter() {
                     // The member is gone with the actor (it rejoins as a new
                     // one): its voice peer must not outlive it.
-                    if let Ok(voice) = &state.voice {
-                        voice.leave(member);
+                    if let Some(voice) = &context.voice {
+                        voice.leave(recipient.member);
                     }
-                    let frame = text_frame(
-                        Some(&contact.join_ref),
-                        Some(&contact.join_ref),
-                        &contact.topic,
-                        roomscale_protocol::frame::control::ERROR,
-                        &serde_json::json!({}),
-                    );
-                    let _ = contact.outbox.send(frame);
+                    let _ = recipient.address.channel_error();
                 }
-                if state.is_shutting_down() {
+                if context.is_shutting_down() {
                     break;
                 }
                 match rooms.restart(room_id, generation) {
@@ -330,7 +393,7 @@ async fn supervise(
             Err(_) => break,
         }
     }
-    rooms.stopped(&state, room_id, generation);
+    rooms.stopped(&context.metrics, room_id, generation);
 }
 
 /// The error reply for a command sent to a room that is gone.

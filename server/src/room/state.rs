@@ -1,0 +1,1463 @@
+//! One room's logic as a state machine without I/O, in the shape of str0m's
+//! `Rtc`: [`RoomState::handle`] takes an [`Input`] (a command from a
+//! connection, the result of a storage read or write the actor ran, a member
+//! found unreachable, a timeout) with the time it happened, and
+//! [`RoomState::poll_output`] hands out the effects in order ([`Output`]:
+//! frames for members, storage reads and writes, voice changes, bans, metrics,
+//! "stop", and last the next deadline). It reads no clock, awaits nothing,
+//! holds no lock and knows no `AppState`, so tests drive it on a fake clock.
+//!
+//! It owns the room's members, presence and latest poses, and keeps the
+//! room's rules: who may moderate (the owner and the co-moderators it named),
+//! whether it takes new joins, how many people fit (people, not channels: a
+//! second tab of someone already in takes no place), and how fast the room may
+//! write to storage, so that one room's flood cannot take the database from the
+//! others.
+//!
+//! Ordering it keeps: a join is admitted, then its replay is read (off the
+//! actor's loop), then the join reply, `presence_state` and the others'
+//! `presence_diff` go out. The replay stops at the newest event broadcast when
+//! the read was asked for, and events broadcast while the read was under way
+//! follow the reply as pushes: a joiner never sees an event twice or misses
+//! one. Events are acknowledged only once stored, and broadcast in id order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Message;
+use roomscale_protocol::PROTOCOL_VERSION;
+use roomscale_protocol::events::{
+    EmptyReply, ErrorCode, ErrorReply, Governance, HistoryPage, JoinReply, MODERATION_EVENT,
+    ModeratePush, ModerationNotice, PRESENCE_DIFF_EVENT, PRESENCE_STATE_EVENT, ROOM_EVENT_EVENT,
+    RoomEvent, RoomEventBody, RoomSummary, SPEAKING_EVENT, Speaking, StoredReply,
+    UpdateProfilePush,
+};
+use roomscale_protocol::frame::control;
+use roomscale_protocol::limits::REMOVAL_BAN_SECONDS;
+use roomscale_protocol::names::normalize_name;
+use roomscale_protocol::pose::{self, POSE_BYTES};
+use roomscale_protocol::presence::{PresenceDiff, PresenceEntry, PresenceMeta, PresenceState};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::rules::{self, People};
+use super::{JoinRequest, MemberId, RoomCommand};
+use crate::address::ChannelAddress;
+use crate::limits::TokenBucket;
+use crate::outbox::{SharedPoseFrame, reply_frame, text_frame};
+use crate::storage::EventPage;
+use crate::time::rfc3339;
+
+/// Pose batches per second.
+pub const POSE_RATE_HZ: u32 = 30;
+/// The time between two pose ticks.
+pub const TICK: Duration = Duration::from_nanos(1_000_000_000 / POSE_RATE_HZ as u64);
+/// How long an empty room stays loaded before its actor stops.
+pub const IDLE_STOP_AFTER: Duration = Duration::from_secs(30);
+/// The SFU picks the nearest speakers from head positions sent this often
+/// (every 6th tick: 5 Hz).
+const VOICE_POSITIONS_EVERY_TICKS: u64 = 6;
+
+/// The few server settings a room uses.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomSettings {
+    /// People a room holds.
+    pub capacity: u16,
+}
+
+/// One member as frames reach it.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub member: MemberId,
+    pub address: ChannelAddress,
+}
+
+/// The members of a room at one moment, shared by every output that goes to
+/// all of them: built again only when someone joins or leaves, never per frame.
+pub type Recipients = Arc<[Recipient]>;
+
+/// What happened, as the actor hands it to the room.
+#[derive(Debug)]
+pub enum Input {
+    /// A command from a connection. A join carries the end of the ban its
+    /// user is under in this room, if any (the actor looked it up).
+    Command(RoomCommand),
+    Join {
+        request: Box<JoinRequest>,
+        banned_until: Option<Instant>,
+    },
+    /// A storage read asked for by [`Output::Read`] finished.
+    Read {
+        id: u64,
+        result: Result<ReadResult, String>,
+    },
+    /// A storage write asked for by [`Output::Write`] finished.
+    Written {
+        id: u64,
+        result: Result<Option<RoomEvent>, String>,
+    },
+    /// A member's connection is too far behind (or gone) to take its frames:
+    /// it leaves the room at once so the room stops queueing for it.
+    Unreachable { member: MemberId },
+    /// A deadline from [`Output::Timeout`] passed.
+    Timeout,
+}
+
+/// What a storage read found.
+#[derive(Debug)]
+pub enum ReadResult {
+    /// The room as stored; `None` when there is no such room (or it was deleted).
+    Room(Option<LoadedRoom>),
+    Events(EventPage),
+}
+
+/// A room as it is loaded when its actor starts.
+#[derive(Debug, Clone)]
+pub struct LoadedRoom {
+    pub summary: RoomSummary,
+    pub governance: Governance,
+    /// The id of the newest stored event (0 when there is none).
+    pub newest_event_id: u64,
+}
+
+/// A storage read for the actor to run off its loop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageRead {
+    /// The room, its moderators and its newest event id.
+    Room,
+    /// [`crate::storage::Store::events_page`] with the replay limits.
+    Events { after_id: u64, before_id: u64 },
+}
+
+/// A storage write; the actor runs them one at a time, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageWrite {
+    Event {
+        user_id: String,
+        name: String,
+        sent_at_ms: i64,
+        body: RoomEventBody,
+    },
+    Lock {
+        locked: bool,
+    },
+    Moderator {
+        user_id: String,
+        moderator: bool,
+    },
+}
+
+/// A change for the SFU.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VoiceEffect {
+    SetMuted {
+        member: MemberId,
+        muted: bool,
+    },
+    Leave {
+        member: MemberId,
+    },
+    /// Head positions of the room's members.
+    Positions {
+        heads: Vec<(MemberId, [f32; 3])>,
+    },
+}
+
+/// An effect for the actor to carry out.
+#[derive(Debug)]
+pub enum Output {
+    /// A frame for one channel. When it cannot take it because it is too far
+    /// behind, the actor answers [`Input::Unreachable`] for `member`.
+    Send {
+        member: MemberId,
+        to: ChannelAddress,
+        frame: Message,
+    },
+    /// The same frame for every one of `to` but `except`.
+    Broadcast {
+        to: Recipients,
+        except: Option<MemberId>,
+        frame: Message,
+    },
+    /// A join admitted: send `reply`, then `presence`, then tell the
+    /// connection through `accepted`. When the reply cannot be sent, drop
+    /// `accepted` and answer [`Input::Unreachable`]: the joiner never stays.
+    Joined {
+        member: MemberId,
+        to: ChannelAddress,
+        reply: Message,
+        presence: Message,
+        accepted: oneshot::Sender<Result<(), ErrorReply>>,
+    },
+    /// A join refused: the connection sends `reply` itself.
+    Refused {
+        accepted: oneshot::Sender<Result<(), ErrorReply>>,
+        reply: ErrorReply,
+    },
+    /// One tick's pose batch, encoded once, for every one of `to` but those
+    /// in `skip` (each client skips its own slot in it).
+    Poses {
+        to: Recipients,
+        skip: Vec<MemberId>,
+        frame: Arc<SharedPoseFrame>,
+    },
+    /// Forget the unsent poses of a member that left.
+    ForgetPoses {
+        member: MemberId,
+        to: ChannelAddress,
+    },
+    /// Read from storage; answer with [`Input::Read`] and this id.
+    Read {
+        id: u64,
+        read: StorageRead,
+    },
+    /// Write to storage after every earlier write; answer with
+    /// [`Input::Written`] and this id.
+    Write {
+        id: u64,
+        write: StorageWrite,
+    },
+    Voice(VoiceEffect),
+    /// Keep `user_id` out of this room until `until`.
+    Ban {
+        user_id: String,
+        until: Instant,
+    },
+    /// Let `user_id` back in (it became a moderator).
+    Unban {
+        user_id: String,
+    },
+    /// Count an error of this kind in the metrics.
+    CountError(&'static str),
+    /// The room's live session is over: stop taking commands, let the writes
+    /// under way finish (feeding their results back), then end.
+    Stop,
+    /// Nothing more to do before this time unless an input arrives; it comes
+    /// last, once every other output was taken.
+    Timeout(Instant),
+}
+
+pub struct RoomState {
+    room_id: Uuid,
+    topic: Arc<str>,
+    settings: RoomSettings,
+    /// The time the room started, and the wall clock then (Unix
+    /// milliseconds): wall times are derived from the inputs' time.
+    started: Instant,
+    started_unix_ms: i64,
+    stage: Stage,
+    room: Option<RoomSummary>,
+    /// Who runs the room and whether it is locked, as stored.
+    governance: Governance,
+    members: HashMap<MemberId, Member>,
+    /// Built again when someone joins or leaves.
+    recipients: Recipients,
+    people: People,
+    /// The newest event id broadcast to members; replays stop here so a joiner
+    /// never gets an event twice (once replayed, once broadcast).
+    last_broadcast_id: u64,
+    next_phx_ref: u64,
+    next_request_id: u64,
+    /// Joins that arrived while the room was loading.
+    waiting_joins: Vec<(Box<JoinRequest>, Option<Instant>)>,
+    /// Joins admitted whose replay is being read, by read id.
+    replaying: HashMap<u64, PendingJoin>,
+    /// History pages being read, by read id: who asked, and its push's ref.
+    history_reads: HashMap<u64, (Recipient, String)>,
+    /// Writes under way, by write id, in the order they were asked for.
+    writes: HashMap<u64, PendingWrite>,
+    /// Users a moderator muted: their members join muted while the room runs.
+    moderator_muted: HashSet<String>,
+    /// Persisted events this room may still write now, and each person in it.
+    persist_limit: TokenBucket,
+    persist_limit_per_user: HashMap<String, TokenBucket>,
+    /// Members the room closed (removed by a moderator) whose connections may
+    /// still push on the channel: told why until their connection leaves it.
+    closed: HashMap<MemberId, (ChannelAddress, ErrorReply)>,
+    /// Pose ticks so far; every few, head positions go to the SFU.
+    ticks: u64,
+    next_tick: Option<Instant>,
+    idle_since: Option<Instant>,
+    /// The poses of one tick, reused from tick to tick.
+    tick_poses: Vec<[u8; POSE_BYTES]>,
+    outputs: VecDeque<Output>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Loading,
+    Running,
+    Stopped,
+}
+
+struct Member {
+    user_id: String,
+    address: ChannelAddress,
+    meta: PresenceMeta,
+    latest_pose: Option<[u8; POSE_BYTES]>,
+    pose_changed: bool,
+    /// A new member's first batch carries everyone's latest pose.
+    needs_every_pose: bool,
+}
+
+/// A join admitted and waiting for its replay.
+struct PendingJoin {
+    member: MemberId,
+    user_id: String,
+    name: String,
+    msg_ref: String,
+    address: ChannelAddress,
+    payload: roomscale_protocol::events::JoinPayload,
+    accepted: oneshot::Sender<Result<(), ErrorReply>>,
+    /// The client already has events up to this id.
+    after_id: u64,
+    /// Events broadcast since the replay was asked for: they follow the reply.
+    missed: Vec<Message>,
+}
+
+/// What to do when a write finishes.
+enum PendingWrite {
+    Event {
+        member: MemberId,
+        to: ChannelAddress,
+        msg_ref: String,
+    },
+    Governance {
+        member: MemberId,
+        to: ChannelAddress,
+        msg_ref: String,
+        notice: ModerationNotice,
+    },
+}
+
+impl RoomState {
+    /// A room about to load: its first output asks to read it from storage.
+    /// `now` is when it starts and `unix_ms` the wall clock then.
+    pub fn new(room_id: Uuid, settings: RoomSettings, now: Instant, unix_ms: i64) -> RoomState {
+        let mut state = RoomState {
+            room_id,
+            topic: Arc::from(format!("room:{room_id}")),
+            settings,
+            started: now,
+            started_unix_ms: unix_ms,
+            stage: Stage::Loading,
+            room: None,
+            governance: Governance::default(),
+            members: HashMap::new(),
+            recipients: Arc::from(Vec::new()),
+            people: People::default(),
+            last_broadcast_id: 0,
+            next_phx_ref: 1,
+            next_request_id: 1,
+            waiting_joins: Vec::new(),
+            replaying: HashMap::new(),
+            history_reads: HashMap::new(),
+            writes: HashMap::new(),
+            moderator_muted: HashSet::new(),
+            persist_limit: TokenBucket::new(rules::PERSISTS_PER_SECOND, rules::PERSISTS_BURST, now),
+            persist_limit_per_user: HashMap::new(),
+            closed: HashMap::new(),
+            ticks: 0,
+            next_tick: None,
+            idle_since: Some(now),
+            tick_poses: Vec::new(),
+            outputs: VecDeque::new(),
+        };
+        let id = state.request_id();
+        state.outputs.push_back(Output::Read {
+            id,
+            read: StorageRead::Room,
+        });
+        state
+    }
+
+    /// The next effect, in order; [`Output::Timeout`] once there is none
+    /// left, and `None` when the room has stopped and has nothing more to send
+    /// (or, running, has no deadline: it waits for an input).
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(output) = self.outputs.pop_front() {
+            return Some(output);
+        }
+        if self.stage == Stage::Stopped {
+            return None;
+        }
+        self.deadline().map(Output::Timeout)
+    }
+
+    /// The members as the supervisor reaches them if the actor panics.
+    pub fn recipients(&self) -> &Recipients {
+        &self.recipients
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stage == Stage::Stopped
+    }
+
+    /// Takes in what happened at `now`.
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Command(command) => self.command(command, now),
+            Input::Join {
+                request,
+                banned_until,
+            } => self.join(request, banned_until, now),
+            Input::Read { id, result } => self.read_done(id, result, now),
+            Input::Written { id, result } => self.written(id, result, now),
+            Input::Unreachable { member } => self.leave(member),
+            Input::Timeout => self.timeout(now),
+        }
+        self.after_input(now);
+    }
+
+    fn command(&mut self, command: RoomCommand, now: Instant) {
+        if self.stage == Stage::Stopped {
+            return;
+        }
+        if let Some((member, msg_ref)) = command.push_ref()
+            && let Some((to, reason)) = self.closed.get(&member)
+        {
+            let frame = error_frame(to, msg_ref, reason);
+            let to = to.clone();
+            self.outputs.push_back(Output::Send { member, to, frame });
+            return;
+        }
+        match command {
+            RoomCommand::Join(request) => self.join(request, None, now),
+            RoomCommand::Leave { member } => self.leave(member),
+            RoomCommand::Pose { member, mut pose } => {
+                if let Some(m) = self.members.get_mut(&member) {
+                    pose::set_pose_slot(&mut pose, m.meta.slot);
+                    m.latest_pose = Some(pose);
+                    m.pose_changed = true;
+                }
+            }
+            RoomCommand::Persist {
+                member,
+                msg_ref,
+                body,
+            } => self.persist(member, msg_ref, body, now),
+            RoomCommand::UpdateProfile {
+                member,
+                msg_ref,
+                update,
+            } => self.update_profile(member, &msg_ref, update, now),
+            RoomCommand::SetMuted {
+                member,
+                msg_ref,
+                muted,
+            } => self.set_muted(member, &msg_ref, muted, now),
+            RoomCommand::Moderate {
+                member,
+                msg_ref,
+                act,
+            } => self.moderate(member, msg_ref, act, now),
+            RoomCommand::History {
+                member,
+                msg_ref,
+                before_id,
+            } => self.history(member, msg_ref, before_id),
+            RoomCommand::Speaking { member, speaking } => {
+                if let Some(user_id) = self.members.get(&member).map(|m| m.user_id.clone()) {
+                    // Everyone, the speaker too: its own indicator follows the server.
+                    self.broadcast(None, SPEAKING_EVENT, &Speaking { user_id, speaking });
+                }
+            }
+            RoomCommand::Close { reason } => self.close_everyone(&reason),
+            // The actor panics itself; the logic has nothing to do.
+            #[cfg(feature = "test-hooks")]
+            RoomCommand::InjectPanic => {}
+        }
+    }
+
+    // Joining --------------------------------------------------------------
+
+    fn join(&mut self, request: Box<JoinRequest>, banned_until: Option<Instant>, now: Instant) {
+        match self.stage {
+            Stage::Loading => return self.waiting_joins.push((request, banned_until)),
+            Stage::Stopped => return,
+            Stage::Running => {}
+        }
+        let JoinRequest {
+            member,
+            user_id,
+            join_ref,
+            msg_ref,
+            topic,
+            payload,
+            outbox,
+            accepted,
+        } = *request;
+        let name = match self.admit(&user_id, &payload.name, banned_until, now) {
+            Ok(name) => name,
+            Err(reply) => {
+                self.outputs.push_back(Output::Refused { accepted, reply });
+                return;
+            }
+        };
+        self.people.arrive(&user_id);
+        let after_id = payload.last_seen_id.unwrap_or(0);
+        let id = self.request_id();
+        // Events stored but not yet broadcast will reach this member as
+        // broadcasts; those broadcast while the read is under way follow the
+        // reply (see `missed`).
+        let before_id = self.last_broadcast_id.saturating_add(1);
+        self.replaying.insert(
+            id,
+            PendingJoin {
+                member,
+                user_id,
+                name,
+                msg_ref,
+                address: ChannelAddress::new(outbox, topic, Some(Arc::from(join_ref))),
+                payload,
+                accepted,
+                after_id,
+                missed: Vec::new(),
+            },
+        );
+        self.outputs.push_back(Output::Read {
+            id,
+            read: StorageRead::Events {
+                after_id,
+                before_id,
+            },
+        });
+    }
+
+    /// Whether `user_id` may join now; `Ok` with its display name as shown.
+    fn admit(
+        &self,
+        user_id: &str,
+        name: &str,
+        banned_until: Option<Instant>,
+        now: Instant,
+    ) -> Result<String, ErrorReply> {
+        if self.room.is_none() {
+            let reason = format!(
+                "room {} does not exist; pick one from the room list",
+                self.room_id
+            );
+            return Err(ErrorReply::new(ErrorCode::RoomNotFound, reason));
+        }
+        if let Some(until) = banned_until
+            && until > now
+        {
+            let reason = self.removal_reason(until, until - now);
+            return Err(ErrorReply::new(ErrorCode::Removed, reason));
+        }
+        // Someone already in (another tab, the headset beside the browser) is
+        // no new arrival: the lock and the capacity count people.
+        let already_in = self.people.contains(user_id);
+        if self.governance.locked && !already_in && !self.governance.may_moderate(user_id) {
+            return Err(ErrorReply::new(
+                ErrorCode::RoomLocked,
+                "this room is locked: its moderators let nobody new in for now; try again later",
+            ));
+        }
+        let capacity = self.settings.capacity;
+        if !already_in && self.people.count() >= usize::from(capacity) {
+            let reason = format!(
+                "room full: it holds {capacity} people; try again later or pick another room"
+            );
+            return Err(ErrorReply::new(ErrorCode::RoomFull, reason));
+        }
+        normalize_name(name).map_err(|reason| ErrorReply::new(ErrorCode::InvalidPayload, reason))
+    }
+
+    fn replay_read(&mut self, join: PendingJoin, result: Result<EventPage, String>, now: Instant) {
+        let page = match result {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(room_id = %self.room_id, "loading events for a join: {error}");
+                self.people.depart(&join.user_id);
+                self.outputs.push_back(Output::Refused {
+                    accepted: join.accepted,
+                    reply: ErrorReply::new(
+                        ErrorCode::Internal,
+                        "the room's history could not be loaded; try joining again",
+                    ),
+                });
+                return;
+            }
+        };
+        let Some(room) = self.room.clone() else {
+            // The room closed while the replay was read.
+            self.people.depart(&join.user_id);
+            return;
+        };
+        let moderator_muted = self.moderator_muted.contains(&join.user_id);
+        let meta = PresenceMeta {
+            phx_ref: self.new_phx_ref(now),
+            phx_ref_prev: None,
+            name: join.name,
+            colour: join.payload.colour,
+            client_kind: join.payload.client_kind,
+            slot: self.free_slot(),
+            joined_at: self.unix_ms(now),
+            speaking: false,
+            muted: moderator_muted,
+            moderator_muted,
+            role: rules::role_of(&self.governance, &join.user_id),
+        };
+        let reply = JoinReply {
+            user_id: join.user_id.clone(),
+            slot: meta.slot,
+            protocol_version: PROTOCOL_VERSION,
+            room,
+            events: page.events,
+            truncated: page.more,
+            pose_rate_hz: POSE_RATE_HZ,
+            governance: self.governance.clone(),
+        };
+        let reply = ok_frame(&join.address, &join.msg_ref, &reply);
+        let joined = PresenceDiff {
+            joins: [(
+                join.user_id.clone(),
+                PresenceEntry {
+                    metas: vec![meta.clone()],
+                },
+            )]
+            .into(),
+            leaves: Default::default(),
+        };
+        let member = join.member;
+        self.members.insert(
+            member,
+            Member {
+                user_id: join.user_id,
+                address: join.address.clone(),
+                meta,
+                latest_pose: None,
+                pose_changed: false,
+                needs_every_pose: true,
+            },
+        );
+        self.rebuild_recipients();
+        let presence = push_frame(&join.address, PRESENCE_STATE_EVENT, &self.presence_state());
+        // Before the connection hears it joined, so before any offer of its
+        // client can reach the SFU.
+        if moderator_muted {
+            self.outputs.push_back(Output::Voice(VoiceEffect::SetMuted {
+                member,
+                muted: true,
+            }));
+        }
+        self.outputs.push_back(Output::Joined {
+            member,
+            to: join.address.clone(),
+            reply,
+            presence,
+            accepted: join.accepted,
+        });
+        for frame in join.missed {
+            self.outputs.push_back(Output::Send {
+                member,
+                to: join.address.clone(),
+                frame,
+            });
+        }
+        self.broadcast(Some(member), PRESENCE_DIFF_EVENT, &joined);
+    }
+
+    fn leave(&mut self, member: MemberId) {
+        self.closed.remove(&member);
+        let Some(gone) = self.members.remove(&member) else {
+            return;
+        };
+        self.people.depart(&gone.user_id);
+        self.rebuild_recipients();
+        self.outputs.push_back(Output::ForgetPoses {
+            member,
+            to: gone.address,
+        });
+        self.outputs
+            .push_back(Output::Voice(VoiceEffect::Leave { member }));
+        let left = PresenceDiff {
+            joins: Default::default(),
+            leaves: [(
+                gone.user_id,
+                PresenceEntry {
+                    metas: vec![gone.meta],
+                },
+            )]
+            .into(),
+        };
+        self.broadcast(Some(member), PRESENCE_DIFF_EVENT, &left);
+    }
+
+    // Storage results --------------------------------------------------------
+
+    fn read_done(&mut self, id: u64, result: Result<ReadResult, String>, now: Instant) {
+        if let Some(join) = self.replaying.remove(&id) {
+            let page = result.and_then(|read| match read {
+                ReadResult::Events(page) => Ok(page),
+                ReadResult::Room(_) => Err("a room came back for an events read".into()),
+            });
+            return self.replay_read(join, page, now);
+        }
+        if let Some((reader, msg_ref)) = self.history_reads.remove(&id) {
+            let frame = match result {
+                Ok(ReadResult::Events(page)) => ok_frame(
+                    &reader.address,
+                    &msg_ref,
+                    &HistoryPage {
+                        events: page.events,
+                        more: page.more,
+                    },
+                ),
+                Ok(ReadResult::Room(_)) | Err(_) => {
+                    if let Err(error) = &result {
+                        tracing::error!(room_id = %self.room_id, "reading a history page: {error}");
+                    }
+                    error_frame(
+                        &reader.address,
+                        &msg_ref,
+                        &ErrorReply::new(
+                            ErrorCode::Internal,
+                            "the room's history could not be read; try again",
+                        ),
+                    )
+                }
+            };
+            self.outputs.push_back(Output::Send {
+                member: reader.member,
+                to: reader.address,
+                frame,
+            });
+            return;
+        }
+        if self.stage != Stage::Loading {
+            return;
+        }
+        match result {
+            Ok(ReadResult::Room(room)) => {
+                self.stage = Stage::Running;
+                if let Some(room) = room {
+                    self.room = Some(room.summary);
+                    self.governance = room.governance;
+                    self.last_broadcast_id = room.newest_event_id;
+                }
+                for (request, banned_until) in std::mem::take(&mut self.waiting_joins) {
+                    self.join(request, banned_until, now);
+                }
+            }
+            Ok(ReadResult::Events(_)) | Err(_) => {
+                if let Err(error) = &result {
+                    tracing::error!(room_id = %self.room_id, "could not load the room: {error}");
+                }
+                // Refused, and the actor stops: the next join starts a fresh
+                // one that tries again.
+                for (request, _) in std::mem::take(&mut self.waiting_joins) {
+                    self.outputs.push_back(Output::Refused {
+                        accepted: request.accepted,
+                        reply: ErrorReply::new(
+                            ErrorCode::Internal,
+                            "the room could not be loaded; try joining again",
+                        ),
+                    });
+                }
+                self.stop();
+            }
+        }
+    }
+
+    fn written(&mut self, id: u64, result: Result<Option<RoomEvent>, String>, now: Instant) {
+        let Some(pending) = self.writes.remove(&id) else {
+            return;
+        };
+        match pending {
+            PendingWrite::Event {
+                member,
+                to,
+                msg_ref,
+            } => match result {
+                Ok(Some(event)) => {
+                    self.last_broadcast_id = self.last_broadcast_id.max(event.id);
+                    let frame = ok_frame(&to, &msg_ref, &StoredReply { id: event.id });
+                    self.outputs.push_back(Output::Send { member, to, frame });
+                    let frame = text_frame(None, None, &self.topic, ROOM_EVENT_EVENT, &event);
+                    for join in self.replaying.values_mut() {
+                        if event.id > join.after_id {
+                            join.missed.push(frame.clone());
+                        }
+                    }
+                    self.broadcast_frame(None, frame);
+                }
+                Ok(None) | Err(_) => {
+                    let error = result.err().unwrap_or_else(|| "no event came back".into());
+                    tracing::error!(room_id = %self.room_id, member, "storing an event failed: {error}");
+                    self.outputs.push_back(Output::CountError("persist_failed"));
+                    let frame = error_frame(
+                        &to,
+                        &msg_ref,
+                        &ErrorReply::new(
+                            ErrorCode::Internal,
+                            "the message could not be stored and was not sent; try again",
+                        ),
+                    );
+                    self.outputs.push_back(Output::Send { member, to, frame });
+                }
+            },
+            PendingWrite::Governance {
+                member,
+                to,
+                msg_ref,
+                notice,
+            } => {
+                if let Err(error) = result {
+                    let reason = match notice.act {
+                        ModeratePush::Lock { .. } => {
+                            tracing::error!(room_id = %self.room_id, "storing the room's lock: {error}");
+                            "the lock could not be stored, so nothing changed; try again"
+                        }
+                        _ => {
+                            tracing::error!(room_id = %self.room_id, "storing a moderator: {error}");
+                            "the moderator could not be stored, so nothing changed; try again"
+                        }
+                    };
+                    self.outputs
+                        .push_back(Output::CountError(ErrorCode::Internal.as_str()));
+                    let frame =
+                        error_frame(&to, &msg_ref, &ErrorReply::new(ErrorCode::Internal, reason));
+                    self.outputs.push_back(Output::Send { member, to, frame });
+                    return;
+                }
+                match &notice.act {
+                    ModeratePush::Lock { locked } => self.governance.locked = *locked,
+                    ModeratePush::Moderator { user_id, moderator } => {
+                        self.governance.moderators.retain(|m| m != user_id);
+                        if *moderator {
+                            self.governance.moderators.push(user_id.clone());
+                            self.outputs.push_back(Output::Unban {
+                                user_id: user_id.clone(),
+                            });
+                        }
+                        let role = rules::role_of(&self.governance, user_id);
+                        for id in self.members_of(user_id) {
+                            self.change_meta(id, now, |meta| meta.role = role);
+                        }
+                    }
+                    ModeratePush::Mute { .. } | ModeratePush::Remove { .. } => {}
+                }
+                let frame = ok_frame(&to, &msg_ref, &EmptyReply {});
+                self.outputs.push_back(Output::Send { member, to, frame });
+                let notice = ModerationNotice {
+                    governance: self.governance.clone(),
+                    ..notice
+                };
+                self.broadcast(None, MODERATION_EVENT, &notice);
+            }
+        }
+    }
+
+    // Pushes ----------------------------------------------------------------
+
+    /// Hands a chat or object event to storage, within the room's rate.
+    fn persist(&mut self, member: MemberId, msg_ref: String, body: RoomEventBody, now: Instant) {
+        let Some(m) = self.members.get(&member) else {
+            return;
+        };
+        if self.persist_limit_per_user.len() > 2 * usize::from(self.settings.capacity) {
+            // Kept past a leave (a rejoin must not refill them), but not forever.
+            let people = &self.people;
+            self.persist_limit_per_user
+                .retain(|user, _| people.contains(user));
+        }
+        let own = self
+            .persist_limit_per_user
+            .entry(m.user_id.clone())
+            .or_insert_with(|| {
+                TokenBucket::new(
+                    rules::PERSISTS_PER_SECOND_PER_USER,
+                    rules::PERSISTS_BURST_PER_USER,
+                    now,
+                )
+            });
+        // The person's own share first, so a flood spends only the flooder's.
+        if !own.take(now) {
+            self.outputs
+                .push_back(Output::CountError("room_rate_limited"));
+            let reason = format!(
+                "slow down: this room stores at most {} messages a second from one person; \
+                 this one was not sent, send it again in a moment",
+                rules::PERSISTS_PER_SECOND_PER_USER
+            );
+            return self.reply(member, &msg_ref, Err(ErrorCode::RateLimited), reason);
+        }
+        if !self.persist_limit.take(now) {
+            self.outputs
+                .push_back(Output::CountError("room_rate_limited"));
+            let reason = format!(
+                "this room is storing messages as fast as it may ({} a second); \
+                 this one was not sent: wait a moment and send it again",
+                rules::PERSISTS_PER_SECOND
+            );
+            return self.reply(member, &msg_ref, Err(ErrorCode::RateLimited), reason);
+        }
+        if self.writes.len() >= rules::PERSIST_QUEUE {
+            self.outputs
+                .push_back(Output::CountError("persist_queue_full"));
+            let frame = error_frame(
+                &m.address,
+                &msg_ref,
+                &ErrorReply::new(
+                    ErrorCode::RateLimited,
+                    "the room is busy storing messages; wait a moment and send again",
+                ),
+            );
+            let to = m.address.clone();
+            self.outputs.push_back(Output::Send { member, to, frame });
+            return;
+        }
+        let write = StorageWrite::Event {
+            user_id: m.user_id.clone(),
+            name: m.meta.name.clone(),
+            sent_at_ms: self.unix_ms(now),
+            body,
+        };
+        let to = m.address.clone();
+        let id = self.request_id();
+        self.writes.insert(
+            id,
+            PendingWrite::Event {
+                member,
+                to,
+                msg_ref,
+            },
+        );
+        self.outputs.push_back(Output::Write { id, write });
+    }
+
+    fn update_profile(
+        &mut self,
+        member: MemberId,
+        msg_ref: &str,
+        update: UpdateProfilePush,
+        now: Instant,
+    ) {
+        // Stored and shown as normalised, whatever spelling the client sent.
+        let name = match update.name.as_deref().map(normalize_name).transpose() {
+            Ok(name) => name,
+            Err(reason) => {
+                return self.reply(member, msg_ref, Err(ErrorCode::InvalidPayload), reason);
+            }
+        };
+        self.change_meta(member, now, |meta| {
+            if let Some(name) = name {
+                meta.name = name;
+            }
+            if let Some(colour) = update.colour {
+                meta.colour = colour;
+            }
+        });
+        self.reply(member, msg_ref, Ok(()), String::new());
+    }
+
+    fn set_muted(&mut self, member: MemberId, msg_ref: &str, muted: bool, now: Instant) {
+        let Some(m) = self.members.get(&member) else {
+            return;
+        };
+        if !muted && m.meta.moderator_muted {
+            return self.reply(
+                member,
+                msg_ref,
+                Err(ErrorCode::Forbidden),
+                "a moderator muted you in this room; only a moderator can let you speak again"
+                    .into(),
+            );
+        }
+        self.change_meta(member, now, |meta| meta.muted = muted);
+        // Muting is enforced where voice flows, not only shown.
+        self.outputs
+            .push_back(Output::Voice(VoiceEffect::SetMuted { member, muted }));
+        self.reply(member, msg_ref, Ok(()), String::new());
+    }
+
+    /// Asks for a page of older history, read off the loop; the reply goes
+    /// out when it comes back.
+    fn history(&mut self, member: MemberId, msg_ref: String, before_id: u64) {
+        let Some(m) = self.members.get(&member) else {
+            return;
+        };
+        if self.history_reads.len() >= rules::HISTORY_READERS {
+            self.outputs.push_back(Output::CountError("history_busy"));
+            return self.reply(
+                member,
+                &msg_ref,
+                Err(ErrorCode::RateLimited),
+                "the room is already reading history for others; ask again in a moment".into(),
+            );
+        }
+        let reader = Recipient {
+            member,
+            address: m.address.clone(),
+        };
+        // Events stored but not yet broadcast reach the member as broadcasts.
+        let before_id = before_id.min(self.last_broadcast_id.saturating_add(1));
+        let id = self.request_id();
+        self.history_reads.insert(id, (reader, msg_ref));
+        self.outputs.push_back(Output::Read {
+            id,
+            read: StorageRead::Events {
+                after_id: 0,
+                before_id,
+            },
+        });
+    }
+
+    // Moderation -------------------------------------------------------------
+
+    fn moderate(&mut self, member: MemberId, msg_ref: String, act: ModeratePush, now: Instant) {
+        let Some(sender) = self.members.get(&member) else {
+            return;
+        };
+        let by_user_id = sender.user_id.clone();
+        let by_name = sender.meta.name.clone();
+        let to = sender.address.clone();
+        if let Err(reason) = rules::may_act(&self.governance, &by_user_id, &act) {
+            return self.reply(member, &msg_ref, Err(ErrorCode::Forbidden), reason);
+        }
+        let target_name = match &act {
+            ModeratePush::Mute { user_id, .. }
+            | ModeratePush::Remove { user_id }
+            | ModeratePush::Moderator { user_id, .. } => self
+                .members
+                .values()
+                .find(|m| &m.user_id == user_id)
+                .map(|m| m.meta.name.clone()),
+            ModeratePush::Lock { .. } => None,
+        };
+        let notice = ModerationNotice {
+            act,
+            by_user_id,
+            by_name,
+            target_name,
+            governance: self.governance.clone(),
+        };
+        let write = match &notice.act {
+            ModeratePush::Mute { user_id, muted } => {
+                let (user_id, muted) = (user_id.clone(), *muted);
+                self.moderator_mute(&user_id, muted, now);
+                None
+            }
+            ModeratePush::Remove { user_id } => {
+                let user_id = user_id.clone();
+                self.remove_user(&user_id, now);
+                None
+            }
+            ModeratePush::Lock { locked } => Some(StorageWrite::Lock { locked: *locked }),
+            ModeratePush::Moderator { user_id, moderator } => Some(StorageWrite::Moderator {
+                user_id: user_id.clone(),
+                moderator: *moderator,
+            }),
+        };
+        match write {
+            // Stored first: the change shows only once it holds.
+            Some(write) => {
+                let id = self.request_id();
+                self.writes.insert(
+                    id,
+                    PendingWrite::Governance {
+                        member,
+                        to,
+                        msg_ref,
+                        notice,
+                    },
+                );
+                self.outputs.push_back(Output::Write { id, write });
+            }
+            None => {
+                let frame = ok_frame(&to, &msg_ref, &EmptyReply {});
+                self.outputs.push_back(Output::Send { member, to, frame });
+                self.broadcast(None, MODERATION_EVENT, &notice);
+            }
+        }
+    }
+
+    /// Mutes (or gives back the voice of) every member of `user_id`: the SFU
+    /// stops forwarding them and they cannot unmute themselves.
+    fn moderator_mute(&mut self, user_id: &str, muted: bool, now: Instant) {
+        if muted {
+            self.moderator_muted.insert(user_id.to_string());
+        } else {
+            self.moderator_muted.remove(user_id);
+        }
+        for id in self.members_of(user_id) {
+            self.change_meta(id, now, |meta| {
+                meta.moderator_muted = muted;
+                // Given back, the voice stays muted until its owner unmutes.
+                if muted {
+                    meta.muted = true;
+                }
+            });
+            if muted {
+                self.outputs.push_back(Output::Voice(VoiceEffect::SetMuted {
+                    member: id,
+                    muted: true,
+                }));
+            }
+        }
+    }
+
+    /// Closes every channel of `user_id` in this room and keeps it out for
+    /// [`REMOVAL_BAN_SECONDS`].
+    fn remove_user(&mut self, user_id: &str, now: Instant) {
+        let ban = Duration::from_secs(REMOVAL_BAN_SECONDS);
+        let until = now + ban;
+        self.outputs.push_back(Output::Ban {
+            user_id: user_id.to_string(),
+            until,
+        });
+        let reason = ErrorReply::new(ErrorCode::Removed, self.removal_reason(until, ban));
+        for id in self.members_of(user_id) {
+            self.close_member(id, &reason);
+        }
+    }
+
+    fn removal_reason(&self, until: Instant, left: Duration) -> String {
+        format!(
+            "a moderator removed you from this room; you can rejoin after {} (in {})",
+            rfc3339(self.unix_ms(until)),
+            rules::minutes(left)
+        )
+    }
+
+    /// Sends every member `phx_close` with `reason` and lets it go (presence,
+    /// voice, pending poses): the room's live session is over.
+    fn close_everyone(&mut self, reason: &ErrorReply) {
+        let members: Vec<MemberId> = self.members.keys().copied().collect();
+        for member in members {
+            self.close_member(member, reason);
+        }
+        for join in std::mem::take(&mut self.replaying).into_values() {
+            self.people.depart(&join.user_id);
+            self.outputs.push_back(Output::Refused {
+                accepted: join.accepted,
+                reply: reason.clone(),
+            });
+        }
+        // Nobody is left to keep a room that no longer exists.
+        self.room = None;
+        self.stop();
+    }
+
+    /// Closes one member's channel with `reason` and takes it out of the room.
+    fn close_member(&mut self, member: MemberId, reason: &ErrorReply) {
+        let Some(m) = self.members.get(&member) else {
+            return;
+        };
+        let to = m.address.clone();
+        let frame = control_frame(&to, control::CLOSE, reason);
+        self.outputs.push_back(Output::Send {
+            member,
+            to: to.clone(),
+            frame,
+        });
+        self.leave(member);
+        self.closed.insert(member, (to, reason.clone()));
+    }
+
+    fn stop(&mut self) {
+        self.stage = Stage::Stopped;
+        self.next_tick = None;
+        self.outputs.push_back(Output::Stop);
+    }
+
+    // Time -----------------------------------------------------------------
+
+    fn timeout(&mut self, now: Instant) {
+        if self.stage == Stage::Stopped {
+            return;
+        }
+        if let Some(since) = self.idle_since
+            && now >= since + IDLE_STOP_AFTER
+        {
+            return self.stop();
+        }
+        if let Some(tick) = self.next_tick
+            && now >= tick
+        {
+            self.relay_poses(now);
+            // Ticks missed while the room was busy are skipped, not caught up.
+            let next = tick + TICK;
+            self.next_tick = Some(if next > now { next } else { now + TICK });
+        }
+    }
+
+    /// Keeps the timers true to what the input changed.
+    fn after_input(&mut self, now: Instant) {
+        if self.stage == Stage::Stopped {
+            return;
+        }
+        if self.members.is_empty() {
+            self.next_tick = None;
+        } else if self.next_tick.is_none() {
+            self.next_tick = Some(now + TICK);
+        }
+        let idle =
+            self.members.is_empty() && self.replaying.is_empty() && self.waiting_joins.is_empty();
+        self.idle_since = match (idle, self.idle_since) {
+            (true, None) => Some(now),
+            (true, since) => since,
+            (false, _) => None,
+        };
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let idle = self.idle_since.map(|since| since + IDLE_STOP_AFTER);
+        match (self.next_tick, idle) {
+            (Some(tick), Some(idle)) => Some(tick.min(idle)),
+            (tick, idle) => tick.or(idle),
+        }
+    }
+
+    /// The wall clock at `at`, in Unix milliseconds.
+    fn unix_ms(&self, at: Instant) -> i64 {
+        let since = at.saturating_duration_since(self.started).as_millis();
+        self.started_unix_ms
+            .saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+    }
+
+    // Pose relay -------------------------------------------------------------
+
+    /// Sends the poses that changed since the last tick as one frame every
+    /// member shares (each client skips its own slot), and a member that just
+    /// joined a frame with everyone's latest pose.
+    fn relay_poses(&mut self, now: Instant) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(VOICE_POSITIONS_EVERY_TICKS) && self.members.len() > 1 {
+            let heads = self
+                .members
+                .iter()
+                .filter_map(|(&id, m)| {
+                    let (_, pose) = pose::decode_pose(&m.latest_pose?).ok()?;
+                    Some((id, pose.head.position))
+                })
+                .collect();
+            self.outputs
+                .push_back(Output::Voice(VoiceEffect::Positions { heads }));
+        }
+        let server_time_ms = now.saturating_duration_since(self.started).as_millis() as u32;
+        let mut poses = std::mem::take(&mut self.tick_poses);
+        poses.clear();
+        let mut newcomers = Vec::new();
+        // The one member whose pose changed, when only one did: the frame has
+        // nothing for it.
+        let mut only_sender = None;
+        for (&id, m) in self.members.iter_mut() {
+            if m.needs_every_pose {
+                newcomers.push(id);
+            }
+            if m.pose_changed {
+                m.pose_changed = false;
+                if let Some(pose) = m.latest_pose {
+                    poses.push(pose);
+                    only_sender = Some(id);
+                }
+            }
+        }
+        if !poses.is_empty() {
+            let mut skip = newcomers.clone();
+            if poses.len() == 1 {
+                skip.extend(only_sender);
+            }
+            if skip.len() < self.members.len() {
+                self.outputs.push_back(Output::Poses {
+                    to: self.recipients.clone(),
+                    skip,
+                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses),
+                });
+            }
+        }
+        if !newcomers.is_empty() {
+            poses.clear();
+            let mut only_pose_of = None;
+            for (&id, m) in &self.members {
+                if let Some(pose) = m.latest_pose {
+                    poses.push(pose);
+                    only_pose_of = Some(id);
+                }
+            }
+            if poses.len() > 1 {
+                only_pose_of = None;
+            }
+            let mut to = Vec::with_capacity(newcomers.len());
+            for id in newcomers {
+                let Some(m) = self.members.get_mut(&id) else {
+                    continue;
+                };
+                m.needs_every_pose = false;
+                // Its own pose alone is nothing to send it.
+                if only_pose_of != Some(id) {
+                    to.push(Recipient {
+                        member: id,
+                        address: m.address.clone(),
+                    });
+                }
+            }
+            if !poses.is_empty() && !to.is_empty() {
+                self.outputs.push_back(Output::Poses {
+                    to: Arc::from(to),
+                    skip: Vec::new(),
+                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses),
+                });
+            }
+        }
+        self.tick_poses = poses;
+    }
+
+    // Helpers ----------------------------------------------------------------
+
+    /// Answers a member's push: `ok` with an empty response, or an error with
+    /// `reason`.
+    fn reply(
+        &mut self,
+        member: MemberId,
+        msg_ref: &str,
+        outcome: Result<(), ErrorCode>,
+        reason: String,
+    ) {
+        let Some(m) = self.members.get(&member) else {
+            return;
+        };
+        let frame = match outcome {
+            Ok(()) => ok_frame(&m.address, msg_ref, &EmptyReply {}),
+            Err(code) => {
+                self.outputs.push_back(Output::CountError(code.as_str()));
+                error_frame(&m.address, msg_ref, &ErrorReply::new(code, reason))
+            }
+        };
+        let to = m.address.clone();
+        self.outputs.push_back(Output::Send { member, to, frame });
+    }
+
+    /// Changes a member's presence meta and tells everyone.
+    fn change_meta(
+        &mut self,
+        member: MemberId,
+        now: Instant,
+        change: impl FnOnce(&mut PresenceMeta),
+    ) {
+        let phx_ref = self.new_phx_ref(now);
+        let Some(m) = self.members.get_mut(&member) else {
+            return;
+        };
+        let old = m.meta.clone();
+        change(&mut m.meta);
+        m.meta.phx_ref_prev = Some(old.phx_ref.clone());
+        m.meta.phx_ref = phx_ref;
+        let diff = PresenceDiff {
+            joins: [(
+                m.user_id.clone(),
+                PresenceEntry {
+                    metas: vec![m.meta.clone()],
+                },
+            )]
+            .into(),
+            leaves: [(m.user_id.clone(), PresenceEntry { metas: vec![old] })].into(),
+        };
+        self.broadcast(None, PRESENCE_DIFF_EVENT, &diff);
+    }
+
+    fn broadcast(&mut self, except: Option<MemberId>, event: &str, payload: &impl Serialize) {
+        if self.members.is_empty() {
+            return;
+        }
+        let frame = text_frame(None, None, &self.topic, event, payload);
+        self.broadcast_frame(except, frame);
+    }
+
+    fn broadcast_frame(&mut self, except: Option<MemberId>, frame: Message) {
+        let excepted = except.is_some_and(|id| self.members.contains_key(&id));
+        if self.members.len() <= usize::from(excepted) {
+            return;
+        }
+        self.outputs.push_back(Output::Broadcast {
+            to: self.recipients.clone(),
+            except,
+            frame,
+        });
+    }
+
+    fn rebuild_recipients(&mut self) {
+        self.recipients = self
+            .members
+            .iter()
+            .map(|(&member, m)| Recipient {
+                member,
+                address: m.address.clone(),
+            })
+            .collect();
+    }
+
+    fn members_of(&self, user_id: &str) -> Vec<MemberId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.user_id == user_id)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    fn presence_state(&self) -> PresenceState {
+        let mut state = PresenceState::new();
+        for member in self.members.values() {
+            state
+                .entry(member.user_id.clone())
+                .or_default()
+                .metas
+                .push(member.meta.clone());
+        }
+        state
+    }
+
+    fn free_slot(&self) -> u16 {
+        let mut used: Vec<u16> = self.members.values().map(|m| m.meta.slot).collect();
+        used.sort_unstable();
+        let mut slot = 1;
+        for taken in used {
+            if taken == slot {
+                slot += 1;
+            } else if taken > slot {
+                break;
+            }
+        }
+        slot
+    }
+
+    fn new_phx_ref(&mut self, now: Instant) -> String {
+        self.next_phx_ref += 1;
+        format!(
+            "{:x}-{}",
+            now.saturating_duration_since(self.started).as_nanos() as u64
+                ^ self.room_id.as_u128() as u64,
+            self.next_phx_ref
+        )
+    }
+
+    fn request_id(&mut self) -> u64 {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        id
+    }
+}
+
+fn ok_frame(to: &ChannelAddress, msg_ref: &str, response: &impl Serialize) -> Message {
+    reply_frame(to.join_ref.as_deref(), msg_ref, &to.topic, "ok", response)
+}
+
+fn error_frame(to: &ChannelAddress, msg_ref: &str, reason: &ErrorReply) -> Message {
+    reply_frame(to.join_ref.as_deref(), msg_ref, &to.topic, "error", reason)
+}
+
+fn push_frame(to: &ChannelAddress, event: &str, payload: &impl Serialize) -> Message {
+    text_frame(to.join_ref.as_deref(), None, &to.topic, event, payload)
+}
+
+/// A channel-level event (`phx_close`): it carries the join ref as its ref
+/// too, as Phoenix sends them.
+fn control_frame(to: &ChannelAddress, event: &str, payload: &impl Serialize) -> Message {
+    let join_ref = to.join_ref.as_deref();
+    text_frame(join_ref, join_ref, &to.topic, event, payload)
+}
