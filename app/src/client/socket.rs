@@ -459,17 +459,16 @@ impl RoomTask {
                     "the server sent a malformed frame".into(),
                 ));
             };
-            if frame.event == control::REPLY && frame.msg_ref.as_deref() == Some(msg_ref) {
-                return match ServerEvent::parse_text(&frame) {
-                    Ok(ServerEvent::Reply(reply)) => Ok(reply),
-                    Ok(other) => Err(ClientError::Protocol(format!(
-                        "a reply read as \"{}\"",
-                        other.name()
-                    ))),
-                    Err(error) => Err(ClientError::Protocol(error.to_string())),
-                };
+            let answers_this =
+                frame.event == control::REPLY && frame.msg_ref.as_deref() == Some(msg_ref);
+            match ServerEvent::parse_text(&frame) {
+                Ok(ServerEvent::Reply(reply)) if answers_this => return Ok(reply),
+                Err(error) if answers_this => {
+                    return Err(ClientError::Protocol(error.to_string()));
+                }
+                // Everything else is served once the gap is filled.
+                _ => held.push(text.to_string()),
             }
-            held.push(text.to_string());
         }
     }
 
