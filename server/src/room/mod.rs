@@ -40,7 +40,6 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::address::ChannelAddress;
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
 use crate::storage::Store;
 use crate::voice::Voice;
 
@@ -141,25 +140,14 @@ impl RoomCommand {
 pub struct JoinRequest {
     pub member: MemberId,
     pub user_id: String,
-    pub join_ref: String,
+    /// The ref of the `phx_join` push, which the join reply answers.
     pub msg_ref: String,
-    pub topic: Arc<str>,
+    /// Where the joined channel's frames go (its join ref is the join's).
+    pub address: ChannelAddress,
     pub payload: JoinPayload,
-    pub outbox: Outbox,
     /// `Ok` once the room has sent the join reply itself (so it precedes
     /// presence), `Err` with the reply the connection should send.
     pub accepted: oneshot::Sender<Result<(), ErrorReply>>,
-}
-
-impl JoinRequest {
-    /// Where the joined channel's frames go.
-    pub fn address(&self) -> ChannelAddress {
-        ChannelAddress::new(
-            self.outbox.clone(),
-            self.topic.clone(),
-            Some(Arc::from(self.join_ref.as_str())),
-        )
-    }
 }
 
 /// What a room actor uses of the server, and nothing more.

@@ -482,11 +482,9 @@ impl RoomState {
         let JoinRequest {
             member,
             user_id,
-            join_ref,
             msg_ref,
-            topic,
+            address,
             payload,
-            outbox,
             accepted,
         } = *request;
         let name = match self.admit(&user_id, &payload.name, banned_until, now) {
@@ -510,7 +508,7 @@ impl RoomState {
                 user_id,
                 name,
                 msg_ref,
-                address: ChannelAddress::new(outbox, topic, Some(Arc::from(join_ref))),
+                address,
                 payload,
                 accepted,
                 after_id,

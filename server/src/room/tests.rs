@@ -3,7 +3,6 @@
 //! the outputs carry decoded as a client decodes them. No runtime, no
 //! sockets, no sleeps.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Message;
@@ -23,7 +22,8 @@ use super::state::{
     StorageWrite, TICK, VoiceEffect,
 };
 use super::{JoinRequest, MemberId, RoomCommand};
-use crate::outbox::{self, Outbox, OutboxReceiver};
+use crate::address::ChannelAddress;
+use crate::outbox::{self, OutboxReceiver};
 use crate::storage::EventPage;
 
 const OWNER: &str = "owner-user";
@@ -38,7 +38,6 @@ struct Room {
     outputs: Vec<Output>,
     /// Kept so that members' outboxes stay open.
     receivers: Vec<OutboxReceiver>,
-    outboxes: HashMap<MemberId, Outbox>,
 }
 
 impl Room {
@@ -72,7 +71,6 @@ impl Room {
             now,
             outputs: Vec::new(),
             receivers: Vec::new(),
-            outboxes: HashMap::new(),
         };
         room.drain();
         room
@@ -125,14 +123,12 @@ impl Room {
     ) -> Accepted {
         let (outbox, receiver) = outbox::outbox();
         self.receivers.push(receiver);
-        self.outboxes.insert(member, outbox.clone());
         let (accepted, answer) = oneshot::channel();
         let request = JoinRequest {
             member,
             user_id: user_id.into(),
-            join_ref: format!("j{member}"),
             msg_ref: format!("m{member}"),
-            topic: topic().into(),
+            address: ChannelAddress::new(outbox, topic().into(), Some(format!("j{member}").into())),
             payload: JoinPayload {
                 protocol_version: roomscale_protocol::PROTOCOL_VERSION,
                 name: name.into(),
@@ -140,7 +136,6 @@ impl Room {
                 client_kind: ClientKind::Web,
                 last_seen_id,
             },
-            outbox,
             accepted,
         };
         self.handle(Input::Join {

@@ -452,11 +452,13 @@ impl Connection {
             let request = JoinRequest {
                 member,
                 user_id: self.claims.user_id.clone(),
-                join_ref: join_ref.clone(),
                 msg_ref: to.msg_ref.unwrap_or_default().to_string(),
-                topic: topic.clone(),
+                address: ChannelAddress::new(
+                    self.outbox.clone(),
+                    topic.clone(),
+                    Some(Arc::from(join_ref.as_str())),
+                ),
                 payload: payload.clone(),
-                outbox: self.outbox.clone(),
                 accepted,
             };
             if inbox
@@ -776,5 +778,24 @@ fn frame_len(message: &Message) -> usize {
         Message::Text(text) => text.len(),
         Message::Binary(bytes) => bytes.len(),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    fn size4<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    fn size3<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    #[test]
+    fn probe() {
+        eprintln!("serve {}", size4(serve));
+        eprintln!("write_frames {}", size3(write_frames));
+        eprintln!("message {}", std::mem::size_of::<Message>());
+        eprintln!("websocket {}", std::mem::size_of::<WebSocket>());
+        eprintln!("connection {}", std::mem::size_of::<Connection>());
     }
 }
