@@ -2,17 +2,19 @@
 //!
 //! Clients learn what they can fix (a 400 with the reason, a 422 with a message per
 //! field, a 404); internal causes (database, I/O) are logged and answered with a
-//! generic 500 or 503 whose body never carries their text.
+//! generic 500 or 503 whose body never carries their text. Storage has its own
+//! [`StorageError`], which `?` turns into an [`Error`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::http::header::{HeaderValue, RETRY_AFTER};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
+
+pub use crate::storage::FieldErrors;
+use crate::storage::StorageError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -40,25 +42,28 @@ pub enum Error {
         message: String,
         retry_after: std::time::Duration,
     },
-    // sqlx errors already show their cause in their own message, so they are
-    // included in ours rather than chained as a source, which would print it twice.
-    #[error("database error: {0}")]
-    Database(sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migrate(sqlx::migrate::MigrateError),
+    /// Storage failed for a reason of its own (the database, not the request).
+    #[error(transparent)]
+    Storage(StorageError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(error: sqlx::Error) -> Error {
-        Error::Database(error)
+impl From<StorageError> for Error {
+    /// A missing room is a 404 and refused fields a 422, as if the handler had
+    /// found them itself; every other storage failure is the server's.
+    fn from(error: StorageError) -> Error {
+        match error {
+            StorageError::RoomNotFound => Error::NotFound,
+            StorageError::Invalid(fields) => Error::Validation(fields),
+            other => Error::Storage(other),
+        }
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for Error {
-    fn from(error: sqlx::migrate::MigrateError) -> Error {
-        Error::Migrate(error)
+impl From<FieldErrors> for Error {
+    fn from(fields: FieldErrors) -> Error {
+        Error::Validation(fields)
     }
 }
 
@@ -71,14 +76,9 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            // The pool could not hand out a connection in time: the database is
-            // down or overloaded, and trying again later may work.
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Error::Database(_) | Error::Migrate(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            // The database is down or overloaded: trying again later may work.
+            Error::Storage(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -151,50 +151,6 @@ impl Error {
     }
 }
 
-/// Validation messages keyed by field name, as the client named the field.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct FieldErrors(BTreeMap<&'static str, String>);
-
-impl FieldErrors {
-    pub fn new() -> FieldErrors {
-        FieldErrors::default()
-    }
-
-    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
-        self.0.insert(field, message.into());
-    }
-
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0.get(field).map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// `Ok(())` when no field had an error, else [`Error::Validation`].
-    pub fn into_result(self) -> Result<()> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation(self))
-        }
-    }
-}
-
-impl fmt::Display for FieldErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (field, message)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{field}: {message}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Displays an error followed by each of its sources, `outer: inner: innermost`.
 #[derive(Debug)]
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
@@ -208,5 +164,57 @@ impl fmt::Display for ErrorChain<'_> {
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn storage_errors_answer_with_what_the_client_can_act_on() {
+        async fn check(error: StorageError, status: StatusCode, body_part: &str) {
+            let shown = error.to_string();
+            let response = Error::from(error).into_response();
+            assert_eq!(response.status(), status, "{shown}");
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            assert!(body.contains(body_part), "{shown}: {body}");
+        }
+        let mut fields = FieldErrors::new();
+        fields.add("name", "must not be blank");
+        check(
+            StorageError::RoomNotFound,
+            StatusCode::NOT_FOUND,
+            "not found",
+        )
+        .await;
+        check(
+            StorageError::Invalid(fields),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "must not be blank",
+        )
+        .await;
+        check(
+            StorageError::Query(sqlx::Error::PoolTimedOut),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "try again shortly",
+        )
+        .await;
+        // Internal causes stay in the log.
+        check(
+            StorageError::Unreadable("room 7: \"privately\" is not a visibility".into()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "\"internal server error\"",
+        )
+        .await;
+        check(
+            StorageError::Query(sqlx::Error::RowNotFound),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "\"internal server error\"",
+        )
+        .await;
     }
 }

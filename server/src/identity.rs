@@ -31,7 +31,7 @@ use rand::{Rng as _, TryRng as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::storage::{rfc3339, unix_millis};
+use crate::time::{rfc3339, unix_millis};
 
 /// The visitor cookie's name.
 pub const COOKIE_NAME: &str = "roomscale_user";

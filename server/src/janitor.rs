@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::error::{ErrorChain, Result};
-use crate::storage::{DELETED_ROOMS_KEPT, unix_millis};
+use crate::error::ErrorChain;
+use crate::storage::{DELETED_ROOMS_KEPT, Result};
+use crate::time::unix_millis;
 use crate::{Config, Store};
 
 /// How often the janitor sweeps.

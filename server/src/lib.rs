@@ -17,6 +17,7 @@
 //! - [`limits`]: rate limits and open-socket counts per address and user.
 //! - [`metrics`]: counters rendered for Prometheus.
 //! - [`janitor`]: the hourly purge of deleted rooms and old history.
+//! - [`time`]: Unix milliseconds and RFC 3339, how times are stored and shown.
 //! - [`error`]: the one error type and how it becomes a response.
 
 pub mod address;
@@ -32,6 +33,7 @@ pub mod outbox;
 pub mod room;
 pub mod socket;
 pub mod storage;
+pub mod time;
 pub mod voice;
 
 use std::sync::Arc;
@@ -56,30 +58,42 @@ const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// and let go of the state before the database is closed under them.
 const TASK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Everything a handler or a long-lived task needs; cheap to clone.
+/// What the HTTP handlers and the server's long-lived tasks share; cheap to
+/// clone. The router holds one; a handler takes only the parts it uses
+/// (`State<Store>`, `State<Identity>`, ...: see the `FromRef` impls below), and
+/// room actors get their own smaller context (`room::RoomContext`) built from it.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// Rooms and their events. Used by the pages, the JSON API and `/healthz`;
+    /// by sockets (does the room they join exist?) and by room actors.
     pub store: Store,
+    /// The signing key: visitor cookies, socket tokens and form tokens. Used by
+    /// the pages, the API's callers and socket upgrades.
     pub identity: Identity,
+    /// Counters every part adds to; `/metrics` renders them.
     pub metrics: Arc<Metrics>,
+    /// The settings. Read per request by the origin check, the security
+    /// headers, the assets and `/metrics`; by sockets and room actors for
+    /// their limits; by [`serve_app`] for the listener's.
     pub config: Arc<Config>,
     /// Becomes `true` when the server is shutting down. Long-lived tasks (sockets,
     /// room actors) watch it, say goodbye to their clients and finish, and
-    /// [`run`] waits for every clone of this state to be dropped before it closes
-    /// the database. Use [`AppState::shutdown_requested`] to wait for it.
+    /// [`run`] waits for every clone of this receiver to be dropped before it
+    /// closes the database. Use [`AppState::shutdown_requested`] to wait for it.
     pub shutdown: watch::Receiver<bool>,
-    /// The running room actors.
+    /// The running room actors. Sockets send them their members' commands; the
+    /// pages and the API close a room they delete; the SFU reports speakers.
     pub rooms: room::Rooms,
     /// The voice SFU, or why it could not start (the rooms work without it).
+    /// Sockets hand it signaling; room actors send it positions and mutes.
     pub voice: Result<voice::Voice, Arc<str>>,
-    /// Server-wide limits per address and per user.
+    /// Server-wide limits per address and per user: room creation and socket
+    /// tokens (pages and API), open sockets (socket upgrades).
     pub limits: Arc<limits::Limits>,
-    /// The operator's token for the JSON API; `None` when its file could not
-    /// be read or written (the API then has no admin).
+    /// The operator's token for the JSON API, read only by
+    /// [`http::caller::Caller`]; `None` when its file could not be read or
+    /// written (the API then has no admin).
     pub admin_token: Option<AdminToken>,
-    /// How long a client may take to send a whole request (see
-    /// [`http::connections`]); read when [`serve_app`] starts.
-    pub http_read_timeout: Duration,
 }
 
 /// The SFU's way to the room actors: it tells them who speaks and asks
@@ -135,10 +149,10 @@ impl AppState {
             Arc::new(RoomsForVoice(rooms.clone())),
             metrics.clone(),
         )
-            .map_err(|error| {
-                tracing::error!("voice is off: {error:#}");
-                Arc::from(format!("{error:#}"))
-            });
+        .map_err(|error| {
+            tracing::error!("voice is off: {error:#}");
+            Arc::from(format!("{error:#}"))
+        });
         AppState {
             store,
             identity,
@@ -149,7 +163,6 @@ impl AppState {
             rooms,
             voice,
             admin_token,
-            http_read_timeout: http::connections::DEFAULT_READ_TIMEOUT,
         }
     }
 
@@ -166,10 +179,28 @@ impl AppState {
     }
 }
 
-impl FromRef<AppState> for Identity {
-    fn from_ref(state: &AppState) -> Identity {
-        state.identity.clone()
-    }
+/// The parts of [`AppState`] a handler or middleware may take alone, as
+/// `State<Part>`.
+macro_rules! state_parts {
+    ($($part:ty => $field:ident),* $(,)?) => {
+        $(
+            impl FromRef<AppState> for $part {
+                fn from_ref(state: &AppState) -> $part {
+                    state.$field.clone()
+                }
+            }
+        )*
+    };
+}
+
+state_parts! {
+    Store => store,
+    Identity => identity,
+    Arc<Metrics> => metrics,
+    Arc<Config> => config,
+    room::Rooms => rooms,
+    Arc<limits::Limits> => limits,
+    Option<AdminToken> => admin_token,
 }
 
 /// The whole HTTP surface: every module's routes, a 404 for the rest, and response
@@ -185,24 +216,28 @@ pub fn app(state: AppState) -> Router {
         // The last layer added runs first: the access log sees the final status.
         .layer(middleware::from_fn(http::security::time_limit))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.config.clone(),
             http::security::check_origin,
         ))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.config.clone(),
             http::security::security_headers,
         ))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             count_responses,
         ))
         .layer(middleware::from_fn(http::security::access_log))
         .with_state(state)
 }
 
-async fn count_responses(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn count_responses(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let response = next.run(request).await;
-    state.metrics.http_response(response.status());
+    metrics.http_response(response.status());
     response
 }
 
@@ -229,7 +264,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "the admin token for the JSON API (Authorization: Bearer ...) is in this file"
     );
     let database_url = config.database_url();
-    let shown_url = config::redact_url(&database_url);
+    let shown_url = storage::redact_url(&database_url);
     let store = Store::connect(&database_url).await.with_context(|| {
         format!("could not open the database {shown_url}; check --database-url (DATABASE_URL)")
     })?;
@@ -299,7 +334,7 @@ pub fn serve_app(
     let listener = listen_without_delay(
         listener,
         state.config.max_connections,
-        state.http_read_timeout,
+        state.config.http_read_timeout,
     );
     axum::serve(
         listener,

@@ -7,6 +7,7 @@
 //! a time, and a `Link: <...>; rel="next"` header while there are more.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -22,10 +23,13 @@ use uuid::Uuid;
 
 use super::caller::Caller;
 use super::{ApiJson, parse_room_id};
-use crate::AppState;
 use crate::error::{Error, FieldErrors, Result};
 use crate::identity::Visitor;
-use crate::storage::{NewRoom, Room, RoomCursor, RoomListQuery, rfc3339};
+use crate::limits::Limits;
+use crate::room::Rooms;
+use crate::storage::{NewRoom, Room, RoomCursor, RoomListQuery};
+use crate::time::rfc3339;
+use crate::{AppState, Identity, Store};
 
 /// Rooms per page of GET /api/rooms unless `?limit=` says otherwise.
 pub const DEFAULT_LIST_LIMIT: u64 = 50;
@@ -53,7 +57,7 @@ struct ListParams {
 /// A JSON array of rooms, newest first: public ones and the caller's own
 /// unlisted ones.
 async fn list_rooms(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     caller: Caller,
     params: std::result::Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
@@ -76,8 +80,7 @@ async fn list_rooms(
         .transpose()
         .map_err(Error::BadRequest)?;
     // One more than asked shows whether there is a next page.
-    let mut rooms = state
-        .store
+    let mut rooms = store
         .list_rooms_page(&RoomListQuery {
             viewer: caller.user_id().map(str::to_string),
             after,
@@ -101,13 +104,14 @@ async fn list_rooms(
 }
 
 async fn create_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(limits): State<Arc<Limits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
     ApiJson(input): ApiJson<NewRoom>,
 ) -> Result<Response> {
-    take_room_creation(&state, peer)?;
-    let room = state.store.create_room(&input, caller.user_id()).await?;
+    take_room_creation(&limits, peer)?;
+    let room = store.create_room(&input, caller.user_id()).await?;
     let location = format!("/api/rooms/{}", room.id);
     Ok((
         StatusCode::CREATED,
@@ -120,31 +124,29 @@ async fn create_room(
 
 /// Counts one room creation against `peer`'s address, or says when it may
 /// create the next.
-pub fn take_room_creation(state: &AppState, peer: SocketAddr) -> Result<()> {
-    state
-        .limits
+pub fn take_room_creation(limits: &Limits, peer: SocketAddr) -> Result<()> {
+    limits
         .rooms_per_ip
         .take(&crate::limits::address_key(peer.ip()), Instant::now())
         .map_err(|wait| Error::rate_limited("create rooms", wait))
 }
 
-async fn show_room(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Room>> {
+async fn show_room(State(store): State<Store>, Path(id): Path<String>) -> Result<Json<Room>> {
     let id = parse_room_id(&id)?;
-    let room = state.store.get_room(id).await?.ok_or(Error::NotFound)?;
+    let room = store.get_room(id).await?.ok_or(Error::NotFound)?;
     Ok(Json(room))
 }
 
 async fn update_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<NewRoom>,
 ) -> Result<Json<Room>> {
     let id = parse_room_id(&id)?;
-    let room = state.store.get_room(id).await?.ok_or(Error::NotFound)?;
+    let room = store.get_room(id).await?.ok_or(Error::NotFound)?;
     caller.may_manage(&room)?;
-    let room = state
-        .store
+    let room = store
         .update_room(id, &input)
         .await?
         .ok_or(Error::NotFound)?;
@@ -152,25 +154,25 @@ async fn update_room(
 }
 
 async fn delete_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(rooms): State<Rooms>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let id = parse_room_id(&id)?;
-    let room = state.store.get_room(id).await?.ok_or(Error::NotFound)?;
+    let room = store.get_room(id).await?.ok_or(Error::NotFound)?;
     caller.may_manage(&room)?;
-    delete_and_close(&state, id).await?;
+    delete_and_close(&store, &rooms, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Soft-deletes a room and ends its live session: its members are told why and
 /// the room stops taking joins. Shared by the form and the API.
-pub async fn delete_and_close(state: &AppState, id: Uuid) -> Result<()> {
-    if !state.store.delete_room(id).await? {
+pub async fn delete_and_close(store: &Store, rooms: &Rooms, id: Uuid) -> Result<()> {
+    if !store.delete_room(id).await? {
         return Err(Error::NotFound);
     }
-    state
-        .rooms
+    rooms
         .close(
             id,
             ErrorReply::new(
@@ -184,19 +186,18 @@ pub async fn delete_and_close(state: &AppState, id: Uuid) -> Result<()> {
 
 /// Brings back a room deleted within the last 7 days; the owner or the operator.
 async fn restore_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Room>> {
     let id = parse_room_id(&id)?;
-    let room = restore(&state, &caller, id).await?;
+    let room = restore(&store, &caller, id).await?;
     Ok(Json(room))
 }
 
 /// Restores room `id` when `caller` may; shared by the form and the API.
-pub async fn restore(state: &AppState, caller: &Caller, id: Uuid) -> Result<Room> {
-    let room = state
-        .store
+pub async fn restore(store: &Store, caller: &Caller, id: Uuid) -> Result<Room> {
+    let room = store
         .get_room_including_deleted(id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -206,12 +207,12 @@ pub async fn restore(state: &AppState, caller: &Caller, id: Uuid) -> Result<Room
             "the room is not deleted, so there is nothing to restore".to_string(),
         ));
     }
-    if !state.store.restore_room(id).await? {
+    if !store.restore_room(id).await? {
         return Err(Error::BadRequest(
             "the room was deleted more than 7 days ago and can no longer be restored".to_string(),
         ));
     }
-    state.store.get_room(id).await?.ok_or(Error::NotFound)
+    store.get_room(id).await?.ok_or(Error::NotFound)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,13 +235,13 @@ struct SessionResponse {
 /// has no valid cookie (which it then gets). The body is optional: empty, or JSON
 /// `{"name": "..."}`. Limited per IP address.
 async fn create_session(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(limits): State<Arc<Limits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     visitor: Visitor,
     body: Bytes,
 ) -> Result<Response> {
-    state
-        .limits
+    limits
         .tokens_per_ip
         .take(&crate::limits::address_key(peer.ip()), Instant::now())
         .map_err(|wait| Error::rate_limited("get socket tokens", wait))?;
@@ -259,9 +260,7 @@ async fn create_session(
         }
         errors.into_result()?;
     }
-    let (token, expires_at) = state
-        .identity
-        .issue_token(&visitor.user_id, name, SystemTime::now());
+    let (token, expires_at) = identity.issue_token(&visitor.user_id, name, SystemTime::now());
     let response = SessionResponse {
         token,
         user_id: visitor.user_id.clone(),

@@ -11,6 +11,7 @@
 //! how to build it, rather than a page that silently shows nothing.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -21,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::services::ServeDir;
 
-use crate::AppState;
+use crate::{AppState, Config};
 
 /// The bundle every room page needs: when it is missing, the client was not built.
 pub const ROOM_BUNDLE: &str = "room.js";
@@ -30,8 +31,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/assets/{*path}", get(asset))
 }
 
-async fn asset(State(state): State<AppState>, request: Request) -> Response {
-    serve(&state.config.web_dir, request).await
+async fn asset(State(config): State<Arc<Config>>, request: Request) -> Response {
+    serve(&config.web_dir, request).await
 }
 
 /// Answers a request for `/assets/<path>` from `web_dir`.

@@ -7,14 +7,13 @@
 
 use std::time::SystemTime;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 
-use crate::AppState;
 use crate::error::Error;
-use crate::identity::Visitor;
+use crate::identity::{AdminToken, Identity, Visitor};
 use crate::storage::Room;
 
 /// The person or program behind an API request.
@@ -66,12 +65,19 @@ pub fn not_the_owner(room: &Room) -> Error {
     })
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// A caller is told apart with the signing key and the admin token alone.
+impl<S> FromRequestParts<S> for Caller
+where
+    Identity: FromRef<S>,
+    Option<AdminToken>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Error> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, Error> {
+        let identity = Identity::from_ref(state);
         let Some(authorization) = parts.headers.get(AUTHORIZATION) else {
-            return Ok(Caller::User(state.identity.visitor(&parts.headers)));
+            return Ok(Caller::User(identity.visitor(&parts.headers)));
         };
         let bearer = authorization
             .to_str()
@@ -85,14 +91,10 @@ impl FromRequestParts<AppState> for Caller {
                         .to_string(),
                 )
             })?;
-        if state
-            .admin_token
-            .as_ref()
-            .is_some_and(|admin| admin.matches(bearer))
-        {
+        if Option::<AdminToken>::from_ref(state).is_some_and(|admin| admin.matches(bearer)) {
             return Ok(Caller::Admin);
         }
-        match state.identity.verify_token(bearer, SystemTime::now()) {
+        match identity.verify_token(bearer, SystemTime::now()) {
             Ok(claims) => Ok(Caller::User(Visitor::known(claims.user_id))),
             Err(error) => Err(Error::Unauthorized(format!(
                 "the bearer token is neither the admin token nor a valid socket token: {error}"

@@ -2,6 +2,7 @@
 //! Prometheus (loopback only, unless the request bears `--metrics-token`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,9 +12,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::AppState;
 use crate::error::ErrorChain;
 use crate::identity::AdminToken;
+use crate::{AppState, Config, Metrics, Store};
 
 /// A health check that takes longer than this counts as failed: a load balancer
 /// would rather try another node than wait.
@@ -26,8 +27,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 `ok` when the database answers, 503 otherwise.
-async fn healthz(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, state.store.ping()).await {
+async fn healthz(State(store): State<Store>) -> Response {
+    match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Err(error)) => {
             tracing::warn!(error = %ErrorChain(&error), "health check: the database did not answer");
@@ -44,7 +45,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// The counters, to loopback peers, or to any peer bearing `--metrics-token`
 /// (`Authorization: Bearer <token>`); 403 to the rest.
-async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+async fn metrics(
+    State(config): State<Arc<Config>>,
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+) -> Response {
     let from_loopback = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -55,12 +60,12 @@ async fn metrics(State(state): State<AppState>, request: Request) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let token_matches = match (&state.config.metrics_token, bearer) {
+    let token_matches = match (&config.metrics_token, bearer) {
         (Some(expected), Some(given)) => AdminToken::new(expected).matches(given),
         _ => false,
     };
     if !from_loopback && !token_matches {
-        let reason = if state.config.metrics_token.is_some() {
+        let reason = if config.metrics_token.is_some() {
             "/metrics answers only to loopback, or to requests bearing the metrics token \
              (Authorization: Bearer <token>)\n"
         } else {
@@ -71,7 +76,7 @@ async fn metrics(State(state): State<AppState>, request: Request) -> Response {
     }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        metrics.render(),
     )
         .into_response()
 }

@@ -8,6 +8,7 @@
 //! to undo the deletion.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
@@ -22,10 +23,13 @@ use uuid::Uuid;
 use super::api::{delete_and_close, restore, take_room_creation};
 use super::caller::{Caller, not_the_owner};
 use super::html::{escape, layout};
-use crate::AppState;
 use crate::error::{Error, FieldErrors};
 use crate::identity::Visitor;
-use crate::storage::{NewRoom, Room, RoomListQuery, Visibility, rfc3339};
+use crate::limits::Limits;
+use crate::room::Rooms;
+use crate::storage::{NewRoom, Room, RoomListQuery, StorageError, Visibility};
+use crate::time::rfc3339;
+use crate::{AppState, Identity, Store};
 
 /// Rooms per page of /rooms.
 pub const ROOMS_PER_PAGE: u64 = 50;
@@ -77,7 +81,7 @@ struct ListPage {
 }
 
 async fn list_rooms(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     visitor: Visitor,
     Query(params): Query<ListPage>,
 ) -> PageResult {
@@ -89,8 +93,7 @@ async fn list_rooms(
         .and_then(|page| page.parse::<u64>().ok())
         .filter(|&page| (1..=1_000_000).contains(&page))
         .unwrap_or(1);
-    let mut rooms = state
-        .store
+    let mut rooms = store
         .list_rooms_page(&RoomListQuery {
             viewer: Some(visitor.user_id.clone()),
             after: None,
@@ -187,8 +190,8 @@ struct TokenForm {
 
 /// Refuses a form that does not carry the visitor's CSRF token: it was posted
 /// by a page from another site, or before the visitor had this cookie.
-fn check_csrf(state: &AppState, visitor: &Visitor, token: &str) -> Result<(), PageError> {
-    if state.identity.verify_csrf_token(&visitor.user_id, token) {
+fn check_csrf(identity: &Identity, visitor: &Visitor, token: &str) -> Result<(), PageError> {
+    if identity.verify_csrf_token(&visitor.user_id, token) {
         Ok(())
     } else {
         Err(PageError(Error::Forbidden(
@@ -199,9 +202,9 @@ fn check_csrf(state: &AppState, visitor: &Visitor, token: &str) -> Result<(), Pa
     }
 }
 
-async fn new_room_form(State(state): State<AppState>, visitor: Visitor) -> Response {
+async fn new_room_form(State(identity): State<Identity>, visitor: Visitor) -> Response {
     let form = room_form(
-        &state,
+        &identity,
         &visitor,
         "/rooms/new",
         "Create room",
@@ -216,30 +219,30 @@ async fn new_room_form(State(state): State<AppState>, visitor: Visitor) -> Respo
 }
 
 async fn create_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(identity): State<Identity>,
+    State(limits): State<Arc<Limits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     visitor: Visitor,
     Form(form): Form<RoomForm>,
 ) -> PageResult {
-    check_csrf(&state, &visitor, &form.csrf)?;
+    check_csrf(&identity, &visitor, &form.csrf)?;
     let (input, errors) = form.room();
     let outcome = match errors.into_result() {
-        Ok(()) => match take_room_creation(&state, peer) {
-            Ok(()) => {
-                state
-                    .store
-                    .create_room(&input, Some(&visitor.user_id))
-                    .await
-            }
+        Ok(()) => match take_room_creation(&limits, peer) {
+            Ok(()) => store
+                .create_room(&input, Some(&visitor.user_id))
+                .await
+                .map_err(Error::from),
             Err(error) => Err(error),
         },
-        Err(error) => Err(error),
+        Err(errors) => Err(Error::Validation(errors)),
     };
     match outcome {
         Ok(room) => Ok(redirect(&visitor, &format!("/rooms/{}", room.id))),
         Err(Error::Validation(errors)) => {
             let form = room_form(
-                &state,
+                &identity,
                 &visitor,
                 "/rooms/new",
                 "Create room",
@@ -258,14 +261,13 @@ async fn create_room(
 }
 
 async fn show_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(identity): State<Identity>,
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> PageResult {
-    let room = find_room(&state, &id).await?;
-    let (token, _) = state
-        .identity
-        .issue_token(&visitor.user_id, None, SystemTime::now());
+    let room = find_room(&store, &id).await?;
+    let (token, _) = identity.issue_token(&visitor.user_id, None, SystemTime::now());
     let owner_controls = if room.is_owned_by(&visitor.user_id) {
         format!(
             r#"<p><a href="/rooms/{id}/edit">Edit room</a></p>
@@ -276,7 +278,7 @@ async fn show_room(
                 "Delete the room \u{201c}{}\u{201d} for everyone? You can undo this for 7 days.",
                 room.name
             )),
-            csrf = escape(&state.identity.csrf_token(&visitor.user_id)),
+            csrf = escape(&identity.csrf_token(&visitor.user_id)),
         )
     } else {
         String::new()
@@ -308,11 +310,12 @@ async fn show_room(
 }
 
 async fn edit_room_form(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(identity): State<Identity>,
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> PageResult {
-    let room = find_room(&state, &id).await?;
+    let room = find_room(&store, &id).await?;
     owner_only(&visitor, &room)?;
     let values = NewRoom {
         name: room.name.clone(),
@@ -320,7 +323,7 @@ async fn edit_room_form(
         visibility: Some(room.visibility),
     };
     Ok(edit_page(
-        &state,
+        &identity,
         &visitor,
         &room,
         &values,
@@ -330,24 +333,28 @@ async fn edit_room_form(
 }
 
 async fn update_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(identity): State<Identity>,
     visitor: Visitor,
     Path(id): Path<String>,
     Form(form): Form<RoomForm>,
 ) -> PageResult {
-    check_csrf(&state, &visitor, &form.csrf)?;
-    let room = find_room(&state, &id).await?;
+    check_csrf(&identity, &visitor, &form.csrf)?;
+    let room = find_room(&store, &id).await?;
     owner_only(&visitor, &room)?;
     let (input, errors) = form.room();
     let outcome = match errors.into_result() {
-        Ok(()) => state.store.update_room(room.id, &input).await,
-        Err(error) => Err(error),
+        Ok(()) => store
+            .update_room(room.id, &input)
+            .await
+            .map_err(Error::from),
+        Err(errors) => Err(Error::Validation(errors)),
     };
     match outcome {
         Ok(Some(room)) => Ok(redirect(&visitor, &format!("/rooms/{}", room.id))),
         Ok(None) => Err(Error::NotFound.into()),
         Err(Error::Validation(errors)) => Ok(edit_page(
-            &state,
+            &identity,
             &visitor,
             &room,
             &input,
@@ -359,15 +366,17 @@ async fn update_room(
 }
 
 async fn delete_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(identity): State<Identity>,
+    State(rooms): State<Rooms>,
     visitor: Visitor,
     Path(id): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> PageResult {
-    check_csrf(&state, &visitor, &form.csrf)?;
-    let room = find_room(&state, &id).await?;
+    check_csrf(&identity, &visitor, &form.csrf)?;
+    let room = find_room(&store, &id).await?;
     owner_only(&visitor, &room)?;
-    delete_and_close(&state, room.id).await?;
+    delete_and_close(&store, &rooms, room.id).await?;
     let body = format!(
         r#"<h1>Room deleted</h1>
 <p>The room &#8220;{name}&#8221; is deleted: nobody can join it, and it is gone from the list. For 7 days you can still bring it back, with its chat.</p>
@@ -375,7 +384,7 @@ async fn delete_room(
 <p><a href="/rooms">Back to the rooms</a></p>"#,
         name = escape(&room.name),
         id = room.id,
-        csrf = escape(&state.identity.csrf_token(&visitor.user_id)),
+        csrf = escape(&identity.csrf_token(&visitor.user_id)),
     );
     Ok(page(
         &visitor,
@@ -385,14 +394,15 @@ async fn delete_room(
 }
 
 async fn restore_room(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(identity): State<Identity>,
     visitor: Visitor,
     Path(id): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> PageResult {
-    check_csrf(&state, &visitor, &form.csrf)?;
+    check_csrf(&identity, &visitor, &form.csrf)?;
     let id = page_room_id(&id)?;
-    let room = restore(&state, &Caller::User(visitor.clone()), id).await?;
+    let room = restore(&store, &Caller::User(visitor.clone()), id).await?;
     Ok(redirect(&visitor, &format!("/rooms/{}", room.id)))
 }
 
@@ -407,7 +417,7 @@ fn owner_only(visitor: &Visitor, room: &Room) -> Result<(), PageError> {
 }
 
 fn edit_page(
-    state: &AppState,
+    identity: &Identity,
     visitor: &Visitor,
     room: &Room,
     values: &NewRoom,
@@ -415,7 +425,7 @@ fn edit_page(
     status: StatusCode,
 ) -> Response {
     let form = room_form(
-        state,
+        identity,
         visitor,
         &format!("/rooms/{}/edit", room.id),
         "Save",
@@ -437,7 +447,7 @@ fn edit_page(
 /// The room form, showing `values` as typed and a message under each field in
 /// `errors`.
 fn room_form(
-    state: &AppState,
+    identity: &Identity,
     visitor: &Visitor,
     action: &str,
     submit: &str,
@@ -474,7 +484,7 @@ fn room_form(
 {visibility_error}<button type="submit">{submit}</button>
 </form>"#,
         action = escape(action),
-        csrf = escape(&state.identity.csrf_token(&visitor.user_id)),
+        csrf = escape(&identity.csrf_token(&visitor.user_id)),
         name = escape(&values.name),
         name_error = error("name"),
         description = escape(&values.description),
@@ -487,13 +497,9 @@ fn room_form(
 }
 
 /// The room a page is about; a malformed id is just another room that is not found.
-async fn find_room(state: &AppState, id: &str) -> Result<Room, PageError> {
+async fn find_room(store: &Store, id: &str) -> Result<Room, PageError> {
     let id = page_room_id(id)?;
-    state
-        .store
-        .get_room(id)
-        .await?
-        .ok_or(PageError(Error::NotFound))
+    store.get_room(id).await?.ok_or(PageError(Error::NotFound))
 }
 
 fn page_room_id(id: &str) -> Result<Uuid, PageError> {
@@ -537,6 +543,12 @@ struct PageError(Error);
 impl From<Error> for PageError {
     fn from(error: Error) -> PageError {
         PageError(error)
+    }
+}
+
+impl From<StorageError> for PageError {
+    fn from(error: StorageError) -> PageError {
+        PageError(error.into())
     }
 }
 

@@ -2,6 +2,7 @@
 //! for state-changing requests, a time limit for handlers, the security headers
 //! of every response, and the access log (which never shows a socket token).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -13,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::html::{escape, layout};
-use crate::AppState;
+use crate::Config;
 use crate::error::Error;
 
 /// How long a handler may take, reading the request body included. A WebSocket
@@ -28,12 +29,16 @@ const PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-poli
 /// Refuses POST, PUT, PATCH and DELETE requests that a browser made for a page
 /// of another origin (see [`crate::origin`]): 403, as JSON under `/api/` and
 /// as a page elsewhere.
-pub async fn check_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn check_origin(
+    State(config): State<Arc<Config>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let changes_state = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if changes_state && let Err(reason) = crate::origin::check(request.headers(), &state.config) {
+    if changes_state && let Err(reason) = crate::origin::check(request.headers(), &config) {
         tracing::info!(
             method = %request.method(),
             path = %request.uri().path(),
@@ -72,11 +77,11 @@ pub async fn time_limit(request: Request, next: Next) -> Response {
 /// connect to, that no other site may frame it, what it tells other sites it
 /// was referred from, which devices it may ask for.
 pub async fn security_headers(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let policy = content_security_policy(&state, request.headers().get(HOST));
+    let policy = content_security_policy(&config, request.headers().get(HOST));
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if let Ok(policy) = HeaderValue::try_from(policy) {
@@ -96,9 +101,8 @@ pub async fn security_headers(
 /// be inline (the room client styles its overlay from script), scripts never.
 /// The room's WebSocket is named explicitly for the host the page came from,
 /// for browsers that do not count `ws:` as `'self'`.
-fn content_security_policy(state: &AppState, host: Option<&HeaderValue>) -> String {
-    let public_host = state
-        .config
+fn content_security_policy(config: &Config, host: Option<&HeaderValue>) -> String {
+    let public_host = config
         .public_url
         .as_deref()
         .and_then(crate::origin::origin_of)

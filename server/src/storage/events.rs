@@ -2,14 +2,12 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use roomscale_protocol::events::{RoomEvent, RoomEventBody};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Store, is_foreign_key_violation, is_retryable_conflict};
-use crate::error::{Error, Result};
+use super::{Result, StorageError, Store, is_foreign_key_violation, is_retryable_conflict};
 
 /// Appends with the next id of the room in one statement, so the id is computed
 /// and taken in the same transaction on both backends. Two writers racing for the
@@ -63,7 +61,7 @@ const APPEND_ATTEMPTS: u32 = 8;
 impl Store {
     /// Stores an event with the room's next id and returns it as stored. When this
     /// returns `Ok` the event is durable (committed, and on SQLite synced), so it
-    /// may be acknowledged to the sender. [`Error::NotFound`] when the room does
+    /// may be acknowledged to the sender. [`StorageError::RoomNotFound`] when the room does
     /// not exist (or was deleted meanwhile).
     pub async fn append_event(
         &self,
@@ -73,7 +71,7 @@ impl Store {
         sent_at_ms: i64,
         body: &RoomEventBody,
     ) -> Result<RoomEvent> {
-        let body_json = serde_json::to_string(body).context("serializing a room event body")?;
+        let body_json = serde_json::to_string(body).map_err(StorageError::Encode)?;
         let room = room_id.to_string();
         let mut attempt = 1;
         let id: i64 = loop {
@@ -88,7 +86,7 @@ impl Store {
                 .await;
             match result {
                 Ok(id) => break id,
-                Err(e) if is_foreign_key_violation(&e) => return Err(Error::NotFound),
+                Err(e) if is_foreign_key_violation(&e) => return Err(StorageError::RoomNotFound),
                 Err(e) if attempt < APPEND_ATTEMPTS && is_retryable_conflict(&e) => {
                     // Back off a little more each time so the racers spread out.
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
@@ -98,7 +96,9 @@ impl Store {
             }
         };
         Ok(RoomEvent {
-            id: u64::try_from(id).context("the database returned a negative event id")?,
+            id: u64::try_from(id).map_err(|_| {
+                StorageError::Unreadable(format!("room {room_id} numbered a new event {id}"))
+            })?,
             user_id: user_id.to_string(),
             name: name.to_string(),
             sent_at: sent_at_ms,
@@ -193,7 +193,7 @@ impl Store {
                 let event = event_from_row(room_id, row)?;
                 // The event, and the comma before it.
                 let size = serde_json::to_vec(&event)
-                    .context("measuring a stored event")?
+                    .map_err(StorageError::Encode)?
                     .len()
                     + usize::from(!picked.is_empty());
                 if picked.len() == max_events || (!picked.is_empty() && bytes + size > max_bytes) {
@@ -282,10 +282,15 @@ fn event_kind(body: &RoomEventBody) -> &'static str {
 fn event_from_row(room_id: Uuid, row: &AnyRow) -> Result<RoomEvent> {
     let id: i64 = row.try_get("id")?;
     let body: String = row.try_get("body")?;
-    let body = serde_json::from_str(&body)
-        .with_context(|| format!("event {id} of room {room_id} has an unreadable body"))?;
+    let body = serde_json::from_str(&body).map_err(|e| {
+        StorageError::Unreadable(format!(
+            "event {id} of room {room_id} has an unreadable body: {e}"
+        ))
+    })?;
     Ok(RoomEvent {
-        id: u64::try_from(id).context("negative event id in the database")?,
+        id: u64::try_from(id).map_err(|_| {
+            StorageError::Unreadable(format!("room {room_id} has an event numbered {id}"))
+        })?,
         user_id: row.try_get("user_id")?,
         name: row.try_get("name")?,
         sent_at: row.try_get("sent_at")?,

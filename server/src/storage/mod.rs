@@ -3,20 +3,24 @@
 //! One [`Store`] over an `sqlx::AnyPool` serves both backends with the same SQL
 //! and the same migrations (`server/migrations/`), so what the tests prove on one
 //! holds for the other. Queries use `$1`-style parameters, which both accept.
+//!
+//! Storage has its own error type, [`StorageError`], and knows nothing of HTTP;
+//! timestamps are Unix milliseconds ([`crate::time`]).
 
+mod error;
 mod events;
 mod rooms;
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::error::ErrorKind;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection as _, Executor, SqlSafeStr};
 
-use crate::error::Result;
-
+pub use error::{FieldErrors, Result, StorageError, redact_url};
+pub use events::EventPage;
 pub use rooms::{
     DELETED_ROOMS_KEPT, NewRoom, Room, RoomCursor, RoomListQuery, Visibility, validate_room,
 };
@@ -64,22 +68,35 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
-        let url = match backend {
+        let shown_url = redact_url(url);
+        let connect_url = match backend {
             Backend::Sqlite => {
                 create_private_sqlite_file(url)?;
                 sqlite_url_creating_file(url)
             }
             Backend::Postgres => Cow::Borrowed(url),
         };
-        let options: AnyConnectOptions = url.parse()?;
+        let options: AnyConnectOptions =
+            connect_url
+                .parse()
+                .map_err(|error| StorageError::InvalidUrl {
+                    url: shown_url.clone(),
+                    error,
+                })?;
+        let connect_failed = |error| StorageError::Connect {
+            url: shown_url.clone(),
+            error,
+        };
         // A pool that cannot connect only says "pool timed out"; one direct attempt
         // first reports the real reason (connection refused, wrong password).
         let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, AnyConnection::connect_with(&options))
             .await
-            .map_err(|_| {
-                anyhow::anyhow!("the database did not answer within {ACQUIRE_TIMEOUT:?}")
-            })??;
-        probe.close().await?;
+            .map_err(|_| StorageError::ConnectTimedOut {
+                url: shown_url.clone(),
+                waited: ACQUIRE_TIMEOUT,
+            })?
+            .map_err(connect_failed)?;
+        probe.close().await.map_err(connect_failed)?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // SQLite has one writer at a time anyway; a few readers suffice.
@@ -108,9 +125,16 @@ impl Store {
                 })
             })
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(connect_failed)?;
         let store = Store { pool, backend };
-        store.migrate().await?;
+        store
+            .migrate()
+            .await
+            .map_err(|error| StorageError::Migrate {
+                url: shown_url.clone(),
+                error,
+            })?;
         Ok(store)
     }
 
@@ -134,7 +158,7 @@ impl Store {
         &self.pool
     }
 
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
         let migrations = MIGRATIONS
             .iter()
             .map(|&(version, description, sql)| {
@@ -160,10 +184,9 @@ impl Backend {
         match scheme {
             "sqlite" => Ok(Backend::Sqlite),
             "postgres" | "postgresql" => Ok(Backend::Postgres),
-            _ => Err(anyhow::anyhow!(
-                "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
-            )
-            .into()),
+            _ => Err(StorageError::UnsupportedUrl {
+                scheme: scheme.to_string(),
+            }),
         }
     }
 }
@@ -200,11 +223,7 @@ fn create_private_sqlite_file(url: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         // A missing directory: sqlx reports it with the URL.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(anyhow::anyhow!(
-            "could not create the database file {}: {e}",
-            path.display()
-        )
-        .into()),
+        Err(error) => Err(StorageError::CreateFile { path, error }),
     }
 }
 
@@ -237,25 +256,6 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
         }
     }
     Some(std::path::PathBuf::from(String::from_utf8(decoded).ok()?))
-}
-
-/// The current time as Unix milliseconds, the unit of every stored timestamp.
-pub fn unix_millis(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
-    }
-}
-
-/// Unix milliseconds as RFC 3339 (`2024-05-01T12:00:00.123Z`), how the JSON API
-/// and the pages show times.
-pub fn rfc3339(unix_ms: i64) -> String {
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("@{unix_ms}ms"))
 }
 
 /// Whether a failed write lost a race that the same write may win when retried:
@@ -300,8 +300,20 @@ mod tests {
     }
 
     #[test]
-    fn times_format_as_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    fn passwords_are_redacted() {
+        let check = |url: &str, expected: &str| assert_eq!(redact_url(url), expected, "{url}");
+        check(
+            "postgres://roomscale:secret@127.0.0.1:5432/roomscale",
+            "postgres://roomscale:***@127.0.0.1:5432/roomscale",
+        );
+        check(
+            "postgres://roomscale@db/roomscale",
+            "postgres://roomscale@db/roomscale",
+        );
+        check(
+            "sqlite:///var/lib/roomscale/roomscale.db",
+            "sqlite:///var/lib/roomscale/roomscale.db",
+        );
+        check("not a url", "not a url");
     }
 }

@@ -15,8 +15,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::{Store, rfc3339, unix_millis};
-use crate::error::{FieldErrors, Result};
+use super::{FieldErrors, Result, StorageError, Store};
+use crate::time::{rfc3339, unix_millis};
 
 pub const MAX_ROOM_NAME_CHARS: usize = 80;
 pub const MAX_ROOM_DESCRIPTION_CHARS: usize = 500;
@@ -128,7 +128,7 @@ impl Room {
         let locked: i64 = row.try_get("locked")?;
         Ok(Room {
             id: id.parse().map_err(|e| {
-                anyhow::anyhow!("room id {id:?} in the database is not a UUID: {e}")
+                StorageError::Unreadable(format!("room id {id:?} is not a UUID: {e}"))
             })?,
             name: row.try_get("name")?,
             description: row.try_get("description")?,
@@ -137,7 +137,7 @@ impl Room {
             owner_id: row.try_get("owner_id")?,
             visibility: visibility
                 .parse()
-                .map_err(|e| anyhow::anyhow!("room {id} in the database: {e}"))?,
+                .map_err(|e| StorageError::Unreadable(format!("room {id}: {e}")))?,
             locked: locked != 0,
             deleted_at: row.try_get("deleted_at")?,
         })
@@ -457,7 +457,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
     fn check(
         name: &str,
@@ -476,7 +475,7 @@ mod tests {
                     (want_name, want_description)
                 );
             }
-            (Err(Error::Validation(errors)), Err(want)) => {
+            (Err(StorageError::Invalid(errors)), Err(want)) => {
                 for (field, fragment) in want {
                     let message = errors
                         .get(field)

@@ -1,5 +1,5 @@
-//! Pages, the JSON API, tokens, health and metrics, through a real server on a
-//! loopback port.
+//! Pages, the JSON API, tokens, health and metrics, through the router
+//! in-process (no listener): the real handlers, state and SQLite database.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,7 +7,7 @@ use roomscale_server::Identity;
 use roomscale_server::identity::TokenError;
 use serde_json::{Value, json};
 
-use crate::common::{Request, Response, TestServer};
+use crate::common::{Request, Response, TestApp};
 use crate::ownership::{Browser, csrf_in};
 
 const COOKIE: &str = "roomscale_user";
@@ -31,7 +31,7 @@ fn attribute<'a>(html: &'a str, attribute: &str) -> &'a str {
 
 #[tokio::test]
 async fn the_landing_page_welcomes_and_sets_the_visitor_cookie() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let response = server.get("/").await;
     assert_eq!(response.status, 200);
     assert!(
@@ -78,7 +78,7 @@ async fn the_landing_page_welcomes_and_sets_the_visitor_cookie() {
 
 #[tokio::test]
 async fn rooms_are_managed_through_the_pages() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let browser = Browser::new(&server).await;
     let form = browser.get("/rooms/new").await;
     assert_eq!(form.status, 200);
@@ -201,7 +201,7 @@ async fn rooms_are_managed_through_the_pages() {
 
 #[tokio::test]
 async fn invalid_forms_are_shown_again_with_messages_and_typed_values() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let browser = Browser::new(&server).await;
     let long = "d".repeat(501);
     let response = browser
@@ -250,7 +250,7 @@ async fn invalid_forms_are_shown_again_with_messages_and_typed_values() {
 
 #[tokio::test]
 async fn markup_in_rooms_is_escaped_on_every_page() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let name = "<script>alert(1)</script>";
     let description = r#""><img src=x onerror=alert(2)>"#;
     let created = server
@@ -292,7 +292,7 @@ async fn markup_in_rooms_is_escaped_on_every_page() {
 
 #[tokio::test]
 async fn rooms_are_managed_through_the_api() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let created = server
         .send(Request::post("/api/rooms").json(&json!({"name": " Lobby ", "description": "Hi"})))
         .await;
@@ -371,8 +371,8 @@ async fn rooms_are_managed_through_the_api() {
 
 #[tokio::test]
 async fn api_errors_say_what_to_fix() {
-    let server = TestServer::start().await;
-    async fn check(server: &TestServer, request: Request, status: u16, expected: Value) {
+    let server = TestApp::start().await;
+    async fn check(server: &TestApp, request: Request, status: u16, expected: Value) {
         let response = server.send(request.clone()).await;
         assert_eq!(response.status, status, "{request:?}: {}", response.body);
         let body = response.json();
@@ -462,7 +462,7 @@ async fn api_errors_say_what_to_fix() {
 
 #[tokio::test]
 async fn unknown_pages_and_rooms_are_404_pages() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let unknown_room = uuid::Uuid::new_v4();
     for path in [
         "/nothing-here".to_string(),
@@ -494,7 +494,7 @@ async fn unknown_pages_and_rooms_are_404_pages() {
 
 #[tokio::test]
 async fn sessions_issue_tokens_the_server_accepts() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let identity = &server.state.identity;
 
     let response = server.send(Request::post("/api/session")).await;
@@ -617,7 +617,7 @@ fn tokens_are_refused_for_the_right_reason() {
 
 #[tokio::test]
 async fn health_reflects_the_database() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let response = server.get("/healthz").await;
     assert_eq!((response.status, response.body.trim()), (200, "ok"));
     server.state.store.close().await;
@@ -627,7 +627,7 @@ async fn health_reflects_the_database() {
 
 #[tokio::test]
 async fn metrics_are_exposed_for_prometheus() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     server.get("/nothing-here").await;
     server.state.metrics.error("invalid_payload");
     let response = server.get("/metrics").await;

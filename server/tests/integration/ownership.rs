@@ -1,5 +1,8 @@
 //! Rooms have owners: who may edit, delete and restore them, the admin token,
 //! visibility, the paginated list and the creation limits.
+//!
+//! Requests go to the router in-process ([`TestApp`]); the tests that also
+//! join a room over a WebSocket use a real listener ([`TestServer`]).
 
 use std::time::SystemTime;
 
@@ -7,26 +10,26 @@ use roomscale_protocol::events::ErrorCode;
 use serde_json::{Value, json};
 
 use crate::common::ws::WAIT;
-use crate::common::{Request, Response, TestServer};
+use crate::common::{Http, Request, Response, TestApp, TestServer};
 
 const COOKIE: &str = "roomscale_user";
 
 /// A browser with its own visitor cookie: it reads each form's CSRF token from
 /// the page the form is on, as a real browser submits what the page holds.
-pub(crate) struct Browser<'a> {
-    pub server: &'a TestServer,
+pub(crate) struct Browser<'a, S: Http> {
+    pub server: &'a S,
     pub cookie: String,
     pub user_id: String,
 }
 
-impl<'a> Browser<'a> {
-    pub async fn new(server: &'a TestServer) -> Browser<'a> {
-        let landing = server.get("/").await;
+impl<'a, S: Http> Browser<'a, S> {
+    pub async fn new(server: &'a S) -> Browser<'a, S> {
+        let landing = server.send(Request::get("/")).await;
         let cookie = landing
             .cookie(COOKIE)
             .expect("the landing page sets the cookie");
         let user_id = server
-            .state
+            .state()
             .identity
             .verify_cookie_value(cookie.split_once('=').unwrap().1)
             .unwrap();
@@ -38,7 +41,7 @@ impl<'a> Browser<'a> {
     }
 
     /// A new visitor's browser, and the public room `name` it made (its id).
-    pub async fn with_public_room(server: &'a TestServer, name: &str) -> (Browser<'a>, String) {
+    pub async fn with_public_room(server: &'a S, name: &str) -> (Browser<'a, S>, String) {
         let browser = Browser::new(server).await;
         let id = browser.create_room(name, "public").await;
         (browser, id)
@@ -63,7 +66,7 @@ impl<'a> Browser<'a> {
 
     /// Posts `fields` as they are, from this server's own origin.
     pub async fn post(&self, action: &str, fields: &[(&str, &str)]) -> Response {
-        let origin = self.server.base_url.clone();
+        let origin = self.server.origin();
         self.server
             .send(
                 Request::post(action)
@@ -117,8 +120,8 @@ pub(crate) fn csrf_in(html: &str, action: &str) -> String {
     rest[start..end].to_string()
 }
 
-fn admin_token(server: &TestServer) -> String {
-    std::fs::read_to_string(server.state.config.admin_token_path())
+fn admin_token(server: &impl Http) -> String {
+    std::fs::read_to_string(server.state().config.admin_token_path())
         .expect("the admin token file exists")
         .trim()
         .to_string()
@@ -126,7 +129,7 @@ fn admin_token(server: &TestServer) -> String {
 
 #[tokio::test]
 async fn only_the_owner_sees_and_uses_the_edit_and_delete_forms() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let (ada, id) = Browser::with_public_room(&server, "Ada's room").await;
     let mallory = Browser::new(&server).await;
     let room_page = format!("/rooms/{id}");
@@ -189,7 +192,7 @@ async fn only_the_owner_sees_and_uses_the_edit_and_delete_forms() {
 
 #[tokio::test]
 async fn only_the_owner_or_the_admin_change_rooms_through_the_api() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let created = server.post_room("Mine").await;
     let owner_cookie = created.cookie(COOKIE).expect("a new visitor gets a cookie");
     let id = created.json()["id"].as_str().unwrap().to_string();
@@ -278,7 +281,7 @@ async fn only_the_owner_or_the_admin_change_rooms_through_the_api() {
 
 #[tokio::test]
 async fn rooms_made_before_owners_are_the_admins_alone() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let room = server
         .state
         .store
@@ -369,7 +372,7 @@ async fn deleting_ends_the_live_session_and_the_owner_can_undo_it() {
 
 #[tokio::test]
 async fn the_janitor_purges_rooms_deleted_over_a_week_ago_and_trims_history() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let store = &server.state.store;
     let new_room = |name: &str| roomscale_server::storage::NewRoom {
         name: name.into(),
@@ -391,7 +394,7 @@ async fn the_janitor_purges_rooms_deleted_over_a_week_ago_and_trims_history() {
         store.delete_room(room).await.unwrap();
     }
     store.restore_room(live.id).await.unwrap();
-    let eight_days_ago = roomscale_server::storage::unix_millis(
+    let eight_days_ago = roomscale_server::time::unix_millis(
         SystemTime::now() - std::time::Duration::from_secs(8 * 24 * 60 * 60),
     );
     sqlx::query("UPDATE rooms SET deleted_at = $1 WHERE id = $2")
@@ -408,7 +411,7 @@ async fn the_janitor_purges_rooms_deleted_over_a_week_ago_and_trims_history() {
     // History beyond the newest 2 events per room goes too.
     for text in ["one", "two", "three", "four", "five"] {
         let body = roomscale_protocol::events::RoomEventBody::Chat { text: text.into() };
-        let now = roomscale_server::storage::unix_millis(SystemTime::now());
+        let now = roomscale_server::time::unix_millis(SystemTime::now());
         store
             .append_event(live.id, "u", "Ada", now, &body)
             .await
@@ -489,7 +492,7 @@ fn next_link(response: &Response) -> Option<String> {
 
 /// A room named `Room <number>`, created at `number` seconds past the epoch so
 /// that the list's order is known (rooms made in one millisecond tie).
-async fn numbered_room(server: &TestServer, number: i64) {
+async fn numbered_room(server: &TestApp, number: i64) {
     let store = &server.state.store;
     let room = store
         .create_room(
@@ -511,7 +514,7 @@ async fn numbered_room(server: &TestServer, number: i64) {
 
 #[tokio::test]
 async fn the_room_list_comes_in_pages() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     for number in 0..7 {
         numbered_room(&server, number).await;
     }
@@ -600,7 +603,7 @@ async fn room_creation_is_limited_per_address_on_pages_and_api() {
 
 #[tokio::test]
 async fn socket_tokens_are_limited_per_address() {
-    let server = TestServer::start_with(|config| config.tokens_per_minute = 2).await;
+    let server = TestApp::start_with(|config| config.tokens_per_minute = 2).await;
     server.session("Ada").await;
     server.session("Bo").await;
     let refused = server.send(Request::post("/api/session")).await;
@@ -732,7 +735,7 @@ async fn the_store_keeps_governance_and_deletion(store: roomscale_server::Store)
     );
     assert!(store.get_room(public.id).await.unwrap().is_some());
     store.delete_room(public.id).await.unwrap();
-    let later = roomscale_server::storage::unix_millis(SystemTime::now()) + 1;
+    let later = roomscale_server::time::unix_millis(SystemTime::now()) + 1;
     assert_eq!(store.purge_deleted_rooms(later).await.unwrap(), 1);
     assert_eq!(
         store.get_room_including_deleted(public.id).await.unwrap(),

@@ -1,6 +1,10 @@
 //! The HTTP side of the security catalogue: cross-site requests, headers,
 //! cookies, files, /metrics, timeouts and what reaches the logs. Each test
 //! shows the attack failing and honest use going on.
+//!
+//! Requests and responses go through the router in-process ([`TestApp`]); the
+//! tests of the listener (deadlines, the connection cap), of sockets and of the
+//! binary's files and log use a real port.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +14,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::common::ws::{WAIT, assert_ok, socket_at};
-use crate::common::{Request, TestServer, skip, stored_room};
+use crate::common::app::{APP_HOST, LOOPBACK_PEER};
+use crate::common::{Request, TestApp, TestServer, stored_room};
 use crate::ownership::{Browser, csrf_in};
 
 const EVIL: &str = "https://evil.example";
@@ -95,7 +100,7 @@ async fn forms_and_api_calls_from_another_site_change_nothing() {
 
 #[tokio::test]
 async fn pages_carry_the_security_headers_and_no_inline_script() {
-    let server = TestServer::start().await;
+    let server = TestApp::start().await;
     let (ada, id) = Browser::with_public_room(&server, "Headers").await;
     for path in [
         "/".to_string(),
@@ -116,7 +121,7 @@ async fn pages_carry_the_security_headers_and_no_inline_script() {
         assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
         assert!(policy.contains("object-src 'none'"), "{policy}");
         assert!(
-            policy.contains(&format!("ws://{}", server.addr)),
+            policy.contains(&format!("ws://{APP_HOST}")),
             "the room's socket is allowed: {policy}"
         );
         assert_eq!(response.header("referrer-policy"), Some("same-origin"));
@@ -152,12 +157,12 @@ async fn pages_carry_the_security_headers_and_no_inline_script() {
 
 #[tokio::test]
 async fn the_cookie_is_secure_behind_https() {
-    let plain = TestServer::start().await;
+    let plain = TestApp::start().await;
     let cookie = plain.get("/").await;
     let cookie = cookie.set_cookie("roomscale_user").unwrap();
     assert!(!cookie.contains("Secure"), "{cookie}");
 
-    let https = TestServer::start_with(|config| {
+    let https = TestApp::start_with(|config| {
         config.public_url = Some("https://rooms.example.org".into());
     })
     .await;
@@ -173,50 +178,32 @@ async fn the_cookie_is_secure_behind_https() {
     );
 }
 
-/// An address of this machine that is not loopback, if it has one.
-fn non_loopback_address() -> Option<std::net::IpAddr> {
-    // Connecting a UDP socket sends nothing; it only picks the local address
-    // the route to that (documentation) address would use.
-    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    probe.connect("198.51.100.1:9").ok()?;
-    let ip = probe.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
-}
-
 #[tokio::test]
 async fn metrics_answer_loopback_or_the_metrics_token_only() {
-    let Some(outside_ip) = non_loopback_address() else {
-        skip("metrics_answer_loopback_or_the_metrics_token_only needs a non-loopback address");
-        return;
-    };
-    let server = TestServer::start_on(
-        "0.0.0.0:0",
-        |config| config.metrics_token = Some("metrics-secret-123".into()),
-        |_| {},
-    )
-    .await;
-    let loopback = SocketAddr::from(([127, 0, 0, 1], server.addr.port()));
-    let outside = SocketAddr::new(outside_ip, server.addr.port());
+    let server =
+        TestApp::start_with(|config| config.metrics_token = Some("metrics-secret-123".into()))
+            .await;
+    // A documentation address stands for a peer on another machine.
+    let outside = SocketAddr::from(([198, 51, 100, 7], 50_000));
 
-    let local = Request::get("/metrics").send(loopback).await;
+    let local = server
+        .send_from(LOOPBACK_PEER, Request::get("/metrics"))
+        .await;
     assert_eq!(local.status, 200);
     assert!(local.body.contains("roomscale_connections"));
-    let stranger = Request::get("/metrics").send(outside).await;
+    let stranger = server.send_from(outside, Request::get("/metrics")).await;
     assert_eq!(stranger.status, 403, "{}", stranger.body);
     assert!(stranger.body.contains("Authorization: Bearer"));
-    let wrong = Request::get("/metrics")
-        .header("Authorization", "Bearer metrics-secret-124")
-        .send(outside)
-        .await;
-    assert_eq!(wrong.status, 403);
-    let scraper = Request::get("/metrics")
-        .header("Authorization", "Bearer metrics-secret-123")
-        .send(outside)
-        .await;
-    assert_eq!(scraper.status, 200, "{}", scraper.body);
+    let wrong = Request::get("/metrics").header("Authorization", "Bearer metrics-secret-124");
+    assert_eq!(server.send_from(outside, wrong).await.status, 403);
+    let scraper = Request::get("/metrics").header("Authorization", "Bearer metrics-secret-123");
+    let scraped = server.send_from(outside, scraper).await;
+    assert_eq!(scraped.status, 200, "{}", scraped.body);
     // Pages still answer everyone.
-    assert_eq!(Request::get("/rooms").send(outside).await.status, 200);
-    assert!(server.state.config.metrics_token.is_some());
+    assert_eq!(
+        server.send_from(outside, Request::get("/rooms")).await.status,
+        200
+    );
 }
 
 /// Reads until the server closes the connection; the bytes it sent.
@@ -231,12 +218,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<V
 #[tokio::test]
 async fn slow_requests_are_cut_but_sockets_are_not() {
     let read_timeout = Duration::from_millis(700);
-    let server = TestServer::start_on(
-        "127.0.0.1:0",
-        |_| {},
-        |state| state.http_read_timeout = read_timeout,
-    )
-    .await;
+    let server = TestServer::start_with(|config| config.http_read_timeout = read_timeout).await;
 
     // A client that never finishes its headers (slowloris).
     let mut slow = TcpStream::connect(server.addr).await.unwrap();

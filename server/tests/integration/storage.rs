@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use roomscale_protocol::events::RoomEventBody;
 use roomscale_server::Store;
-use roomscale_server::error::Error;
-use roomscale_server::storage::{Backend, NewRoom, Room};
+use roomscale_server::storage::{Backend, NewRoom, Room, StorageError};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -139,7 +138,7 @@ async fn invalid_rooms_are_refused_field_by_field(store: Store) {
             .create_room(&input, None)
             .await
             .expect_err("must be refused");
-        let Error::Validation(fields) = error else {
+        let StorageError::Invalid(fields) = error else {
             panic!("{input:?}: expected a validation error, got {error:?}");
         };
         for (field, fragment) in expected {
@@ -190,7 +189,7 @@ async fn invalid_rooms_are_refused_field_by_field(store: Store) {
         .update_room(room.id, &new_room(" ", ""))
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Validation(_)), "{error:?}");
+    assert!(matches!(error, StorageError::Invalid(_)), "{error:?}");
     assert_eq!(store.get_room(room.id).await.unwrap(), Some(room));
 }
 
@@ -332,7 +331,7 @@ async fn deleting_a_room_deletes_its_events(store: Store) {
     }
     assert!(store.delete_room(doomed).await.unwrap());
     // Deletion is soft until the purge; the purge takes the events along.
-    let after_the_delete = roomscale_server::storage::unix_millis(std::time::SystemTime::now()) + 1;
+    let after_the_delete = roomscale_server::time::unix_millis(std::time::SystemTime::now()) + 1;
     assert_eq!(
         store.purge_deleted_rooms(after_the_delete).await.unwrap(),
         1
@@ -353,7 +352,7 @@ async fn deleting_a_room_deletes_its_events(store: Store) {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, Error::NotFound),
+        matches!(error, StorageError::RoomNotFound),
         "appending to a deleted room: {error:?}"
     );
 }
@@ -450,6 +449,38 @@ async fn unsupported_database_urls_say_what_is_supported() {
     let message = roomscale_server::error::ErrorChain(&error).to_string();
     assert!(
         message.contains("use sqlite://PATH or postgres://"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn databases_that_cannot_be_opened_say_where_and_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_dir = dir.path().join("no such directory").join("roomscale.db");
+    let url = roomscale_server::config::sqlite_url(&missing_dir);
+    let error = Store::connect(&url).await.unwrap_err();
+    assert!(matches!(error, StorageError::Connect { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("no such directory"),
+        "names the file: {message}"
+    );
+    assert!(
+        message.contains("check the URL"),
+        "says what to do: {message}"
+    );
+
+    // Nothing listens on port 1 of loopback: refused at once. The password
+    // never reaches the message.
+    let error = Store::connect("postgres://roomscale:hunter2@127.0.0.1:1/roomscale")
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, StorageError::Connect { .. }), "{error:?}");
+    assert!(message.contains("127.0.0.1:1/roomscale"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        message.contains("that the database is running"),
         "{message}"
     );
 }

@@ -1,6 +1,9 @@
-//! A minimal HTTP/1.1 client for tests: one request per connection
+//! Requests and responses as tests write and read them, and a minimal HTTP/1.1
+//! client that sends them over TCP: one request per connection
 //! (`Connection: close`), the whole response read into memory. Enough to speak to
-//! our own server without pulling a full client library into the build.
+//! our own server without pulling a full client library into the build. The
+//! same requests go to the router in-process through [`Request::to_http`] and
+//! [`Response::from_http`].
 
 use std::net::SocketAddr;
 
@@ -71,6 +74,22 @@ impl Request {
             .push(("Content-Type".into(), content_type.into()));
         self.body = body.to_vec();
         self
+    }
+
+    /// The request as the router takes it in-process, naming `host` as its
+    /// `Host`, with the headers the TCP client would send.
+    pub fn to_http(&self, host: &str) -> axum::http::Request<axum::body::Body> {
+        let mut builder = axum::http::Request::builder()
+            .method(self.method)
+            .uri(&self.path)
+            .header("Host", host)
+            .header("Content-Length", self.body.len());
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(axum::body::Body::from(self.body.clone()))
+            .unwrap_or_else(|e| panic!("{} {}: not a valid request: {e}", self.method, self.path))
     }
 
     pub async fn send(&self, addr: SocketAddr) -> Response {
@@ -144,6 +163,29 @@ impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    /// A response the router gave in-process, its whole body read.
+    pub async fn from_http(response: axum::response::Response) -> Response {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_string(), value)
+            })
+            .collect();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("read the response body");
+        let body = String::from_utf8(body.to_vec())
+            .unwrap_or_else(|e| panic!("a {status} response's body is not UTF-8: {e}"));
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     fn parse(raw: &[u8]) -> Result<Response, String> {

@@ -1,8 +1,10 @@
-//! Shared test fixtures: a real server on a free loopback port, and databases
-//! (SQLite in a temporary directory, or a fresh PostgreSQL database).
+//! Shared test fixtures: the router in-process ([`TestApp`]), a real server on
+//! a free loopback port ([`TestServer`]), and databases (SQLite in a temporary
+//! directory, or a fresh PostgreSQL database).
 
 #![allow(dead_code)] // Each test module uses a different part.
 
+pub mod app;
 pub mod client;
 #[cfg(unix)]
 pub mod process;
@@ -19,7 +21,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use app::TestApp;
 pub use client::{Request, Response};
+
+/// What answers a test's HTTP requests: the router in-process ([`TestApp`]) or
+/// a real listener ([`TestServer`]). Helpers that only send requests (a
+/// browser with its cookie) take either.
+pub trait Http {
+    fn state(&self) -> &AppState;
+    /// The origin of the server's own pages, as a same-origin form names it.
+    fn origin(&self) -> String;
+    fn send(&self, request: Request) -> impl Future<Output = Response>;
+}
 
 /// Names a PostgreSQL server the tests may create databases on, e.g.
 /// `postgres://roomscale:roomscale@127.0.0.1:5432/postgres`.
@@ -42,26 +55,21 @@ impl TestServer {
         TestServer::start_with(|_| {}).await
     }
 
-    /// A server whose configuration `adjust` changes first.
-    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        TestServer::start_on("127.0.0.1:0", adjust, |_| {}).await
+    /// A server whose configuration `configure` changes first.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_on("127.0.0.1:0", configure).await
     }
 
     /// A server listening on `bind`, whose configuration `configure` changes
-    /// first and whose state `adjust` changes before it serves.
-    pub async fn start_on(
-        bind: &str,
-        configure: impl FnOnce(&mut Config),
-        adjust: impl FnOnce(&mut AppState),
-    ) -> TestServer {
+    /// first.
+    pub async fn start_on(bind: &str, configure: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(data_dir.path());
         configure(&mut config);
         let store = Store::connect(&config.database_url()).await.unwrap();
         let identity = Identity::load_or_create(&config.secret_key_path()).unwrap();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut state = AppState::new(config, store, identity, shutdown_rx);
-        adjust(&mut state);
+        let state = AppState::new(config, store, identity, shutdown_rx);
 
         let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -104,10 +112,47 @@ impl TestServer {
     }
 }
 
+impl Http for TestServer {
+    fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    fn origin(&self) -> String {
+        self.base_url.clone()
+    }
+
+    async fn send(&self, request: Request) -> Response {
+        TestServer::send(self, request).await
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A fresh visitor's socket token and user id, from `POST /api/session`.
+pub async fn new_session(server: &impl Http, name: &str) -> (String, String) {
+    let response = server
+        .send(Request::post("/api/session").json(&serde_json::json!({"name": name})))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = response.json();
+    (
+        body["token"].as_str().unwrap().to_string(),
+        body["user_id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Creates a room named `name` through the API as a new visitor; returns the
+/// created answer (the room, and the visitor's cookie).
+pub async fn post_room(server: &impl Http, name: &str) -> Response {
+    let request =
+        Request::post("/api/rooms").json(&serde_json::json!({"name": name, "description": ""}));
+    let response = server.send(request).await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    response
 }
 
 /// A room made straight in `store` with only a name, owned by the visitor

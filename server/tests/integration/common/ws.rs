@@ -32,25 +32,13 @@ pub struct TestSocket {
 impl TestServer {
     /// A fresh visitor's socket token and user id.
     pub async fn session(&self, name: &str) -> (String, String) {
-        let response = self
-            .send(super::Request::post("/api/session").json(&json!({"name": name})))
-            .await;
-        assert_eq!(response.status, 200, "{}", response.body);
-        let body = response.json();
-        (
-            body["token"].as_str().unwrap().to_string(),
-            body["user_id"].as_str().unwrap().to_string(),
-        )
+        super::new_session(self, name).await
     }
 
     /// Creates a room named `name` through the API as a new visitor; returns
     /// the created answer (the room, and the visitor's cookie).
     pub async fn post_room(&self, name: &str) -> super::Response {
-        let request =
-            super::Request::post("/api/rooms").json(&json!({"name": name, "description": ""}));
-        let response = self.send(request).await;
-        assert_eq!(response.status, 201, "{}", response.body);
-        response
+        super::post_room(self, name).await
     }
 
     /// Creates a room named `name` through the API; returns its id.
