@@ -28,25 +28,24 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Message;
 use roomscale_protocol::PROTOCOL_VERSION;
 use roomscale_protocol::events::{
-    EmptyReply, ErrorCode, ErrorReply, Governance, HistoryPage, JoinReply, MODERATION_EVENT,
-    ModeratePush, ModerationNotice, PRESENCE_DIFF_EVENT, PRESENCE_STATE_EVENT, ROOM_EVENT_EVENT,
-    RoomEvent, RoomEventBody, RoomSummary, SPEAKING_EVENT, Speaking, StoredReply,
+    EmptyReply, ErrorCode, ErrorReply, Governance, HistoryPage, JoinReply, ModeratePush,
+    ModerationNotice, RoomEvent, RoomEventBody, RoomSummary, Speaking, StoredReply,
     UpdateProfilePush,
 };
-use roomscale_protocol::frame::control;
 use roomscale_protocol::limits::REMOVAL_BAN_SECONDS;
 use roomscale_protocol::names::normalize_name;
 use roomscale_protocol::pose::{self, POSE_BYTES};
 use roomscale_protocol::presence::{PresenceDiff, PresenceEntry, PresenceMeta, PresenceState};
-use serde::Serialize;
+use roomscale_protocol::server_event::{Reply, ReplyBody, ServerEvent};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::rules::{self, People};
 use super::{JoinRequest, MemberId, RoomCommand};
 use crate::address::ChannelAddress;
+use crate::address::{broadcast_frame, server_frame};
 use crate::limits::TokenBucket;
-use crate::outbox::{SharedPoseFrame, reply_frame, text_frame};
+use crate::outbox::SharedPoseFrame;
 use crate::storage::EventPage;
 use crate::time::rfc3339;
 
@@ -461,7 +460,7 @@ impl RoomState {
             RoomCommand::Speaking { member, speaking } => {
                 if let Some(user_id) = self.members.get(&member).map(|m| m.user_id.clone()) {
                     // Everyone, the speaker too: its own indicator follows the server.
-                    self.broadcast(None, SPEAKING_EVENT, &Speaking { user_id, speaking });
+                    self.broadcast(None, ServerEvent::Speaking(Speaking { user_id, speaking }));
                 }
             }
             RoomCommand::Close { reason } => self.close_everyone(&reason),
@@ -609,7 +608,7 @@ impl RoomState {
             pose_rate_hz: POSE_RATE_HZ,
             governance: self.governance.clone(),
         };
-        let reply = ok_frame(&join.address, &join.msg_ref, &reply);
+        let reply = ok_frame(&join.address, &join.msg_ref, reply);
         let joined = PresenceDiff {
             joins: [(
                 join.user_id.clone(),
@@ -633,7 +632,10 @@ impl RoomState {
             },
         );
         self.rebuild_recipients();
-        let presence = push_frame(&join.address, PRESENCE_STATE_EVENT, &self.presence_state());
+        let presence = channel_frame(
+            &join.address,
+            &ServerEvent::PresenceState(self.presence_state()),
+        );
         // Before the connection hears it joined, so before any offer of its
         // client can reach the SFU.
         if moderator_muted {
@@ -656,7 +658,7 @@ impl RoomState {
                 frame,
             });
         }
-        self.broadcast(Some(member), PRESENCE_DIFF_EVENT, &joined);
+        self.broadcast(Some(member), ServerEvent::PresenceDiff(joined));
     }
 
     fn leave(&mut self, member: MemberId) {
@@ -682,7 +684,7 @@ impl RoomState {
             )]
             .into(),
         };
-        self.broadcast(Some(member), PRESENCE_DIFF_EVENT, &left);
+        self.broadcast(Some(member), ServerEvent::PresenceDiff(left));
     }
 
     // Storage results --------------------------------------------------------
@@ -700,7 +702,7 @@ impl RoomState {
                 Ok(ReadResult::Events(page)) => ok_frame(
                     &reader.address,
                     &msg_ref,
-                    &HistoryPage {
+                    HistoryPage {
                         events: page.events,
                         more: page.more,
                     },
@@ -773,11 +775,12 @@ impl RoomState {
             } => match result {
                 Ok(Some(event)) => {
                     self.last_broadcast_id = self.last_broadcast_id.max(event.id);
-                    let frame = ok_frame(&to, &msg_ref, &StoredReply { id: event.id });
+                    let frame = ok_frame(&to, &msg_ref, StoredReply { id: event.id });
                     self.outputs.push_back(Output::Send { member, to, frame });
-                    let frame = text_frame(None, None, &self.topic, ROOM_EVENT_EVENT, &event);
+                    let id = event.id;
+                    let frame = broadcast_frame(&self.topic, &ServerEvent::Event(event));
                     for join in self.replaying.values_mut() {
-                        if event.id > join.after_id {
+                        if id > join.after_id {
                             join.missed.push(frame.clone());
                         }
                     }
@@ -839,13 +842,13 @@ impl RoomState {
                     }
                     ModeratePush::Mute { .. } | ModeratePush::Remove { .. } => {}
                 }
-                let frame = ok_frame(&to, &msg_ref, &EmptyReply {});
+                let frame = ok_frame(&to, &msg_ref, EmptyReply {});
                 self.outputs.push_back(Output::Send { member, to, frame });
                 let notice = ModerationNotice {
                     governance: self.governance.clone(),
                     ..notice
                 };
-                self.broadcast(None, MODERATION_EVENT, &notice);
+                self.broadcast(None, ServerEvent::Moderation(notice));
             }
         }
     }
@@ -1067,9 +1070,9 @@ impl RoomState {
                 self.outputs.push_back(Output::Write { id, write });
             }
             None => {
-                let frame = ok_frame(&to, &msg_ref, &EmptyReply {});
+                let frame = ok_frame(&to, &msg_ref, EmptyReply {});
                 self.outputs.push_back(Output::Send { member, to, frame });
-                self.broadcast(None, MODERATION_EVENT, &notice);
+                self.broadcast(None, ServerEvent::Moderation(notice));
             }
         }
     }
@@ -1147,7 +1150,7 @@ impl RoomState {
             return;
         };
         let to = m.address.clone();
-        let frame = control_frame(&to, control::CLOSE, reason);
+        let frame = channel_frame(&to, &ServerEvent::ChannelClose(Some(reason.clone())));
         self.outputs.push_back(Output::Send {
             member,
             to: to.clone(),
@@ -1321,7 +1324,7 @@ impl RoomState {
             return;
         };
         let frame = match outcome {
-            Ok(()) => ok_frame(&m.address, msg_ref, &EmptyReply {}),
+            Ok(()) => ok_frame(&m.address, msg_ref, EmptyReply {}),
             Err(code) => {
                 self.outputs.push_back(Output::CountError(code.as_str()));
                 error_frame(&m.address, msg_ref, &ErrorReply::new(code, reason))
@@ -1356,14 +1359,14 @@ impl RoomState {
             .into(),
             leaves: [(m.user_id.clone(), PresenceEntry { metas: vec![old] })].into(),
         };
-        self.broadcast(None, PRESENCE_DIFF_EVENT, &diff);
+        self.broadcast(None, ServerEvent::PresenceDiff(diff));
     }
 
-    fn broadcast(&mut self, except: Option<MemberId>, event: &str, payload: &impl Serialize) {
+    fn broadcast(&mut self, except: Option<MemberId>, event: ServerEvent) {
         if self.members.is_empty() {
             return;
         }
-        let frame = text_frame(None, None, &self.topic, event, payload);
+        let frame = broadcast_frame(&self.topic, &event);
         self.broadcast_frame(except, frame);
     }
 
@@ -1441,21 +1444,19 @@ impl RoomState {
     }
 }
 
-fn ok_frame(to: &ChannelAddress, msg_ref: &str, response: &impl Serialize) -> Message {
-    reply_frame(to.join_ref.as_deref(), msg_ref, &to.topic, "ok", response)
+fn ok_frame(to: &ChannelAddress, msg_ref: &str, response: impl Into<ReplyBody>) -> Message {
+    channel_frame(to, &ServerEvent::Reply(Reply::ok(msg_ref, response)))
 }
 
 fn error_frame(to: &ChannelAddress, msg_ref: &str, reason: &ErrorReply) -> Message {
-    reply_frame(to.join_ref.as_deref(), msg_ref, &to.topic, "error", reason)
+    channel_frame(
+        to,
+        &ServerEvent::Reply(Reply::error(msg_ref, reason.clone())),
+    )
 }
 
-fn push_frame(to: &ChannelAddress, event: &str, payload: &impl Serialize) -> Message {
-    text_frame(to.join_ref.as_deref(), None, &to.topic, event, payload)
-}
-
-/// A channel-level event (`phx_close`): it carries the join ref as its ref
-/// too, as Phoenix sends them.
-fn control_frame(to: &ChannelAddress, event: &str, payload: &impl Serialize) -> Message {
-    let join_ref = to.join_ref.as_deref();
-    text_frame(join_ref, join_ref, &to.topic, event, payload)
+/// A frame for one channel: replies carry their push's ref, `phx_close` the
+/// join ref, as Phoenix sends them.
+fn channel_frame(to: &ChannelAddress, event: &ServerEvent) -> Message {
+    server_frame(&to.topic, to.join_ref.as_deref(), event)
 }
