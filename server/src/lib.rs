@@ -2,12 +2,14 @@
 //! over WebSocket, rooms and their events in SQLite or PostgreSQL.
 //!
 //! Entry points: [`run`] starts a whole server from a [`Config`]; [`app`] builds
-//! the router alone, for tests that serve it themselves.
+//! the router alone over an [`AppState`], for tests that call it in-process
+//! (`tower::ServiceExt::oneshot`) or serve it themselves ([`serve_app`]).
 //!
 //! Modules:
 //! - [`address`]: where a channel's replies and pushes go.
 //! - [`config`]: flags and environment variables.
-//! - [`storage`]: [`storage::Store`], rooms and persisted room events.
+//! - [`storage`]: [`storage::Store`], rooms and persisted room events, and
+//!   [`storage::StorageError`], which knows nothing of HTTP.
 //! - [`identity`]: the visitor cookie and socket tokens.
 //! - [`http`]: pages, the JSON API, health and metrics endpoints.
 //! - [`socket`]: the WebSocket endpoint speaking the room protocol.
@@ -265,9 +267,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let database_url = config.database_url();
     let shown_url = storage::redact_url(&database_url);
-    let store = Store::connect(&database_url).await.with_context(|| {
-        format!("could not open the database {shown_url}; check --database-url (DATABASE_URL)")
-    })?;
+    // The storage error names the database and what to check; this names the
+    // flags that choose it.
+    let store = Store::connect(&database_url).await.context(
+        "opening the database that --database-url (DATABASE_URL) names, or roomscale.db in \
+         --data-dir",
+    )?;
     let listener = TcpListener::bind(config.bind).await.with_context(|| {
         format!(
             "could not listen on {}; is another server using that port? choose another with --bind",

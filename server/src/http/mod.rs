@@ -1,5 +1,7 @@
 //! HTTP routes, one module per area, each with its own `router()`; `crate::app`
-//! merges them.
+//! merges them. Handlers take the parts of `AppState` they use
+//! (`State<Store>`, `State<Identity>`, `State<Arc<Config>>`, ...), and the
+//! middleware in [`security`] only the settings.
 
 pub mod api;
 pub mod assets;

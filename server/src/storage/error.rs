@@ -47,11 +47,13 @@ pub enum StorageError {
     )]
     ConnectTimedOut { url: String, waited: Duration },
 
-    #[error(
-        "the database at {url} could not be opened: {error}; check the URL, that the \
-         database is running, and the user's password and rights"
-    )]
-    Connect { url: String, error: sqlx::Error },
+    /// `check` says what to look at, for the kind of database the URL names.
+    #[error("the database at {url} could not be opened: {error}; {check}")]
+    Connect {
+        url: String,
+        error: sqlx::Error,
+        check: &'static str,
+    },
 
     #[error(
         "the database at {url} could not be brought up to date: {error}; if a newer server \

@@ -86,6 +86,7 @@ impl Store {
         let connect_failed = |error| StorageError::Connect {
             url: shown_url.clone(),
             error,
+            check: backend.what_to_check_when_it_does_not_open(),
         };
         // A pool that cannot connect only says "pool timed out"; one direct attempt
         // first reports the real reason (connection refused, wrong password).
@@ -179,6 +180,19 @@ impl Store {
 }
 
 impl Backend {
+    fn what_to_check_when_it_does_not_open(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "check that the file's directory exists and that the server's user may read \
+                 and write there"
+            }
+            Backend::Postgres => {
+                "check the URL's host, port and database name, that PostgreSQL is running, \
+                 and the user's password"
+            }
+        }
+    }
+
     fn of_url(url: &str) -> Result<Backend> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {

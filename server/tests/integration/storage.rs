@@ -466,7 +466,7 @@ async fn databases_that_cannot_be_opened_say_where_and_what_to_check() {
         "names the file: {message}"
     );
     assert!(
-        message.contains("check the URL"),
+        message.contains("check that the file's directory exists"),
         "says what to do: {message}"
     );
 
@@ -479,8 +479,5 @@ async fn databases_that_cannot_be_opened_say_where_and_what_to_check() {
     assert!(matches!(error, StorageError::Connect { .. }), "{error:?}");
     assert!(message.contains("127.0.0.1:1/roomscale"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
-    assert!(
-        message.contains("that the database is running"),
-        "{message}"
-    );
+    assert!(message.contains("that PostgreSQL is running"), "{message}");
 }
