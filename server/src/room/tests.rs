@@ -1507,3 +1507,45 @@ impl Room {
         }
     }
 }
+
+#[test]
+fn closing_a_room_still_loading_refuses_the_joins_waiting_for_it() {
+    let mut room = Room::loading(25);
+    room.expect_read(StorageRead::Room);
+    let mut answer = room.ask_to_join(1, "ada", "Ada");
+    let reason = ErrorReply::new(ErrorCode::RoomNotFound, "this room was deleted");
+    room.command(RoomCommand::Close {
+        reason: reason.clone(),
+    });
+    assert_eq!(refusal(&mut answer, room.take()), reason);
+    assert!(room.state.is_stopped());
+}
+
+#[test]
+fn a_channel_close_carries_the_join_ref_as_its_ref() {
+    let mut room = Room::open(25);
+    room.join(1, OWNER, "Owner");
+    room.join(2, "ada", "Ada");
+    room.take();
+    room.moderate(
+        1,
+        "rm",
+        ModeratePush::Remove {
+            user_id: "ada".into(),
+        },
+    );
+    let close = room
+        .take()
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                member: 2, frame, ..
+            } => Some(text(frame)),
+            _ => None,
+        })
+        .expect("a frame to the removed member");
+    assert_eq!(close.event, "phx_close");
+    assert_eq!(close.join_ref.as_deref(), Some("j2"));
+    assert_eq!(close.msg_ref.as_deref(), Some("j2"));
+    assert_eq!(close.topic, topic());
+}

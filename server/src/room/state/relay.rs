@@ -1,0 +1,92 @@
+//! The pose relay: once per tick, the poses that changed go out as one frame
+//! every member shares, and a newcomer gets everyone's latest pose.
+
+use super::*;
+
+impl RoomState {
+    /// Sends the poses that changed since the last tick as one frame every
+    /// member shares (each client skips its own slot), and a member that just
+    /// joined a frame with everyone's latest pose.
+    pub(super) fn relay_poses(&mut self, now: Instant) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(VOICE_POSITIONS_EVERY_TICKS) && self.members.len() > 1 {
+            let heads = self
+                .members
+                .iter()
+                .filter_map(|(&id, m)| {
+                    let (_, pose) = pose::decode_pose(&m.latest_pose?).ok()?;
+                    Some((id, pose.head.position))
+                })
+                .collect();
+            self.outputs
+                .push_back(Output::Voice(VoiceEffect::Positions { heads }));
+        }
+        let server_time_ms = now.saturating_duration_since(self.started).as_millis() as u32;
+        let mut poses = std::mem::take(&mut self.tick_poses);
+        poses.clear();
+        let mut newcomers = Vec::new();
+        // The one member whose pose changed, when only one did: the frame has
+        // nothing for it.
+        let mut only_sender = None;
+        for (&id, m) in self.members.iter_mut() {
+            if m.needs_every_pose {
+                newcomers.push(id);
+            }
+            if m.pose_changed {
+                m.pose_changed = false;
+                if let Some(pose) = m.latest_pose {
+                    poses.push(pose);
+                    only_sender = Some(id);
+                }
+            }
+        }
+        if !poses.is_empty() {
+            let mut skip = newcomers.clone();
+            if poses.len() == 1 {
+                skip.extend(only_sender);
+            }
+            if skip.len() < self.members.len() {
+                self.outputs.push_back(Output::Poses {
+                    to: self.recipients.clone(),
+                    skip,
+                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses),
+                });
+            }
+        }
+        if !newcomers.is_empty() {
+            poses.clear();
+            let mut only_pose_of = None;
+            for (&id, m) in &self.members {
+                if let Some(pose) = m.latest_pose {
+                    poses.push(pose);
+                    only_pose_of = Some(id);
+                }
+            }
+            if poses.len() > 1 {
+                only_pose_of = None;
+            }
+            let mut to = Vec::with_capacity(newcomers.len());
+            for id in newcomers {
+                let Some(m) = self.members.get_mut(&id) else {
+                    continue;
+                };
+                m.needs_every_pose = false;
+                // Its own pose alone is nothing to send it.
+                if only_pose_of != Some(id) {
+                    to.push(Recipient {
+                        member: id,
+                        address: m.address.clone(),
+                    });
+                }
+            }
+            if !poses.is_empty() && !to.is_empty() {
+                self.outputs.push_back(Output::Poses {
+                    to: Arc::from(to),
+                    skip: Vec::new(),
+                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses),
+                });
+            }
+        }
+        self.tick_poses = poses;
+    }
+}
