@@ -1,5 +1,7 @@
-//! Integration tests of the server through its real boundaries: HTTP on a bound
-//! port, and the store on real SQLite files and a real PostgreSQL server.
+//! Integration tests of the server through its real boundaries: pages and the
+//! JSON API through the router in-process (`oneshot`, the real state and
+//! database), sockets and the listener on a bound port, the binary as a child
+//! process, and the store on real SQLite files and a real PostgreSQL server.
 //!
 //! PostgreSQL tests run when ROOMSCALE_TEST_POSTGRES_URL names a server (as
 //! `cargo xtask test` arranges) and print why they were skipped otherwise.
