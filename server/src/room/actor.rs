@@ -37,13 +37,18 @@ pub(crate) struct RoomActor {
     /// The members last published to `roster`.
     published: Recipients,
     state: RoomState,
+    /// Where storage reads hand back their results, and where they arrive.
     reads_done: mpsc::UnboundedSender<ReadDone>,
+    read_results: Option<mpsc::UnboundedReceiver<ReadDone>>,
+    /// The writer task's queue; `None` once the actor stopped taking writes.
     writes: Option<mpsc::UnboundedSender<(u64, StorageWrite)>>,
+    write_queue: Option<mpsc::UnboundedReceiver<(u64, StorageWrite)>>,
 }
 
 impl RoomActor {
     pub(crate) fn new(context: RoomContext, room_id: Uuid, roster: Roster) -> RoomActor {
-        let (reads_done, _) = mpsc::unbounded_channel();
+        let (reads_done, read_results) = mpsc::unbounded_channel();
+        let (writes, write_queue) = mpsc::unbounded_channel();
         let state = RoomState::new(
             room_id,
             context.settings,
@@ -57,16 +62,19 @@ impl RoomActor {
             published: state.recipients().clone(),
             state,
             reads_done,
-            writes: None,
+            read_results: Some(read_results),
+            writes: Some(writes),
+            write_queue: Some(write_queue),
         }
     }
 
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<RoomCommand>) {
-        let (reads_done, mut read_results) = mpsc::unbounded_channel();
-        self.reads_done = reads_done;
-        let (writes, write_queue) = mpsc::unbounded_channel();
+        let (Some(mut read_results), Some(write_queue)) =
+            (self.read_results.take(), self.write_queue.take())
+        else {
+            unreachable!("an actor runs once");
+        };
         let (writes_done, mut write_results) = mpsc::unbounded_channel();
-        self.writes = Some(writes);
         tokio::spawn(write_in_order(
             self.context.clone(),
             self.room_id,
