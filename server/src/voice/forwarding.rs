@@ -141,7 +141,7 @@ impl Sfu {
         let Some(listeners) = self.routes.get(&speaker) else {
             return;
         };
-        let mut forwarded = false;
+        let mut copies = 0;
         for &(listener, mid) in listeners {
             let Some(peer) = self.peers.get_mut(&listener) else {
                 continue;
@@ -161,16 +161,16 @@ impl Sfu {
                 .write(pt, data.network_time, data.time, data.data.clone())
                 .is_ok()
             {
-                forwarded = true;
-                self.metrics.voice_frames_forwarded.inc();
+                copies += 1;
                 if !peer.dirty {
                     peer.dirty = true;
                     self.dirty.push_back(listener);
                 }
             }
         }
-        if forwarded {
+        if copies > 0 {
             self.frames_forwarded += 1;
+            self.metrics.voice_frames_forwarded.add(copies);
         }
     }
 
