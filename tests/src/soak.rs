@@ -2,10 +2,15 @@
 //! attack was answered, the ledger of acknowledged chats and its check against
 //! what the server kept, the rule that says whether the server's memory came
 //! back down, the spellings an attacker tries for a room topic, a forged socket
-//! token's parts, and a small random number generator. No I/O here, so all of
-//! it is unit-tested.
+//! token's parts, the reading of server frames as typed events (and how a
+//! reply is told in the table), and a small random number generator. No I/O
+//! here, so all of it is unit-tested.
 
 use std::collections::{BTreeMap, HashMap};
+
+use roomscale_protocol::events::ErrorReply;
+use roomscale_protocol::frame::{self, control};
+use roomscale_protocol::server_event::{Reply, ServerEvent, ServerEventError};
 
 /// How each attack was answered: attack -> answer -> count, both in the order
 /// they sort, so two runs print comparable tables.
@@ -223,6 +228,66 @@ pub fn describe_close(code: u16, reason: &str) -> String {
     }
 }
 
+/// A text frame from the server, typed. A reply keeps its ref even when its
+/// payload does not read, so the push it answers still learns why; other
+/// events keep their topic and wire name for the same reason.
+#[derive(Debug)]
+pub enum Incoming {
+    Reply {
+        msg_ref: String,
+        reply: Result<Reply, ServerEventError>,
+    },
+    Other {
+        topic: String,
+        name: String,
+        event: Result<ServerEvent, ServerEventError>,
+    },
+}
+
+/// Reads a text frame from the server. `None` for text that is no frame at
+/// all, or a reply without a ref: nothing can be told of either, so readers
+/// skip them.
+pub fn read_text(text: &str) -> Option<Incoming> {
+    let frame = frame::decode_text(text).ok()?;
+    Some(match ServerEvent::parse_text(&frame) {
+        Ok(ServerEvent::Reply(reply)) => Incoming::Reply {
+            msg_ref: reply.msg_ref.clone(),
+            reply: Ok(reply),
+        },
+        Err(error) if frame.event == control::REPLY => Incoming::Reply {
+            msg_ref: frame.msg_ref?,
+            reply: Err(error),
+        },
+        event => Incoming::Other {
+            topic: frame.topic,
+            name: frame.event,
+            event,
+        },
+    })
+}
+
+/// A reply as the table of answers shows it: `ok`, `error <code>`, or that it
+/// did not read (with the first words of why).
+pub fn describe_reply(reply: &Result<Reply, ServerEventError>) -> String {
+    match reply {
+        Ok(Reply { outcome: Ok(_), .. }) => "ok".into(),
+        Ok(Reply {
+            outcome: Err(refusal),
+            ..
+        }) => describe_refusal(refusal),
+        Err(error) => {
+            let error = error.to_string();
+            let words: Vec<&str> = error.split_whitespace().take(5).collect();
+            format!("unreadable reply ({})", words.join(" "))
+        }
+    }
+}
+
+/// `error <code>`.
+pub fn describe_refusal(refusal: &ErrorReply) -> String {
+    format!("error {}", refusal.code.as_str())
+}
+
 /// xorshift64*: plenty for spreading traffic, and no dependency.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -367,5 +432,68 @@ mod tests {
         }
         assert!(seen.iter().all(|s| *s));
         assert_eq!(rng.range(5, 5), 5);
+    }
+
+    #[test]
+    fn server_frames_read_as_typed_replies_and_events() {
+        use roomscale_protocol::events::{ErrorCode, StoredReply};
+
+        let Some(Incoming::Reply { msg_ref, reply }) =
+            read_text(r#"["1","7","room:r","phx_reply",{"status":"ok","response":{"id":42}}]"#)
+        else {
+            panic!("a reply");
+        };
+        assert_eq!(msg_ref, "7");
+        assert_eq!(describe_reply(&reply), "ok");
+        assert_eq!(
+            reply.unwrap().read::<StoredReply>(),
+            Ok(Ok(StoredReply { id: 42 }))
+        );
+
+        let Some(Incoming::Reply { msg_ref, reply }) = read_text(
+            r#"["1","8","room:r","phx_reply",{"status":"error","response":{"code":"rate_limited","reason":"slow down"}}]"#,
+        ) else {
+            panic!("a refusal");
+        };
+        assert_eq!(msg_ref, "8");
+        assert_eq!(describe_reply(&reply), "error rate_limited");
+        assert_eq!(
+            reply.unwrap().outcome,
+            Err(ErrorReply::new(ErrorCode::RateLimited, "slow down"))
+        );
+
+        // A reply that does not read still answers its push, and says so.
+        let Some(Incoming::Reply { msg_ref, reply }) =
+            read_text(r#"["1","9","room:r","phx_reply",{"response":{}}]"#)
+        else {
+            panic!("an unreadable reply keeps its ref");
+        };
+        assert_eq!(msg_ref, "9");
+        assert!(
+            describe_reply(&reply).starts_with("unreadable reply (the server's"),
+            "{}",
+            describe_reply(&reply)
+        );
+
+        let Some(Incoming::Other { topic, name, event }) = read_text(
+            r#"[null,null,"room:r","event",{"id":5,"user_id":"u","name":"Ada","sent_at":1,"body":{"type":"chat","text":"hi"}}]"#,
+        ) else {
+            panic!("an event");
+        };
+        assert_eq!((topic.as_str(), name.as_str()), ("room:r", "event"));
+        assert!(matches!(event, Ok(ServerEvent::Event(e)) if e.id == 5));
+
+        let Some(Incoming::Other { name, event, .. }) =
+            read_text(r#"["1","1","room:r","phx_close",{"why":"?"}]"#)
+        else {
+            panic!("a malformed close keeps its name");
+        };
+        assert_eq!(name, "phx_close");
+        assert!(event.is_err());
+
+        assert!(read_text("not a frame").is_none());
+        assert!(
+            read_text(r#"["1",null,"room:r","phx_reply",{"status":"ok","response":{}}]"#).is_none()
+        );
     }
 }

@@ -51,11 +51,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, KeyInit as _, Mac as _};
+use roomscale_protocol::events::{
+    ErrorReply, HistoryPage, JoinReply, RoomEvent, RoomEventBody, StoredReply,
+};
 use roomscale_protocol::frame::{self, control};
 use roomscale_protocol::pose::{self, POSE_BYTES};
+use roomscale_protocol::server_event::{Reply, ServerEvent, ServerMessage};
 use roomscale_tests::load::{self, Histogram};
 use roomscale_tests::process::{self, Server};
-use roomscale_tests::soak::{self, ChatLedger, LedgerCheck, Outcomes, Rng};
+use roomscale_tests::soak::{
+    self, ChatLedger, Incoming, LedgerCheck, Outcomes, Rng, describe_refusal, describe_reply,
+    read_text,
+};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use tokio::net::{TcpSocket, TcpStream};
@@ -343,16 +350,9 @@ fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// `ok` or `error <code>` for a `phx_reply` payload.
-fn describe_reply(payload: &Value) -> String {
-    match payload["status"].as_str() {
-        Some("ok") => "ok".into(),
-        Some(status) => format!(
-            "{status} {}",
-            payload["response"]["code"].as_str().unwrap_or("(no code)")
-        ),
-        None => "reply without a status".into(),
-    }
+/// A refusal as the server wrote it on the wire, for harms and errors.
+fn refusal_json(refusal: &ErrorReply) -> Value {
+    serde_json::to_value(refusal).unwrap_or(Value::Null)
 }
 
 fn describe_close_message(close: Option<&tungstenite::protocol::CloseFrame>) -> String {
@@ -511,13 +511,10 @@ impl Member {
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Text(text))) => {
-                        let Ok(frame) = frame::decode_text(text.as_str()) else {
-                            continue;
-                        };
-                        if frame.event == control::REPLY
-                            && frame.msg_ref.as_deref() == Some(join_ref)
+                        if let Some(Incoming::Reply { msg_ref, reply }) = read_text(text.as_str())
+                            && msg_ref == join_ref
                         {
-                            return Ok(frame.payload);
+                            return Ok(reply);
                         }
                     }
                     Some(Ok(Message::Close(close))) => {
@@ -535,20 +532,24 @@ impl Member {
         .await
         .map_err(|_| Harm::Dropped(format!("no join reply within {JOIN_WAIT:?}")))?
         .map_err(Harm::Dropped)?;
-        if reply["status"] != "ok" {
-            return Err(Harm::Dropped(format!(
-                "join refused: {}",
-                reply["response"]
-            )));
-        }
-        let before = *last_seen;
-        for event in reply["response"]["events"].as_array().into_iter().flatten() {
-            if let Some(id) = event["id"].as_u64() {
-                if before.is_some_and(|seen| id <= seen) {
-                    soak.honest.borrow_mut().replay_not_newer += 1;
-                }
-                *last_seen = Some(last_seen.map_or(id, |seen| seen.max(id)));
+        let joined = match reply.and_then(Reply::read::<JoinReply>) {
+            Ok(Ok(joined)) => joined,
+            Ok(Err(refusal)) => {
+                return Err(Harm::Dropped(format!(
+                    "join refused: {}",
+                    refusal_json(&refusal)
+                )));
             }
+            Err(error) => {
+                return Err(Harm::Dropped(format!("join reply unreadable: {error}")));
+            }
+        };
+        let before = *last_seen;
+        for RoomEvent { id, .. } in joined.events {
+            if before.is_some_and(|seen| id <= seen) {
+                soak.honest.borrow_mut().replay_not_newer += 1;
+            }
+            *last_seen = Some(last_seen.map_or(id, |seen| seen.max(id)));
         }
         {
             let mut stats = soak.honest.borrow_mut();
@@ -688,8 +689,11 @@ impl Member {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(bytes))) => {
                 if matches!(
-                    frame::decode_server_binary(&bytes),
-                    Ok(frame::ServerBinary::Broadcast { event: "poses", .. })
+                    ServerMessage::decode_binary(&bytes),
+                    Ok(ServerMessage {
+                        event: ServerEvent::Poses(_),
+                        ..
+                    })
                 ) {
                     soak.honest.borrow_mut().batches_received += 1;
                 }
@@ -705,46 +709,55 @@ impl Member {
             Some(Err(error)) => return Err(Harm::Dropped(format!("socket error: {error}"))),
             None => return Err(Harm::Dropped("the socket ended".into())),
         };
-        let Ok(frame) = frame::decode_text(text.as_str()) else {
-            return Ok(());
-        };
-        if frame.event == control::REPLY {
-            let Some(chat) = frame.msg_ref.as_deref().and_then(|r| pending.remove(r)) else {
-                return Ok(());
-            };
-            if frame.payload["status"] == "ok"
-                && let Some(id) = frame.payload["response"]["id"].as_u64()
-            {
-                soak.ledger
-                    .borrow_mut()
-                    .acknowledged(&self.room_id, id, chat.text);
-                let mut stats = soak.honest.borrow_mut();
-                stats.chats_acked += 1;
-                stats
-                    .ack_latency
-                    .record(chat.sent.elapsed().as_micros() as u64);
+        let (topic_of_frame, name, event) = match read_text(text.as_str()) {
+            None => return Ok(()),
+            Some(Incoming::Reply { msg_ref, reply }) => {
+                let Some(chat) = pending.remove(&msg_ref) else {
+                    return Ok(());
+                };
+                let refused = match reply.and_then(Reply::read::<StoredReply>) {
+                    Ok(Ok(StoredReply { id })) => {
+                        soak.ledger
+                            .borrow_mut()
+                            .acknowledged(&self.room_id, id, chat.text);
+                        let mut stats = soak.honest.borrow_mut();
+                        stats.chats_acked += 1;
+                        stats
+                            .ack_latency
+                            .record(chat.sent.elapsed().as_micros() as u64);
+                        return Ok(());
+                    }
+                    Ok(Err(refusal)) => format!(
+                        "chat answered {}",
+                        json!({ "status": "error", "response": refusal_json(&refusal) })
+                    ),
+                    Err(error) => format!("chat answered with an unreadable reply: {error}"),
+                };
+                soak.harm(&self.who(), Harm::Refused(refused));
                 return Ok(());
             }
-            soak.harm(
-                &self.who(),
-                Harm::Refused(format!("chat answered {}", frame.payload)),
-            );
+            Some(Incoming::Other { topic, name, event }) => (topic, name, event),
+        };
+        if topic_of_frame != topic {
             return Ok(());
         }
-        if frame.topic != topic {
-            return Ok(());
-        }
-        match frame.event.as_str() {
-            "event" => {
-                if let Some(id) = frame.payload["id"].as_u64() {
-                    *last_seen = Some(last_seen.map_or(id, |seen| seen.max(id)));
-                }
+        match event {
+            Ok(ServerEvent::Event(RoomEvent { id, .. })) => {
+                *last_seen = Some(last_seen.map_or(id, |seen| seen.max(id)));
                 Ok(())
             }
-            control::CLOSE | control::ERROR => Err(Harm::Dropped(format!(
-                "{} from the server: {}",
-                frame.event, frame.payload
+            // The payload as the server wrote it: `{}` for phx_error, the
+            // reason (or `{}`) for phx_close.
+            Ok(ServerEvent::ChannelError | ServerEvent::ChannelClose(None)) => {
+                Err(Harm::Dropped(format!("{name} from the server: {{}}")))
+            }
+            Ok(ServerEvent::ChannelClose(Some(reason))) => Err(Harm::Dropped(format!(
+                "{name} from the server: {}",
+                refusal_json(&reason)
             ))),
+            Err(error) if name == control::CLOSE || name == control::ERROR => Err(Harm::Dropped(
+                format!("{name} from the server, unreadable: {error}"),
+            )),
             _ => Ok(()),
         }
     }
@@ -857,13 +870,13 @@ impl Probe {
             loop {
                 match self.ws.next().await {
                     Some(Ok(Message::Text(text))) => {
-                        let Ok(frame) = frame::decode_text(text.as_str()) else {
-                            continue;
-                        };
-                        if frame.event == control::REPLY
-                            && frame.msg_ref.as_deref() == Some(msg_ref)
+                        if let Some(Incoming::Reply {
+                            msg_ref: answered,
+                            reply,
+                        }) = read_text(text.as_str())
+                            && answered == msg_ref
                         {
-                            return describe_reply(&frame.payload);
+                            return describe_reply(&reply);
                         }
                     }
                     Some(Ok(Message::Close(close))) => {
@@ -1542,12 +1555,10 @@ async fn tally_replies(
         match next {
             Err(_) => break,
             Ok(Some(Ok(Message::Text(text)))) => {
-                if let Ok(frame) = frame::decode_text(text.as_str())
-                    && frame.event == control::REPLY
-                    && let Some(msg_ref) = frame.msg_ref.as_deref()
-                    && waiting.remove(msg_ref)
+                if let Some(Incoming::Reply { msg_ref, reply }) = read_text(text.as_str())
+                    && waiting.remove(msg_ref.as_str())
                 {
-                    *answers.entry(describe_reply(&frame.payload)).or_default() += 1;
+                    *answers.entry(describe_reply(&reply)).or_default() += 1;
                 }
             }
             Ok(Some(Ok(Message::Close(close)))) => {
@@ -1880,27 +1891,28 @@ async fn read_back(
         &join,
     )
     .await?;
-    if reply["status"] != "ok" {
-        return Err(format!(
-            "the read-back join was refused: {}",
-            reply["response"]
-        ));
-    }
+    let joined = match reply.read::<JoinReply>() {
+        Ok(Ok(joined)) => joined,
+        Ok(Err(refusal)) => {
+            return Err(format!(
+                "the read-back join was refused: {}",
+                refusal_json(&refusal)
+            ));
+        }
+        Err(error) => return Err(format!("the read-back join reply is unreadable: {error}")),
+    };
     let mut chats = HashMap::new();
     let mut oldest = u64::MAX;
-    let collect = |events: &Value, chats: &mut HashMap<u64, String>, oldest: &mut u64| {
-        for event in events.as_array().into_iter().flatten() {
-            if let Some(id) = event["id"].as_u64() {
-                *oldest = (*oldest).min(id);
-                if event["body"]["type"] == "chat" {
-                    let text = event["body"]["text"].as_str().unwrap_or_default();
-                    chats.insert(id, text.to_string());
-                }
+    let collect = |events: Vec<RoomEvent>, chats: &mut HashMap<u64, String>, oldest: &mut u64| {
+        for event in events {
+            *oldest = (*oldest).min(event.id);
+            if let RoomEventBody::Chat { text } = event.body {
+                chats.insert(event.id, text);
             }
         }
     };
-    collect(&reply["response"]["events"], &mut chats, &mut oldest);
-    let mut more = reply["response"]["truncated"].as_bool().unwrap_or(false);
+    collect(joined.events, &mut chats, &mut oldest);
+    let mut more = joined.truncated;
     let mut note = None;
     let mut before = oldest;
     while more && before > 1 {
@@ -1908,13 +1920,20 @@ async fn read_back(
         let asked = json!({ "before_id": before });
         let page =
             send_and_wait(&mut probe, (&join_ref, &msg_ref), &topic, "history", &asked).await?;
-        if page["status"] != "ok" {
-            note = Some(format!("history refused ({})", describe_reply(&page)));
-            break;
-        }
+        let page = match page.read::<HistoryPage>() {
+            Ok(Ok(page)) => page,
+            Ok(Err(refusal)) => {
+                note = Some(format!("history refused ({})", describe_refusal(&refusal)));
+                break;
+            }
+            Err(error) => {
+                note = Some(format!("history page unreadable ({error})"));
+                break;
+            }
+        };
         let previous = oldest;
-        collect(&page["response"]["events"], &mut chats, &mut oldest);
-        more = page["response"]["more"].as_bool().unwrap_or(false);
+        collect(page.events, &mut chats, &mut oldest);
+        more = page.more;
         if oldest >= previous {
             note = Some("a history page brought nothing older".into());
             break;
@@ -1932,14 +1951,14 @@ async fn read_back(
     })
 }
 
-/// Sends one push under (join ref, msg ref) and waits for its reply frame's payload.
+/// Sends one push under (join ref, msg ref) and waits for its reply.
 async fn send_and_wait(
     probe: &mut Probe,
     (join_ref, msg_ref): (&str, &str),
     topic: &str,
     event: &str,
     payload: &Value,
-) -> Result<Value> {
+) -> Result<Reply> {
     let text = frame::encode_text_parts(Some(join_ref), Some(msg_ref), topic, event, payload);
     probe
         .ws
@@ -1949,16 +1968,18 @@ async fn send_and_wait(
     wait_reply(probe, msg_ref).await
 }
 
-async fn wait_reply(probe: &mut Probe, msg_ref: &str) -> Result<Value> {
+async fn wait_reply(probe: &mut Probe, msg_ref: &str) -> Result<Reply> {
     let read = async {
         loop {
             match probe.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    if let Ok(frame) = frame::decode_text(text.as_str())
-                        && frame.event == control::REPLY
-                        && frame.msg_ref.as_deref() == Some(msg_ref)
+                    if let Some(Incoming::Reply {
+                        msg_ref: answered,
+                        reply,
+                    }) = read_text(text.as_str())
+                        && answered == msg_ref
                     {
-                        return Ok(frame.payload);
+                        return reply.map_err(|error| error.to_string());
                     }
                 }
                 Some(Ok(Message::Close(close))) => {
