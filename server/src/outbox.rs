@@ -14,6 +14,7 @@
 //! bytes written to its socket, with no copy and no encoding of its own; only
 //! a client still behind on the previous tick pays for a merge.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -22,7 +23,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use roomscale_protocol::frame;
 use roomscale_protocol::pose::{self, POSE_BYTES};
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
 use crate::metrics::Metrics;
 
@@ -42,13 +43,12 @@ pub mod close_code {
 }
 
 /// The sending half that rooms and the connection's reader hold.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outbox {
-    reliable: mpsc::Sender<Message>,
     shared: Arc<Shared>,
 }
 
-/// The receiving half, owned by the connection's writer task. Dropping it (the
+/// The receiving half, owned by the connection's writer. Dropping it (the
 /// writer stopped: the client went away or stopped reading) asks everyone
 /// holding the [`Outbox`] to let the connection go.
 #[derive(Debug)]
@@ -61,25 +61,49 @@ pub struct OutboxReceiver {
 /// bytes of each frame it hands out back to the queue's budget.
 #[derive(Debug)]
 pub struct ReliableReceiver {
-    frames: mpsc::Receiver<Message>,
     shared: Arc<Shared>,
 }
 
+/// The next reliable frame could not be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// None is queued now.
+    Empty,
+    /// None is queued and every [`Outbox`] is gone.
+    Disconnected,
+}
+
+/// One lock for everything queued, and one wake-up for the writer: a
+/// connection costs no channel of its own, and nothing is allocated while
+/// nothing waits.
 #[derive(Debug)]
 struct Shared {
-    pending_poses: std::sync::Mutex<Vec<PendingPoses>>,
-    poses_ready: Notify,
+    queue: std::sync::Mutex<Queue>,
+    /// Something was queued, or the last sender went away.
+    ready: Notify,
     /// The close code and reason, once a close was requested; the first wins.
     close: watch::Sender<Option<(u16, String)>>,
     /// Bytes of the frames in the reliable queue.
     queued_bytes: AtomicUsize,
     /// Set when the client was disconnected for falling behind.
     overflowed: AtomicBool,
+    /// [`Outbox`] handles alive; at zero nothing more can be queued.
+    senders: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Frames that must arrive, in order.
+    reliable: VecDeque<Message>,
+    /// Unsent poses, at most one batch per channel.
+    poses: Vec<PendingPoses>,
+    /// The receiver is gone: nothing is queued any more.
+    closed: bool,
 }
 
 /// Poses waiting to be sent on one channel.
 #[derive(Debug)]
-struct PendingPoses {
+pub struct PendingPoses {
     channel: u64,
     batch: PendingBatch,
 }
@@ -195,27 +219,44 @@ fn encode_pose_frame(topic: &str, server_time_ms: u32, poses: &[[u8; POSE_BYTES]
 pub struct Overflow;
 
 pub fn outbox() -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::channel(RELIABLE_QUEUE_FRAMES);
     let shared = Arc::new(Shared {
-        pending_poses: Default::default(),
-        poses_ready: Notify::new(),
+        queue: Default::default(),
+        ready: Notify::new(),
         close: watch::Sender::new(None),
         queued_bytes: AtomicUsize::new(0),
         overflowed: AtomicBool::new(false),
+        senders: AtomicUsize::new(1),
     });
     (
         Outbox {
-            reliable: tx,
             shared: shared.clone(),
         },
         OutboxReceiver {
             reliable: ReliableReceiver {
-                frames: rx,
                 shared: shared.clone(),
             },
             shared,
         },
     )
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Outbox {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last one: a writer waiting for frames must learn there
+            // will be none.
+            self.shared.ready.notify_one();
+        }
+    }
 }
 
 impl PendingBatch {
@@ -236,28 +277,32 @@ impl Outbox {
     /// disconnects the client.
     pub fn send(&self, message: Message) -> Result<(), Overflow> {
         let len = frame_len(&message);
-        let queued = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
-        if queued > RELIABLE_QUEUE_BYTES {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            return Err(self.overflow(&format!(
-                "disconnected: too far behind the room (over {} KiB waiting to be sent); \
-                 reconnect when the network is better",
-                RELIABLE_QUEUE_BYTES / 1024
-            )));
-        }
-        match self.reliable.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                match error {
-                    mpsc::error::TrySendError::Full(_) => Err(self.overflow(
-                        "disconnected: the connection fell too far behind the room \
-                         (send queue full); reconnect when the network is better",
-                    )),
-                    mpsc::error::TrySendError::Closed(_) => Err(Overflow),
-                }
+        {
+            let mut queue = self.shared.queue.lock().expect("poisoned");
+            if queue.closed {
+                return Err(Overflow);
             }
+            let queued = self.shared.queued_bytes.load(Ordering::Acquire) + len;
+            if queued > RELIABLE_QUEUE_BYTES {
+                drop(queue);
+                return Err(self.overflow(&format!(
+                    "disconnected: too far behind the room (over {} KiB waiting to be sent); \
+                     reconnect when the network is better",
+                    RELIABLE_QUEUE_BYTES / 1024
+                )));
+            }
+            if queue.reliable.len() >= RELIABLE_QUEUE_FRAMES {
+                drop(queue);
+                return Err(self.overflow(
+                    "disconnected: the connection fell too far behind the room \
+                     (send queue full); reconnect when the network is better",
+                ));
+            }
+            self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel);
+            queue.reliable.push_back(message);
         }
+        self.shared.ready.notify_one();
+        Ok(())
     }
 
     fn overflow(&self, reason: &str) -> Overflow {
@@ -286,7 +331,11 @@ impl Outbox {
         poses: impl Iterator<Item = [u8; POSE_BYTES]>,
     ) -> usize {
         let replaced = {
-            let mut pending = self.shared.pending_poses.lock().expect("poisoned");
+            let mut queue = self.shared.queue.lock().expect("poisoned");
+            if queue.closed {
+                return 0;
+            }
+            let pending = &mut queue.poses;
             let batch = match pending.iter_mut().position(|p| p.channel == channel) {
                 Some(i) => pending[i].batch.merged(),
                 None => {
@@ -303,7 +352,7 @@ impl Outbox {
             };
             batch.merge(server_time_ms, poses)
         };
-        self.shared.poses_ready.notify_one();
+        self.shared.ready.notify_one();
         replaced
     }
 
@@ -314,10 +363,13 @@ impl Outbox {
     /// slot.
     pub fn send_shared_poses(&self, channel: u64, frame: &Arc<SharedPoseFrame>) -> usize {
         let replaced = {
-            let mut pending = self.shared.pending_poses.lock().expect("poisoned");
-            match pending.iter_mut().find(|p| p.channel == channel) {
+            let mut queue = self.shared.queue.lock().expect("poisoned");
+            if queue.closed {
+                return 0;
+            }
+            match queue.poses.iter_mut().find(|p| p.channel == channel) {
                 None => {
-                    pending.push(PendingPoses {
+                    queue.poses.push(PendingPoses {
                         channel,
                         batch: PendingBatch::Shared(frame.clone()),
                     });
@@ -329,14 +381,14 @@ impl Outbox {
                     .merge(frame.server_time_ms, frame.poses().copied()),
             }
         };
-        self.shared.poses_ready.notify_one();
+        self.shared.ready.notify_one();
         replaced
     }
 
     /// Forgets unsent poses of a channel the client left.
     pub fn drop_channel_poses(&self, channel: u64) {
-        let mut pending = self.shared.pending_poses.lock().expect("poisoned");
-        pending.retain(|p| p.channel != channel);
+        let mut queue = self.shared.queue.lock().expect("poisoned");
+        queue.poses.retain(|p| p.channel != channel);
     }
 
     /// Asks the writer to close the connection with a reason; the first reason wins.
@@ -351,7 +403,7 @@ impl Outbox {
     }
 
     pub fn is_closing(&self) -> bool {
-        self.shared.close.borrow().is_some() || self.reliable.is_closed()
+        self.shared.close.borrow().is_some() || self.shared.queue.lock().expect("poisoned").closed
     }
 
     /// Completes when a close was requested.
@@ -394,24 +446,40 @@ impl Outbox {
 }
 
 impl ReliableReceiver {
-    /// The next frame; `None` once every sender is gone.
+    /// The next frame; `None` once none is queued and every sender is gone.
     pub async fn recv(&mut self) -> Option<Message> {
-        let frame = self.frames.recv().await?;
-        self.taken(&frame);
-        Some(frame)
+        let shared = self.shared.clone();
+        loop {
+            let ready = shared.ready.notified();
+            match self.try_recv() {
+                Ok(frame) => return Some(frame),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => ready.await,
+            }
+        }
     }
 
     /// The next frame if one is queued.
-    pub fn try_recv(&mut self) -> Result<Message, mpsc::error::TryRecvError> {
-        let frame = self.frames.try_recv()?;
-        self.taken(&frame);
-        Ok(frame)
-    }
-
-    fn taken(&self, frame: &Message) {
-        self.shared
-            .queued_bytes
-            .fetch_sub(frame_len(frame), Ordering::AcqRel);
+    pub fn try_recv(&mut self) -> Result<Message, TryRecvError> {
+        let frame = self
+            .shared
+            .queue
+            .lock()
+            .expect("poisoned")
+            .reliable
+            .pop_front();
+        match frame {
+            Some(frame) => {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(frame_len(&frame), Ordering::AcqRel);
+                Ok(frame)
+            }
+            None if self.shared.senders.load(Ordering::Acquire) == 0 => {
+                Err(TryRecvError::Disconnected)
+            }
+            None => Err(TryRecvError::Empty),
+        }
     }
 }
 
@@ -426,31 +494,54 @@ impl Drop for OutboxReceiver {
             *close = Some((close_code::GOING_AWAY, String::new()));
             true
         });
-        self.reliable.frames.close();
-        while self.reliable.frames.try_recv().is_ok() {}
+        // What was queued is freed now, outside the lock, not when the
+        // last room lets go of its handle.
+        let unsent = {
+            let mut queue = self.shared.queue.lock().expect("poisoned");
+            queue.closed = true;
+            (
+                std::mem::take(&mut queue.reliable),
+                std::mem::take(&mut queue.poses),
+            )
+        };
         self.shared.queued_bytes.store(0, Ordering::Release);
+        drop(unsent);
     }
 }
 
 impl OutboxReceiver {
+    /// Moves everything queued into `frames`: the reliable frames in order,
+    /// then the pending pose batches (a shared frame as it is, a merged batch
+    /// encoded now). `poses` is scratch space kept between calls so that a
+    /// round allocates nothing.
+    pub fn take_all(
+        &self,
+        frames: &mut Vec<Message>,
+        poses: &mut Vec<PendingPoses>,
+        metrics: &Metrics,
+    ) {
+        {
+            let mut queue = self.shared.queue.lock().expect("poisoned");
+            frames.extend(queue.reliable.drain(..));
+            std::mem::swap(&mut queue.poses, poses);
+            if queue.reliable.capacity() > SPARE_QUEUE_FRAMES {
+                // A burst (a join reply with history, say) is over: give its
+                // room back rather than keep it for the connection's life.
+                queue.reliable = VecDeque::new();
+            }
+        }
+        let taken: usize = frames.iter().map(frame_len).sum();
+        self.shared.queued_bytes.fetch_sub(taken, Ordering::AcqRel);
+        append_pose_frames(poses, frames, metrics);
+    }
+
     /// Takes every pending pose batch, as binary broadcast frames: a shared
     /// frame as it is, a merged batch encoded now.
     pub fn take_pose_frames(&self, metrics: &Metrics) -> Vec<Message> {
-        let pending = std::mem::take(&mut *self.shared.pending_poses.lock().expect("poisoned"));
-        pending
-            .into_iter()
-            .filter_map(|pending| {
-                let (poses, bytes) = match pending.batch {
-                    PendingBatch::Shared(frame) => (frame.poses().len(), frame.bytes.clone()),
-                    PendingBatch::Merged(batch) => (batch.poses.len(), batch.encode()),
-                };
-                if poses == 0 {
-                    return None;
-                }
-                metrics.poses_relayed.add(poses as u64);
-                Some(Message::Binary(bytes))
-            })
-            .collect()
+        let mut pending = std::mem::take(&mut self.shared.queue.lock().expect("poisoned").poses);
+        let mut frames = Vec::new();
+        append_pose_frames(&mut pending, &mut frames, metrics);
+        frames
     }
 
     /// Wake-ups for the writer, usable while `reliable` is borrowed.
@@ -459,6 +550,12 @@ impl OutboxReceiver {
             shared: self.shared.clone(),
             close: self.shared.close.subscribe(),
         }
+    }
+
+    /// True once nothing is queued and every sender is gone: nothing more
+    /// will come.
+    pub fn senders_gone(&self) -> bool {
+        self.shared.senders.load(Ordering::Acquire) == 0
     }
 
     /// The close frame to send, if a close was requested.
@@ -471,7 +568,29 @@ impl OutboxReceiver {
     }
 }
 
-/// What wakes a connection's writer besides a reliable frame.
+/// Reliable frames whose room a quiet connection keeps between rounds.
+const SPARE_QUEUE_FRAMES: usize = 16;
+
+/// Drains `pending` into `frames` as binary broadcast frames.
+fn append_pose_frames(
+    pending: &mut Vec<PendingPoses>,
+    frames: &mut Vec<Message>,
+    metrics: &Metrics,
+) {
+    for pending in pending.drain(..) {
+        let (poses, bytes) = match pending.batch {
+            PendingBatch::Shared(frame) => (frame.poses().len(), frame.bytes.clone()),
+            PendingBatch::Merged(batch) => (batch.poses.len(), batch.encode()),
+        };
+        if poses == 0 {
+            continue;
+        }
+        metrics.poses_relayed.add(poses as u64);
+        frames.push(Message::Binary(bytes));
+    }
+}
+
+/// What wakes a connection's writer.
 #[derive(Debug)]
 pub struct Signals {
     shared: Arc<Shared>,
@@ -479,8 +598,9 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub async fn poses_ready(&self) {
-        self.shared.poses_ready.notified().await
+    /// Something was queued (a frame or poses), or the last sender went away.
+    pub async fn ready(&self) {
+        self.shared.ready.notified().await
     }
 
     pub async fn close_requested(&self) {
@@ -693,6 +813,72 @@ mod tests {
         let frames = receiver.take_pose_frames(&metrics);
         assert_eq!(frames.len(), 1, "the left channel's poses are gone");
         assert_eq!(decoded_heads(&frames[0]), (11, vec![(1, 5.0)]));
+    }
+
+    #[test]
+    fn a_round_takes_reliable_frames_in_order_then_poses() {
+        let (outbox, receiver) = outbox();
+        let metrics = Metrics::new();
+        let shared = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0)]);
+        outbox.send_shared_poses(7, &shared);
+        for i in 0..3 {
+            outbox
+                .send(Message::Text(format!("frame {i}").into()))
+                .unwrap();
+        }
+        let (mut frames, mut poses) = (Vec::new(), Vec::new());
+        receiver.take_all(&mut frames, &mut poses, &metrics);
+        let texts: Vec<_> = frames[..3]
+            .iter()
+            .map(|f| match f {
+                Message::Text(text) => text.to_string(),
+                other => panic!("text first, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["frame 0", "frame 1", "frame 2"]);
+        assert_eq!(decoded_heads(&frames[3]), (10, vec![(1, 1.0)]));
+        assert_eq!(frames.len(), 4);
+        assert_eq!(outbox.queued_bytes(), 0, "taken frames leave the budget");
+
+        // A burst's room is given back once it is sent.
+        for _ in 0..200 {
+            outbox.send(Message::Text("burst".into())).unwrap();
+        }
+        frames.clear();
+        receiver.take_all(&mut frames, &mut poses, &metrics);
+        assert_eq!(frames.len(), 200);
+        assert_eq!(receiver.shared.queue.lock().unwrap().reliable.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_writer_learns_when_every_sender_is_gone() {
+        let (outbox, mut receiver) = outbox();
+        let room_handle = outbox.clone();
+        outbox.send(Message::Text("last words".into())).unwrap();
+        drop(outbox);
+        assert!(!receiver.senders_gone(), "a room still holds one");
+        drop(room_handle);
+        assert!(receiver.senders_gone());
+        let signals = receiver.signals();
+        tokio::time::timeout(std::time::Duration::from_secs(5), signals.ready())
+            .await
+            .expect("the last sender's drop wakes the writer");
+        let Some(Message::Text(text)) = receiver.reliable.recv().await else {
+            panic!("the queued frame comes first")
+        };
+        assert_eq!(text.as_str(), "last words");
+        assert!(receiver.reliable.recv().await.is_none());
+    }
+
+    #[test]
+    fn nothing_is_queued_for_a_connection_whose_writer_is_gone() {
+        let (outbox, receiver) = outbox();
+        drop(receiver);
+        let shared = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0)]);
+        assert_eq!(outbox.send_shared_poses(7, &shared), 0);
+        let topic: Arc<str> = Arc::from("room:x");
+        outbox.send_poses(7, &topic, 1, [pose_at(1, 1.0)].into_iter());
+        assert!(outbox.shared.queue.lock().unwrap().poses.is_empty());
     }
 
     #[test]

@@ -223,13 +223,16 @@ impl Connection {
                     if self.oversize(text.len()) {
                         return;
                     }
-                    self.on_text(text.as_str()).await;
+                    // Boxed: joins and the other text events need far more
+                    // state than the read loop, and only for a moment; every
+                    // connection would otherwise carry room for it.
+                    Box::pin(self.on_text(text.as_str())).await;
                 }
                 Message::Binary(bytes) => {
                     if self.oversize(bytes.len()) {
                         return;
                     }
-                    self.on_binary(&bytes).await;
+                    self.on_binary(&bytes);
                 }
                 Message::Close(_) => return,
                 Message::Ping(_) | Message::Pong(_) => {}
@@ -489,7 +492,7 @@ impl Connection {
         self.reply_error(to, gone.code, gone.reason);
     }
 
-    async fn on_binary(&mut self, bytes: &[u8]) {
+    fn on_binary(&mut self, bytes: &[u8]) {
         // Before anything else, so that no binary frame (a pose, or something
         // that only looks like one) is answered beyond the pose rate.
         if !self.poses.take(Instant::now()) {
@@ -716,31 +719,33 @@ fn unknown_topic_reason(topic: &str) -> String {
     }
 }
 
-/// Drains the outbox into the socket: reliable frames first, then the newest
-/// pose batches, flushing once per round; stops at a close request.
+/// Drains the outbox into the socket: everything queued each round
+/// (reliable frames first, then the newest pose batches), flushed once;
+/// stops at a close request.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: OutboxReceiver,
     metrics: Arc<Metrics>,
 ) {
     let signals = outbox.signals();
+    // Kept between rounds: a round allocates nothing of its own.
+    let mut frames = Vec::new();
+    let mut poses = Vec::new();
     loop {
-        let mut frames = Vec::new();
         tokio::select! {
             biased;
             _ = signals.close_requested() => break,
-            frame = outbox.reliable.recv() => match frame {
-                Some(frame) => frames.push(frame),
-                None => break,
-            },
-            _ = signals.poses_ready() => {}
+            _ = signals.ready() => {}
         }
-        while let Ok(frame) = outbox.reliable.try_recv() {
-            frames.push(frame);
+        outbox.take_all(&mut frames, &mut poses, &metrics);
+        if frames.is_empty() {
+            if outbox.senders_gone() {
+                break;
+            }
+            continue;
         }
-        frames.extend(outbox.take_pose_frames(&metrics));
         let send = async {
-            for frame in frames {
+            for frame in frames.drain(..) {
                 metrics.frames_out.inc();
                 metrics.bytes_out.add(frame_len(&frame) as u64);
                 sink.feed(frame).await?;
@@ -757,15 +762,15 @@ async fn write_frames(
         }
     }
     // Send what was queued before the close (a last error reply, say), then the reason.
-    let mut frames = Vec::new();
+    let mut last = Vec::new();
     while let Ok(frame) = outbox.reliable.try_recv() {
-        frames.push(frame);
+        last.push(frame);
     }
     let close = outbox
         .close_frame()
         .filter(|f| f.code != 1000 || !f.reason.is_empty());
     let goodbye = async {
-        for frame in frames {
+        for frame in last {
             sink.feed(frame).await?;
         }
         sink.send(Message::Close(close)).await
@@ -778,24 +783,5 @@ fn frame_len(message: &Message) -> usize {
         Message::Text(text) => text.len(),
         Message::Binary(bytes) => bytes.len(),
         _ => 0,
-    }
-}
-
-#[cfg(test)]
-mod size_probe {
-    use super::*;
-    fn size4<A, B, C, D, F: std::future::Future>(_: fn(A, B, C, D) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-    fn size3<A, B, C, F: std::future::Future>(_: fn(A, B, C) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-    #[test]
-    fn probe() {
-        eprintln!("serve {}", size4(serve));
-        eprintln!("write_frames {}", size3(write_frames));
-        eprintln!("message {}", std::mem::size_of::<Message>());
-        eprintln!("websocket {}", std::mem::size_of::<WebSocket>());
-        eprintln!("connection {}", std::mem::size_of::<Connection>());
     }
 }

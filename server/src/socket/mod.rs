@@ -29,7 +29,7 @@ use crate::AppState;
 
 /// Bytes read from a socket at a time. Frames that are larger still arrive
 /// whole; the buffer only grows for them.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// The serializer version phoenix.js 1.7+ asks for.
 pub const SERIALIZER_VSN: &str = "2.0.0";
