@@ -135,7 +135,8 @@ pub struct Metrics {
     /// the voice socket could not send (its buffer was full).
     pub voice_frames_forwarded: Counter,
     pub voice_datagrams_dropped: Counter,
-    /// From a voice datagram's arrival to the forwarded copies being sent.
+    /// From reading a voice datagram off the socket to its last forwarded
+    /// copy being sent (time it waited in the socket before is not in it).
     pub voice_forward_latency: LatencyHistogram,
     /// Errors by kind (e.g. an [`roomscale_protocol::events::ErrorCode`] name).
     errors: Mutex<BTreeMap<&'static str, u64>>,
@@ -245,7 +246,7 @@ impl Metrics {
         metric_header(
             &mut out,
             "voice_forward_latency_seconds",
-            "From a voice datagram's arrival to its forwarded copies being sent.",
+            "From reading a voice datagram off the socket to its last forwarded copy being sent.",
             "histogram",
         );
         self.voice_forward_latency
