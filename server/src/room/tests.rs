@@ -1549,3 +1549,33 @@ fn a_channel_close_carries_the_join_ref_as_its_ref() {
     assert_eq!(close.msg_ref.as_deref(), Some("j2"));
     assert_eq!(close.topic, topic());
 }
+
+#[test]
+fn ticks_go_on_while_storage_reads_and_writes_are_under_way() {
+    let mut room = Room::open(25);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.take();
+    // A chat being stored, a history page and a join's replay being read.
+    room.chat(1, "c", "slow disk");
+    room.command(RoomCommand::History {
+        member: 2,
+        msg_ref: "h".into(),
+        before_id: 10,
+    });
+    room.ask_to_join(3, "cy", "Cy");
+    let pending = room.take();
+    assert_eq!(
+        pending
+            .iter()
+            .filter(|o| matches!(o, Output::Read { .. } | Output::Write { .. }))
+            .count(),
+        3
+    );
+    for x in 0..30 {
+        room.pose(1, x as f32 / 10.0);
+        room.now = room.deadline().unwrap();
+        room.handle(Input::Timeout);
+        assert_eq!(pose_frames(&room.take()), [(vec![2], vec![1])], "tick {x}");
+    }
+}
