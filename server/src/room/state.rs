@@ -90,9 +90,12 @@ pub type Recipients = Arc<[Recipient]>;
 /// What happened, as the actor hands it to the room.
 #[derive(Debug)]
 pub enum Input {
-    /// A command from a connection. A join carries the end of the ban its
-    /// user is under in this room, if any (the actor looked it up).
+    /// A command from a connection. Joins come as [`Input::Join`] instead
+    /// (one sent here is taken as from a user under no ban).
     Command(RoomCommand),
+    /// A join, with the end of the ban its user is under in this room, if
+    /// any: the ban table is shared with other rooms and the SFU, so the
+    /// actor looks it up.
     Join {
         request: Box<JoinRequest>,
         banned_until: Option<Instant>,
