@@ -61,7 +61,7 @@ impl RoomState {
     }
 
     /// Whether `user_id` may join now; `Ok` with its display name as shown.
-    pub(super) fn admit(
+    fn admit(
         &self,
         user_id: &str,
         name: &str,
