@@ -231,8 +231,8 @@ pub(super) struct Peer {
     pub(super) mic: Option<Mid>,
     pub(super) slots: Vec<Slot>,
     pub(super) pending: Option<SdpPendingOffer>,
-    /// The `voice_tracks` the client was last told.
-    pub(super) announced: VoiceTracks,
+    /// The `voice_tracks` the client was last told: (slot, track, speaker).
+    pub(super) announced: Vec<(u16, Mid, MemberId)>,
     pub(super) speech: Speech,
     /// Its key in [`Sfu::timers`].
     pub(super) next_timeout: Option<Instant>,

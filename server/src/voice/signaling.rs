@@ -10,9 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use roomscale_protocol::events::{
-    ErrorCode, ErrorReply, IceCandidate, SessionDescription, VoiceTracks,
-};
+use roomscale_protocol::events::{ErrorCode, ErrorReply, IceCandidate, SessionDescription};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, Rtc};
@@ -131,7 +129,7 @@ impl Sfu {
                 mic,
                 slots: Vec::new(),
                 pending: None,
-                announced: VoiceTracks { tracks: Vec::new() },
+                announced: Vec::new(),
                 speech: Speech::default(),
                 next_timeout: None,
                 dirty: false,

@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use roomscale_protocol::events::{VoiceTrack, VoiceTracks};
+use str0m::media::Mid;
 use uuid::Uuid;
 
 use super::MemberId;
@@ -70,35 +71,40 @@ impl Sfu {
         self.rebuild_routes(room);
     }
 
-    /// Sends `voice_tracks` when the listener's slot map changed.
+    /// Sends `voice_tracks` when the listener's slot map changed. Runs for
+    /// every listener on every selection tick, so the map is compared as
+    /// numbers and only spelled out when it changed.
     fn announce(&mut self, listener: MemberId) {
-        let tracks = {
-            let Some(peer) = self.peers.get(&listener) else {
-                return;
-            };
-            VoiceTracks {
-                tracks: peer
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(index, slot)| {
-                        let speaker = self.peers.get(&slot.speaker?)?;
-                        Some(VoiceTrack {
-                            mid: slot.mid?.to_string(),
-                            user_id: speaker.user_id.to_string(),
-                            slot: index as u16,
-                        })
-                    })
-                    .collect(),
-            }
-        };
-        let Some(peer) = self.peers.get_mut(&listener) else {
+        let Some(peer) = self.peers.get(&listener) else {
             return;
         };
-        if peer.announced == tracks {
+        let now_on: Vec<(u16, Mid, MemberId)> = peer
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let speaker = slot.speaker.filter(|s| self.peers.contains_key(s))?;
+                Some((index as u16, slot.mid?, speaker))
+            })
+            .collect();
+        if peer.announced == now_on {
             return;
         }
-        peer.announced = tracks.clone();
+        let tracks = VoiceTracks {
+            tracks: now_on
+                .iter()
+                .filter_map(|&(slot, mid, speaker)| {
+                    Some(VoiceTrack {
+                        mid: mid.to_string(),
+                        user_id: self.peers.get(&speaker)?.user_id.to_string(),
+                        slot,
+                    })
+                })
+                .collect(),
+        };
+        if let Some(peer) = self.peers.get_mut(&listener) {
+            peer.announced = now_on;
+        }
         self.send(listener, Message::Tracks(tracks));
     }
 
