@@ -23,7 +23,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use roomscale_protocol::frame;
 use roomscale_protocol::pose::{self, POSE_BYTES};
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
@@ -81,8 +81,11 @@ struct Shared {
     queue: std::sync::Mutex<Queue>,
     /// Something was queued, or the last sender went away.
     ready: Notify,
-    /// The close code and reason, once a close was requested; the first wins.
-    close: watch::Sender<Option<(u16, String)>>,
+    /// Set once a close was requested or the receiver went away: the reader
+    /// checks it after every frame, without a lock.
+    closing: AtomicBool,
+    /// Wakes the reader and the writer when `closing` is set.
+    closing_now: Notify,
     /// Bytes of the frames in the reliable queue.
     queued_bytes: AtomicUsize,
     /// Set when the client was disconnected for falling behind.
@@ -99,6 +102,8 @@ struct Queue {
     poses: Vec<PendingPoses>,
     /// The receiver is gone: nothing is queued any more.
     closed: bool,
+    /// The close code and reason, once a close was requested; the first wins.
+    close: Option<(u16, String)>,
 }
 
 /// Poses waiting to be sent on one channel.
@@ -222,7 +227,8 @@ pub fn outbox() -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
         queue: Default::default(),
         ready: Notify::new(),
-        close: watch::Sender::new(None),
+        closing: AtomicBool::new(false),
+        closing_now: Notify::new(),
         queued_bytes: AtomicUsize::new(0),
         overflowed: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
@@ -255,6 +261,31 @@ impl Drop for Outbox {
             // The last one: a writer waiting for frames must learn there
             // will be none.
             self.shared.ready.notify_one();
+        }
+    }
+}
+
+impl Shared {
+    fn request_close(&self, code: u16, reason: &str) {
+        {
+            let mut queue = self.queue.lock().expect("poisoned");
+            if queue.close.is_some() {
+                return;
+            }
+            queue.close = Some((code, reason.to_string()));
+        }
+        self.closing.store(true, Ordering::Release);
+        self.closing_now.notify_waiters();
+    }
+
+    async fn closing(&self) {
+        loop {
+            // Registered before the check, so a close in between still wakes it.
+            let woken = self.closing_now.notified();
+            if self.closing.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
         }
     }
 }
@@ -339,6 +370,8 @@ impl Outbox {
             let batch = match pending.iter_mut().position(|p| p.channel == channel) {
                 Some(i) => pending[i].batch.merged(),
                 None => {
+                    // Most connections are in one room: room for one batch.
+                    pending.reserve_exact(1);
                     pending.push(PendingPoses {
                         channel,
                         batch: PendingBatch::Merged(MergedBatch {
@@ -369,6 +402,7 @@ impl Outbox {
             }
             match queue.poses.iter_mut().find(|p| p.channel == channel) {
                 None => {
+                    queue.poses.reserve_exact(1);
                     queue.poses.push(PendingPoses {
                         channel,
                         batch: PendingBatch::Shared(frame.clone()),
@@ -393,23 +427,16 @@ impl Outbox {
 
     /// Asks the writer to close the connection with a reason; the first reason wins.
     pub fn close(&self, code: u16, reason: &str) {
-        self.shared.close.send_if_modified(|close| {
-            if close.is_some() {
-                return false;
-            }
-            *close = Some((code, reason.to_string()));
-            true
-        });
+        self.shared.request_close(code, reason);
     }
 
     pub fn is_closing(&self) -> bool {
-        self.shared.close.borrow().is_some() || self.shared.queue.lock().expect("poisoned").closed
+        self.shared.closing.load(Ordering::Acquire)
     }
 
     /// Completes when a close was requested.
     pub async fn closing(&self) {
-        let mut close = self.shared.close.subscribe();
-        let _ = close.wait_for(Option::is_some).await;
+        self.shared.closing().await
     }
 
     // Frame builders -------------------------------------------------------
@@ -487,13 +514,7 @@ impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         // The writer is gone: rooms must stop queueing for this connection, and
         // its reader must stop too, so the member leaves and its memory is freed.
-        self.shared.close.send_if_modified(|close| {
-            if close.is_some() {
-                return false;
-            }
-            *close = Some((close_code::GOING_AWAY, String::new()));
-            true
-        });
+        self.shared.request_close(close_code::GOING_AWAY, "");
         // What was queued is freed now, outside the lock, not when the
         // last room lets go of its handle.
         let unsent = {
@@ -548,7 +569,6 @@ impl OutboxReceiver {
     pub fn signals(&self) -> Signals {
         Signals {
             shared: self.shared.clone(),
-            close: self.shared.close.subscribe(),
         }
     }
 
@@ -560,8 +580,8 @@ impl OutboxReceiver {
 
     /// The close frame to send, if a close was requested.
     pub fn close_frame(&self) -> Option<CloseFrame> {
-        let close = self.shared.close.borrow();
-        close.as_ref().map(|(code, reason)| CloseFrame {
+        let queue = self.shared.queue.lock().expect("poisoned");
+        queue.close.as_ref().map(|(code, reason)| CloseFrame {
             code: *code,
             reason: Utf8Bytes::from(truncate_reason(reason)),
         })
@@ -569,7 +589,7 @@ impl OutboxReceiver {
 }
 
 /// Reliable frames whose room a quiet connection keeps between rounds.
-const SPARE_QUEUE_FRAMES: usize = 16;
+const SPARE_QUEUE_FRAMES: usize = 4;
 
 /// Drains `pending` into `frames` as binary broadcast frames.
 fn append_pose_frames(
@@ -594,7 +614,6 @@ fn append_pose_frames(
 #[derive(Debug)]
 pub struct Signals {
     shared: Arc<Shared>,
-    close: watch::Receiver<Option<(u16, String)>>,
 }
 
 impl Signals {
@@ -604,8 +623,7 @@ impl Signals {
     }
 
     pub async fn close_requested(&self) {
-        let mut close = self.close.clone();
-        let _ = close.wait_for(Option::is_some).await;
+        self.shared.closing().await
     }
 }
 

@@ -17,7 +17,6 @@
 //!   a second join of a topic replaces the first. A join of a room that is not
 //!   in the store is refused here, without starting a room actor.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +46,8 @@ use crate::voice;
 
 /// A send that makes no progress for this long means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames a writer keeps room for between rounds.
+const SPARE_ROUND_FRAMES: usize = 4;
 /// How long a closing socket waits for the client to answer the close.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// JSON pushes per second per connection, and the burst allowed above it.
@@ -91,7 +92,7 @@ pub(super) async fn serve(socket: WebSocket, state: AppState, claims: Claims, pl
         state: state.clone(),
         claims,
         outbox,
-        channels: HashMap::new(),
+        channels: Channels::default(),
         events: TokenBucket::new(EVENTS_PER_SECOND, EVENTS_BURST, now),
         joins: TokenBucket::new(JOINS_PER_SECOND, JOINS_BURST, now),
         poses: TokenBucket::new(POSES_PER_SECOND, POSES_BURST, now),
@@ -125,7 +126,7 @@ struct Connection {
     claims: Claims,
     outbox: Outbox,
     /// Joined channels by topic (canonical, so at most one per room).
-    channels: HashMap<String, Channel>,
+    channels: Channels,
     events: TokenBucket,
     joins: TokenBucket,
     poses: TokenBucket,
@@ -134,6 +135,47 @@ struct Connection {
     strikes: TokenBucket,
     /// Poses refused since the last strike they cost.
     refused_poses: u32,
+}
+
+/// A connection's joined channels by topic: a short list, as a connection is
+/// in one room or a few (`--channels-per-socket`), where a hash map's table
+/// would cost every connection more memory than searching the list costs time.
+#[derive(Default)]
+struct Channels(Vec<(Box<str>, Channel)>);
+
+impl Channels {
+    fn get(&self, topic: &str) -> Option<&Channel> {
+        self.0
+            .iter()
+            .find(|(joined, _)| **joined == *topic)
+            .map(|(_, channel)| channel)
+    }
+
+    fn contains_key(&self, topic: &str) -> bool {
+        self.get(topic).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn remove(&mut self, topic: &str) -> Option<Channel> {
+        let at = self.0.iter().position(|(joined, _)| **joined == *topic)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    /// Adds a channel; one joined on the same topic is replaced.
+    fn insert(&mut self, topic: &str, channel: Channel) {
+        self.remove(topic);
+        if self.0.is_empty() {
+            self.0.reserve_exact(1);
+        }
+        self.0.push((topic.into(), channel));
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Channel> + '_ {
+        self.0.drain(..).map(|(_, channel)| channel)
+    }
 }
 
 struct Channel {
@@ -474,7 +516,7 @@ impl Connection {
             match answer.await {
                 Ok(Ok(())) => {
                     self.channels.insert(
-                        to.topic().to_string(),
+                        to.topic(),
                         Channel {
                             member,
                             room_id,
@@ -616,7 +658,7 @@ impl Connection {
     }
 
     async fn leave_all(&mut self) {
-        for (_, channel) in self.channels.drain() {
+        for channel in self.channels.drain() {
             let _ = channel
                 .inbox
                 .send(RoomCommand::Leave {
@@ -753,7 +795,12 @@ async fn write_frames(
             sink.flush().await
         };
         match tokio::time::timeout(SEND_TIMEOUT, send).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if frames.capacity() > SPARE_ROUND_FRAMES {
+                    // A burst is over; a quiet connection keeps little.
+                    frames = Vec::new();
+                }
+            }
             Ok(Err(_)) => return,
             Err(_) => {
                 metrics.error("slow_reader");

@@ -124,8 +124,13 @@ async fn upgrade(
     // what was wrong; larger ones are cut off by the WebSocket layer, so that
     // no socket holds more than twice the limit of one message in memory.
     // Room frames are small; the default 128 KiB read buffer per socket would
-    // be most of a connection's memory.
+    // be most of a connection's memory. Each frame is written as it is handed
+    // over rather than gathered first: the write buffer keeps, for the
+    // socket's whole life, the room of the largest write it ever held, and a
+    // gathered burst (a join reply and the presence that follows it) is many
+    // times one frame. A round of one pose batch is one write either way.
     ws.read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES * 2)
         .max_frame_size(MAX_FRAME_BYTES * 2)
         .on_upgrade(move |socket| connection::serve(socket, state, claims, places))
