@@ -61,7 +61,7 @@ impl axum::serve::Listener for CappedListener {
         let (tcp, peer) = axum::serve::Listener::accept(&mut self.inner).await;
         (
             GuardedStream {
-                deadline: Box::pin(tokio::time::sleep(self.read_timeout)),
+                deadline: Some(Box::pin(tokio::time::sleep(self.read_timeout))),
                 tcp,
                 read_timeout: self.read_timeout,
                 awaiting_request: true,
@@ -82,7 +82,10 @@ impl axum::serve::Listener for CappedListener {
 pub struct GuardedStream {
     tcp: TcpStream,
     read_timeout: Duration,
-    deadline: Pin<Box<Sleep>>,
+    /// Dropped at the upgrade: a timer left armed would hold the finished
+    /// HTTP task that last polled it (its waker) for as long as the deadline
+    /// had to run, in every socket.
+    deadline: Option<Pin<Box<Sleep>>>,
     /// True between the server's last write (or the accept) and the client's
     /// next byte: the first byte of a request restarts the deadline once.
     awaiting_request: bool,
@@ -102,6 +105,7 @@ impl GuardedStream {
         }
         if first_bytes.starts_with(b"HTTP/1.1 101 ") {
             self.upgraded = true;
+            self.deadline = None;
         } else {
             self.restart_deadline();
             self.awaiting_request = true;
@@ -110,7 +114,9 @@ impl GuardedStream {
 
     fn restart_deadline(&mut self) {
         let next = Instant::now() + self.read_timeout;
-        self.deadline.as_mut().reset(next);
+        if let Some(deadline) = &mut self.deadline {
+            deadline.as_mut().reset(next);
+        }
     }
 }
 
@@ -130,9 +136,11 @@ impl AsyncRead for GuardedStream {
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending if this.upgraded => Poll::Pending,
             Poll::Pending => {
-                ready!(this.deadline.as_mut().poll(cx));
+                let Some(deadline) = &mut this.deadline else {
+                    return Poll::Pending;
+                };
+                ready!(deadline.as_mut().poll(cx));
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
