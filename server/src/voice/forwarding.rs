@@ -19,6 +19,8 @@ use super::sfu::{Output, Sfu};
 
 /// RFC 6464 levels are -dBov; louder than this counts as speech.
 const SPEECH_LEVEL_DBOV: i8 = -50;
+/// Timeouts already due that one drain of a peer runs at once.
+const DUE_AT_ONCE: usize = 4;
 /// The error kind counted for each datagram a peer refused.
 const BAD_DATAGRAM: &str = "voice_bad_datagram";
 
@@ -83,12 +85,24 @@ impl Sfu {
             return;
         };
         peer.dirty = false;
+        let mut due_at_once = 0;
         let next_timeout = loop {
             if !peer.rtc.is_alive() {
                 self.dead.push(member);
                 break None;
             }
             match peer.rtc.poll_output() {
+                // Frames written to a listener are only made into packets
+                // on its next timeout, which str0m asks for at once: run it
+                // now, so the copies leave with the frame that brought them
+                // (a few rounds at most, so a peer that keeps asking cannot
+                // hold the SFU).
+                Ok(RtcOutput::Timeout(at)) if at <= now && due_at_once < DUE_AT_ONCE => {
+                    due_at_once += 1;
+                    if let Err(error) = peer.rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(member, %error, "voice peer failed on a timeout");
+                    }
+                }
                 Ok(RtcOutput::Timeout(at)) => break Some(at),
                 Ok(RtcOutput::Transmit(transmit)) => {
                     self.outputs.push_back(Output::Transmit {

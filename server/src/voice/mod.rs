@@ -70,6 +70,9 @@ pub trait RoomLink: Send + Sync + 'static {
     fn removed_for(&self, room: Uuid, user_id: &str) -> Option<Duration>;
 }
 
+/// What the voice socket's send and receive buffers are asked to hold.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
 /// Signaling commands waiting for the SFU; a flood beyond this gets "busy"
 /// errors.
 const SIGNALING_QUEUE: usize = 1024;
@@ -170,6 +173,16 @@ impl Voice {
             )
         })?;
         socket.set_nonblocking(true)?;
+        // One socket carries every peer: its send buffer holds what the
+        // receivers have yet to take (all of it, on loopback), and a full
+        // one drops datagrams. The kernel may grant less than asked.
+        let buffers = socket2::SockRef::from(&socket);
+        if let Err(error) = buffers
+            .set_send_buffer_size(SOCKET_BUFFER_BYTES)
+            .and_then(|()| buffers.set_recv_buffer_size(SOCKET_BUFFER_BYTES))
+        {
+            tracing::warn!(%error, "could not enlarge the voice socket's buffers; voice may drop datagrams under load");
+        }
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         let local_addr = socket.local_addr()?;
         let (signaling, signaling_rx) = mpsc::unbounded_channel();

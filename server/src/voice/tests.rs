@@ -197,9 +197,17 @@ impl World {
             }
             // The clients' side.
             let mut datagrams = Vec::new();
+            let now = self.now;
             for client in &mut self.clients {
+                let mut due_at_once = 0;
                 loop {
                     match client.rtc.poll_output() {
+                        // A written frame becomes a packet on the timeout
+                        // str0m asks for at once.
+                        Ok(RtcOutput::Timeout(at)) if at <= now && due_at_once < 4 => {
+                            due_at_once += 1;
+                            let _ = client.rtc.handle_input(RtcInput::Timeout(now));
+                        }
                         Ok(RtcOutput::Timeout(at)) => {
                             client.next_timeout = Some(at);
                             break;
@@ -438,6 +446,18 @@ fn a_speakers_audio_reaches_the_other_listeners_and_not_itself() {
     // And ends after the hangover.
     world.advance(SPEECH_HANGOVER + RESELECT_EVERY);
     assert_eq!(world.speaking.last(), Some(&(ada, false)));
+}
+
+#[test]
+fn a_frame_is_forwarded_while_the_sfu_handles_the_datagram_that_brought_it() {
+    let (mut world, [ada, bo, cy]) = room_of_three();
+    world.talk(ada, 3, LOUD);
+    let before = (world.heard_from(bo, ada), world.heard_from(cy, ada));
+    // No time passes, so no timer of the SFU's can run: the copies must
+    // leave during the datagram's own input.
+    world.send_frame(ada, LOUD);
+    assert_eq!(world.heard_from(bo, ada), before.0 + 1);
+    assert_eq!(world.heard_from(cy, ada), before.1 + 1);
 }
 
 #[test]

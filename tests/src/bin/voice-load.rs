@@ -23,7 +23,9 @@
 //! to 10 ms; an older server's coarser buckets make a coarser figure); send
 //! -> receipt latency between the peers (which adds both peers' stacks and
 //! the generators' scheduling); the server's CPU; and each generator's CPU
-//! and send-timer lag. A step holds with no frame lost and an SFU p99 under
+//! and send-timer lag; and the datagrams the server's socket could not send
+//! (`srvDrops`: its buffer full, which on loopback also means a receiver
+//! fell behind). A step holds with no frame lost and an SFU p99 under
 //! 5 ms. A step that fails while a generator is saturated (> 90 % CPU or its
 //! 20 ms timer late by > 5 ms at p99) says that the generator ran out, not
 //! the server.
@@ -70,8 +72,12 @@ const MAX_P99_MS: f64 = 5.0;
 /// A generator this busy, or this late on its send timer, is the limit.
 const GENERATOR_SATURATED_CPU: f64 = 90.0;
 const GENERATOR_SATURATED_LAG_MS: f64 = 5.0;
+/// How often each peer's socket says it is alive, as phoenix.js does.
+const HEARTBEAT_PERIOD: Duration = Duration::from_secs(30);
 /// How much earlier than asked a peer's str0m timer may fire.
 const TIMER_SLACK: Duration = Duration::from_millis(5);
+/// The server's count of datagrams its socket could not send.
+const SERVER_DROPS: &str = "roomscale_voice_datagrams_dropped_total";
 const PINNED_ENV: &str = "ROOMSCALE_LOAD_PINNED";
 /// The argument that makes this program a generator process, with the
 /// server's address after it.
@@ -426,6 +432,9 @@ impl Peer {
         let mut ticker = tokio::time::interval(FRAME_PERIOD);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut seq: u64 = 0;
+        // The room closes a socket that says nothing for a minute.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_PERIOD);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One timer for str0m's timeouts, moved rather than made anew each turn.
         let wake = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(wake);
@@ -462,6 +471,20 @@ impl Peer {
                     self.shared.tally.borrow_mut().send_lag.record(lag);
                     self.publish(seq)?;
                     seq += 1;
+                }
+                _ = heartbeat.tick() => {
+                    self.next_ref += 1;
+                    let text = frame::encode_text_parts(
+                        None,
+                        Some(&self.next_ref.to_string()),
+                        roomscale_protocol::PHOENIX_TOPIC,
+                        frame::control::HEARTBEAT,
+                        &json!({}),
+                    );
+                    self.ws
+                        .send(Message::text(text))
+                        .await
+                        .map_err(|e| format!("sending a heartbeat: {e}"))?;
                 }
                 _ = &mut wake => {
                     let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
@@ -527,12 +550,19 @@ impl Peer {
 
     /// Runs str0m's output: datagrams out, media in. Returns its next timeout.
     fn drain(&mut self) -> Result<Instant> {
+        let mut due_at_once = 0;
         loop {
             match self
                 .rtc
                 .poll_output()
                 .map_err(|e| format!("peer failed: {e}"))?
             {
+                // A written frame becomes a packet on the timeout str0m asks
+                // for at once: run it now rather than on the next timer turn.
+                Output::Timeout(at) if due_at_once < 4 && at <= Instant::now() => {
+                    due_at_once += 1;
+                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                }
                 Output::Timeout(at) => return Ok(at),
                 Output::Transmit(transmit) => {
                     let _ = self
@@ -580,6 +610,8 @@ struct Step {
     p50_ms: f64,
     p99_ms: f64,
     server_cpu: f64,
+    /// Datagrams the server could not send (its socket's buffer was full).
+    server_drops: u64,
     /// The busiest generator's CPU and send-timer lag (p99).
     generator_cpu: f64,
     send_lag_p99_ms: f64,
@@ -629,7 +661,7 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
         "pass: no frame lost and SFU-added p99 < {MAX_P99_MS} ms (server histogram, interpolated within its buckets)\n"
     );
     println!(
-        "down-tracks  peers   loss %  SFU p50/p99 ms  e2e p50/p99 ms  srvCPU %  genCPU % (max)  genLag p99 ms  verdict"
+        "down-tracks  peers   loss %  srvDrops  SFU p50/p99 ms  e2e p50/p99 ms  srvCPU %  genCPU % (max)  genLag p99 ms  verdict"
     );
     let mut rooms = 0usize;
     let mut held: Option<Step> = None;
@@ -682,6 +714,7 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
             generator.request(&window).await?;
         }
         let histogram_before = forward_latency_buckets(server.addr).await;
+        let drops_before = process::server_counter(server.addr, &[SERVER_DROPS]).await[0];
         let server_before = process::sample_proc(&server_pid)?;
         let mut generators_before = Vec::new();
         for generator in &generators {
@@ -700,6 +733,7 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
             generator_cpu = generator_cpu.max(cpu(before.cpu_ticks, after.cpu_ticks));
         }
         let histogram_after = forward_latency_buckets(server.addr).await;
+        let drops_after = process::server_counter(server.addr, &[SERVER_DROPS]).await[0];
         let sfu = bucket_delta(&histogram_before, &histogram_after);
         let (mut sent, mut received) = (0, 0);
         let mut latency = Histogram::default();
@@ -729,11 +763,16 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
             p50_ms: latency.quantile_ms(0.50),
             p99_ms: latency.quantile_ms(0.99),
             server_cpu: cpu(server_before.cpu_ticks, server_after.cpu_ticks),
+            server_drops: drops_after.saturating_sub(drops_before),
             generator_cpu,
             send_lag_p99_ms,
         };
         let verdict = if step.holds() {
             "held"
+        } else if step.sfu_p99_ms >= MAX_P99_MS {
+            // The server's own figure: whatever the generator did, the
+            // server took too long with what it had read.
+            "FAILED (server: SFU-added p99)"
         } else if step.generator_saturated() && step.generator_cpu > GENERATOR_SATURATED_CPU {
             "STOP (the generator ran out of CPU, not the server)"
         } else if step.generator_saturated() {
@@ -742,10 +781,11 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
             "FAILED (server)"
         };
         println!(
-            "{:>11}  {:>5}  {:>7.3}  {:>6.2}/{:<7.2}  {:>6.2}/{:<7.2}  {:>8.1}  {:>14.1}  {:>13.2}  {verdict}",
+            "{:>11}  {:>5}  {:>7.3}  {:>8}  {:>6.2}/{:<7.2}  {:>6.2}/{:<7.2}  {:>8.1}  {:>14.1}  {:>13.2}  {verdict}",
             step.down_tracks,
             peers,
             step.loss * 100.0,
+            step.server_drops,
             step.sfu_p50_ms,
             step.sfu_p99_ms,
             step.p50_ms,
@@ -798,7 +838,7 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
             s.generator_cpu,
             s.send_lag_p99_ms,
         );
-        if s.generator_saturated() {
+        if s.generator_saturated() && s.sfu_p99_ms < MAX_P99_MS {
             println!(
                 "voice: the generator, not the server, ran out at that step: the server's figure is at least {}; \
                  run with more --generator-cores on a machine that has them",
