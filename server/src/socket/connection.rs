@@ -82,14 +82,22 @@ pub(super) struct Places {
     pub(super) _user: Place<String>,
 }
 
-pub(super) async fn serve(socket: WebSocket, state: AppState, claims: Claims, places: Places) {
+/// Sets a connection up and returns the future that serves it. The set-up is
+/// done here rather than in an `async fn`, whose future would keep room for
+/// its arguments (the whole WebSocket) for the connection's life.
+pub(super) fn serve(
+    socket: WebSocket,
+    state: AppState,
+    claims: Claims,
+    places: Places,
+) -> impl Future<Output = ()> + Send {
     state.metrics.connections.inc();
     let (sink, stream) = socket.split();
     let (outbox, receiver) = outbox();
     let writer = tokio::spawn(write_frames(sink, receiver, state.metrics.clone()));
     let now = Instant::now();
-    let mut connection = Connection {
-        state: state.clone(),
+    let connection = Connection {
+        state,
         claims,
         outbox,
         channels: Channels::default(),
@@ -100,11 +108,20 @@ pub(super) async fn serve(socket: WebSocket, state: AppState, claims: Claims, pl
         strikes: TokenBucket::new(STRIKES_PER_SECOND, STRIKES_BURST, now),
         refused_poses: 0,
     };
-    let mut stream = stream;
+    run(connection, stream, writer, places)
+}
+
+async fn run(
+    mut connection: Connection,
+    mut stream: SplitStream<WebSocket>,
+    writer: tokio::task::JoinHandle<()>,
+    places: Places,
+) {
     connection.read_frames(&mut stream).await;
     connection.leave_all().await;
     // Make sure the writer stops, with the reason already given if there was one.
     connection.outbox.close(1000, "");
+    let metrics = connection.state.metrics.clone();
     drop(connection);
     // Read and drop what the client still sends until it answers the close (or
     // a moment passes): a socket closed with unread data is reset by the
@@ -118,7 +135,7 @@ pub(super) async fn serve(socket: WebSocket, state: AppState, claims: Claims, pl
     };
     let (_, _) = tokio::join!(writer, tokio::time::timeout(CLOSE_DRAIN, drain));
     drop(places);
-    state.metrics.connections.dec();
+    metrics.connections.dec();
 }
 
 struct Connection {

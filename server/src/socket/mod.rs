@@ -28,8 +28,9 @@ use std::time::SystemTime;
 use crate::AppState;
 
 /// Bytes read from a socket at a time. Frames that are larger still arrive
-/// whole; the buffer only grows for them.
-const READ_BUFFER_BYTES: usize = 1024;
+/// whole; the buffer only grows for them. A pose push is about 70 bytes, so
+/// this holds several; every connection keeps this much for its life.
+const READ_BUFFER_BYTES: usize = 512;
 
 /// The serializer version phoenix.js 1.7+ asks for.
 pub const SERIALIZER_VSN: &str = "2.0.0";
