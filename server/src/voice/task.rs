@@ -102,6 +102,8 @@ impl Task {
             if wake.deadline() != deadline {
                 wake.as_mut().reset(deadline);
             }
+            // Datagrams read this turn.
+            let mut read = 0;
             // Not biased: under a flood of signaling, datagrams still get
             // their turns (membership changes never wait, see above).
             tokio::select! {
@@ -133,6 +135,7 @@ impl Task {
                         let Ok((len, from)) = shared.socket.try_recv_from(&mut buf) else {
                             break;
                         };
+                        read += 1;
                         let now = Instant::now();
                         let forwarded = self.sfu.frames_forwarded();
                         let input = Input::Datagram { from, to: local_addr, bytes: &buf[..len] };
@@ -153,6 +156,12 @@ impl Task {
                     self.guarded(|sfu| sfu.handle_input(Input::Timeout, now));
                     next_timeout = self.carry_out();
                 }
+            }
+            if read == RECEIVE_BATCH {
+                // More is waiting, but the sockets and rooms on this thread
+                // get their turn first: under a flood of datagrams the loop
+                // would otherwise hold the thread for long stretches.
+                tokio::task::yield_now().await;
             }
         }
     }
