@@ -26,7 +26,8 @@
 //! and send-timer lag; and the datagrams the server's socket could not send
 //! (`srvDrops`: its buffer full, which on loopback also means a receiver
 //! fell behind); and how much of the server's core other processes took
-//! (a failed step is not judged when that passes 10 %). A step holds with
+//! (a failed step is not judged when that passes 10 % while the server had
+//! less than 90 %). A step holds with
 //! no frame lost and an SFU p99 under
 //! 5 ms. A step that fails while a generator is saturated (> 90 % CPU or its
 //! 20 ms timer late by > 5 ms at p99) says that the generator ran out, not
@@ -617,7 +618,8 @@ struct Step {
     server_cpu: f64,
     /// Datagrams the server could not send (its socket's buffer was full).
     server_drops: u64,
-    /// How much of the server's core other processes took, in %.
+    /// How much of the server's core other processes took, in % (interrupt
+    /// work, which the server's own datagrams cause, is not counted).
     server_core_other: f64,
     /// The busiest generator's CPU and send-timer lag (p99).
     generator_cpu: f64,
@@ -727,14 +729,14 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
         let histogram_before = forward_latency_buckets(server.addr).await;
         let drops_before = process::server_counter(server.addr, &[SERVER_DROPS]).await[0];
         let server_before = process::sample_proc(&server_pid)?;
-        let core_before = process::cpu_jiffies(server_cpu);
+        let core_before = process_jiffies(server_cpu);
         let mut generators_before = Vec::new();
         for generator in &generators {
             generators_before.push(process::sample_proc(&generator.pid.to_string())?);
         }
         tokio::time::sleep(MEASURE).await;
         let server_after = process::sample_proc(&server_pid)?;
-        let core_after = process::cpu_jiffies(server_cpu);
+        let core_after = process_jiffies(server_cpu);
         let mut generator_cpu: f64 = 0.0;
         let seconds = server_after
             .at
@@ -789,7 +791,7 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
         };
         let verdict = if step.holds() {
             "held"
-        } else if step.server_core_other > NOISY_CORE_PERCENT {
+        } else if step.server_core_other > NOISY_CORE_PERCENT && step.server_cpu < 90.0 {
             "NOT JUDGED (other work took the server's core; run on a quiet machine)"
         } else if step.sfu_p99_ms >= MAX_P99_MS {
             // The server's own figure: whatever the generator did, the
@@ -875,6 +877,28 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
         }
     }
     Ok(())
+}
+
+/// Jiffies a core spent running processes (user, nice and system time:
+/// not interrupts, where the kernel delivers loopback datagrams) and in all,
+/// from `/proc/stat`.
+fn process_jiffies(cpu: usize) -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu}");
+    let Some(line) = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+    else {
+        return (0, 0);
+    };
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let processes = values.iter().take(3).sum();
+    let total = values.iter().take(8).sum();
+    (processes, total)
 }
 
 /// The server's forward-latency histogram: (upper edge in ms, cumulative count).
