@@ -230,9 +230,14 @@ impl Connection {
         // fresh futures and a re-armed timer for every frame cost more than
         // the frames. The silence timer fires at most once per limit and is
         // re-armed for the deadline the frames since have moved it to.
-        let state = self.state.clone();
+        // Only the shutdown flag, not a whole second AppState, lives as long
+        // as the loop.
+        let mut shutdown_flag = self.state.shutdown.clone();
+        let shutdown = async move {
+            // An error means the sender is gone: the server is going away too.
+            let _ = shutdown_flag.wait_for(|stopping| *stopping).await;
+        };
         let outbox = self.outbox.clone();
-        let shutdown = state.shutdown_requested();
         let closing = outbox.closing();
         let silence_timer = tokio::time::sleep_until(silence.deadline().into());
         tokio::pin!(shutdown, closing, silence_timer);
