@@ -27,9 +27,13 @@
 //! The logic is [`Sfu`], a state machine without I/O (`sfu.rs`, split into
 //! `signaling.rs`, `forwarding.rs` and `speakers.rs` over `selection.rs`);
 //! `task.rs` is the loop around it that owns the UDP socket, the clock, the
-//! queues and each member's [`ChannelAddress`]. This module knows rooms only
-//! by id and member ids, and reaches them only through the [`RoomLink`] it
-//! is started with; it knows nothing of WebSockets, room actors or storage.
+//! queues and each member's [`ChannelAddress`] (a panic inside the SFU
+//! restarts it there, keeping who is muted or departed). `tests.rs` drives
+//! the SFU in memory against real str0m client peers on a fake clock. This
+//! module knows rooms only by id and member ids, and reaches them only
+//! through the [`RoomLink`] it is started with; replies and pushes leave
+//! through [`ChannelAddress`]; it knows nothing of WebSockets, room actors
+//! or storage.
 
 mod forwarding;
 mod selection;
