@@ -43,9 +43,14 @@ pub fn latency_us(now_us: u64, carried_us: u64) -> u64 {
     (now_us % TIME_MODULUS_US + TIME_MODULUS_US - carried_us) % TIME_MODULUS_US
 }
 
-/// The send times of every pose in a batch payload's pose area.
-pub fn batch_times(poses: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    poses.chunks_exact(POSE_BYTES).map(carried_time_us)
+/// The send times of every pose in a batch payload's pose area but those of
+/// `own_slot`: a room sends every member the same batch, and each skips its
+/// own pose in it.
+pub fn batch_times(poses: &[u8], own_slot: Option<u16>) -> impl Iterator<Item = u64> + '_ {
+    poses
+        .chunks_exact(POSE_BYTES)
+        .filter(move |pose| Some(u16::from_le_bytes([pose[0], pose[1]])) != own_slot)
+        .map(carried_time_us)
 }
 
 /// A latency histogram: fixed 20 µs buckets up to 200 ms, one overflow bucket,
@@ -496,8 +501,10 @@ mod tests {
         encode_batch(&mut payload, 0, poses.iter());
         let batch = roomscale_protocol::pose::decode_batch(&payload).unwrap();
         assert_eq!(batch.len(), 3);
-        let got: Vec<u64> = batch_times(&payload[8..]).collect();
+        let got: Vec<u64> = batch_times(&payload[8..], None).collect();
         assert_eq!(got, times);
+        let others: Vec<u64> = batch_times(&payload[8..], Some(2)).collect();
+        assert_eq!(others, [times[0], times[2]], "slot 2's own pose is skipped");
     }
 
     #[test]

@@ -336,7 +336,7 @@ impl Client {
         let joined = tokio::time::timeout(SETUP_TIMEOUT, self.connect_and_join()).await;
         drop(permit);
         let shared = &self.shared;
-        let (ws, join_ref) = match joined {
+        let (ws, join_ref, slot) = match joined {
             Ok(Ok(joined)) => joined,
             Ok(Err(error)) => {
                 shared.setup_errors.borrow_mut().push(error);
@@ -350,7 +350,7 @@ impl Client {
         };
         shared.joined.set(shared.joined.get() + 1);
         shared.changed.notify_waiters();
-        if let Err(reason) = self.pose_loop(ws, &join_ref).await {
+        if let Err(reason) = self.pose_loop(ws, &join_ref, slot).await {
             shared.stats.borrow_mut().disconnected += 1;
             *shared.last_disconnect.borrow_mut() = Some(reason);
         }
@@ -362,7 +362,8 @@ impl Client {
         roomscale_protocol::room_topic(&self.room_id)
     }
 
-    async fn connect_and_join(&self) -> Result<(Ws, String)> {
+    /// Connects and joins; the socket, the join ref and the slot the room gave.
+    async fn connect_and_join(&self) -> Result<(Ws, String, Option<u16>)> {
         let addr = self.shared.addr;
         let name = format!("load-{}-{}", self.room, self.seat);
         let session =
@@ -404,7 +405,10 @@ impl Client {
                         && reply.msg_ref.as_deref() == Some(&join_ref)
                     {
                         if reply.payload["status"] == "ok" {
-                            return Ok((ws, join_ref));
+                            let slot = reply.payload["response"]["slot"]
+                                .as_u64()
+                                .and_then(|slot| u16::try_from(slot).ok());
+                            return Ok((ws, join_ref, slot));
                         }
                         return Err(format!("join refused: {}", reply.payload["response"]));
                     }
@@ -420,7 +424,7 @@ impl Client {
     }
 
     /// Sends a pose every period at this client's phase, reads batches meanwhile.
-    async fn pose_loop(&self, mut ws: Ws, join_ref: &str) -> Result<()> {
+    async fn pose_loop(&self, mut ws: Ws, join_ref: &str, slot: Option<u16>) -> Result<()> {
         let shared = &self.shared;
         let mut template = Vec::new();
         frame::encode_client_push(
@@ -463,7 +467,7 @@ impl Client {
                     stats.lag.record(lag.as_micros() as u64);
                 }
                 message = ws.next() => match message {
-                    Some(Ok(Message::Binary(bytes))) => self.on_batch(&bytes),
+                    Some(Ok(Message::Binary(bytes))) => self.on_batch(&bytes, slot),
                     Some(Ok(Message::Close(close))) => return Err(format!("server closed: {close:?}")),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(format!("socket error: {e}")),
@@ -473,7 +477,8 @@ impl Client {
         }
     }
 
-    fn on_batch(&self, bytes: &[u8]) {
+    /// Counts the others' poses in a batch (`own_slot`'s is this client's own).
+    fn on_batch(&self, bytes: &[u8], own_slot: Option<u16>) {
         let Ok(ServerBinary::Broadcast {
             event: "poses",
             payload,
@@ -489,7 +494,7 @@ impl Client {
         let mut stats = self.shared.stats.borrow_mut();
         let mut newest = u64::MAX;
         let mut count = 0;
-        for sent in batch_times(&payload[BATCH_HEADER_BYTES..]) {
+        for sent in batch_times(&payload[BATCH_HEADER_BYTES..], own_slot) {
             let latency = latency_us(now, sent);
             stats.e2e.record(latency);
             newest = newest.min(latency);
