@@ -868,7 +868,12 @@ async fn bench(steps: Vec<usize>, server: Option<PathBuf>, plan: CorePlan) -> Re
             s.generator_cpu,
             s.send_lag_p99_ms,
         );
-        if s.generator_saturated() && s.sfu_p99_ms < MAX_P99_MS {
+        if s.server_core_other > NOISY_CORE_PERCENT && s.server_cpu < 90.0 {
+            println!(
+                "voice: other processes took {:.0} % of the server's core during that step: it says nothing about the server; run again on a quiet machine",
+                s.server_core_other
+            );
+        } else if s.generator_saturated() && s.sfu_p99_ms < MAX_P99_MS {
             println!(
                 "voice: the generator, not the server, ran out at that step: the server's figure is at least {}; \
                  run with more --generator-cores on a machine that has them",
