@@ -932,10 +932,15 @@ impl Ramp {
             // Saturation is judged per core.
             server_cpu: server_cpu / cores,
         };
+        // A generator's core may be busy with other work (another build, say):
+        // say how much of it was the generator's own.
         let verdict = load::judge(&figures, &self.limits).map_err(|failure| match failure {
-            Failure::Generator(reason) if self.generators.len() > 1 => {
-                Failure::Generator(format!("the generator on core {gen_core}: {reason}"))
-            }
+            Failure::Generator(reason) => Failure::Generator(format!(
+                "{reason}; on core {gen_core} the generator itself used {:.0}% and other work \
+                 {:.0}%",
+                (gen_cpu - gen_core_other).max(0.0) * 100.0,
+                gen_core_other * 100.0
+            )),
             other => other,
         });
         Ok(Step {
