@@ -11,8 +11,9 @@
 //!
 //! A room encodes its pose batch once per tick as a [`SharedPoseFrame`] and
 //! hands every member the same one: a client that keeps up gets those very
-//! bytes written to its socket, with no copy and no encoding of its own; only
-//! a client still behind on the previous tick pays for a merge.
+//! bytes handed to its socket, shared rather than copied and with no encoding
+//! of its own (the WebSocket layer still copies them into its write buffer);
+//! only a client still behind on the previous tick pays for a merge.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
