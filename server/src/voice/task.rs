@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use roomscale_protocol::events::{RTC_OFFER_EVENT, VOICE_TRACKS_EVENT};
+use roomscale_protocol::events::EmptyReply;
+use roomscale_protocol::server_event::{Reply, ServerEvent};
 use tokio::net::UdpSocket;
 
 use super::sfu::{Control, Input, Message, Output, Request, Sfu, SfuConfig, Signal, Standing};
@@ -256,7 +257,7 @@ impl Task {
                 Output::Signal(outgoing) => {
                     if let Some(address) = self.addresses.get(&outgoing.member) {
                         // A full outbox closes its connection by itself.
-                        let _ = deliver(address, &outgoing.message);
+                        let _ = address.send(&server_event(outgoing.message));
                     }
                 }
                 Output::Speaking {
@@ -302,13 +303,13 @@ impl Task {
     }
 }
 
-/// Writes one SFU message onto a member's channel.
-fn deliver(address: &ChannelAddress, message: &Message) -> Result<(), crate::outbox::Overflow> {
+/// One SFU message as the server event its member's client reads.
+fn server_event(message: Message) -> ServerEvent {
     match message {
-        Message::Answer { msg_ref, answer } => address.reply_ok(msg_ref, answer),
-        Message::Ok { msg_ref } => address.reply_ok(msg_ref, &serde_json::json!({})),
-        Message::Refused { msg_ref, reason } => address.reply_error(msg_ref, reason),
-        Message::Offer(offer) => address.push(RTC_OFFER_EVENT, offer),
-        Message::Tracks(tracks) => address.push(VOICE_TRACKS_EVENT, tracks),
+        Message::Answer { msg_ref, answer } => ServerEvent::Reply(Reply::ok(&*msg_ref, answer)),
+        Message::Ok { msg_ref } => ServerEvent::Reply(Reply::ok(&*msg_ref, EmptyReply {})),
+        Message::Refused { msg_ref, reason } => ServerEvent::Reply(Reply::error(&*msg_ref, reason)),
+        Message::Offer(offer) => ServerEvent::RtcOffer(offer),
+        Message::Tracks(tracks) => ServerEvent::VoiceTracks(tracks),
     }
 }
