@@ -7,12 +7,9 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Message;
-use roomscale_protocol::events::ErrorReply;
-use roomscale_protocol::frame::control;
 use roomscale_protocol::server_event::{ServerEvent, ServerFrame};
-use serde::Serialize;
 
-use crate::outbox::{Outbox, Overflow, text_frame};
+use crate::outbox::{Outbox, Overflow};
 
 /// One joined channel of one connection.
 #[derive(Debug, Clone)]
@@ -44,45 +41,9 @@ impl ChannelAddress {
             .send(server_frame(&self.topic, self.join_ref(), event))
     }
 
-    /// `phx_reply` with status `ok` to the push `msg_ref`.
-    pub fn reply_ok(&self, msg_ref: &str, response: &impl Serialize) -> Result<(), Overflow> {
-        self.outbox
-            .reply_ok(self.join_ref(), msg_ref, &self.topic, response)
-    }
-
-    /// `phx_reply` with status `error` to the push `msg_ref`.
-    pub fn reply_error(&self, msg_ref: &str, reason: &ErrorReply) -> Result<(), Overflow> {
-        self.outbox
-            .reply_error(self.join_ref(), msg_ref, &self.topic, reason)
-    }
-
-    /// A server push on the channel.
-    pub fn push(&self, event: &str, payload: &impl Serialize) -> Result<(), Overflow> {
-        self.outbox
-            .push(self.join_ref(), &self.topic, event, payload)
-    }
-
     /// `phx_error`: the channel crashed on the server; phoenix clients rejoin.
     pub fn channel_error(&self) -> Result<(), Overflow> {
-        self.control(control::ERROR, &serde_json::json!({}))
-    }
-
-    /// `phx_close` with a reason: the server ended the channel; clients do not
-    /// rejoin.
-    pub fn channel_close(&self, reason: &ErrorReply) -> Result<(), Overflow> {
-        self.control(control::CLOSE, reason)
-    }
-
-    fn control(&self, event: &str, payload: &impl Serialize) -> Result<(), Overflow> {
-        // Channel-level events carry the join ref as their ref too, as
-        // Phoenix sends them.
-        self.outbox.send(text_frame(
-            self.join_ref(),
-            self.join_ref(),
-            &self.topic,
-            event,
-            payload,
-        ))
+        self.send(&ServerEvent::ChannelError)
     }
 }
 
@@ -112,7 +73,7 @@ pub fn server_frame(topic: &str, join_ref: Option<&str>, event: &ServerEvent) ->
 mod tests {
     use super::*;
     use crate::outbox::outbox;
-    use roomscale_protocol::events::{EmptyReply, ErrorCode, Speaking};
+    use roomscale_protocol::events::{EmptyReply, ErrorCode, ErrorReply, Speaking};
     use roomscale_protocol::pose::{AvatarPose, PoseBatchBuf, encode_pose};
     use roomscale_protocol::server_event::{Reply, ServerMessage};
 

@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use roomscale_protocol::frame;
 use roomscale_protocol::pose::{self, POSE_BYTES};
-use serde::Serialize;
+
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -439,38 +439,6 @@ impl Outbox {
     pub async fn closing(&self) {
         self.shared.closing().await
     }
-
-    // Frame builders -------------------------------------------------------
-
-    pub fn reply_ok(
-        &self,
-        join_ref: Option<&str>,
-        msg_ref: &str,
-        topic: &str,
-        response: &impl Serialize,
-    ) -> Result<(), Overflow> {
-        self.send(reply_frame(join_ref, msg_ref, topic, "ok", response))
-    }
-
-    pub fn reply_error(
-        &self,
-        join_ref: Option<&str>,
-        msg_ref: &str,
-        topic: &str,
-        response: &impl Serialize,
-    ) -> Result<(), Overflow> {
-        self.send(reply_frame(join_ref, msg_ref, topic, "error", response))
-    }
-
-    pub fn push(
-        &self,
-        join_ref: Option<&str>,
-        topic: &str,
-        event: &str,
-        payload: &impl Serialize,
-    ) -> Result<(), Overflow> {
-        self.send(text_frame(join_ref, None, topic, event, payload))
-    }
 }
 
 impl ReliableReceiver {
@@ -644,37 +612,6 @@ pub fn frame_len(message: &Message) -> usize {
         Message::Binary(bytes) => bytes.len(),
         _ => 0,
     }
-}
-
-pub fn text_frame(
-    join_ref: Option<&str>,
-    msg_ref: Option<&str>,
-    topic: &str,
-    event: &str,
-    payload: &impl Serialize,
-) -> Message {
-    Message::Text(frame::encode_text_parts(join_ref, msg_ref, topic, event, payload).into())
-}
-
-pub fn reply_frame(
-    join_ref: Option<&str>,
-    msg_ref: &str,
-    topic: &str,
-    status: &str,
-    response: &impl Serialize,
-) -> Message {
-    #[derive(Serialize)]
-    struct Reply<'a, T> {
-        status: &'a str,
-        response: &'a T,
-    }
-    text_frame(
-        join_ref,
-        Some(msg_ref),
-        topic,
-        frame::control::REPLY,
-        &Reply { status, response },
-    )
 }
 
 /// An empty binary `ok` reply, for binary pushes that carry a ref.

@@ -23,10 +23,13 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use roomscale_protocol::events::{ClientEvent, ErrorCode, ErrorReply, POSE_EVENT, RoomEventBody};
+use roomscale_protocol::events::{
+    ClientEvent, EmptyReply, ErrorCode, ErrorReply, POSE_EVENT, RoomEventBody,
+};
 use roomscale_protocol::frame::{self, control};
 use roomscale_protocol::limits::MAX_FRAME_BYTES;
 use roomscale_protocol::pose::POSE_BYTES;
+use roomscale_protocol::server_event::{Reply, ServerEvent};
 use roomscale_protocol::{
     PHOENIX_TOPIC, ROOM_TOPIC_PREFIX, check_version, room_id_from_topic, room_topic,
 };
@@ -402,7 +405,7 @@ impl Connection {
             ClientEvent::Leave => {
                 let channel = self.channels.remove(to.topic()).expect("looked up above");
                 let _ = channel.inbox.send(RoomCommand::Leave { member }).await;
-                self.reply_ok(to, &serde_json::json!({}));
+                self.reply_ok(to);
                 return;
             }
             ClientEvent::Chat(chat) => RoomCommand::Persist {
@@ -649,7 +652,7 @@ impl Connection {
             let reason = "a heartbeat's payload is an empty object {}".to_string();
             return self.reply_error(to, ErrorCode::InvalidPayload, reason);
         }
-        self.reply_ok(to, &serde_json::json!({}));
+        self.reply_ok(to);
     }
 
     /// Refuses a frame for its rate with `reason`, at the cost of a strike.
@@ -741,18 +744,20 @@ impl Connection {
         }
     }
 
-    fn reply_ok(&self, to: &Request<'_>, response: &impl serde::Serialize) {
+    /// An empty `ok` reply to the push, when it carries a ref to answer.
+    fn reply_ok(&self, to: &Request<'_>) {
         if let Some(msg_ref) = to.msg_ref {
-            let _ = to.address.reply_ok(msg_ref, response);
+            let _ = to
+                .address
+                .send(&ServerEvent::Reply(Reply::ok(msg_ref, EmptyReply {})));
         }
     }
 
     fn reply_error(&self, to: &Request<'_>, code: ErrorCode, reason: String) {
         self.state.metrics.error(code.as_str());
         if let Some(msg_ref) = to.msg_ref {
-            let _ = to
-                .address
-                .reply_error(msg_ref, &ErrorReply::new(code, reason));
+            let refusal = Reply::error(msg_ref, ErrorReply::new(code, reason));
+            let _ = to.address.send(&ServerEvent::Reply(refusal));
         }
     }
 }
