@@ -13,8 +13,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::common::ws::{WAIT, assert_ok, socket_at};
 use crate::common::app::{APP_HOST, LOOPBACK_PEER};
+use crate::common::ws::{WAIT, assert_ok, socket_at};
 use crate::common::{Request, TestApp, TestServer, stored_room};
 use crate::ownership::{Browser, csrf_in};
 
@@ -201,7 +201,10 @@ async fn metrics_answer_loopback_or_the_metrics_token_only() {
     assert_eq!(scraped.status, 200, "{}", scraped.body);
     // Pages still answer everyone.
     assert_eq!(
-        server.send_from(outside, Request::get("/rooms")).await.status,
+        server
+            .send_from(outside, Request::get("/rooms"))
+            .await
+            .status,
         200
     );
 }

@@ -26,10 +26,8 @@ pub const APP_HOST: &str = "rooms.test:4000";
 
 /// The peer address handlers see unless a request names another: loopback,
 /// as for a client on the same machine.
-pub const LOOPBACK_PEER: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-    50_000,
-);
+pub const LOOPBACK_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 50_000);
 
 /// The router over a fresh state with its own data directory and SQLite
 /// database. Long-lived tasks the state started (room actors) see the server
