@@ -86,15 +86,6 @@ impl TestApp {
         self.send(Request::get(path)).await
     }
 
-    /// The rooms `GET /api/rooms` lists to a visitor without a cookie.
-    pub async fn listed_rooms(&self) -> Vec<serde_json::Value> {
-        let listed = self.get("/api/rooms").await.json();
-        listed
-            .as_array()
-            .unwrap_or_else(|| panic!("the room list is not an array: {listed}"))
-            .clone()
-    }
-
     /// A fresh visitor's socket token and user id.
     pub async fn session(&self, name: &str) -> (String, String) {
         super::new_session(self, name).await

@@ -97,15 +97,6 @@ impl TestServer {
         self.send(Request::get(path)).await
     }
 
-    /// The rooms `GET /api/rooms` lists to a visitor without a cookie.
-    pub async fn listed_rooms(&self) -> Vec<serde_json::Value> {
-        let listed = self.get("/api/rooms").await.json();
-        listed
-            .as_array()
-            .unwrap_or_else(|| panic!("the room list is not an array: {listed}"))
-            .clone()
-    }
-
     /// Tells long-lived tasks that the server is stopping, as `run` does.
     pub fn signal_shutdown(&self) {
         self.shutdown.send_replace(true);
@@ -130,6 +121,15 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The rooms `GET /api/rooms` lists to a visitor without a cookie.
+pub async fn listed_rooms(server: &impl Http) -> Vec<serde_json::Value> {
+    let listed = server.send(Request::get("/api/rooms")).await.json();
+    listed
+        .as_array()
+        .unwrap_or_else(|| panic!("the room list is not an array: {listed}"))
+        .clone()
 }
 
 /// A fresh visitor's socket token and user id, from `POST /api/session`.
