@@ -171,11 +171,11 @@ pub struct SharedPoseFrame {
 }
 
 impl SharedPoseFrame {
-    pub fn encode(topic: &str, server_time_ms: u32, poses: &[[u8; POSE_BYTES]]) -> Arc<Self> {
+    pub fn encode(topic: &Arc<str>, server_time_ms: u32, poses: &[[u8; POSE_BYTES]]) -> Arc<Self> {
         let bytes = encode_pose_frame(topic, server_time_ms, poses);
         let poses_at = bytes.len() - poses.len() * POSE_BYTES;
         Arc::new(SharedPoseFrame {
-            topic: Arc::from(topic),
+            topic: topic.clone(),
             server_time_ms,
             bytes,
             poses_at,
@@ -692,7 +692,8 @@ mod tests {
         let (outbox, receiver) = outbox();
         let (other, other_receiver) = super::outbox();
         let metrics = Metrics::new();
-        let frame = SharedPoseFrame::encode("room:x", 42, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
+        let frame =
+            SharedPoseFrame::encode(&"room:x".into(), 42, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
         assert_eq!(outbox.send_shared_poses(7, &frame), 0);
         assert_eq!(other.send_shared_poses(3, &frame), 0);
 
@@ -712,7 +713,7 @@ mod tests {
         assert_eq!(metrics.poses_relayed.get(), 4);
 
         // Taken: the next tick's frame is again kept as it is.
-        let next = SharedPoseFrame::encode("room:x", 75, &[pose_at(1, 3.0)]);
+        let next = SharedPoseFrame::encode(&"room:x".into(), 75, &[pose_at(1, 3.0)]);
         assert_eq!(outbox.send_shared_poses(7, &next), 0);
         let frames = receiver.take_pose_frames(&metrics);
         let Message::Binary(bytes) = &frames[0] else {
@@ -725,9 +726,11 @@ mod tests {
     fn a_client_behind_on_shared_frames_gets_one_merged_batch_of_the_newest_poses() {
         let (outbox, receiver) = outbox();
         let metrics = Metrics::new();
-        let first = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
-        let second = SharedPoseFrame::encode("room:x", 43, &[pose_at(2, 20.0), pose_at(3, 30.0)]);
-        let third = SharedPoseFrame::encode("room:x", 76, &[pose_at(3, 300.0)]);
+        let first =
+            SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
+        let second =
+            SharedPoseFrame::encode(&"room:x".into(), 43, &[pose_at(2, 20.0), pose_at(3, 30.0)]);
+        let third = SharedPoseFrame::encode(&"room:x".into(), 76, &[pose_at(3, 300.0)]);
         assert_eq!(outbox.send_shared_poses(7, &first), 0);
         assert_eq!(outbox.send_shared_poses(7, &second), 1, "slot 2 was stale");
         assert_eq!(outbox.send_shared_poses(7, &third), 1, "slot 3 was stale");
@@ -756,7 +759,7 @@ mod tests {
         let (outbox, receiver) = outbox();
         let metrics = Metrics::new();
         let topic: Arc<str> = Arc::from("room:x");
-        let shared = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0)]);
+        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)]);
         assert_eq!(outbox.send_shared_poses(7, &shared), 0);
         assert_eq!(
             outbox.send_poses(7, &topic, 11, [pose_at(1, 5.0)].into_iter()),
@@ -775,7 +778,7 @@ mod tests {
     fn a_round_takes_reliable_frames_in_order_then_poses() {
         let (outbox, receiver) = outbox();
         let metrics = Metrics::new();
-        let shared = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0)]);
+        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)]);
         outbox.send_shared_poses(7, &shared);
         for i in 0..3 {
             outbox
@@ -830,7 +833,7 @@ mod tests {
     fn nothing_is_queued_for_a_connection_whose_writer_is_gone() {
         let (outbox, receiver) = outbox();
         drop(receiver);
-        let shared = SharedPoseFrame::encode("room:x", 10, &[pose_at(1, 1.0)]);
+        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)]);
         assert_eq!(outbox.send_shared_poses(7, &shared), 0);
         let topic: Arc<str> = Arc::from("room:x");
         outbox.send_poses(7, &topic, 1, [pose_at(1, 1.0)].into_iter());

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use roomscale_server::{AppState, Config, Identity, Store};
+use roomscale_server::{AppState, Config};
 use tempfile::TempDir;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
@@ -48,13 +48,7 @@ impl TestApp {
 
     /// An app whose configuration `configure` changes first.
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(data_dir.path());
-        configure(&mut config);
-        let store = Store::connect(&config.database_url()).await.unwrap();
-        let identity = Identity::load_or_create(&config.secret_key_path()).unwrap();
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = AppState::new(config, store, identity, shutdown_rx);
+        let (state, shutdown, data_dir) = super::test_state(configure).await;
         TestApp {
             router: roomscale_server::app(state.clone()),
             state,

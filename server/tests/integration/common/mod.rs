@@ -63,13 +63,7 @@ impl TestServer {
     /// A server listening on `bind`, whose configuration `configure` changes
     /// first.
     pub async fn start_on(bind: &str, configure: impl FnOnce(&mut Config)) -> TestServer {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(data_dir.path());
-        configure(&mut config);
-        let store = Store::connect(&config.database_url()).await.unwrap();
-        let identity = Identity::load_or_create(&config.secret_key_path()).unwrap();
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = AppState::new(config, store, identity, shutdown_rx);
+        let (state, shutdown, data_dir) = test_state(configure).await;
 
         let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -121,6 +115,22 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A fresh server state over a temporary data directory, with the
+/// configuration `configure` changes first: what the in-process app and the
+/// real-port server both start from.
+pub async fn test_state(
+    configure: impl FnOnce(&mut Config),
+) -> (AppState, watch::Sender<bool>, TempDir) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(data_dir.path());
+    configure(&mut config);
+    let store = Store::connect(&config.database_url()).await.unwrap();
+    let identity = Identity::load_or_create(&config.secret_key_path()).unwrap();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let state = AppState::new(config, store, identity, shutdown_rx);
+    (state, shutdown, data_dir)
 }
 
 /// The rooms `GET /api/rooms` lists to a visitor without a cookie.
