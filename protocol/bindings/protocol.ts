@@ -36,13 +36,23 @@ pose_rate_hz: number,
 /**
  * Who runs the room and whether it is locked.
  */
-governance: Governance, };
+governance: Governance, 
+/**
+ * Every object in the room: where it rests and who holds it now. The
+ * truth about objects; `object_set` events in `events` are history.
+ */
+objects: Array<ObjectSnapshot>, };
 
 export type RoomSummary = { id: string, name: string, description: string, };
 
-export type ErrorReply = { code: ErrorCode, reason: string, };
+export type ErrorReply = { code: ErrorCode, reason: string, 
+/**
+ * Who holds the object, when a grab or change was refused for it
+ * (`object_held`).
+ */
+holder?: ObjectHolder, };
 
-export type ErrorCode = "unsupported_version" | "room_not_found" | "room_full" | "unknown_topic" | "unknown_event" | "invalid_payload" | "not_joined" | "already_joined" | "rate_limited" | "too_large" | "voice_unavailable" | "forbidden" | "room_locked" | "removed" | "room_deleted" | "limit_reached" | "internal";
+export type ErrorCode = "unsupported_version" | "room_not_found" | "room_full" | "unknown_topic" | "unknown_event" | "invalid_payload" | "not_joined" | "already_joined" | "rate_limited" | "too_large" | "voice_unavailable" | "forbidden" | "room_locked" | "removed" | "room_deleted" | "limit_reached" | "object_held" | "object_not_found" | "internal";
 
 export type RoomEvent = { id: number, user_id: string, 
 /**
@@ -65,6 +75,42 @@ export type ChatPush = { text: string, };
 export type ObjectSetPush = { object_id: string, state: unknown, };
 
 export type ObjectRemovePush = { object_id: string, };
+
+export type ObjectKind = "cube" | "ball" | "marker";
+
+export type ObjectState = { kind: ObjectKind, 
+/**
+ * `#rrggbb`.
+ */
+colour: string, 
+/**
+ * Metres, room coordinates.
+ */
+position: [number, number, number], 
+/**
+ * Unit quaternion `[x, y, z, w]`.
+ */
+orientation: [number, number, number, number], };
+
+export type ObjectHolder = { user_id: string, name: string, 
+/**
+ * The holder's member slot, as in pose batches.
+ */
+slot: number, 
+/**
+ * Released and flying: the holder simulates it until it rests.
+ */
+throwing: boolean, };
+
+export type ObjectSnapshot = { object_id: string, handle: number, state: ObjectState, holder?: ObjectHolder, };
+
+export type ObjectGrabPush = { object_id: string, };
+
+export type ObjectReleasePush = { object_id: string, };
+
+export type ObjectGrabReply = { handle: number, };
+
+export type ObjectHolderPush = { object_id: string, handle: number, holder?: ObjectHolder, };
 
 export type UpdateProfilePush = { name?: string, colour?: string, };
 
@@ -159,7 +205,13 @@ export const MAX_REPLAY_BYTES = 49152;
 export const REMOVAL_BAN_SECONDS = 600;
 export const POSE_BYTES = 31;
 export const BATCH_HEADER_BYTES = 8;
-export const BATCH_FORMAT_VERSION = 1;
+export const BATCH_FORMAT_VERSION = 2;
+export const OBJECT_POSE_BYTES = 14;
+export const MAX_OBJECTS_PER_POSE_PUSH = 2;
+export const MAX_OBJECTS_PER_ROOM = 64;
+export const HOLD_SILENCE_MS = 2000;
+export const OBJECT_KEEPALIVE_MS = 500;
+export const MAX_FLIGHT_MS = 15000;
 export const PRESENCE_STATE_EVENT = "presence_state";
 export const PRESENCE_DIFF_EVENT = "presence_diff";
 export const ROOM_EVENT_EVENT = "event";
@@ -170,6 +222,9 @@ export const SPEAKING_EVENT = "speaking";
 export const CHAT_EVENT = "chat";
 export const OBJECT_SET_EVENT = "object_set";
 export const OBJECT_REMOVE_EVENT = "object_remove";
+export const OBJECT_GRAB_EVENT = "object_grab";
+export const OBJECT_RELEASE_EVENT = "object_release";
+export const OBJECT_HOLDER_EVENT = "object_holder";
 export const UPDATE_PROFILE_EVENT = "update_profile";
 export const SET_MUTED_EVENT = "set_muted";
 export const RTC_OFFER_EVENT = "rtc_offer";

@@ -13,6 +13,7 @@ use ts_rs::TS;
 
 use crate::frame::control;
 use crate::limits::*;
+pub use crate::objects::*;
 pub use crate::presence::ClientKind;
 use crate::presence::PresenceState;
 
@@ -79,6 +80,10 @@ pub struct JoinReply {
     pub pose_rate_hz: u32,
     /// Who runs the room and whether it is locked.
     pub governance: Governance,
+    /// Every object in the room: where it rests and who holds it now. The
+    /// truth about objects; `object_set` events in `events` are history.
+    #[serde(default)]
+    pub objects: Vec<ObjectSnapshot>,
 }
 
 /// Who may moderate a room, and whether it takes new joins.
@@ -170,6 +175,11 @@ pub struct RoomSummary {
 pub struct ErrorReply {
     pub code: ErrorCode,
     pub reason: String,
+    /// Who holds the object, when a grab or change was refused for it
+    /// (`object_held`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub holder: Option<ObjectHolder>,
 }
 
 impl ErrorReply {
@@ -177,6 +187,21 @@ impl ErrorReply {
         ErrorReply {
             code,
             reason: reason.into(),
+            holder: None,
+        }
+    }
+
+    /// A refusal because someone else holds (or throws) the object.
+    pub fn object_held(holder: ObjectHolder) -> Self {
+        let doing = if holder.throwing {
+            "has just thrown"
+        } else {
+            "is holding"
+        };
+        ErrorReply {
+            code: ErrorCode::ObjectHeld,
+            reason: format!("{} {doing} it; try again once they let go", holder.name),
+            holder: Some(holder),
         }
     }
 }
@@ -205,6 +230,10 @@ pub enum ErrorCode {
     RoomDeleted,
     /// A per-socket, per-user or per-address limit was reached.
     LimitReached,
+    /// Someone else holds or throws the object (`holder` says who).
+    ObjectHeld,
+    /// No object with that id in this room.
+    ObjectNotFound,
     Internal,
 }
 
@@ -228,6 +257,8 @@ impl ErrorCode {
             ErrorCode::Removed => "removed",
             ErrorCode::RoomDeleted => "room_deleted",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::ObjectHeld => "object_held",
+            ErrorCode::ObjectNotFound => "object_not_found",
             ErrorCode::Internal => "internal",
         }
     }
@@ -374,6 +405,8 @@ pub enum ClientEvent {
     Chat(ChatPush),
     ObjectSet(ObjectSetPush),
     ObjectRemove(ObjectRemovePush),
+    ObjectGrab(ObjectGrabPush),
+    ObjectRelease(ObjectReleasePush),
     UpdateProfile(UpdateProfilePush),
     SetMuted(SetMutedPush),
     RtcOffer(SessionDescription),
@@ -413,6 +446,10 @@ impl ClientEvent {
             CHAT_EVENT => ClientEvent::Chat(typed(CHAT_EVENT, payload)?),
             OBJECT_SET_EVENT => ClientEvent::ObjectSet(typed(OBJECT_SET_EVENT, payload)?),
             OBJECT_REMOVE_EVENT => ClientEvent::ObjectRemove(typed(OBJECT_REMOVE_EVENT, payload)?),
+            OBJECT_GRAB_EVENT => ClientEvent::ObjectGrab(typed(OBJECT_GRAB_EVENT, payload)?),
+            OBJECT_RELEASE_EVENT => {
+                ClientEvent::ObjectRelease(typed(OBJECT_RELEASE_EVENT, payload)?)
+            }
             UPDATE_PROFILE_EVENT => {
                 ClientEvent::UpdateProfile(typed(UPDATE_PROFILE_EVENT, payload)?)
             }
@@ -438,6 +475,8 @@ impl ClientEvent {
             ClientEvent::Chat(_) => CHAT_EVENT,
             ClientEvent::ObjectSet(_) => OBJECT_SET_EVENT,
             ClientEvent::ObjectRemove(_) => OBJECT_REMOVE_EVENT,
+            ClientEvent::ObjectGrab(_) => OBJECT_GRAB_EVENT,
+            ClientEvent::ObjectRelease(_) => OBJECT_RELEASE_EVENT,
             ClientEvent::UpdateProfile(_) => UPDATE_PROFILE_EVENT,
             ClientEvent::SetMuted(_) => SET_MUTED_EVENT,
             ClientEvent::RtcOffer(_) => RTC_OFFER_EVENT,
@@ -459,6 +498,8 @@ impl ClientEvent {
             ClientEvent::Chat(p) => serde_json::to_value(p),
             ClientEvent::ObjectSet(p) => serde_json::to_value(p),
             ClientEvent::ObjectRemove(p) => serde_json::to_value(p),
+            ClientEvent::ObjectGrab(p) => serde_json::to_value(p),
+            ClientEvent::ObjectRelease(p) => serde_json::to_value(p),
             ClientEvent::UpdateProfile(p) => serde_json::to_value(p),
             ClientEvent::SetMuted(p) => serde_json::to_value(p),
             ClientEvent::RtcOffer(p) | ClientEvent::RtcAnswer(p) => serde_json::to_value(p),
@@ -481,14 +522,19 @@ impl ClientEvent {
             ClientEvent::ObjectSet(set) => {
                 validate_object_id(&set.object_id).map_err(invalid)?;
                 let size = set.state.to_string().len();
+                if size <= MAX_OBJECT_STATE_BYTES {
+                    ObjectState::from_value(&set.state).map_err(invalid)?;
+                }
                 if size > MAX_OBJECT_STATE_BYTES {
                     return Err(invalid(format!(
                         "state is {size} bytes; at most {MAX_OBJECT_STATE_BYTES} are allowed"
                     )));
                 }
             }
-            ClientEvent::ObjectRemove(remove) => {
-                validate_object_id(&remove.object_id).map_err(invalid)?
+            ClientEvent::ObjectRemove(ObjectRemovePush { object_id })
+            | ClientEvent::ObjectGrab(ObjectGrabPush { object_id })
+            | ClientEvent::ObjectRelease(ObjectReleasePush { object_id }) => {
+                validate_object_id(object_id).map_err(invalid)?
             }
             ClientEvent::UpdateProfile(update) => {
                 if let Some(name) = &update.name {

@@ -15,12 +15,14 @@
 //! - [`version`]: the protocol version and the compatibility check.
 //! - [`server_event`]: every message the server sends on a room channel, as
 //!   one type the server encodes and clients parse.
+//! - [`objects`]: shared objects: resting state, holders, the 14-byte object pose.
 //! - [`names`]: display names and chat text people see, and the per-user tag.
 
 pub mod events;
 pub mod frame;
 pub mod limits;
 pub mod names;
+pub mod objects;
 pub mod pose;
 pub mod presence;
 pub mod server_event;

@@ -27,17 +27,24 @@
 //! that distance on each axis. Non-finite input encodes as the origin / identity.
 //!
 //! A pose batch (server -> client, event `poses`) is an 8-byte header
-//! (`u8` format version = 1, `u8` reserved, `u16` count, `u32` server time in
-//! milliseconds, all little-endian) followed by `count` poses.
+//! (`u8` format version = 2, `u8` object count, `u16` avatar count, `u32`
+//! server time in milliseconds, all little-endian) followed by the avatar
+//! poses and then the object poses ([`crate::objects`], 14 bytes each).
+//! Format 1 is the same with no objects (its second byte was reserved, 0);
+//! readers take both.
 
 use thiserror::Error;
+
+use crate::objects::{MAX_OBJECTS_PER_POSE_PUSH, OBJECT_POSE_BYTES};
 
 /// Size of one encoded pose, alone (a client's push) or in a batch.
 pub const POSE_BYTES: usize = 31;
 /// Size of a batch header.
 pub const BATCH_HEADER_BYTES: usize = 8;
-/// The batch format this build writes and reads.
-pub const BATCH_FORMAT_VERSION: u8 = 1;
+/// The batch format this build writes; it also reads format 1.
+pub const BATCH_FORMAT_VERSION: u8 = 2;
+/// Most object poses one batch carries (its header counts them in a byte).
+pub const MAX_BATCH_OBJECTS: usize = u8::MAX as usize;
 
 /// Largest per-axis position error after a round trip, in metres.
 pub const POSITION_ERROR_BOUND_M: f32 = 0.000_5 + 0.000_1;
@@ -113,8 +120,14 @@ pub enum PoseError {
     WrongPoseSize(usize),
     #[error("a pose batch needs an {BATCH_HEADER_BYTES}-byte header, got {0} bytes")]
     MissingBatchHeader(usize),
-    #[error("pose batch format {0} is not supported; this build reads format 1")]
+    #[error("pose batch format {0} is not supported; this build reads formats 1 and 2")]
     UnsupportedBatchFormat(u8),
+    #[error("an object pose is {OBJECT_POSE_BYTES} bytes, got {0}")]
+    WrongObjectPoseSize(usize),
+    #[error(
+        "a pose push is {POSE_BYTES} bytes plus up to {MAX_OBJECTS_PER_POSE_PUSH} object poses of {OBJECT_POSE_BYTES} bytes, got {0}"
+    )]
+    WrongPushSize(usize),
     #[error("pose batch says {count} poses ({expected} bytes) but carries {actual} bytes")]
     BatchSizeMismatch {
         count: usize,
@@ -192,20 +205,36 @@ pub fn set_pose_slot(bytes: &mut [u8; POSE_BYTES], slot: u16) {
     bytes[..2].copy_from_slice(&slot.to_le_bytes());
 }
 
-/// Appends a batch: header then the given encoded poses.
+/// Appends a batch: header then the given encoded avatar poses.
 pub fn encode_batch<'a>(
     out: &mut Vec<u8>,
     server_time_ms: u32,
     poses: impl ExactSizeIterator<Item = &'a [u8; POSE_BYTES]>,
 ) {
+    encode_batch_with_objects(out, server_time_ms, poses, std::iter::empty());
+}
+
+/// Appends a batch: header, the encoded avatar poses, then the encoded object
+/// poses (at most [`MAX_BATCH_OBJECTS`]; a room holds far fewer).
+pub fn encode_batch_with_objects<'a, 'b>(
+    out: &mut Vec<u8>,
+    server_time_ms: u32,
+    poses: impl ExactSizeIterator<Item = &'a [u8; POSE_BYTES]>,
+    objects: impl ExactSizeIterator<Item = &'b [u8; OBJECT_POSE_BYTES]>,
+) {
     let count = u16::try_from(poses.len()).expect("a room holds fewer than 65536 members");
-    out.reserve(BATCH_HEADER_BYTES + poses.len() * POSE_BYTES);
+    let objects = objects.take(MAX_BATCH_OBJECTS);
+    let object_count = objects.len();
+    out.reserve(BATCH_HEADER_BYTES + poses.len() * POSE_BYTES + object_count * OBJECT_POSE_BYTES);
     out.push(BATCH_FORMAT_VERSION);
-    out.push(0);
+    out.push(object_count as u8);
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&server_time_ms.to_le_bytes());
     for pose in poses {
         out.extend_from_slice(pose);
+    }
+    for object in objects {
+        out.extend_from_slice(object);
     }
 }
 
@@ -214,6 +243,7 @@ pub fn encode_batch<'a>(
 pub struct PoseBatch<'a> {
     pub server_time_ms: u32,
     poses: &'a [u8],
+    objects: &'a [u8],
 }
 
 impl<'a> PoseBatch<'a> {
@@ -230,6 +260,31 @@ impl<'a> PoseBatch<'a> {
         self.poses
             .chunks_exact(POSE_BYTES)
             .map(|chunk| decode_pose(chunk).expect("chunks are exactly POSE_BYTES"))
+    }
+
+    /// The still-encoded avatar poses.
+    pub fn encoded(&self) -> impl ExactSizeIterator<Item = &'a [u8; POSE_BYTES]> + 'a {
+        self.poses
+            .chunks_exact(POSE_BYTES)
+            .map(|chunk| chunk.try_into().expect("chunks are exactly POSE_BYTES"))
+    }
+
+    /// The still-encoded object poses.
+    pub fn encoded_objects(
+        &self,
+    ) -> impl ExactSizeIterator<Item = &'a [u8; OBJECT_POSE_BYTES]> + 'a {
+        self.objects.chunks_exact(OBJECT_POSE_BYTES).map(|chunk| {
+            chunk
+                .try_into()
+                .expect("chunks are exactly OBJECT_POSE_BYTES")
+        })
+    }
+
+    /// Each object pose.
+    pub fn objects(&self) -> impl ExactSizeIterator<Item = crate::objects::ObjectPose> + 'a {
+        self.objects.chunks_exact(OBJECT_POSE_BYTES).map(|chunk| {
+            crate::objects::decode_object_pose(chunk).expect("chunks are exactly OBJECT_POSE_BYTES")
+        })
     }
 }
 
@@ -249,6 +304,17 @@ impl PoseBatchBuf {
         PoseBatchBuf(bytes)
     }
 
+    /// Encodes a batch of already encoded avatar and object poses.
+    pub fn with_objects<'a, 'b>(
+        server_time_ms: u32,
+        poses: impl ExactSizeIterator<Item = &'a [u8; POSE_BYTES]>,
+        objects: impl ExactSizeIterator<Item = &'b [u8; OBJECT_POSE_BYTES]>,
+    ) -> PoseBatchBuf {
+        let mut bytes = Vec::new();
+        encode_batch_with_objects(&mut bytes, server_time_ms, poses, objects);
+        PoseBatchBuf(bytes)
+    }
+
     /// Takes a batch payload as received, once its header and size check out.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<PoseBatchBuf, PoseError> {
         decode_batch(&bytes)?;
@@ -257,11 +323,7 @@ impl PoseBatchBuf {
 
     /// The header and the still-encoded poses.
     pub fn batch(&self) -> PoseBatch<'_> {
-        let (header, poses) = self.0.split_at(BATCH_HEADER_BYTES);
-        PoseBatch {
-            server_time_ms: u32::from_le_bytes([header[4], header[5], header[6], header[7]]),
-            poses,
-        }
+        decode_batch(&self.0).expect("checked when it was built")
     }
 
     /// The payload as it travels.
@@ -272,26 +334,43 @@ impl PoseBatchBuf {
 
 /// Checks a batch's header and size.
 pub fn decode_batch(payload: &[u8]) -> Result<PoseBatch<'_>, PoseError> {
-    let Some((header, poses)) = payload.split_first_chunk::<BATCH_HEADER_BYTES>() else {
+    let Some((header, rest)) = payload.split_first_chunk::<BATCH_HEADER_BYTES>() else {
         return Err(PoseError::MissingBatchHeader(payload.len()));
     };
-    if header[0] != BATCH_FORMAT_VERSION {
-        return Err(PoseError::UnsupportedBatchFormat(header[0]));
-    }
+    let object_count = match header[0] {
+        1 => 0,
+        2 => usize::from(header[1]),
+        other => return Err(PoseError::UnsupportedBatchFormat(other)),
+    };
     let count = usize::from(u16::from_le_bytes([header[2], header[3]]));
-    let expected = count * POSE_BYTES;
-    if poses.len() != expected {
+    let expected = count * POSE_BYTES + object_count * OBJECT_POSE_BYTES;
+    if rest.len() != expected {
         return Err(PoseError::BatchSizeMismatch {
             count,
             expected,
-            actual: poses.len(),
+            actual: rest.len(),
         });
     }
+    let (poses, objects) = rest.split_at(count * POSE_BYTES);
     Ok(PoseBatch {
         server_time_ms: u32::from_le_bytes([header[4], header[5], header[6], header[7]]),
         poses,
+        objects,
     })
 }
+
+/// A position component as 20-bit offset-binary millimetres (object poses
+/// share the head's quantization).
+pub(crate) fn encode_position_mm(metres: f32) -> u32 {
+    (quantize_mm(metres, HEAD_MAX_MM) + (1 << (HEAD_BITS - 1))) as u32
+}
+
+pub(crate) fn decode_position_mm(biased: u32) -> f32 {
+    mm_to_m(biased as i32 - (1 << (HEAD_BITS - 1)))
+}
+
+/// Bits of a packed rotation.
+pub(crate) const ROTATION_BITS_PACKED: u32 = 32;
 
 fn quantize_mm(metres: f32, max_mm: i32) -> i32 {
     if !metres.is_finite() {
@@ -313,7 +392,7 @@ fn mm_to_m(mm: i32) -> f32 {
 /// Smallest-three: drop the largest component (its sign made positive, which
 /// leaves the rotation unchanged), store its index and the other three, each in
 /// [-1/sqrt 2, 1/sqrt 2], on 10 bits.
-fn encode_rotation(q: [f32; 4]) -> u32 {
+pub(crate) fn encode_rotation(q: [f32; 4]) -> u32 {
     let norm = q.iter().map(|c| c * c).sum::<f32>().sqrt();
     let q = if norm.is_finite() && norm > 1e-6 {
         q.map(|c| c / norm)
@@ -341,7 +420,7 @@ fn encode_rotation(q: [f32; 4]) -> u32 {
     packed
 }
 
-fn decode_rotation(packed: u32) -> [f32; 4] {
+pub(crate) fn decode_rotation(packed: u32) -> [f32; 4] {
     let largest = (packed & 0b11) as usize;
     let mut q = [0.0f32; 4];
     let mut shift = 2;

@@ -27,6 +27,7 @@ use crate::events::{
     Speaking, StoredReply, VOICE_TRACKS_EVENT, VoiceTracks,
 };
 use crate::frame::{self, FrameError, ServerBinary, TextFrame, control};
+use crate::objects::{OBJECT_HOLDER_EVENT, ObjectGrabReply, ObjectHolderPush};
 use crate::pose::{PoseBatchBuf, PoseError};
 use crate::presence::{PresenceDiff, PresenceState};
 
@@ -52,6 +53,8 @@ pub enum ServerEvent {
     RtcIce(IceCandidate),
     /// `voice_tracks`: which incoming track carries whose voice.
     VoiceTracks(VoiceTracks),
+    /// `object_holder`: an object was grabbed or thrown (or its holder lost it).
+    ObjectHolder(ObjectHolderPush),
     /// `poses`, binary: the room's latest poses, once per tick.
     Poses(PoseBatchBuf),
     /// `phx_error`: the channel's room crashed; the client rejoins.
@@ -106,6 +109,7 @@ enum Body {
     Stored(StoredReply),
     History(HistoryPage),
     Answer(SessionDescription),
+    Grab(ObjectGrabReply),
     Empty,
     Received(Value),
 }
@@ -139,6 +143,7 @@ fn describe(body: &Body) -> &'static str {
         Body::Stored(_) => "a stored event's id",
         Body::History(_) => "a history page",
         Body::Answer(_) => "an SDP answer",
+        Body::Grab(_) => "an object's handle",
         Body::Empty => "empty",
         Body::Received(_) => "unread JSON",
     }
@@ -159,6 +164,7 @@ impl Serialize for ReplyBody {
             Body::Stored(reply) => reply.serialize(serializer),
             Body::History(page) => page.serialize(serializer),
             Body::Answer(answer) => answer.serialize(serializer),
+            Body::Grab(grab) => grab.serialize(serializer),
             Body::Empty => EmptyReply {}.serialize(serializer),
             Body::Received(value) => value.serialize(serializer),
         }
@@ -216,8 +222,14 @@ reply_response!(
     Body::Answer(answer) => answer
 );
 reply_response!(
+    ObjectGrabReply,
+    "object_grab",
+    |grab| Body::Grab(grab),
+    Body::Grab(grab) => grab
+);
+reply_response!(
     EmptyReply,
-    "phx_leave, heartbeat, rtc_answer, rtc_ice, voice_leave, set_muted, update_profile or moderate",
+    "phx_leave, heartbeat, rtc_answer, rtc_ice, voice_leave, set_muted, update_profile, moderate or object_release",
     |_empty| Body::Empty,
     Body::Empty => EmptyReply {}
 );
@@ -264,6 +276,7 @@ impl ServerEvent {
             ServerEvent::RtcOffer(_) => RTC_OFFER_EVENT,
             ServerEvent::RtcIce(_) => RTC_ICE_EVENT,
             ServerEvent::VoiceTracks(_) => VOICE_TRACKS_EVENT,
+            ServerEvent::ObjectHolder(_) => OBJECT_HOLDER_EVENT,
             ServerEvent::Poses(_) => POSES_EVENT,
             ServerEvent::ChannelError => control::ERROR,
             ServerEvent::ChannelClose(_) => control::CLOSE,
@@ -310,6 +323,7 @@ impl ServerEvent {
             ServerEvent::RtcOffer(offer) => text(None, offer),
             ServerEvent::RtcIce(candidate) => text(None, candidate),
             ServerEvent::VoiceTracks(tracks) => text(None, tracks),
+            ServerEvent::ObjectHolder(holder) => text(None, holder),
             ServerEvent::ChannelError => text(join_ref, &empty),
             ServerEvent::ChannelClose(Some(reason)) => text(join_ref, reason),
             ServerEvent::ChannelClose(None) => text(join_ref, &empty),
@@ -353,6 +367,7 @@ impl ServerEvent {
             RTC_OFFER_EVENT => ServerEvent::RtcOffer(typed(RTC_OFFER_EVENT, payload)?),
             RTC_ICE_EVENT => ServerEvent::RtcIce(typed(RTC_ICE_EVENT, payload)?),
             VOICE_TRACKS_EVENT => ServerEvent::VoiceTracks(typed(VOICE_TRACKS_EVENT, payload)?),
+            OBJECT_HOLDER_EVENT => ServerEvent::ObjectHolder(typed(OBJECT_HOLDER_EVENT, payload)?),
             control::ERROR => ServerEvent::ChannelError,
             control::CLOSE => {
                 if payload.as_object().is_some_and(|fields| fields.is_empty()) {
@@ -527,6 +542,7 @@ mod tests {
     use crate::events::{
         ErrorCode, Governance, ModeratePush, RoomEventBody, RoomSummary, VoiceTrack,
     };
+    use crate::objects::{ObjectHolder, ObjectKind, ObjectSnapshot, ObjectState};
     use crate::pose::{AvatarPose, encode_pose};
     use crate::presence::{ClientKind, PresenceEntry, PresenceMeta, Role};
     use serde_json::json;
@@ -581,6 +597,17 @@ mod tests {
             truncated: true,
             pose_rate_hz: 30,
             governance: governance(),
+            objects: vec![ObjectSnapshot {
+                object_id: "ball-1".into(),
+                handle: 1,
+                state: ObjectState {
+                    kind: ObjectKind::Ball,
+                    colour: "#22aa44".into(),
+                    position: [0.25, 0.8125, -2.0],
+                    orientation: [0.0, 0.0, 0.0, 1.0],
+                },
+                holder: None,
+            }],
         }
     }
 
@@ -659,6 +686,16 @@ mod tests {
                     slot: 4,
                 }],
             }),
+            ServerEvent::ObjectHolder(ObjectHolderPush {
+                object_id: "cube-1".into(),
+                handle: 3,
+                holder: Some(ObjectHolder {
+                    user_id: "u-2".into(),
+                    name: "Bo".into(),
+                    slot: 4,
+                    throwing: false,
+                }),
+            }),
             ServerEvent::Poses(batch()),
             ServerEvent::ChannelError,
             ServerEvent::ChannelClose(Some(ErrorReply::new(
@@ -681,7 +718,7 @@ mod tests {
     fn every_event_round_trips_from_server_to_client() {
         let events = every_event();
         let names: std::collections::BTreeSet<_> = events.iter().map(ServerEvent::name).collect();
-        assert_eq!(names.len(), 12, "one case per variant: {names:?}");
+        assert_eq!(names.len(), 13, "one case per variant: {names:?}");
         for event in events {
             for join_ref in [Some("1"), None] {
                 let message = decode(event.encode(TOPIC, join_ref).unwrap());

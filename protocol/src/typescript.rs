@@ -28,6 +28,14 @@ pub fn generate() -> String {
         ChatPush::decl(&cfg),
         ObjectSetPush::decl(&cfg),
         ObjectRemovePush::decl(&cfg),
+        ObjectKind::decl(&cfg),
+        ObjectState::decl(&cfg),
+        ObjectHolder::decl(&cfg),
+        ObjectSnapshot::decl(&cfg),
+        ObjectGrabPush::decl(&cfg),
+        ObjectReleasePush::decl(&cfg),
+        ObjectGrabReply::decl(&cfg),
+        ObjectHolderPush::decl(&cfg),
         UpdateProfilePush::decl(&cfg),
         SetMutedPush::decl(&cfg),
         SessionDescription::decl(&cfg),
@@ -58,6 +66,7 @@ pub fn generate() -> String {
 
 fn constants() -> String {
     use crate::limits::*;
+    use crate::objects::*;
     use crate::pose::*;
     let numbers: &[(&str, u64)] = &[
         ("PROTOCOL_VERSION", u64::from(crate::PROTOCOL_VERSION)),
@@ -69,6 +78,15 @@ fn constants() -> String {
         ("POSE_BYTES", POSE_BYTES as u64),
         ("BATCH_HEADER_BYTES", BATCH_HEADER_BYTES as u64),
         ("BATCH_FORMAT_VERSION", u64::from(BATCH_FORMAT_VERSION)),
+        ("OBJECT_POSE_BYTES", OBJECT_POSE_BYTES as u64),
+        (
+            "MAX_OBJECTS_PER_POSE_PUSH",
+            MAX_OBJECTS_PER_POSE_PUSH as u64,
+        ),
+        ("MAX_OBJECTS_PER_ROOM", MAX_OBJECTS_PER_ROOM as u64),
+        ("HOLD_SILENCE_MS", HOLD_SILENCE_MS),
+        ("OBJECT_KEEPALIVE_MS", OBJECT_KEEPALIVE_MS),
+        ("MAX_FLIGHT_MS", MAX_FLIGHT_MS),
     ];
     let events: &[(&str, &str)] = &[
         ("PRESENCE_STATE_EVENT", PRESENCE_STATE_EVENT),
@@ -81,6 +99,9 @@ fn constants() -> String {
         ("CHAT_EVENT", CHAT_EVENT),
         ("OBJECT_SET_EVENT", OBJECT_SET_EVENT),
         ("OBJECT_REMOVE_EVENT", OBJECT_REMOVE_EVENT),
+        ("OBJECT_GRAB_EVENT", OBJECT_GRAB_EVENT),
+        ("OBJECT_RELEASE_EVENT", OBJECT_RELEASE_EVENT),
+        ("OBJECT_HOLDER_EVENT", OBJECT_HOLDER_EVENT),
         ("UPDATE_PROFILE_EVENT", UPDATE_PROFILE_EVENT),
         ("SET_MUTED_EVENT", SET_MUTED_EVENT),
         ("RTC_OFFER_EVENT", RTC_OFFER_EVENT),

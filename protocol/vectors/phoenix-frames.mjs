@@ -60,7 +60,7 @@ async function captureClientFrames(){
   const [joinRef, ref] = JSON.parse(RecordingTransport.sent[0])
   RecordingTransport.current.onmessage({data: JSON.stringify([joinRef, ref, ROOM, "phx_reply", {status: "ok", response: {}}])})
   channel.push("chat", {text: "héllo, \"room\" 👋"})
-  channel.push("object_set", {object_id: "ball-1", state: {p: [0.5, 1, -2.25], held: false}})
+  channel.push("object_set", {object_id: "ball-1", state: {kind: "ball", colour: "#22aa44", position: [0.5, 1, -2.25], orientation: [0, 0, 0, 1]}})
   channel.push("pose", bytes(...Array.from({length: 31}, (_, i) => i * 7 % 256)))
   channel.push("rtc_ice", {candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", sdp_mid: "0", sdp_mline_index: 0})
   socket.sendHeartbeat()

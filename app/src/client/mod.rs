@@ -329,7 +329,7 @@ fn typed<T: ReplyResponse>(reply: Result<Reply, ClientError>) -> Result<T, Clien
         .map_err(|malformed| ClientError::Protocol(malformed.to_string()))?
     {
         Ok(response) => Ok(response),
-        Err(ErrorReply { code, reason }) => Err(ClientError::Refused {
+        Err(ErrorReply { code, reason, .. }) => Err(ClientError::Refused {
             code: code.as_str().to_string(),
             reason,
         }),

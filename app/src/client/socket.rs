@@ -87,7 +87,7 @@ impl From<ClientError> for JoinFailure {
 impl From<JoinFailure> for ClientError {
     fn from(failure: JoinFailure) -> Self {
         match failure {
-            JoinFailure::Refused(ErrorReply { code, reason }) => ClientError::Refused {
+            JoinFailure::Refused(ErrorReply { code, reason, .. }) => ClientError::Refused {
                 code: code.as_str().to_string(),
                 reason,
             },
@@ -127,6 +127,8 @@ fn retry_after_refusal(code: ErrorCode) -> Retry {
         | ErrorCode::InvalidPayload
         | ErrorCode::NotJoined
         | ErrorCode::AlreadyJoined
+        | ErrorCode::ObjectHeld
+        | ErrorCode::ObjectNotFound
         | ErrorCode::TooLarge
         | ErrorCode::VoiceUnavailable => Retry::Slowly,
     }
@@ -697,6 +699,7 @@ impl RoomTask {
             }
             // Pose batches come binary; an error for another join is stale.
             ServerEvent::Poses(_) | ServerEvent::ChannelError => {}
+            ServerEvent::ObjectHolder(_) => {}
         }
         None
     }
