@@ -80,7 +80,28 @@ test("malformed poses and batches are refused with the Rust messages", () => {
   )
   const wrongFormat = batch.slice()
   wrongFormat[0] = 9
-  check(() => pose.decodeBatch(wrongFormat), "pose batch format 9 is not supported; this build reads format 1")
+  check(() => pose.decodeBatch(wrongFormat), "pose batch format 9 is not supported; this build reads formats 1 and 2")
+})
+
+test("object poses round trip in batches; format 1 batches still read", () => {
+  const object = {handle: 513, flags: pose.ObjectPoseFlags.HELD, position: [1.2345, 0.75, -1.6], orientation: [0, Math.SQRT1_2, 0, Math.SQRT1_2]}
+  const encoded = pose.encodeObjectPose(object)
+  assert.equal(encoded.length, 14)
+  const batch = pose.decodeBatch(pose.encodeBatch(77, vectors.poses.map((vector) => unhex(vector.encoded_hex)), [encoded, encoded]))
+  assert.equal(batch.poses.length, vectors.poses.length)
+  assert.equal(batch.objects.length, 2)
+  const [decoded] = batch.objects
+  assert.equal(decoded.handle, 513)
+  assert.equal(decoded.flags, pose.ObjectPoseFlags.HELD)
+  decoded.position.forEach((c, i) => assert.ok(Math.abs(c - object.position[i]) <= pose.POSITION_ERROR_BOUND_M))
+  assert.ok(pose.angleBetween(decoded.orientation, object.orientation) <= pose.ANGLE_ERROR_BOUND_RAD)
+  // Format 1: the second header byte was reserved and never counts objects.
+  const old = unhex(vectors.batch.hex)
+  old[0] = 1
+  old[1] = 7
+  assert.equal(pose.decodeBatch(old).objects.length, 0)
+  const push = pose.encodePosePush(pose.encodePose(0, vectors.poses[0].decoded), [encoded])
+  assert.equal(push.length, 31 + 14)
 })
 
 test("non-finite input encodes as the origin and identity", () => {

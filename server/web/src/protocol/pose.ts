@@ -1,13 +1,14 @@
-// The 31-byte quantized avatar pose and pose batches: a port of
-// protocol/src/pose.rs, byte for byte. See that file for the layout and the
-// error bound; protocol/vectors/poses.json holds the shared test vectors.
+// The 31-byte quantized avatar pose, the 14-byte object pose and pose batches:
+// a port of protocol/src/pose.rs and protocol/src/objects.rs, byte for byte.
+// See those files for the layout and the error bound;
+// protocol/vectors/poses.json holds the shared test vectors.
 //
 // The Rust codec computes in f32. Every arithmetic step here goes through
 // Math.fround so that rounding happens exactly where it does in Rust: a
 // product or quotient of two f32 values computed in f64 and rounded once to f32
 // equals the f32 operation, and so does a square root.
 
-import {BATCH_FORMAT_VERSION, BATCH_HEADER_BYTES, POSE_BYTES} from "@roomscale/protocol"
+import {BATCH_FORMAT_VERSION, BATCH_HEADER_BYTES, MAX_OBJECTS_PER_POSE_PUSH, OBJECT_POSE_BYTES, POSE_BYTES} from "@roomscale/protocol"
 
 export type Vec3 = [number, number, number]
 /** Unit quaternion [x, y, z, w]. */
@@ -101,35 +102,92 @@ export function decodePose(bytes: Uint8Array): {slot: number; pose: AvatarPose} 
   return {slot, pose: {head, left: hands[0], right: hands[1], flags}}
 }
 
+/** Bits of an object pose's flags. */
+export const ObjectPoseFlags = {
+  /** In someone's hand (otherwise flying). */
+  HELD: 1 << 0,
+  WIRE_MASK: 0x0f,
+} as const
+
+/** An object's pose as it travels in a pose push or batch. */
+export interface ObjectPose {
+  /** The room's short number for the object (the grab reply's `handle`). */
+  handle: number
+  flags: number
+  position: Vec3
+  orientation: Quat
+}
+
+/** Encodes an object pose: handle, flags, 3 x 20-bit mm (as the avatar head), smallest-three rotation. */
+export function encodeObjectPose(pose: ObjectPose): Uint8Array {
+  const bits = new BitWriter(OBJECT_POSE_BYTES)
+  bits.write(pose.handle & 0xffff, 16)
+  bits.write(pose.flags & ObjectPoseFlags.WIRE_MASK, 4)
+  for (const m of pose.position) {
+    bits.writeSigned(quantizeMm(m, HEAD_MAX_MM), HEAD_BITS)
+  }
+  bits.write(encodeRotation(pose.orientation), 32)
+  return bits.finish()
+}
+
+export function decodeObjectPose(bytes: Uint8Array): ObjectPose {
+  if (bytes.length !== OBJECT_POSE_BYTES) {
+    throw new PoseError(`an object pose is ${OBJECT_POSE_BYTES} bytes, got ${bytes.length}`)
+  }
+  const bits = new BitReader(bytes)
+  const handle = bits.read(16)
+  const flags = bits.read(4)
+  const position = [0, 0, 0].map(() => mmToM(bits.readSigned(HEAD_BITS))) as Vec3
+  return {handle, flags, position, orientation: decodeRotation(bits.read(32))}
+}
+
+/** A client's binary `pose` push: its encoded avatar pose, then 0..2 encoded object poses. */
+export function encodePosePush(avatar: Uint8Array, objects: Uint8Array[]): Uint8Array {
+  if (objects.length > MAX_OBJECTS_PER_POSE_PUSH) {
+    throw new PoseError(`a pose push carries at most ${MAX_OBJECTS_PER_POSE_PUSH} objects, got ${objects.length}`)
+  }
+  const out = new Uint8Array(POSE_BYTES + objects.length * OBJECT_POSE_BYTES)
+  out.set(avatar, 0)
+  objects.forEach((object, i) => out.set(object, POSE_BYTES + i * OBJECT_POSE_BYTES))
+  return out
+}
+
 export interface PoseBatch {
   /** Milliseconds on the server's room clock. */
   serverTimeMs: number
   poses: Array<{slot: number; pose: AvatarPose}>
+  /** Held and flying objects (format 2; none in format 1). */
+  objects: ObjectPose[]
 }
 
 /** Encodes a batch as the server does; clients only decode batches, tests encode them. */
-export function encodeBatch(serverTimeMs: number, poses: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(BATCH_HEADER_BYTES + poses.length * POSE_BYTES)
+export function encodeBatch(serverTimeMs: number, poses: Uint8Array[], objects: Uint8Array[] = []): Uint8Array {
+  const out = new Uint8Array(BATCH_HEADER_BYTES + poses.length * POSE_BYTES + objects.length * OBJECT_POSE_BYTES)
   const view = new DataView(out.buffer)
   view.setUint8(0, BATCH_FORMAT_VERSION)
+  view.setUint8(1, objects.length)
   view.setUint16(2, poses.length, true)
   view.setUint32(4, serverTimeMs >>> 0, true)
   poses.forEach((pose, i) => out.set(pose, BATCH_HEADER_BYTES + i * POSE_BYTES))
+  const objectsAt = BATCH_HEADER_BYTES + poses.length * POSE_BYTES
+  objects.forEach((object, i) => out.set(object, objectsAt + i * OBJECT_POSE_BYTES))
   return out
 }
 
-/** Checks a batch's header and size and decodes its poses. */
+/** Checks a batch's header and size and decodes its poses; reads formats 1 and 2. */
 export function decodeBatch(payload: Uint8Array): PoseBatch {
   if (payload.length < BATCH_HEADER_BYTES) {
     throw new PoseError(`a pose batch needs an ${BATCH_HEADER_BYTES}-byte header, got ${payload.length} bytes`)
   }
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
   const format = view.getUint8(0)
-  if (format !== BATCH_FORMAT_VERSION) {
-    throw new PoseError(`pose batch format ${format} is not supported; this build reads format 1`)
+  if (format !== 1 && format !== 2) {
+    throw new PoseError(`pose batch format ${format} is not supported; this build reads formats 1 and 2`)
   }
+  // Format 1's second byte was reserved: it never counts objects.
+  const objectCount = format === 2 ? view.getUint8(1) : 0
   const count = view.getUint16(2, true)
-  const expected = count * POSE_BYTES
+  const expected = count * POSE_BYTES + objectCount * OBJECT_POSE_BYTES
   const actual = payload.length - BATCH_HEADER_BYTES
   if (actual !== expected) {
     throw new PoseError(`pose batch says ${count} poses (${expected} bytes) but carries ${actual} bytes`)
@@ -139,7 +197,13 @@ export function decodeBatch(payload: Uint8Array): PoseBatch {
     const start = BATCH_HEADER_BYTES + i * POSE_BYTES
     poses.push(decodePose(payload.subarray(start, start + POSE_BYTES)))
   }
-  return {serverTimeMs: view.getUint32(4, true), poses}
+  const objects = []
+  const objectsAt = BATCH_HEADER_BYTES + count * POSE_BYTES
+  for (let i = 0; i < objectCount; i++) {
+    const start = objectsAt + i * OBJECT_POSE_BYTES
+    objects.push(decodeObjectPose(payload.subarray(start, start + OBJECT_POSE_BYTES)))
+  }
+  return {serverTimeMs: view.getUint32(4, true), poses, objects}
 }
 
 /** Angle between two rotations, in radians. */
@@ -228,10 +292,14 @@ function decodeRotation(packed: number): Quat {
   return q.map((c) => f(c / norm)) as Quat
 }
 
-/** Little-endian bit stream, least significant bit first, as pose.rs writes it. */
+/** Little-endian bit stream, least significant bit first, as pose.rs (and objects.rs) write it. */
 class BitWriter {
-  private bytes = new Uint8Array(POSE_BYTES)
+  private readonly bytes: Uint8Array
   private position = 0
+
+  constructor(private readonly size = POSE_BYTES) {
+    this.bytes = new Uint8Array(size)
+  }
 
   /** Writes the low `bits` bits of a non-negative integer below 2^32. */
   write(value: number, bits: number): void {
@@ -249,8 +317,8 @@ class BitWriter {
   }
 
   finish(): Uint8Array {
-    if (this.position !== POSE_BYTES * 8) {
-      throw new Error(`pose encoder wrote ${this.position} bits instead of ${POSE_BYTES * 8}`)
+    if (this.position !== this.size * 8) {
+      throw new Error(`pose encoder wrote ${this.position} bits instead of ${this.size * 8}`)
     }
     return this.bytes
   }
