@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use roomscale_protocol::events::{
     ErrorCode, ErrorReply, JoinPayload, ModeratePush, RoomEventBody, UpdateProfilePush,
 };
+use roomscale_protocol::objects::{MAX_OBJECTS_PER_POSE_PUSH, OBJECT_POSE_BYTES, PosePush};
 use roomscale_protocol::pose::POSE_BYTES;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -65,9 +66,24 @@ pub enum RoomCommand {
     Leave {
         member: MemberId,
     },
+    /// A binary `pose` push: the avatar pose and the poses of the objects
+    /// the member holds or throws (only a holder's count).
     Pose {
         member: MemberId,
         pose: [u8; POSE_BYTES],
+        objects: PushedObjects,
+    },
+    /// `object_grab`: take hold of an object (or catch it mid-throw).
+    ObjectGrab {
+        member: MemberId,
+        msg_ref: String,
+        object_id: String,
+    },
+    /// `object_release`: the holder let go and now throws it.
+    ObjectRelease {
+        member: MemberId,
+        msg_ref: String,
+        object_id: String,
     },
     /// Chat and shared-object changes: stored, then acknowledged and broadcast.
     Persist {
@@ -130,9 +146,54 @@ impl RoomCommand {
             }
             | RoomCommand::History {
                 member, msg_ref, ..
+            }
+            | RoomCommand::ObjectGrab {
+                member, msg_ref, ..
+            }
+            | RoomCommand::ObjectRelease {
+                member, msg_ref, ..
             } => Some((*member, msg_ref)),
             _ => None,
         }
+    }
+}
+
+/// The object poses of one `pose` push, kept inline (a push carries at most
+/// [`MAX_OBJECTS_PER_POSE_PUSH`]): a pose command allocates nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushedObjects {
+    poses: [[u8; OBJECT_POSE_BYTES]; MAX_OBJECTS_PER_POSE_PUSH],
+    len: u8,
+}
+
+impl PushedObjects {
+    /// The object poses of a parsed push.
+    pub fn of(push: &PosePush<'_>) -> PushedObjects {
+        let mut objects = PushedObjects::default();
+        for pose in push.objects().take(MAX_OBJECTS_PER_POSE_PUSH) {
+            objects.poses[usize::from(objects.len)] = *pose;
+            objects.len += 1;
+        }
+        objects
+    }
+
+    /// Object poses given one by one (tests, load generators); those past
+    /// [`MAX_OBJECTS_PER_POSE_PUSH`] are left out.
+    pub fn from_poses(poses: &[[u8; OBJECT_POSE_BYTES]]) -> PushedObjects {
+        let mut objects = PushedObjects::default();
+        for pose in poses.iter().take(MAX_OBJECTS_PER_POSE_PUSH) {
+            objects.poses[usize::from(objects.len)] = *pose;
+            objects.len += 1;
+        }
+        objects
+    }
+
+    pub fn as_slice(&self) -> &[[u8; OBJECT_POSE_BYTES]] {
+        &self.poses[..usize::from(self.len)]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 

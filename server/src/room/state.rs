@@ -438,7 +438,9 @@ impl RoomState {
         match command {
             RoomCommand::Join(request) => self.join(request, None, now),
             RoomCommand::Leave { member } => self.leave(member),
-            RoomCommand::Pose { member, mut pose } => {
+            RoomCommand::Pose {
+                member, mut pose, ..
+            } => {
                 if let Some(m) = self.members.get_mut(&member) {
                     pose::set_pose_slot(&mut pose, m.meta.slot);
                     m.latest_pose = Some(pose);
@@ -455,6 +457,17 @@ impl RoomState {
                 msg_ref,
                 update,
             } => self.update_profile(member, &msg_ref, update, now),
+            RoomCommand::ObjectGrab {
+                member, msg_ref, ..
+            }
+            | RoomCommand::ObjectRelease {
+                member, msg_ref, ..
+            } => self.reply(
+                member,
+                &msg_ref,
+                Err(ErrorCode::ObjectNotFound),
+                "this room has no such object".into(),
+            ),
             RoomCommand::SetMuted {
                 member,
                 msg_ref,

@@ -219,6 +219,7 @@ impl Room {
         self.command(RoomCommand::Pose {
             member,
             pose: pose::encode_pose(0, &pose_at(x)),
+            objects: Default::default(),
         });
     }
 
@@ -767,6 +768,7 @@ fn poses_carry_the_senders_slot_whatever_it_wrote() {
     room.command(RoomCommand::Pose {
         member: 2,
         pose: pose::encode_pose(999, &pose_at(0.0)),
+        objects: Default::default(),
     });
     room.now = room.deadline().unwrap();
     room.handle(Input::Timeout);

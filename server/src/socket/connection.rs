@@ -28,7 +28,7 @@ use roomscale_protocol::events::{
 };
 use roomscale_protocol::frame::{self, control};
 use roomscale_protocol::limits::MAX_FRAME_BYTES;
-use roomscale_protocol::pose::POSE_BYTES;
+use roomscale_protocol::objects::PosePush;
 use roomscale_protocol::server_event::{Reply, ServerEvent};
 use roomscale_protocol::{
     PHOENIX_TOPIC, ROOM_TOPIC_PREFIX, check_version, room_id_from_topic, room_topic,
@@ -44,7 +44,7 @@ use crate::identity::Claims;
 use crate::limits::{Place, TokenBucket};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxReceiver, binary_ok_reply, close_code, outbox};
-use crate::room::{self, JoinRequest, MemberId, RoomCommand};
+use crate::room::{self, JoinRequest, MemberId, PushedObjects, RoomCommand};
 use crate::voice;
 
 /// A send that makes no progress for this long means the client stopped reading.
@@ -428,6 +428,16 @@ impl Connection {
                     object_id: remove.object_id,
                 },
             },
+            ClientEvent::ObjectGrab(grab) => RoomCommand::ObjectGrab {
+                member,
+                msg_ref,
+                object_id: grab.object_id,
+            },
+            ClientEvent::ObjectRelease(release) => RoomCommand::ObjectRelease {
+                member,
+                msg_ref,
+                object_id: release.object_id,
+            },
             ClientEvent::UpdateProfile(update) => RoomCommand::UpdateProfile {
                 member,
                 msg_ref,
@@ -597,16 +607,21 @@ impl Connection {
             let reason = format!("join {} before sending poses", truncate(push.topic));
             return self.reply_error(&to(), ErrorCode::NotJoined, reason);
         };
-        let Ok(pose) = <[u8; POSE_BYTES]>::try_from(push.payload) else {
-            let reason = format!("a pose is {POSE_BYTES} bytes, got {}", push.payload.len());
-            return self.reply_error(&to(), ErrorCode::InvalidPayload, reason);
+        // The avatar pose, then 0..2 object poses: the size says how many.
+        let parsed = match PosePush::parse(push.payload) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                let reason = format!("{error}; this push was dropped");
+                return self.reply_error(&to(), ErrorCode::InvalidPayload, reason);
+            }
         };
         let member = channel.member;
-        if channel
-            .inbox
-            .try_send(RoomCommand::Pose { member, pose })
-            .is_err()
-        {
+        let command = RoomCommand::Pose {
+            member,
+            pose: *parsed.avatar,
+            objects: PushedObjects::of(&parsed),
+        };
+        if channel.inbox.try_send(command).is_err() {
             self.state.metrics.poses_dropped.inc();
         }
         if let Some(msg_ref) = msg_ref {

@@ -149,6 +149,7 @@ impl RoomState {
             truncated: page.more,
             pose_rate_hz: POSE_RATE_HZ,
             governance: self.governance.clone(),
+            objects: Vec::new(),
         };
         let reply = ok_frame(&join.address, &join.msg_ref, reply);
         let joined = PresenceDiff {
