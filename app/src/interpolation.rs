@@ -26,26 +26,48 @@ const HISTORY: f64 = 1.0;
 /// stalls and then delivers a late burst goes forward, so neither trips it.
 const CLOCK_RESTART: f64 = 1.0;
 
+/// A pose that can be shown between two samples of it.
+pub trait Interpolate: Copy {
+    /// The pose `f` (0..=1) of the way from `a` to `b`.
+    fn interpolate(a: &Self, b: &Self, f: f32) -> Self;
+}
+
+impl Interpolate for AvatarPose {
+    fn interpolate(a: &AvatarPose, b: &AvatarPose, f: f32) -> AvatarPose {
+        AvatarPose {
+            head: lerp_joint(&a.head, &b.head, f),
+            left: lerp_joint(&a.left, &b.left, f),
+            right: lerp_joint(&a.right, &b.right, f),
+            // Tracking flags switch at the later sample, never half-way.
+            flags: if f < 1.0 { a.flags } else { b.flags },
+        }
+    }
+}
+
 /// One remote avatar's recent poses on the sender's timeline.
+pub type AvatarTrack = Track<AvatarPose>;
+
+/// One remote stream's recent poses (an avatar's, or a held object's) on the
+/// sender's timeline.
 #[derive(Debug, Clone)]
-pub struct AvatarTrack {
+pub struct Track<P> {
     delay: f64,
     /// (server time in seconds, pose), oldest first.
-    samples: VecDeque<(f64, AvatarPose)>,
+    samples: VecDeque<(f64, P)>,
     /// Smallest (receive time - server time) seen: the clock offset of the
     /// fastest delivery, which jitter can only make larger.
     offset: Option<f64>,
 }
 
-impl Default for AvatarTrack {
+impl<P: Interpolate> Default for Track<P> {
     fn default() -> Self {
-        AvatarTrack::new(DEFAULT_DELAY)
+        Track::new(DEFAULT_DELAY)
     }
 }
 
-impl AvatarTrack {
-    pub fn new(delay: f64) -> AvatarTrack {
-        AvatarTrack {
+impl<P: Interpolate> Track<P> {
+    pub fn new(delay: f64) -> Track<P> {
+        Track {
             delay,
             samples: VecDeque::new(),
             offset: None,
@@ -61,7 +83,7 @@ impl AvatarTrack {
     /// 32-bit millisecond clock wrapping). The track then forgets its samples
     /// and offset and starts over from this sample. Any other sample, early,
     /// late or out of order, is sorted into the timeline.
-    pub fn push(&mut self, receive_time: f64, server_time: f64, pose: AvatarPose) {
+    pub fn push(&mut self, receive_time: f64, server_time: f64, pose: P) {
         let offset = receive_time - server_time;
         if let (Some(fastest), Some((newest, _))) = (self.offset, self.samples.back())
             && server_time < *newest
@@ -92,7 +114,7 @@ impl AvatarTrack {
     }
 
     /// The pose to show at `now` (receiver clock), or `None` before the first sample.
-    pub fn sample(&self, now: f64) -> Option<AvatarPose> {
+    pub fn sample(&self, now: f64) -> Option<P> {
         let offset = self.offset?;
         let target = now - offset - self.delay;
         let after = self.samples.partition_point(|(t, _)| *t <= target);
@@ -105,13 +127,12 @@ impl AvatarTrack {
         let (t0, a) = &self.samples[after - 1];
         let (t1, b) = &self.samples[after];
         let f = ((target - t0) / (t1 - t0)) as f32;
-        Some(AvatarPose {
-            head: lerp_joint(&a.head, &b.head, f),
-            left: lerp_joint(&a.left, &b.left, f),
-            right: lerp_joint(&a.right, &b.right, f),
-            // Tracking flags switch at the later sample, never half-way.
-            flags: if f < 1.0 { a.flags } else { b.flags },
-        })
+        Some(P::interpolate(a, b, f))
+    }
+
+    /// Whether any sample arrived since the last reset.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
     }
 }
 
@@ -128,7 +149,7 @@ fn lerp_joint(a: &Joint, b: &Joint, f: f32) -> Joint {
 
 /// Normalised linear interpolation along the shorter arc; between 30 Hz
 /// samples the angles are small, where it matches slerp closely.
-fn nlerp(a: [f32; 4], b: [f32; 4], f: f32) -> [f32; 4] {
+pub fn nlerp(a: [f32; 4], b: [f32; 4], f: f32) -> [f32; 4] {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let sign = if dot < 0.0 { -1.0 } else { 1.0 };
     let mut q = [0.0; 4];

@@ -10,6 +10,7 @@ pub mod desktop;
 mod egui_probe;
 pub mod interpolation;
 pub mod net;
+pub mod objects;
 pub mod picker;
 pub mod render;
 pub mod scene;

@@ -23,6 +23,7 @@ use roomscale_protocol::presence::{PresenceMeta, Role};
 
 use crate::client::{Presence, RoomUpdate};
 use crate::interpolation::AvatarTrack;
+use crate::objects::Objects;
 use crate::render::{self, AvatarInstance};
 
 /// Chat lines kept while nobody asks for older ones.
@@ -114,6 +115,8 @@ pub struct RoomScene {
     governance: Governance,
     /// Why the server ended this visit, once it did.
     closed: Option<ClosePayload>,
+    /// Every shared object, and this visitor's holds and throws.
+    objects: Objects,
 }
 
 impl RoomScene {
@@ -123,6 +126,17 @@ impl RoomScene {
     pub fn joined(&mut self, slot: u16) {
         self.own_slot = Some(slot);
         self.tracks.clear();
+        self.objects.set_own_slot(Some(slot));
+    }
+
+    /// Every shared object: what to draw ([`Objects::displayed`]) and the
+    /// holds this visitor makes.
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    pub fn objects_mut(&mut self) -> &mut Objects {
+        &mut self.objects
     }
 
     /// Left the room: nothing remains.
@@ -288,6 +302,7 @@ impl RoomScene {
                 self.presence = presence;
             }
             RoomUpdate::Event(event) => {
+                self.objects.on_event(&event);
                 if let RoomEventBody::Chat { text } = event.body {
                     self.push_line(ChatLine {
                         id: Some(event.id),
@@ -311,6 +326,7 @@ impl RoomScene {
                 self.presence = Presence::default();
                 self.tracks.clear();
                 self.own_slot = None;
+                self.objects.clear();
             }
             RoomUpdate::Poses {
                 server_time_ms,

@@ -1,0 +1,662 @@
+//! Every shared object in the room as this client shows it, and the objects
+//! this client holds or throws.
+//!
+//! Where an object is comes from four places: the join reply's snapshot, the
+//! `object_set` / `object_remove` events (an object comes to rest, appears or
+//! goes), `object_holder` pushes (who holds or throws it now) and the object
+//! poses in pose batches, which are shown about [`DEFAULT_DELAY`] in the past
+//! like avatars ([`Track`]).
+//!
+//! Local holds run here too: [`Objects::grab`] asks the server (the object
+//! follows [`Objects::hold_at`] at once, and snaps back if the grab is
+//! refused), [`Objects::release`] throws it with the hand's estimated
+//! velocity, and [`Objects::tick`] advances flights in the physics crate's
+//! fixed steps and says what to send: the poses for the next pose push and
+//! the `object_set` that ends a flight at rest.
+//!
+//! Plain logic: time is an input (seconds on the local clock, the same clock
+//! [`crate::scene::RoomScene::apply`] is given), and nothing here sends; the
+//! caller carries [`GrabRequest`], [`ReleaseRequest`] and [`ObjectTick`] to
+//! the room client.
+
+use std::collections::BTreeMap;
+
+use roomscale_physics::{Body, Flight, VelocityEstimator, World, collision_radius};
+use roomscale_protocol::events::{ErrorCode, ErrorReply, RoomEvent, RoomEventBody};
+use roomscale_protocol::objects::{
+    MAX_OBJECTS_PER_POSE_PUSH, ObjectHolder, ObjectHolderPush, ObjectKind, ObjectPose,
+    ObjectPoseFlags, ObjectSnapshot, ObjectState,
+};
+
+use crate::interpolation::{DEFAULT_DELAY, Interpolate, Track, nlerp};
+
+/// A held object is never further than this from where the hand put it when
+/// it is thrown, in seconds of flight: a frame loop that stalls for longer
+/// steps at most this much at once (the physics crate caps it too).
+const MAX_STEP_BATCH_SECONDS: f32 = 0.25;
+/// How long a rest this client sent may go unconfirmed before the object is
+/// shown from the room's state again, in seconds.
+const SETTLE_TIMEOUT: f64 = 3.0;
+
+/// One object as every renderer draws it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShownObject {
+    pub id: String,
+    pub kind: ObjectKind,
+    /// Linear RGB (the `#rrggbb` sRGB colour decoded), as the avatar
+    /// pipelines take colours.
+    pub colour: [f32; 3],
+    /// Metres, room coordinates.
+    pub position: [f32; 3],
+    /// Unit quaternion `[x, y, z, w]`.
+    pub orientation: [f32; 4],
+    /// Who holds or throws it, as the server last said.
+    pub holder: Option<ObjectHolder>,
+    /// This client holds it (or asked to and has no answer yet).
+    pub held_by_me: bool,
+    /// Nobody holds or throws it: it lies where its last `object_set` put it.
+    pub resting: bool,
+}
+
+/// Ask the server for `object_grab {object_id}`; hand the answer to
+/// [`Objects::on_grab_reply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrabRequest {
+    pub object_id: String,
+}
+
+/// Send `object_release {object_id}`: this client now throws it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRequest {
+    pub object_id: String,
+}
+
+/// What a grab came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GrabOutcome {
+    /// Granted: the object's handle in pose pushes and batches.
+    Granted { handle: u16 },
+    /// Someone else holds it (`ErrorReply::holder`).
+    Held(Option<ObjectHolder>),
+    /// Refused for another reason (gone, a rest being stored, the connection).
+    Failed(String),
+}
+
+impl GrabOutcome {
+    /// The outcome a refusal carries.
+    pub fn from_error(error: &ErrorReply) -> GrabOutcome {
+        if error.code == ErrorCode::ObjectHeld {
+            GrabOutcome::Held(error.holder.clone())
+        } else {
+            GrabOutcome::Failed(error.reason.clone())
+        }
+    }
+}
+
+/// What [`Objects::tick`] asks the caller to send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectTick {
+    /// The poses of the objects this client holds or throws (at most
+    /// [`MAX_OBJECTS_PER_POSE_PUSH`]) for the next pose push; the pose
+    /// sender paces them (at most 30 Hz, at least every
+    /// `OBJECT_KEEPALIVE_MS` while not empty).
+    pub poses: Vec<ObjectPose>,
+    /// `object_release` for grabs let go of before the server answered.
+    pub releases: Vec<ReleaseRequest>,
+    /// `object_set`: flights that came to rest, with their rest state.
+    pub rests: Vec<(String, ObjectState)>,
+}
+
+/// This client's own part in an object.
+#[derive(Debug, Clone)]
+enum Local {
+    None,
+    /// Asked to grab; following the hand meanwhile.
+    Pending {
+        pose: Option<([f32; 3], [f32; 4])>,
+        estimator: VelocityEstimator,
+        /// Let go before the answer: throw as soon as it is granted.
+        released: bool,
+    },
+    Held {
+        handle: u16,
+        pose: ([f32; 3], [f32; 4]),
+        estimator: VelocityEstimator,
+    },
+    Flying {
+        handle: u16,
+        flight: Flight,
+        last: f64,
+    },
+    /// The flight ended here; the `object_set` is on its way.
+    Settling {
+        state: ObjectState,
+        since: f64,
+    },
+}
+
+/// A pose sample of a remote holder's stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ObjectSample {
+    position: [f32; 3],
+    orientation: [f32; 4],
+}
+
+impl Interpolate for ObjectSample {
+    fn interpolate(a: &ObjectSample, b: &ObjectSample, f: f32) -> ObjectSample {
+        let mut position = [0.0; 3];
+        for (i, p) in position.iter_mut().enumerate() {
+            *p = a.position[i] + (b.position[i] - a.position[i]) * f;
+        }
+        ObjectSample {
+            position,
+            orientation: nlerp(a.orientation, b.orientation, f),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The last resting state the room stored.
+    state: ObjectState,
+    colour: [f32; 3],
+    handle: Option<u16>,
+    holder: Option<ObjectHolder>,
+    track: Track<ObjectSample>,
+    local: Local,
+}
+
+impl Entry {
+    fn new(state: ObjectState, handle: Option<u16>, holder: Option<ObjectHolder>) -> Entry {
+        Entry {
+            colour: crate::render::colour_from_hex(&state.colour).unwrap_or([0.7; 3]),
+            state,
+            handle,
+            holder,
+            track: Track::new(DEFAULT_DELAY),
+            local: Local::None,
+        }
+    }
+
+    fn local_pose(&self) -> Option<([f32; 3], [f32; 4])> {
+        match &self.local {
+            Local::None => None,
+            Local::Pending { pose, .. } => *pose,
+            Local::Held { pose, .. } => Some(*pose),
+            Local::Flying { flight, .. } => Some((flight.body.position, flight.body.orientation)),
+            Local::Settling { state, .. } => Some((state.position, state.orientation)),
+        }
+    }
+
+    fn pose(&self, now: f64) -> ([f32; 3], [f32; 4]) {
+        if let Some(pose) = self.local_pose() {
+            return pose;
+        }
+        if self.holder.is_some()
+            && let Some(sample) = self.track.sample(now)
+        {
+            return (sample.position, sample.orientation);
+        }
+        if self.holder.is_none()
+            && self.state_is_stale()
+            && let Some(sample) = self.track.sample(now)
+        {
+            // The server is settling a lost holder's object: show it where
+            // it was last seen until the rest arrives.
+            return (sample.position, sample.orientation);
+        }
+        (self.state.position, self.state.orientation)
+    }
+
+    /// The stored rest is older than the stream (a holder was lost and the
+    /// server has not stored the settled rest yet).
+    fn state_is_stale(&self) -> bool {
+        !self.track.is_empty()
+    }
+
+    fn held_by_me(&self) -> bool {
+        matches!(
+            self.local,
+            Local::Pending { .. } | Local::Held { .. } | Local::Flying { .. }
+        )
+    }
+}
+
+/// Every object in the room.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    objects: BTreeMap<String, Entry>,
+    /// This client's slot in the room: a holder with it is this client.
+    own_slot: Option<u16>,
+    world: World,
+    notices: Vec<String>,
+    /// Grabs let go of before they were granted, to release now.
+    pending_releases: Vec<String>,
+}
+
+impl Default for Objects {
+    fn default() -> Self {
+        Objects::new()
+    }
+}
+
+impl Objects {
+    pub fn new() -> Objects {
+        Objects {
+            objects: BTreeMap::new(),
+            own_slot: None,
+            world: World::room(),
+            notices: Vec::new(),
+            pending_releases: Vec::new(),
+        }
+    }
+
+    /// A join's (or rejoin's) snapshot: the truth about every object now.
+    /// Local holds end: a rejoin is a new membership, and the server let go
+    /// of whatever the old one held.
+    pub fn joined(&mut self, own_slot: u16, snapshot: &[ObjectSnapshot]) {
+        self.own_slot = Some(own_slot);
+        self.objects = snapshot
+            .iter()
+            .map(|object| {
+                (
+                    object.object_id.clone(),
+                    Entry::new(
+                        object.state.clone(),
+                        Some(object.handle),
+                        object.holder.clone(),
+                    ),
+                )
+            })
+            .collect();
+    }
+
+    /// This client's slot changed (a rejoin) before its snapshot arrived.
+    pub fn set_own_slot(&mut self, own_slot: Option<u16>) {
+        self.own_slot = own_slot;
+    }
+
+    /// Out of the room: nothing is shown.
+    pub fn clear(&mut self) {
+        self.objects.clear();
+        self.own_slot = None;
+    }
+
+    /// A persisted event: `object_set` (appears, or comes to rest) or
+    /// `object_remove`. Other events are ignored.
+    pub fn on_event(&mut self, event: &RoomEvent) {
+        match &event.body {
+            RoomEventBody::ObjectSet { object_id, state } => {
+                let Ok(state) = ObjectState::from_value(state) else {
+                    return;
+                };
+                self.set(object_id, state);
+            }
+            RoomEventBody::ObjectRemove { object_id } => {
+                self.objects.remove(object_id);
+            }
+            _ => {}
+        }
+    }
+
+    /// An object rests at `state`, held by nobody.
+    pub fn set(&mut self, object_id: &str, state: ObjectState) {
+        match self.objects.get_mut(object_id) {
+            Some(entry) => {
+                entry.colour = crate::render::colour_from_hex(&state.colour).unwrap_or([0.7; 3]);
+                entry.state = state;
+                entry.holder = None;
+                entry.track.reset();
+                // A grab asked for before this rest keeps waiting for its
+                // answer; anything else of ours is over.
+                if !matches!(entry.local, Local::Pending { .. }) {
+                    entry.local = Local::None;
+                }
+            }
+            None => {
+                self.objects
+                    .insert(object_id.to_string(), Entry::new(state, None, None));
+            }
+        }
+    }
+
+    /// `object_holder`: who holds or throws an object now.
+    pub fn on_holder(&mut self, push: &ObjectHolderPush) {
+        let own_slot = self.own_slot;
+        let Some(entry) = self.objects.get_mut(&push.object_id) else {
+            return;
+        };
+        entry.handle = Some(push.handle);
+        let mine = push
+            .holder
+            .as_ref()
+            .is_some_and(|holder| Some(holder.slot) == own_slot);
+        if !mine && push.holder.is_some() {
+            // Someone else has it now: a catch ends this client's flight or
+            // hold, and their stream takes over from where it was shown.
+            if matches!(
+                entry.local,
+                Local::Held { .. } | Local::Flying { .. } | Local::Settling { .. }
+            ) {
+                entry.local = Local::None;
+            }
+            if push.holder != entry.holder {
+                entry.track.reset();
+            }
+        }
+        entry.holder = push.holder.clone();
+    }
+
+    /// The object poses of a pose batch stamped `server_time_ms`, received at `now`.
+    pub fn on_poses(&mut self, now: f64, server_time_ms: u32, poses: &[ObjectPose]) {
+        let server_time = f64::from(server_time_ms) / 1000.0;
+        for pose in poses {
+            let Some(entry) = self
+                .objects
+                .values_mut()
+                .find(|entry| entry.handle == Some(pose.handle))
+            else {
+                continue;
+            };
+            // Our own poses come back in every batch; we show our own.
+            if matches!(entry.local, Local::None) {
+                entry.track.push(
+                    now,
+                    server_time,
+                    ObjectSample {
+                        position: pose.position,
+                        orientation: pose.orientation,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Asks to take hold of `object_id`: `None` if there is no such object,
+    /// this client already holds it, or someone else holds it (a notice says
+    /// who). A thrown object may be grabbed: a catch.
+    pub fn grab(&mut self, object_id: &str, _now: f64) -> Option<GrabRequest> {
+        let entry = self.objects.get_mut(object_id)?;
+        if entry.held_by_me() {
+            return None;
+        }
+        if let Some(holder) = &entry.holder
+            && !holder.throwing
+            && Some(holder.slot) != self.own_slot
+        {
+            self.notices.push(held_notice(object_id, Some(holder)));
+            return None;
+        }
+        let start = entry.pose(_now);
+        entry.local = Local::Pending {
+            pose: Some(start),
+            estimator: VelocityEstimator::default(),
+            released: false,
+        };
+        Some(GrabRequest {
+            object_id: object_id.to_string(),
+        })
+    }
+
+    /// The server's answer to a grab.
+    pub fn on_grab_reply(&mut self, object_id: &str, outcome: GrabOutcome, now: f64) {
+        let Some(entry) = self.objects.get_mut(object_id) else {
+            return;
+        };
+        let Local::Pending {
+            pose,
+            estimator,
+            released,
+        } = std::mem::replace(&mut entry.local, Local::None)
+        else {
+            return;
+        };
+        match outcome {
+            GrabOutcome::Granted { handle } => {
+                entry.handle = Some(handle);
+                let pose = pose.unwrap_or((entry.state.position, entry.state.orientation));
+                entry.local = Local::Held {
+                    handle,
+                    pose,
+                    estimator,
+                };
+                if released {
+                    self.pending_releases.push(object_id.to_string());
+                    self.start_flight(object_id, now);
+                }
+            }
+            GrabOutcome::Held(holder) => {
+                self.notices.push(held_notice(object_id, holder.as_ref()));
+            }
+            GrabOutcome::Failed(reason) => {
+                self.notices
+                    .push(format!("could not pick up {object_id}: {reason}"));
+            }
+        }
+    }
+
+    /// Where the hand (or mouse) holding `object_id` puts it at `now`.
+    pub fn hold_at(
+        &mut self,
+        object_id: &str,
+        position: [f32; 3],
+        orientation: [f32; 4],
+        now: f64,
+    ) {
+        let Some(entry) = self.objects.get_mut(object_id) else {
+            return;
+        };
+        match &mut entry.local {
+            Local::Pending {
+                pose, estimator, ..
+            } => {
+                *pose = Some((position, orientation));
+                estimator.push(now, position, orientation);
+            }
+            Local::Held {
+                pose, estimator, ..
+            } => {
+                *pose = (position, orientation);
+                estimator.push(now, position, orientation);
+            }
+            _ => {}
+        }
+    }
+
+    /// Lets go of `object_id`: it flies on with the hand's velocity, this
+    /// client simulating it until it rests. `Some` when `object_release` is
+    /// to be sent now; a grab still unanswered is released once granted
+    /// (through [`ObjectTick::releases`]).
+    pub fn release(&mut self, object_id: &str, now: f64) -> Option<ReleaseRequest> {
+        let entry = self.objects.get_mut(object_id)?;
+        match &mut entry.local {
+            Local::Pending { released, .. } => {
+                *released = true;
+                None
+            }
+            Local::Held { .. } => {
+                self.start_flight(object_id, now);
+                Some(ReleaseRequest {
+                    object_id: object_id.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn start_flight(&mut self, object_id: &str, now: f64) {
+        let Some(entry) = self.objects.get_mut(object_id) else {
+            return;
+        };
+        let Local::Held {
+            handle,
+            pose: (position, orientation),
+            estimator,
+        } = &entry.local
+        else {
+            return;
+        };
+        let (velocity, angular_velocity) = estimator.velocity();
+        let mut state = entry.state.clone();
+        state.position = *position;
+        state.orientation = *orientation;
+        entry.local = Local::Flying {
+            handle: *handle,
+            flight: Flight::new(Body::released(&state, velocity, angular_velocity)),
+            last: now,
+        };
+    }
+
+    /// Advances this client's flights to `now` and says what to send.
+    pub fn tick(&mut self, now: f64) -> ObjectTick {
+        let mut tick = ObjectTick {
+            releases: std::mem::take(&mut self.pending_releases)
+                .into_iter()
+                .map(|object_id| ReleaseRequest { object_id })
+                .collect(),
+            ..ObjectTick::default()
+        };
+        for (id, entry) in &mut self.objects {
+            match &mut entry.local {
+                Local::Held { handle, pose, .. } => tick.poses.push(ObjectPose {
+                    handle: *handle,
+                    flags: ObjectPoseFlags(ObjectPoseFlags::HELD),
+                    position: pose.0,
+                    orientation: pose.1,
+                }),
+                Local::Flying {
+                    handle,
+                    flight,
+                    last,
+                } => {
+                    let elapsed = ((now - *last).max(0.0) as f32).min(MAX_STEP_BATCH_SECONDS);
+                    *last = now;
+                    let resting = flight.resting || flight.advance(&self.world, elapsed);
+                    tick.poses.push(ObjectPose {
+                        handle: *handle,
+                        flags: ObjectPoseFlags(0),
+                        position: flight.body.position,
+                        orientation: flight.body.orientation,
+                    });
+                    if resting {
+                        let mut state = entry.state.clone();
+                        state.position = flight.body.position;
+                        state.orientation = normalized(flight.body.orientation);
+                        tick.rests.push((id.clone(), state.clone()));
+                        entry.local = Local::Settling { state, since: now };
+                    }
+                }
+                Local::Settling { since, .. } if now - *since > SETTLE_TIMEOUT => {
+                    entry.local = Local::None;
+                }
+                _ => {}
+            }
+        }
+        tick.poses.truncate(MAX_OBJECTS_PER_POSE_PUSH);
+        tick
+    }
+
+    /// The rest this client sent was refused (someone caught the object, or
+    /// it is gone): show the room's state again.
+    pub fn on_rest_refused(&mut self, object_id: &str, reason: &str) {
+        if let Some(entry) = self.objects.get_mut(object_id)
+            && matches!(entry.local, Local::Settling { .. })
+        {
+            entry.local = Local::None;
+            self.notices
+                .push(format!("{object_id} could not be put down: {reason}"));
+        }
+    }
+
+    /// Every object as it is to be drawn at `now`.
+    pub fn displayed(&self, now: f64) -> impl Iterator<Item = ShownObject> + '_ {
+        self.objects.iter().map(move |(id, entry)| {
+            let (position, orientation) = entry.pose(now);
+            ShownObject {
+                id: id.clone(),
+                kind: entry.state.kind,
+                colour: entry.colour,
+                position,
+                orientation,
+                holder: entry.holder.clone(),
+                held_by_me: entry.held_by_me(),
+                resting: entry.holder.is_none() && !entry.held_by_me(),
+            }
+        })
+    }
+
+    /// One object as it is to be drawn at `now`.
+    pub fn shown(&self, object_id: &str, now: f64) -> Option<ShownObject> {
+        self.displayed(now).find(|object| object.id == object_id)
+    }
+
+    /// The object nearest `point` whose surface is within `max_distance` of
+    /// it and that this client may grab (not held by someone else).
+    pub fn nearest_grabbable(
+        &self,
+        point: [f32; 3],
+        max_distance: f32,
+        now: f64,
+    ) -> Option<String> {
+        self.displayed(now)
+            .filter(|object| {
+                object.held_by_me
+                    || object
+                        .holder
+                        .as_ref()
+                        .is_none_or(|holder| holder.throwing || Some(holder.slot) == self.own_slot)
+            })
+            .map(|object| {
+                let d = distance(object.position, point) - collision_radius(object.kind);
+                (d.max(0.0), object.id)
+            })
+            .filter(|(d, _)| *d <= max_distance)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, id)| id)
+    }
+
+    /// The objects this client holds or throws now.
+    pub fn mine(&self) -> impl Iterator<Item = &str> {
+        self.objects
+            .iter()
+            .filter(|(_, entry)| entry.held_by_me())
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Notices for the chat or status line (a refused grab names the holder).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+fn held_notice(object_id: &str, holder: Option<&ObjectHolder>) -> String {
+    match holder {
+        Some(holder) => format!("{object_id} is held by {}", holder.name),
+        None => format!("{object_id} is held by someone else"),
+    }
+}
+
+fn distance(a: [f32; 3], b: [f32; 3]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}
+
+fn normalized(q: [f32; 4]) -> [f32; 4] {
+    let norm = q.iter().map(|c| c * c).sum::<f32>().sqrt();
+    if norm < 1e-6 {
+        [0.0, 0.0, 0.0, 1.0]
+    } else {
+        q.map(|c| c / norm)
+    }
+}
