@@ -287,10 +287,15 @@ async fn read_storage(
                 .events_after(room_id, 0, 1)
                 .await
                 .map_err(|e| e.to_string())?;
+            let objects = store
+                .room_objects(room_id)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(ReadResult::Room(Some(LoadedRoom {
                 summary: room.summary(),
                 governance: room.governance(moderators),
                 newest_event_id: newest.last().map_or(0, |e| e.id),
+                objects,
             })))
         }
         StorageRead::Events {

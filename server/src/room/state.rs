@@ -39,6 +39,7 @@ use roomscale_protocol::events::{
 };
 use roomscale_protocol::limits::REMOVAL_BAN_SECONDS;
 use roomscale_protocol::names::normalize_name;
+use roomscale_protocol::objects::ObjectState;
 use roomscale_protocol::pose::{self, POSE_BYTES};
 use roomscale_protocol::presence::{PresenceDiff, PresenceEntry, PresenceMeta, PresenceState};
 use roomscale_protocol::server_event::{Reply, ReplyBody, ServerEvent};
@@ -132,12 +133,14 @@ pub struct LoadedRoom {
     pub governance: Governance,
     /// The id of the newest stored event (0 when there is none).
     pub newest_event_id: u64,
+    /// Its objects where they rest, by id.
+    pub objects: Vec<(String, ObjectState)>,
 }
 
 /// A storage read for the actor to run off its loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StorageRead {
-    /// The room, its moderators and its newest event id.
+    /// The room, its moderators, its newest event id and its objects.
     Room,
     /// [`crate::storage::Store::events_page`] with the replay limits.
     Events { after_id: u64, before_id: u64 },

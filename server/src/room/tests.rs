@@ -55,6 +55,7 @@ impl Room {
                 },
                 governance,
                 newest_event_id,
+                objects: Vec::new(),
             }))),
         });
         room
@@ -651,6 +652,7 @@ fn joins_that_arrive_while_the_room_loads_are_answered_once_it_loaded() {
             },
             governance: owned_by(OWNER),
             newest_event_id: 0,
+            objects: Vec::new(),
         }))),
     });
     room.answer_replay(Vec::new(), false);

@@ -1,4 +1,7 @@
 //! Persisted room events (chat, shared-object changes), numbered per room.
+//! An object's event also writes its row in `room_objects` (see
+//! [`super::objects`]) in the same transaction. The history's retention
+//! purges events only: objects keep their place however old their event.
 
 use std::time::Duration;
 
@@ -18,6 +21,13 @@ const APPEND_EVENT: &str = "\
     SELECT $1, COALESCE(MAX(id), 0) + 1, $2, $3, $4, $5, $6 \
     FROM room_events WHERE room_id = $1 \
     RETURNING id";
+
+/// An object's resting state as its newest `object_set` left it.
+const UPSERT_OBJECT: &str = "\
+    INSERT INTO room_objects (room_id, object_id, state, event_id) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (room_id, object_id) DO UPDATE SET state = excluded.state, event_id = excluded.event_id";
+
+const DELETE_OBJECT: &str = "DELETE FROM room_objects WHERE room_id = $1 AND object_id = $2";
 
 /// The newest events first, so that LIMIT keeps the newest; reversed afterwards.
 const EVENTS_AFTER: &str = "\
@@ -75,16 +85,10 @@ impl Store {
         let room = room_id.to_string();
         let mut attempt = 1;
         let id: i64 = loop {
-            let result = sqlx::query_scalar(APPEND_EVENT)
-                .bind(&room)
-                .bind(user_id)
-                .bind(name)
-                .bind(sent_at_ms)
-                .bind(event_kind(body))
-                .bind(&body_json)
-                .fetch_one(self.pool())
-                .await;
-            match result {
+            match self
+                .append_in_transaction(&room, user_id, name, sent_at_ms, body, &body_json)
+                .await
+            {
                 Ok(id) => break id,
                 Err(e) if is_foreign_key_violation(&e) => return Err(StorageError::RoomNotFound),
                 Err(e) if attempt < APPEND_ATTEMPTS && is_retryable_conflict(&e) => {
@@ -104,6 +108,51 @@ impl Store {
             sent_at: sent_at_ms,
             body: body.clone(),
         })
+    }
+
+    /// One try of [`Store::append_event`]: the event and, for an object's
+    /// event, its row in `room_objects`, committed together so the objects a
+    /// room loads are always those its events left.
+    async fn append_in_transaction(
+        &self,
+        room: &str,
+        user_id: &str,
+        name: &str,
+        sent_at_ms: i64,
+        body: &RoomEventBody,
+        body_json: &str,
+    ) -> std::result::Result<i64, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let id: i64 = sqlx::query_scalar(APPEND_EVENT)
+            .bind(room)
+            .bind(user_id)
+            .bind(name)
+            .bind(sent_at_ms)
+            .bind(event_kind(body))
+            .bind(body_json)
+            .fetch_one(&mut *tx)
+            .await?;
+        match body {
+            RoomEventBody::Chat { .. } => {}
+            RoomEventBody::ObjectSet { object_id, state } => {
+                sqlx::query(UPSERT_OBJECT)
+                    .bind(room)
+                    .bind(object_id.as_str())
+                    .bind(state.to_string())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            RoomEventBody::ObjectRemove { object_id } => {
+                sqlx::query(DELETE_OBJECT)
+                    .bind(room)
+                    .bind(object_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// The newest `limit` events of a room with an id above `after_id`, oldest

@@ -9,6 +9,7 @@
 
 mod error;
 mod events;
+mod objects;
 mod rooms;
 
 use std::borrow::Cow;
@@ -38,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "owners visibility soft delete",
         include_str!("../../migrations/0002_owners_visibility_soft_delete.sql"),
+    ),
+    (
+        3,
+        "room objects",
+        include_str!("../../migrations/0003_room_objects.sql"),
     ),
 ];
 

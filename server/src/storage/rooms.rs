@@ -3,7 +3,8 @@
 //!
 //! A deleted room keeps its row (with `deleted_at`) for [`DELETED_ROOMS_KEPT`],
 //! during which its owner or the admin may restore it; afterwards the janitor
-//! purges it, and its events and moderators go with it through the foreign keys.
+//! purges it, and its events, objects and moderators go with it through the
+//! foreign keys. A new room starts with the physics crate's starter props.
 
 use std::fmt;
 use std::str::FromStr;
@@ -286,6 +287,9 @@ impl Store {
             locked: false,
             deleted_at: None,
         };
+        // The room and its starter props together: no room is ever seen
+        // without its table's props.
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO rooms (id, name, description, inserted_at, updated_at, owner_id, \
              visibility, locked, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, NULL)",
@@ -297,8 +301,10 @@ impl Store {
         .bind(room.updated_at)
         .bind(room.owner_id.clone())
         .bind(room.visibility.as_str())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        super::objects::insert_starter_props(&mut tx, room.id).await?;
+        tx.commit().await?;
         Ok(room)
     }
 

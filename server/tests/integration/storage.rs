@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use roomscale_protocol::events::RoomEventBody;
+use roomscale_protocol::objects::ObjectState;
 use roomscale_server::Store;
 use roomscale_server::storage::{Backend, NewRoom, Room, StorageError};
 use serde_json::json;
@@ -43,6 +44,7 @@ on_both_backends!(
     events_after_returns_the_newest_within_the_limit,
     deleting_a_room_deletes_its_events,
     concurrent_appends_get_distinct_consecutive_ids,
+    objects_start_as_starter_props_follow_their_events_and_outlive_the_history,
 );
 
 async fn on_sqlite<F, Fut>(case: F)
@@ -480,4 +482,100 @@ async fn databases_that_cannot_be_opened_say_where_and_what_to_check() {
     assert!(message.contains("127.0.0.1:1/roomscale"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
     assert!(message.contains("that PostgreSQL is running"), "{message}");
+}
+
+async fn objects_start_as_starter_props_follow_their_events_and_outlive_the_history(store: Store) {
+    let room = store
+        .create_room(&new_room("Props", ""), None)
+        .await
+        .unwrap()
+        .id;
+    let ids = |objects: &[(String, ObjectState)]| {
+        objects.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>()
+    };
+    let mut starter: Vec<(String, ObjectState)> = roomscale_physics::starter_props();
+    starter.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(!starter.is_empty());
+    assert_eq!(
+        store.room_objects(room).await.unwrap(),
+        starter,
+        "a new room has the starter props, by id"
+    );
+
+    let moved = ObjectState {
+        position: [1.0, 0.05, 2.0],
+        ..starter[0].1.clone()
+    };
+    let set = |id: &str, state: &ObjectState| RoomEventBody::ObjectSet {
+        object_id: id.into(),
+        state: state.to_value(),
+    };
+    store
+        .append_event(room, "u", "Ada", 1, &set(&starter[0].0, &moved))
+        .await
+        .unwrap();
+    let spawned = ObjectState {
+        position: [-3.0, 0.06, 0.0],
+        ..starter[1].1.clone()
+    };
+    store
+        .append_event(room, "u", "Ada", 2, &set("zz-new", &spawned))
+        .await
+        .unwrap();
+    store
+        .append_event(
+            room,
+            "u",
+            "Ada",
+            3,
+            &RoomEventBody::ObjectRemove {
+                object_id: starter[1].0.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .append_event(room, "u", "Ada", 4, &chat("and a chat"))
+        .await
+        .unwrap();
+    let objects = store.room_objects(room).await.unwrap();
+    let mut expected_ids = ids(&starter);
+    expected_ids.remove(1);
+    expected_ids.push("zz-new".into());
+    assert_eq!(ids(&objects), expected_ids);
+    assert_eq!(
+        objects[0].1, moved,
+        "the newest object_set is where it rests"
+    );
+    assert_eq!(objects.last().unwrap().1, spawned);
+    let event_id: i64 = sqlx::query_scalar(
+        "SELECT event_id FROM room_objects WHERE room_id = $1 AND object_id = $2",
+    )
+    .bind(room.to_string())
+    .bind(&starter[0].0)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(event_id, 1, "the row names the event that put it there");
+
+    // The history's retention takes the events, never the objects.
+    store.purge_history(Some(i64::MAX), None).await.unwrap();
+    store.purge_history(None, Some(1)).await.unwrap();
+    assert_eq!(store.room_objects(room).await.unwrap(), objects);
+
+    // An event that fails stores no object either: one transaction.
+    assert!(store.delete_room(room).await.unwrap());
+    let after_the_delete = roomscale_server::time::unix_millis(std::time::SystemTime::now()) + 1;
+    store.purge_deleted_rooms(after_the_delete).await.unwrap();
+    let error = store
+        .append_event(room, "u", "Ada", 5, &set("ghost", &moved))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StorageError::RoomNotFound), "{error:?}");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM room_objects WHERE room_id = $1")
+        .bind(room.to_string())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a purged room's objects went with it");
 }
