@@ -6,7 +6,8 @@
 //! The model: semi-implicit Euler with gravity; the object collides as its
 //! bounding sphere ([`collision_radius`]) with the floor, the four walls and
 //! the top and sides of each box; bounces keep [`restitution`] of the normal
-//! speed, a supported object's sliding and spin decay each step, and an
+//! speed, each push of a surface takes from the sliding speed (Coulomb
+//! friction), a supported object's sliding and spin decay each step, and an
 //! object slower than [`REST_SPEED`] and [`REST_SPIN`] while supported for
 //! [`REST_STEPS`] steps is settled: zero velocities, exactly on its support,
 //! a cube face down, a marker lying flat.
@@ -126,8 +127,18 @@ pub fn restitution(kind: ObjectKind) -> f32 {
 fn slide_keep(kind: ObjectKind) -> f32 {
     match kind {
         ObjectKind::Cube => 0.9,
-        ObjectKind::Ball => 0.985,
+        ObjectKind::Ball => 0.993,
         ObjectKind::Marker => 0.92,
+    }
+}
+
+/// Friction coefficient against every surface: how much sliding speed a
+/// push of the surface takes (a ball's is its rolling resistance).
+fn friction(kind: ObjectKind) -> f32 {
+    match kind {
+        ObjectKind::Cube => 0.5,
+        ObjectKind::Ball => 0.04,
+        ObjectKind::Marker => 0.4,
     }
 }
 
@@ -244,7 +255,6 @@ pub fn step(world: &World, body: &mut Body) -> bool {
     let dt = STEP_SECONDS;
     let kind = body.kind;
     let radius = collision_radius(kind);
-    let bounce = restitution(kind);
 
     body.velocity[1] -= GRAVITY * dt;
     body.velocity = clamp_length(body.velocity, MAX_SPEED);
@@ -267,29 +277,26 @@ pub fn step(world: &World, body: &mut Body) -> bool {
     let v = &mut body.velocity;
     if p[1] < radius {
         p[1] = radius;
-        if v[1] < 0.0 {
-            v[1] = bounced(v[1], bounce);
-        }
+        hit(v, [0.0, 1.0, 0.0], kind);
         support = Some((0.0, None));
     }
     let limit = world.half_size - radius;
     for axis in [0, 2] {
+        let mut normal = [0.0; 3];
         if p[axis] > limit {
             p[axis] = limit;
-            if v[axis] > 0.0 {
-                v[axis] = bounced(v[axis], bounce);
-            }
-            impact = true;
+            normal[axis] = -1.0;
         } else if p[axis] < -limit {
             p[axis] = -limit;
-            if v[axis] < 0.0 {
-                v[axis] = bounced(v[axis], bounce);
-            }
-            impact = true;
+            normal[axis] = 1.0;
+        } else {
+            continue;
         }
+        hit(v, normal, kind);
+        impact = true;
     }
     for (index, aabb) in world.boxes.iter().enumerate() {
-        let Some(normal) = collide_box(aabb, radius, bounce, p, v) else {
+        let Some(normal) = collide_box(aabb, kind, p, v) else {
             continue;
         };
         if normal[1] > SUPPORT_NORMAL_Y {
@@ -434,11 +441,11 @@ fn settle(world: &World, body: &mut Body, top: f32, on_box: Option<&Aabb>) {
 /// normal when they touched (then `p` is outside and `v` bounced).
 fn collide_box(
     aabb: &Aabb,
-    radius: f32,
-    bounce: f32,
+    kind: ObjectKind,
     p: &mut [f32; 3],
     v: &mut [f32; 3],
 ) -> Option<[f32; 3]> {
+    let radius = collision_radius(kind);
     let closest = [
         p[0].clamp(aabb.min[0], aabb.max[0]),
         p[1].clamp(aabb.min[1], aabb.max[1]),
@@ -497,17 +504,43 @@ fn collide_box(
             }
         }
     }
-    let approach = dot(*v, normal);
-    if approach < 0.0 {
-        // Remove the normal speed, then give back the bounce's share of it.
-        let change = approach - bounced(approach, bounce);
-        *v = [
-            v[0] - normal[0] * change,
-            v[1] - normal[1] * change,
-            v[2] - normal[2] * change,
-        ];
-    }
+    hit(v, normal, kind);
     Some(normal)
+}
+
+/// A body moving at `v` against a surface with unit `normal` (pointing out
+/// of it): the normal speed bounces back by the kind's restitution (or stops,
+/// when slow), and friction takes from the sliding speed in proportion to
+/// the push the surface gave (Coulomb), down to zero. A body moving away is
+/// left alone.
+fn hit(v: &mut [f32; 3], normal: [f32; 3], kind: ObjectKind) {
+    let approach = dot(*v, normal);
+    if approach >= 0.0 {
+        return;
+    }
+    let bounce = restitution(kind);
+    let mut slide = [
+        v[0] - normal[0] * approach,
+        v[1] - normal[1] * approach,
+        v[2] - normal[2] * approach,
+    ];
+    let slide_squared = length_squared(slide);
+    if slide_squared > 0.0 {
+        let speed = slide_squared.sqrt();
+        let cut = friction(kind) * (1.0 + bounce) * -approach;
+        let keep = if cut >= speed {
+            0.0
+        } else {
+            (speed - cut) / speed
+        };
+        slide = [slide[0] * keep, slide[1] * keep, slide[2] * keep];
+    }
+    let after = bounced(approach, bounce);
+    *v = [
+        slide[0] + normal[0] * after,
+        slide[1] + normal[1] * after,
+        slide[2] + normal[2] * after,
+    ];
 }
 
 /// The normal speed after a bounce off a surface the body hit at `speed`
