@@ -493,7 +493,10 @@ fn report(update: &RoomUpdate) {
                 roomscale_app::scene::moderation_line(notice)
             )
         }
-        RoomUpdate::Poses { .. } => {}
+        RoomUpdate::Poses { .. }
+        | RoomUpdate::Objects(_)
+        | RoomUpdate::ObjectHolder(_)
+        | RoomUpdate::ObjectReply(_) => {}
         RoomUpdate::ConnectionLost { reason } => {
             println!("connection lost ({reason}); reconnecting")
         }

@@ -17,10 +17,12 @@ use roomscale_protocol::pose::AvatarPose;
 use tokio::sync::mpsc as async_mpsc;
 
 use crate::client::{self, Identity, RoomClient, RoomListing, RoomUpdate, ServerUrl, Session};
+use crate::objects::{GrabOutcome, ObjectReply, Objects};
 use crate::voice::mixer::HeadPose;
 use crate::voice::processing::ProcessingConfig;
 use crate::voice::session::{VoiceMonitor, VoiceOptions, VoiceSession};
 use glam::Vec3;
+use roomscale_protocol::objects::{ObjectPose, ObjectState};
 
 /// What the frame loop asks of the network side.
 #[derive(Debug)]
@@ -37,6 +39,16 @@ pub enum NetCommand {
     /// ([`crate::scene::RoomScene::history_before`]).
     LoadOlderHistory(u64),
     SetPose(AvatarPose),
+    /// Object requests and poses, from [`crate::objects::Objects`]: see
+    /// [`Net::grab`], [`Net::release`] and [`Net::pump_objects`]. Answers come
+    /// back as [`RoomUpdate::ObjectReply`].
+    Grab(String),
+    Release(String),
+    /// An object comes to rest (a flight ended, or a new one spawned).
+    SetObject(String, ObjectState),
+    RemoveObject(String),
+    /// The poses of the objects this visitor holds or throws now.
+    ObjectPoses(Vec<ObjectPose>),
     Leave,
     /// Join voice in the current room with these devices.
     JoinVoice(VoiceOptions),
@@ -121,6 +133,38 @@ impl Net {
         // The network task lives as long as `self`; a failed send means it
         // ended, which the event channel already reports.
         let _ = self.commands.send(command);
+    }
+
+    /// Asks to grab `object_id` for this visitor ([`Objects::grab`]); false
+    /// if it cannot be (a notice says why).
+    pub fn grab(&self, objects: &mut Objects, object_id: &str, now: f64) -> bool {
+        match objects.grab(object_id, now) {
+            Some(request) => {
+                self.send(NetCommand::Grab(request.object_id));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Lets go of (throws) `object_id` ([`Objects::release`]).
+    pub fn release(&self, objects: &mut Objects, object_id: &str, now: f64) {
+        if let Some(request) = objects.release(object_id, now) {
+            self.send(NetCommand::Release(request.object_id));
+        }
+    }
+
+    /// Once a frame, after [`Objects::hold_at`]: advances this visitor's
+    /// throws and sends what they need (poses, late releases, rests).
+    pub fn pump_objects(&self, objects: &mut Objects, now: f64) {
+        let tick = objects.tick(now);
+        for release in tick.releases {
+            self.send(NetCommand::Release(release.object_id));
+        }
+        for (object_id, state) in tick.rests {
+            self.send(NetCommand::SetObject(object_id, state));
+        }
+        self.send(NetCommand::ObjectPoses(tick.poses));
     }
 
     /// Leaves the room (if in one) and waits up to `timeout` for the
@@ -245,6 +289,60 @@ async fn network(
                 Some(NetCommand::SetPose(pose)) => {
                     if let Some(room) = &room {
                         room.set_pose(pose);
+                    }
+                }
+                Some(NetCommand::Grab(object_id)) => {
+                    if let Some(room) = &room {
+                        let answer = room.send_grab(&object_id).await;
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            let result = match answer {
+                                Ok(answer) => answer.await,
+                                Err(error) => Err(error),
+                            };
+                            let outcome = GrabOutcome::from_result(result);
+                            let _ = events.send(NetEvent::Update(RoomUpdate::ObjectReply(ObjectReply::Grab { object_id, outcome })));
+                        });
+                    }
+                }
+                Some(NetCommand::Release(object_id)) => {
+                    if let Some(room) = &room {
+                        let answer = room.send_release(&object_id).await;
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            let result = match answer {
+                                Ok(answer) => answer.await,
+                                Err(error) => Err(error),
+                            };
+                            if let Err(error) = result {
+                                let _ = events.send(NetEvent::Update(RoomUpdate::ObjectReply(ObjectReply::ReleaseRefused { object_id, reason: error.to_string() })));
+                            }
+                        });
+                    }
+                }
+                Some(NetCommand::SetObject(object_id, state)) => {
+                    if let Some(room) = &room {
+                        let answer = room.send_set_object(&object_id, &state).await;
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            let result = match answer {
+                                Ok(answer) => answer.await,
+                                Err(error) => Err(error),
+                            };
+                            if let Err(error) = result {
+                                let _ = events.send(NetEvent::Update(RoomUpdate::ObjectReply(ObjectReply::RestRefused { object_id, reason: error.to_string() })));
+                            }
+                        });
+                    }
+                }
+                Some(NetCommand::RemoveObject(object_id)) => {
+                    if let Some(room) = &room && let Err(error) = room.remove_object(&object_id).await {
+                        let _ = events.send(NetEvent::Status(format!("removing {object_id}: {error}")));
+                    }
+                }
+                Some(NetCommand::ObjectPoses(poses)) => {
+                    if let Some(room) = &room {
+                        room.set_object_poses(poses);
                     }
                 }
                 Some(NetCommand::Leave) => {

@@ -83,6 +83,15 @@ pub enum GrabOutcome {
 }
 
 impl GrabOutcome {
+    /// What [`crate::client::RoomClient::grab`] answered.
+    pub fn from_result(result: Result<u16, crate::client::ClientError>) -> GrabOutcome {
+        match result {
+            Ok(handle) => GrabOutcome::Granted { handle },
+            Err(crate::client::ClientError::ObjectHeld { holder, .. }) => GrabOutcome::Held(holder),
+            Err(error) => GrabOutcome::Failed(error.to_string()),
+        }
+    }
+
     /// The outcome a refusal carries.
     pub fn from_error(error: &ErrorReply) -> GrabOutcome {
         if error.code == ErrorCode::ObjectHeld {
@@ -91,6 +100,20 @@ impl GrabOutcome {
             GrabOutcome::Failed(error.reason.clone())
         }
     }
+}
+
+/// The server's answer to an object request, carried back to the frame loop
+/// (as [`crate::client::RoomUpdate::ObjectReply`] by [`crate::net`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectReply {
+    Grab {
+        object_id: String,
+        outcome: GrabOutcome,
+    },
+    /// The `object_set` ending a flight was refused.
+    RestRefused { object_id: String, reason: String },
+    /// An `object_release` was refused.
+    ReleaseRefused { object_id: String, reason: String },
 }
 
 /// What [`Objects::tick`] asks the caller to send.
@@ -554,6 +577,21 @@ impl Objects {
         }
         tick.poses.truncate(MAX_OBJECTS_PER_POSE_PUSH);
         tick
+    }
+
+    /// The server's answer to a request of this client.
+    pub fn on_reply(&mut self, reply: ObjectReply, now: f64) {
+        match reply {
+            ObjectReply::Grab { object_id, outcome } => {
+                self.on_grab_reply(&object_id, outcome, now)
+            }
+            ObjectReply::RestRefused { object_id, reason } => {
+                self.on_rest_refused(&object_id, &reason)
+            }
+            ObjectReply::ReleaseRefused { object_id, reason } => self
+                .notices
+                .push(format!("could not let go of {object_id}: {reason}")),
+        }
     }
 
     /// The rest this client sent was refused (someone caught the object, or

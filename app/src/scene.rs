@@ -294,6 +294,14 @@ impl RoomScene {
 
     /// Applies an update that arrived at `now`.
     pub fn apply(&mut self, now: f64, update: RoomUpdate) {
+        self.apply_update(now, update);
+        // A refused grab names the holder in the chat.
+        for notice in self.objects.take_notices() {
+            self.push_line(ChatLine::notice(notice));
+        }
+    }
+
+    fn apply_update(&mut self, now: f64, update: RoomUpdate) {
         match update {
             RoomUpdate::Joined { slot, .. } => self.joined(slot),
             RoomUpdate::Presence(presence) => {
@@ -328,10 +336,18 @@ impl RoomScene {
                 self.own_slot = None;
                 self.objects.clear();
             }
+            RoomUpdate::Objects(snapshot) => {
+                let own_slot = self.own_slot.unwrap_or(u16::MAX);
+                self.objects.joined(own_slot, &snapshot);
+            }
+            RoomUpdate::ObjectHolder(push) => self.objects.on_holder(&push),
+            RoomUpdate::ObjectReply(reply) => self.objects.on_reply(reply, now),
             RoomUpdate::Poses {
                 server_time_ms,
                 poses,
+                objects,
             } => {
+                self.objects.on_poses(now, server_time_ms, &objects);
                 let server_time = f64::from(server_time_ms) / 1000.0;
                 for (slot, pose) in poses {
                     if Some(slot) != self.own_slot {
@@ -688,6 +704,7 @@ pub(crate) mod tests {
                 .into_iter()
                 .map(|slot| (slot, AvatarPose::default()))
                 .collect(),
+            objects: Vec::new(),
         };
         for tick in 0..6 {
             scene.apply(f64::from(tick) * 0.033, batch(tick * 33));

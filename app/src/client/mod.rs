@@ -36,9 +36,13 @@ mod voice;
 use std::fmt;
 
 use roomscale_protocol::events::{
-    ChatPush, ClientEvent, ClientKind, ClosePayload, EmptyReply, ErrorReply, Governance,
-    HistoryPage, HistoryPush, ModeratePush, ModerationNotice, RoomEvent, RoomSummary,
-    SessionDescription, SetMutedPush, StoredReply,
+    ChatPush, ClientEvent, ClientKind, ClosePayload, EmptyReply, ErrorCode, ErrorReply, Governance,
+    HistoryPage, HistoryPush, ModeratePush, ModerationNotice, ObjectRemovePush, ObjectSetPush,
+    RoomEvent, RoomSummary, SessionDescription, SetMutedPush, StoredReply,
+};
+use roomscale_protocol::objects::{
+    ObjectGrabPush, ObjectGrabReply, ObjectHolder, ObjectHolderPush, ObjectPose, ObjectReleasePush,
+    ObjectSnapshot, ObjectState,
 };
 use roomscale_protocol::pose::AvatarPose;
 use roomscale_protocol::server_event::{Reply, ReplyResponse};
@@ -63,6 +67,12 @@ pub enum ClientError {
     // The server's reasons already say what to do about each refusal.
     #[error("the server refused: {reason}")]
     Refused { code: String, reason: String },
+    /// A grab or change of an object someone else holds (`object_held`).
+    #[error("the server refused: {reason}")]
+    ObjectHeld {
+        reason: String,
+        holder: Option<ObjectHolder>,
+    },
     #[error("the server sent something unexpected: {0}")]
     Protocol(String),
     #[error(
@@ -252,12 +262,25 @@ pub enum RoomUpdate {
     Presence(Presence),
     /// A persisted event this client had not seen (never one twice).
     Event(RoomEvent),
-    /// A pose batch: every pose with its slot, stamped with the room's pose
-    /// clock (milliseconds since the room started; it restarts with the room).
+    /// A pose batch: every pose with its slot, and the poses of objects
+    /// being held or thrown (this client's own included), stamped with the
+    /// room's pose clock (milliseconds since the room started; it restarts
+    /// with the room).
     Poses {
         server_time_ms: u32,
         poses: Vec<(u16, AvatarPose)>,
+        objects: Vec<ObjectPose>,
     },
+    /// Every object in the room and who holds it, as a join found them:
+    /// after every join (the first included) and after the events it
+    /// replayed, whose `object_set`s are only history. The truth from here on.
+    Objects(Vec<ObjectSnapshot>),
+    /// Someone grabbed or threw an object, or the server took it from a
+    /// lost holder (`holder` absent).
+    ObjectHolder(ObjectHolderPush),
+    /// The answer to an object request a frame loop made through
+    /// [`crate::net`] (the room client itself answers its callers directly).
+    ObjectReply(crate::objects::ObjectReply),
     /// The room's owner, moderators and lock, as a join found them: after
     /// every join (the first included), before the events it replayed.
     Governance(Governance),
@@ -298,6 +321,8 @@ enum Awaiting {
     Description(oneshot::Sender<Result<SessionDescription, ClientError>>),
     /// `history`: a page of older events.
     History(oneshot::Sender<Result<HistoryPage, ClientError>>),
+    /// `object_grab`: the object's handle.
+    Grab(oneshot::Sender<Result<ObjectGrabReply, ClientError>>),
     /// Pushes whose reply carries only its status.
     Empty(oneshot::Sender<Result<(), ClientError>>),
 }
@@ -315,6 +340,9 @@ impl Awaiting {
             Awaiting::History(tx) => {
                 let _ = tx.send(typed::<HistoryPage>(reply));
             }
+            Awaiting::Grab(tx) => {
+                let _ = tx.send(typed::<ObjectGrabReply>(reply));
+            }
             Awaiting::Empty(tx) => {
                 let _ = tx.send(typed::<EmptyReply>(reply).map(|_| ()));
             }
@@ -329,6 +357,11 @@ fn typed<T: ReplyResponse>(reply: Result<Reply, ClientError>) -> Result<T, Clien
         .map_err(|malformed| ClientError::Protocol(malformed.to_string()))?
     {
         Ok(response) => Ok(response),
+        Err(ErrorReply {
+            code: ErrorCode::ObjectHeld,
+            reason,
+            holder,
+        }) => Err(ClientError::ObjectHeld { reason, holder }),
         Err(ErrorReply { code, reason, .. }) => Err(ClientError::Refused {
             code: code.as_str().to_string(),
             reason,
@@ -347,6 +380,7 @@ pub struct RoomClient {
     slot: watch::Receiver<u16>,
     commands: mpsc::Sender<Command>,
     pose: watch::Sender<Option<AvatarPose>>,
+    object_poses: watch::Sender<Vec<ObjectPose>>,
     /// Room updates; read them, or the client buffers up to a limit and then
     /// drops pose batches (never events).
     pub updates: mpsc::Receiver<RoomUpdate>,
@@ -373,6 +407,7 @@ impl RoomClient {
     ) -> Result<RoomClient, ClientError> {
         let (commands, command_rx) = mpsc::channel(64);
         let (pose, pose_rx) = watch::channel(None);
+        let (object_poses, object_poses_rx) = watch::channel(Vec::new());
         let (update_tx, updates) = mpsc::channel(1024);
         let (slot_tx, slot) = watch::channel(0);
         let (joined_tx, joined_rx) = oneshot::channel();
@@ -384,7 +419,7 @@ impl RoomClient {
             update_tx,
             slot_tx,
         );
-        tokio::spawn(task.run(command_rx, pose_rx, joined_tx));
+        tokio::spawn(task.run(command_rx, pose_rx, object_poses_rx, joined_tx));
         let room = joined_rx.await.map_err(|_| ClientError::ConnectionLost)??;
         Ok(RoomClient {
             user_id: session.user_id,
@@ -392,6 +427,7 @@ impl RoomClient {
             slot,
             commands,
             pose,
+            object_poses,
             updates,
         })
     }
@@ -413,6 +449,108 @@ impl RoomClient {
         let event = ClientEvent::Chat(ChatPush {
             text: text.to_string(),
         });
+        self.commands
+            .send(Command::Push {
+                event,
+                awaiting: Awaiting::Stored(stored),
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        answer.await.map_err(|_| ClientError::ConnectionLost)?
+    }
+
+    /// Asks to hold `object_id`; resolves with its handle in pose pushes and
+    /// batches, or [`ClientError::ObjectHeld`] naming who holds it.
+    pub async fn grab(&self, object_id: &str) -> Result<u16, ClientError> {
+        self.send_grab(object_id).await?.await
+    }
+
+    /// Sends `object_grab` now (in order with every other push) and returns
+    /// the wait for its answer, which borrows nothing: a frame loop's bridge
+    /// waits for it elsewhere.
+    pub async fn send_grab(
+        &self,
+        object_id: &str,
+    ) -> Result<impl Future<Output = Result<u16, ClientError>> + Send + 'static, ClientError> {
+        let (tx, answer) = oneshot::channel();
+        let event = ClientEvent::ObjectGrab(ObjectGrabPush {
+            object_id: object_id.to_string(),
+        });
+        self.send_command(event, Awaiting::Grab(tx)).await?;
+        Ok(async move {
+            Ok(answer
+                .await
+                .map_err(|_| ClientError::ConnectionLost)??
+                .handle)
+        })
+    }
+
+    /// Lets go of a held object: this client now throws it, streams its
+    /// flight ([`Self::set_object_poses`]) and ends it with
+    /// [`Self::set_object`] at rest.
+    pub async fn release(&self, object_id: &str) -> Result<(), ClientError> {
+        self.send_release(object_id).await?.await
+    }
+
+    /// Sends `object_release` now; see [`Self::send_grab`].
+    pub async fn send_release(
+        &self,
+        object_id: &str,
+    ) -> Result<impl Future<Output = Result<(), ClientError>> + Send + 'static, ClientError> {
+        let (tx, answer) = oneshot::channel();
+        let event = ClientEvent::ObjectRelease(ObjectReleasePush {
+            object_id: object_id.to_string(),
+        });
+        self.send_command(event, Awaiting::Empty(tx)).await?;
+        Ok(async move { answer.await.map_err(|_| ClientError::ConnectionLost)? })
+    }
+
+    /// Puts an object at rest at `state` (a new id spawns one); resolves
+    /// with the stored event's id.
+    pub async fn set_object(
+        &self,
+        object_id: &str,
+        state: &ObjectState,
+    ) -> Result<u64, ClientError> {
+        self.send_set_object(object_id, state).await?.await
+    }
+
+    /// Sends `object_set` now; see [`Self::send_grab`].
+    pub async fn send_set_object(
+        &self,
+        object_id: &str,
+        state: &ObjectState,
+    ) -> Result<impl Future<Output = Result<u64, ClientError>> + Send + 'static, ClientError> {
+        let (tx, answer) = oneshot::channel();
+        let event = ClientEvent::ObjectSet(ObjectSetPush {
+            object_id: object_id.to_string(),
+            state: state.to_value(),
+        });
+        self.send_command(event, Awaiting::Stored(tx)).await?;
+        Ok(async move { answer.await.map_err(|_| ClientError::ConnectionLost)? })
+    }
+
+    /// Deletes an object; resolves with the stored event's id.
+    pub async fn remove_object(&self, object_id: &str) -> Result<u64, ClientError> {
+        self.push_stored(ClientEvent::ObjectRemove(ObjectRemovePush {
+            object_id: object_id.to_string(),
+        }))
+        .await
+    }
+
+    async fn send_command(
+        &self,
+        event: ClientEvent,
+        awaiting: Awaiting,
+    ) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::Push { event, awaiting })
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    async fn push_stored(&self, event: ClientEvent) -> Result<u64, ClientError> {
+        let (stored, answer) = oneshot::channel();
         self.commands
             .send(Command::Push {
                 event,
@@ -481,6 +619,19 @@ impl RoomClient {
     /// resolution included, sends nothing.
     pub fn set_pose(&self, pose: AvatarPose) {
         self.pose.send_replace(Some(pose));
+    }
+
+    /// Sets the poses of the objects this client holds or throws (at most
+    /// two go out; [`crate::objects::ObjectTick::poses`]); call it every
+    /// frame. While any is set, a pose push goes out on every pose tick that
+    /// changed something and at least every `OBJECT_KEEPALIVE_MS`, so the
+    /// server keeps the hold.
+    pub fn set_object_poses(&self, poses: Vec<ObjectPose>) {
+        self.object_poses.send_if_modified(|current| {
+            let changed = *current != poses;
+            *current = poses;
+            changed
+        });
     }
 
     /// Leaves the room and closes the connection.

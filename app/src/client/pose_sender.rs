@@ -1,6 +1,11 @@
 //! When this client's pose goes on the wire: at most 30 times a second, and
 //! only when its encoding differs from the last one sent.
 //!
+//! The poses of objects this client holds or throws ride in the same push,
+//! after the avatar's. While it has any, a push also goes out at least every
+//! [`OBJECT_KEEPALIVE_MS`] even when nothing moved: the server lets go of a
+//! hold it has not heard of for `HOLD_SILENCE_MS`.
+//!
 //! Frame loops (desktop window, headset, headless bots) offer a pose every
 //! frame, whether or not anyone moved. Comparing quantized wire bytes rather
 //! than floats means a visitor standing still costs nothing, tracking noise
@@ -10,6 +15,10 @@
 
 use std::time::{Duration, Instant};
 
+use roomscale_protocol::objects::{
+    MAX_OBJECTS_PER_POSE_PUSH, OBJECT_KEEPALIVE_MS, OBJECT_POSE_BYTES, ObjectPose,
+    encode_object_pose, encode_pose_push,
+};
 use roomscale_protocol::pose::{self, AvatarPose, POSE_BYTES};
 
 /// The fastest a client sends its pose.
@@ -25,6 +34,11 @@ pub struct PoseSender {
     last_sent: Option<[u8; POSE_BYTES]>,
     /// No send before this; `None` until the first send.
     next_send_at: Option<Instant>,
+    /// The encodings of the latest offered object poses.
+    objects: Vec<[u8; OBJECT_POSE_BYTES]>,
+    /// The object poses the server last received.
+    last_sent_objects: Vec<[u8; OBJECT_POSE_BYTES]>,
+    last_sent_at: Option<Instant>,
 }
 
 impl Default for PoseSender {
@@ -40,6 +54,9 @@ impl PoseSender {
             latest: None,
             last_sent: None,
             next_send_at: None,
+            objects: Vec::new(),
+            last_sent_objects: Vec::new(),
+            last_sent_at: None,
         }
     }
 
@@ -55,27 +72,51 @@ impl PoseSender {
         self.latest = Some(pose::encode_pose(0, pose));
     }
 
-    /// The bytes to send at `now`, if the latest pose differs from the last one
-    /// sent and the rate allows a send; they count as sent once returned.
-    pub fn due(&mut self, now: Instant) -> Option<[u8; POSE_BYTES]> {
-        let latest = self.latest?;
-        if self.last_sent == Some(latest) || self.next_send_at.is_some_and(|at| now < at) {
+    /// Takes the poses of the objects held or thrown now (the first
+    /// [`MAX_OBJECTS_PER_POSE_PUSH`]); only the latest offered ones count.
+    pub fn offer_objects(&mut self, poses: &[ObjectPose]) {
+        self.objects = poses
+            .iter()
+            .take(MAX_OBJECTS_PER_POSE_PUSH)
+            .map(encode_object_pose)
+            .collect();
+    }
+
+    /// The push payload to send at `now` (the avatar pose, then the object
+    /// poses), if something differs from the last one sent or a held
+    /// object's keep-alive is due, and the rate allows a send; it counts as
+    /// sent once returned.
+    pub fn due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        // An object needs an avatar pose to ride with: a client that offered
+        // none yet stands at the origin.
+        let latest = self.latest.or_else(|| {
+            (!self.objects.is_empty()).then(|| pose::encode_pose(0, &AvatarPose::default()))
+        })?;
+        let changed = self.last_sent != Some(latest) || self.objects != self.last_sent_objects;
+        let keep_alive = !self.objects.is_empty()
+            && self.last_sent_at.is_none_or(|at| {
+                now.saturating_duration_since(at) >= Duration::from_millis(OBJECT_KEEPALIVE_MS)
+            });
+        if !(changed || keep_alive) || self.next_send_at.is_some_and(|at| now < at) {
             return None;
         }
         self.last_sent = Some(latest);
+        self.last_sent_objects.clone_from(&self.objects);
+        self.last_sent_at = Some(now);
         // The schedule keeps the average at the rate even when the caller's
         // ticks come late (a tick at 33.4 ms after one at 33.0 ms still
         // sends), and never lets two sends come closer than half a period,
         // also after a pause.
         let scheduled = self.next_send_at.unwrap_or(now) + self.period;
         self.next_send_at = Some(scheduled.max(now + self.period / 2));
-        Some(latest)
+        Some(encode_pose_push(&latest, &self.objects))
     }
 
     /// Forgets what was sent: after a (re)join the room knows no pose of this
     /// client, so the latest one goes out again even if it did not change.
     pub fn rejoined(&mut self) {
         self.last_sent = None;
+        self.last_sent_objects.clear();
     }
 }
 
@@ -229,8 +270,68 @@ mod tests {
         sender.rejoined();
         assert_eq!(
             sender.due(start + Duration::from_secs(2)),
-            Some(pose::encode_pose(0, &here)),
+            Some(pose::encode_pose(0, &here).to_vec()),
             "the restarted room needs the pose again"
         );
+    }
+
+    fn held_at(x: f32) -> ObjectPose {
+        ObjectPose {
+            handle: 3,
+            flags: roomscale_protocol::objects::ObjectPoseFlags(
+                roomscale_protocol::objects::ObjectPoseFlags::HELD,
+            ),
+            position: [x, 1.0, -1.5],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+        }
+    }
+
+    #[test]
+    fn a_still_held_object_is_sent_every_half_second_and_a_moving_one_at_30_hz() {
+        let start = Instant::now();
+        let mut sender = PoseSender::default();
+        sender.offer(&standing([0.0, 1.6, 0.0]));
+        let mut still = Vec::new();
+        let mut moving = 0;
+        for frame in 0..270u32 {
+            let t = f64::from(frame) / 90.0;
+            // Still for the first two seconds, then carried along X.
+            let x = if t < 2.0 { 0.0 } else { t as f32 };
+            sender.offer_objects(&[held_at(x)]);
+            if let Some(payload) = sender.due(start + Duration::from_secs_f64(t)) {
+                let push = roomscale_protocol::objects::PosePush::parse(&payload).unwrap();
+                assert_eq!(push.objects().len(), 1);
+                if t < 2.0 {
+                    still.push(t);
+                } else {
+                    moving += 1;
+                }
+            }
+        }
+        // 0, 0.5, 1.0, 1.5 s: keep-alives while nothing moved.
+        assert_eq!(still.len(), 4, "keep-alives at {still:?}");
+        assert!(still.windows(2).all(|w| (w[1] - w[0] - 0.5).abs() < 0.02));
+        assert!(
+            (29..=31).contains(&moving),
+            "{moving} sends in the moving second"
+        );
+    }
+
+    #[test]
+    fn letting_go_sends_one_push_without_objects_and_then_nothing() {
+        let start = Instant::now();
+        let mut sender = PoseSender::default();
+        sender.offer(&standing([0.0, 1.6, 0.0]));
+        sender.offer_objects(&[held_at(0.0), held_at(1.0), held_at(2.0)]);
+        let payload = sender.due(start).unwrap();
+        assert_eq!(
+            payload.len(),
+            POSE_BYTES + 2 * OBJECT_POSE_BYTES,
+            "at most two objects ride along"
+        );
+        sender.offer_objects(&[]);
+        let payload = sender.due(start + Duration::from_millis(40)).unwrap();
+        assert_eq!(payload.len(), POSE_BYTES);
+        assert_eq!(sender.due(start + Duration::from_secs(2)), None);
     }
 }

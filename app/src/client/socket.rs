@@ -12,6 +12,7 @@ use roomscale_protocol::events::{
     JoinReply, POSE_EVENT, RoomEvent, RoomSummary,
 };
 use roomscale_protocol::frame::{self, control};
+use roomscale_protocol::objects::ObjectPose;
 use roomscale_protocol::pose::{AvatarPose, PoseBatchBuf};
 use roomscale_protocol::server_event::{Reply, ServerEvent, ServerEventError, ServerMessage};
 use roomscale_protocol::{PHOENIX_TOPIC, PROTOCOL_VERSION, room_topic};
@@ -174,6 +175,7 @@ impl RoomTask {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         pose: watch::Receiver<Option<AvatarPose>>,
+        object_poses: watch::Receiver<Vec<ObjectPose>>,
         joined: Joined,
     ) {
         let mut joined = Some(joined);
@@ -194,6 +196,7 @@ impl RoomTask {
                             held,
                             &mut commands,
                             &pose,
+                            &object_poses,
                             &mut pose_sender,
                         )
                         .await;
@@ -521,6 +524,9 @@ impl RoomTask {
         for event in reply.events {
             self.event(event).await;
         }
+        // After the replay: its object_set events are history, the
+        // snapshot is what is true now.
+        let _ = self.updates.send(RoomUpdate::Objects(reply.objects)).await;
     }
 
     /// Passes on an event unless it was seen already (a replay overlapping a broadcast).
@@ -542,6 +548,7 @@ impl RoomTask {
         held: Vec<String>,
         commands: &mut mpsc::Receiver<Command>,
         pose: &watch::Receiver<Option<AvatarPose>>,
+        object_poses: &watch::Receiver<Vec<ObjectPose>>,
         pose_sender: &mut PoseSender,
     ) -> Ended {
         let mut heartbeat =
@@ -616,6 +623,7 @@ impl RoomTask {
                     if let Some(current) = *pose.borrow() {
                         pose_sender.offer(&current);
                     }
+                    pose_sender.offer_objects(&object_poses.borrow());
                     if let Some(encoded) = pose_sender.due(now.into_std()) {
                         let mut out = Vec::with_capacity(64);
                         frame::encode_client_push(&mut out, join_ref, "", &self.topic, POSE_EVENT, &encoded)
@@ -699,7 +707,9 @@ impl RoomTask {
             }
             // Pose batches come binary; an error for another join is stale.
             ServerEvent::Poses(_) | ServerEvent::ChannelError => {}
-            ServerEvent::ObjectHolder(_) => {}
+            ServerEvent::ObjectHolder(holder) => {
+                let _ = self.updates.send(RoomUpdate::ObjectHolder(holder)).await;
+            }
         }
         None
     }
@@ -764,6 +774,7 @@ fn others_poses(batch: &PoseBatchBuf, own_slot: u16) -> RoomUpdate {
     RoomUpdate::Poses {
         server_time_ms: batch.server_time_ms,
         poses: batch.iter().filter(|(slot, _)| *slot != own_slot).collect(),
+        objects: batch.objects().collect(),
     }
 }
 
@@ -816,6 +827,7 @@ mod tests {
         let RoomUpdate::Poses {
             server_time_ms,
             poses,
+            ..
         } = others_poses(&batch, 2)
         else {
             panic!("a pose update");
