@@ -1,4 +1,5 @@
-//! Golden-image test of the renderer: a fixed scene rendered offscreen (on
+//! Golden-image test of the renderer: a fixed scene (avatars, the table and
+//! objects on it) rendered offscreen (on
 //! lavapipe where there is no GPU) must stay within a perceptual threshold of
 //! the committed reference. On failure `<name>-actual.png` and
 //! `<name>-difference.png` are written beside the reference.
@@ -8,14 +9,16 @@
 //! which absorbs rasterisation differences between drivers but not a moved or
 //! recoloured avatar. `ROOMSCALE_BLESS=1` rewrites the reference.
 
+use std::f32::consts::FRAC_PI_2;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use glam::Vec3;
 use roomscale_app::render::{
-    AvatarInstance, Camera, Gpu, OFFSCREEN_FORMAT, OffscreenTarget, Renderer, ViewMode, ViewTarget,
-    colour_from_hex, copy_layer_for_readback, write_png,
+    AvatarInstance, Camera, Gpu, OFFSCREEN_FORMAT, ObjectInstance, OffscreenTarget, Renderer,
+    TABLE_COLOUR, ViewMode, ViewTarget, colour_from_hex, copy_layer_for_readback, write_png,
 };
+use roomscale_protocol::objects::ObjectKind;
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 
 const CHANNEL_TOLERANCE: u8 = 24;
@@ -62,20 +65,67 @@ pub fn fixed_scene() -> Vec<AvatarInstance> {
     ]
 }
 
+/// A prop of `kind` in `colour` at `position`, turned `angle` about +Y.
+fn object(kind: ObjectKind, colour: &str, position: [f32; 3], angle: f32) -> ObjectInstance {
+    ObjectInstance {
+        kind,
+        position,
+        orientation: yaw(angle),
+        colour: colour_from_hex(colour).unwrap(),
+        highlight: false,
+    }
+}
+
+/// Props resting on the table (top at 0.75 m) and one on the floor.
+pub fn fixed_objects() -> Vec<ObjectInstance> {
+    let lying = {
+        // A marker lies on its side: its local Y turned onto X.
+        let q = glam::Quat::from_rotation_y(0.4) * glam::Quat::from_rotation_z(FRAC_PI_2);
+        q.to_array()
+    };
+    vec![
+        object(ObjectKind::Cube, "#d03030", [-0.35, 0.80, -1.5], 0.5),
+        object(ObjectKind::Cube, "#30a0d0", [-0.15, 0.80, -1.75], 0.0),
+        object(ObjectKind::Ball, "#f0d020", [0.15, 0.81, -1.55], 0.0),
+        ObjectInstance {
+            orientation: lying,
+            ..object(ObjectKind::Marker, "#202020", [0.4, 0.76, -1.6], 0.0)
+        },
+        object(ObjectKind::Ball, "#a040c0", [-1.2, 0.06, -3.0], 0.0),
+    ]
+}
+
 fn skip(reason: &str) {
     let _ = writeln!(std::io::stderr(), "skipped: {reason}");
 }
 
 fn render(gpu: &Gpu, width: u32, height: u32) -> Vec<u8> {
-    let target = OffscreenTarget::new(&gpu.device, width, height);
-    let mut renderer = Renderer::new(&gpu.device, roomscale_app::render::OFFSCREEN_FORMAT);
-    renderer.prepare(&gpu.device, &gpu.queue, &fixed_scene());
-    let camera = Camera::look_at(
+    let camera = fixed_camera(width, height);
+    render_view(gpu, width, height, &fixed_objects(), &camera)
+}
+
+/// The golden scene's camera: a standing visitor looking at the table.
+fn fixed_camera(width: u32, height: u32) -> Camera {
+    Camera::look_at(
         Vec3::new(0.0, 1.8, 0.6),
         Vec3::new(0.2, 1.35, -2.2),
         50f32.to_radians(),
         width as f32 / height as f32,
-    );
+    )
+}
+
+/// The fixed avatars with `objects`, seen by `camera`, read back as RGBA.
+fn render_view(
+    gpu: &Gpu,
+    width: u32,
+    height: u32,
+    objects: &[ObjectInstance],
+    camera: &Camera,
+) -> Vec<u8> {
+    let target = OffscreenTarget::new(&gpu.device, width, height);
+    let mut renderer = Renderer::new(&gpu.device, roomscale_app::render::OFFSCREEN_FORMAT);
+    renderer.prepare(&gpu.device, &gpu.queue, &fixed_scene());
+    renderer.prepare_objects(&gpu.device, &gpu.queue, objects);
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     renderer.render(
         &gpu.queue,
@@ -87,7 +137,7 @@ fn render(gpu: &Gpu, width: u32, height: u32) -> Vec<u8> {
             timestamps: None,
             keep_depth: false,
         },
-        &camera,
+        camera,
     );
     gpu.queue.submit([encoder.finish()]);
     target.read_rgba(gpu).expect("readback")
@@ -103,7 +153,7 @@ fn read_png(path: &Path) -> Option<(u32, u32, Vec<u8>)> {
 }
 
 #[test]
-fn avatars_render_like_the_reference() {
+fn the_room_renders_like_the_reference() {
     let gpu = match pollster_block_on(Gpu::headless()) {
         Ok(gpu) => gpu,
         Err(error) => {
@@ -114,7 +164,7 @@ fn avatars_render_like_the_reference() {
     };
     let (width, height) = (320, 240);
     let actual = render(&gpu, width, height);
-    let reference = golden_dir().join("avatars.png");
+    let reference = golden_dir().join("room.png");
     if std::env::var_os("ROOMSCALE_BLESS").is_some() {
         write_png(&reference, width, height, &actual).unwrap();
     }
@@ -145,30 +195,127 @@ fn avatars_render_like_the_reference() {
     let share = differing as f64 / f64::from(width * height);
     if share > MAX_DIFFERING {
         write_png(
-            &golden_dir().join("avatars-actual.png"),
+            &golden_dir().join("room-actual.png"),
             width,
             height,
             &actual,
         )
         .unwrap();
         write_png(
-            &golden_dir().join("avatars-difference.png"),
+            &golden_dir().join("room-difference.png"),
             width,
             height,
             &difference,
         )
         .unwrap();
         panic!(
-            "{:.2} % of pixels differ (limit {:.2} %) on {} ({:?}); see tests/golden/avatars-actual.png and avatars-difference.png",
+            "{:.2} % of pixels differ (limit {:.2} %) on {} ({:?}); see tests/golden/room-actual.png and room-difference.png",
             share * 100.0,
             MAX_DIFFERING * 100.0,
             gpu.adapter.name,
             gpu.adapter.backend
         );
     }
-    // The scene is not blank: the avatars' colours are on screen.
+    // The scene is not blank: the avatars' and the props' colours are on screen.
     let blue = colour_hits(&actual, [0x3a, 0x7b, 0xd5]);
     assert!(blue > 200, "the blue avatar covers {blue} pixels");
+    let red = colour_hits(&actual, [0xd0, 0x30, 0x30]);
+    assert!(red > 30, "the red cube covers {red} pixels");
+}
+
+/// Each object is drawn in its colour where its centre projects, and
+/// (re)placing objects moves them: the same scene with the objects elsewhere
+/// shows the floor or the table at the old pixels.
+#[test]
+fn objects_show_in_their_colour_at_their_projected_pixel() {
+    let gpu = match pollster_block_on(Gpu::headless()) {
+        Ok(gpu) => gpu,
+        Err(error) => {
+            return skip(&format!(
+                "the object render test needs a Vulkan adapter: {error}"
+            ));
+        }
+    };
+    let (width, height) = (320, 240);
+    let camera = fixed_camera(width, height);
+    let objects = fixed_objects();
+    let image = render_view(&gpu, width, height, &objects, &camera);
+    // The same room with every object lifted 3 m up, out of the picture.
+    let lifted: Vec<ObjectInstance> = objects
+        .iter()
+        .map(|o| ObjectInstance {
+            position: [o.position[0], o.position[1] + 3.0, o.position[2]],
+            ..*o
+        })
+        .collect();
+    let without = render_view(&gpu, width, height, &lifted, &camera);
+    let srgb = |linear: [f32; 3]| {
+        linear.map(|c| {
+            let c = if c <= 0.003_130_8 {
+                c * 12.92
+            } else {
+                1.055 * c.powf(1.0 / 2.4) - 0.055
+            };
+            (c * 255.0).round() as u8
+        })
+    };
+    for object in &objects {
+        let ndc = camera
+            .project(Vec3::from(object.position))
+            .expect("in front of the camera");
+        assert!(
+            ndc.x.abs() < 1.0 && ndc.y.abs() < 1.0,
+            "{:?} at {:?} is out of the picture",
+            object.kind,
+            object.position
+        );
+        let x = ((ndc.x + 1.0) / 2.0 * width as f32) as usize;
+        let y = ((1.0 - ndc.y) / 2.0 * height as f32) as usize;
+        let at = |pixels: &[u8]| {
+            let i = (y * width as usize + x) * 4;
+            [pixels[i], pixels[i + 1], pixels[i + 2]]
+        };
+        let expected = srgb(object.colour);
+        let shown = at(&image);
+        assert!(
+            lit_like(shown, expected),
+            "{:?} at pixel ({x}, {y}) shows {shown:?}, not its colour {expected:?} lit",
+            object.kind
+        );
+        let behind = at(&without);
+        assert!(
+            !lit_like(behind, expected),
+            "with the {:?} gone, pixel ({x}, {y}) still shows {behind:?}",
+            object.kind
+        );
+    }
+    // The table top shows under where the props stood.
+    let table = camera
+        .project(Vec3::new(0.0, 0.75, -1.35))
+        .expect("the table is in view");
+    let (x, y) = (
+        ((table.x + 1.0) / 2.0 * width as f32) as usize,
+        ((1.0 - table.y) / 2.0 * height as f32) as usize,
+    );
+    let i = (y * width as usize + x) * 4;
+    let shown = [without[i], without[i + 1], without[i + 2]];
+    assert!(
+        lit_like(shown, srgb(TABLE_COLOUR)),
+        "the table top at ({x}, {y}) shows {shown:?}"
+    );
+}
+
+/// `shown` is `colour` under the renderer's light: the same hue, between the
+/// ambient 35 % and full brightness (a near-black colour only needs to stay dark).
+fn lit_like(shown: [u8; 3], colour: [u8; 3]) -> bool {
+    let v = |c: [u8; 3]| Vec3::new(f32::from(c[0]), f32::from(c[1]), f32::from(c[2]));
+    let (shown, colour) = (v(shown), v(colour));
+    if colour.length() < 60.0 {
+        return shown.length() <= colour.length() + 12.0;
+    }
+    shown.length() > 0.3 * colour.length()
+        && shown.length() < 1.05 * colour.length() + 12.0
+        && shown.normalize().dot(colour.normalize()) > 0.99
 }
 
 #[test]
@@ -201,6 +348,7 @@ fn a_multiview_pass_draws_each_eye_as_its_own_pass_does() {
     // Each eye alone, as the window and one-pass-per-eye headsets draw it.
     let mut single = Renderer::new(&gpu.device, OFFSCREEN_FORMAT);
     single.prepare(&gpu.device, &gpu.queue, &fixed_scene());
+    single.prepare_objects(&gpu.device, &gpu.queue, &fixed_objects());
     let alone: Vec<Vec<u8>> = cameras
         .iter()
         .map(|camera| {
@@ -258,6 +406,7 @@ fn a_multiview_pass_draws_each_eye_as_its_own_pass_does() {
     };
     let mut multiview = Renderer::with_views(&gpu.device, OFFSCREEN_FORMAT, ViewMode::Multiview);
     multiview.prepare(&gpu.device, &gpu.queue, &fixed_scene());
+    multiview.prepare_objects(&gpu.device, &gpu.queue, &fixed_objects());
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     multiview.render_both(
         &gpu.queue,

@@ -1,17 +1,20 @@
-//! The renderer: one scene (floor, avatars) drawn with `wgpu` into whatever
+//! The renderer: one scene (floor, the table, avatars, shared objects) drawn with `wgpu` into whatever
 //! target it is handed — a window surface, an OpenXR swapchain image per eye, or
 //! an offscreen texture for tests and thumbnails.
 //!
 //! Shape: [`Renderer::new`] once per device and colour format, [`Renderer::prepare`]
 //! once per frame (CPU work: instance data for every avatar, uploaded in one
-//! write), [`Renderer::render`] once per view (one instanced draw per mesh), so
-//! two eyes share one `prepare`.
+//! write) and [`Renderer::prepare_objects`] for the shared objects,
+//! [`Renderer::render`] once per view (one instanced draw per mesh: per avatar
+//! part, per object kind, and the table), so two eyes share one `prepare`.
 
 mod egui_texture;
 mod model;
 mod offscreen;
+mod props;
 mod quads;
 
+use bytemuck::Zeroable as _;
 use glam::{Mat4, Quat, Vec3};
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 use thiserror::Error;
@@ -21,6 +24,10 @@ pub use egui_texture::{EguiPainter, EguiTexture};
 pub use model::{AVATAR_GLTF, JointKind, MeshData, ModelError, Part, Vertex, load_avatar};
 pub use offscreen::{
     OFFSCREEN_FORMAT, OffscreenTarget, PendingReadback, copy_layer_for_readback, write_png,
+};
+pub use props::{
+    BALL_RADIUS, CUBE_SIZE, MARKER_LENGTH, MARKER_RADIUS, ObjectInstance, TABLE_COLOUR, ball_mesh,
+    cube_mesh, marker_mesh, table_mesh,
 };
 pub use quads::{LineVertex, Quad, QuadTexture, quad_model};
 
@@ -148,6 +155,29 @@ impl Camera {
 
     fn view_proj(&self) -> Mat4 {
         self.projection * self.view
+    }
+
+    /// Where the camera is, in the room.
+    pub fn position(&self) -> Vec3 {
+        self.view.inverse().w_axis.truncate()
+    }
+
+    /// Where `point` (room coordinates) lands in the image, in normalised
+    /// device coordinates (x right, y up, both -1..1 across the image; z the
+    /// depth 0..1), or `None` when it is behind the camera.
+    pub fn project(&self, point: Vec3) -> Option<Vec3> {
+        let clip = self.view_proj() * point.extend(1.0);
+        (clip.w > 0.0).then(|| clip.truncate() / clip.w)
+    }
+
+    /// The ray from the camera through the image point `ndc` (normalised
+    /// device coordinates, as [`Camera::project`] gives): origin and unit
+    /// direction, room coordinates.
+    pub fn ray(&self, ndc: [f32; 2]) -> (Vec3, Vec3) {
+        let inverse = self.view_proj().inverse();
+        let far = inverse.project_point3(Vec3::new(ndc[0], ndc[1], 1.0));
+        let origin = self.position();
+        (origin, (far - origin).normalize())
     }
 }
 
@@ -324,6 +354,15 @@ pub struct Renderer {
     /// Per part: (first instance, count) in `instances` for this frame.
     ranges: Vec<(u32, u32)>,
     staging: Vec<PartInstance>,
+    /// The objects' meshes (one per kind) and the table's, drawn with the
+    /// avatar pipeline from their own instance buffer: the table's one
+    /// instance first, then the objects grouped by kind.
+    props: Vec<GpuMesh>,
+    prop_instances: wgpu::Buffer,
+    prop_capacity: usize,
+    /// Per prop mesh: (first instance, count) in `prop_instances`.
+    prop_ranges: [(u32, u32); props::MESHES],
+    prop_staging: Vec<PartInstance>,
     overlay: quads::Overlay,
 }
 
@@ -467,7 +506,21 @@ impl Renderer {
             .collect();
         let instance_capacity = 64;
         let overlay = quads::Overlay::new(device, colour_format, &frame_layout, mode);
+        let props = props::meshes()
+            .iter()
+            .map(|mesh| GpuMesh::new(device, "prop", mesh))
+            .collect();
+        // Room for the table and a full room of objects from the start.
+        let prop_capacity = 1 + roomscale_protocol::objects::MAX_OBJECTS_PER_ROOM;
+        let prop_instances = Self::prop_buffer(device, prop_capacity);
+        let mut prop_ranges = [(0, 0); props::MESHES];
+        prop_ranges[props::TABLE_MESH] = (0, 1);
         Renderer {
+            props,
+            prop_instances,
+            prop_capacity,
+            prop_ranges,
+            prop_staging: Vec::new(),
             mode,
             overlay,
             avatar_pipeline,
@@ -488,6 +541,51 @@ impl Renderer {
             usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
+    }
+
+    /// Holds the table's instance from the start, so a mode that never sets
+    /// objects still shows the table.
+    fn prop_buffer(device: &wgpu::Device, capacity: usize) -> wgpu::Buffer {
+        let mut contents = vec![PartInstance::zeroed(); capacity];
+        contents[0] = table_instance();
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("object instances"),
+            contents: bytemuck::cast_slice(&contents),
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// Sets the shared objects drawn from now on (every view, until the next
+    /// call), uploaded in one write; the table is always drawn.
+    pub fn prepare_objects(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        objects: &[ObjectInstance],
+    ) {
+        if 1 + objects.len() > self.prop_capacity {
+            self.prop_capacity = (1 + objects.len()).next_power_of_two();
+            self.prop_instances = Self::prop_buffer(device, self.prop_capacity);
+        }
+        self.prop_staging.clear();
+        self.prop_staging.push(table_instance());
+        self.prop_ranges[props::TABLE_MESH] = (0, 1);
+        for kind in roomscale_protocol::objects::ObjectKind::ALL {
+            let first = self.prop_staging.len() as u32;
+            for object in objects.iter().filter(|o| o.kind == kind) {
+                self.prop_staging.push(PartInstance {
+                    model: object.model().to_cols_array_2d(),
+                    colour: rgba(object.shown_colour()),
+                });
+            }
+            self.prop_ranges[props::mesh_index(kind)] =
+                (first, self.prop_staging.len() as u32 - first);
+        }
+        queue.write_buffer(
+            &self.prop_instances,
+            0,
+            bytemuck::cast_slice(&self.prop_staging),
+        );
     }
 
     /// Builds this frame's instance data for every avatar and uploads it.
@@ -645,7 +743,24 @@ impl Renderer {
             pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint16);
             pass.draw_indexed(0..mesh.index_count, 0, first..first + count);
         }
+        pass.set_vertex_buffer(1, self.prop_instances.slice(..));
+        for (mesh, &(first, count)) in self.props.iter().zip(&self.prop_ranges) {
+            if count == 0 {
+                continue;
+            }
+            pass.set_vertex_buffer(0, mesh.vertices.slice(..));
+            pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint16);
+            pass.draw_indexed(0..mesh.index_count, 0, first..first + count);
+        }
         self.overlay.draw(&mut pass);
+    }
+}
+
+/// The table, whose mesh is built in room coordinates.
+fn table_instance() -> PartInstance {
+    PartInstance {
+        model: Mat4::IDENTITY.to_cols_array_2d(),
+        colour: rgba(TABLE_COLOUR),
     }
 }
 
@@ -719,6 +834,25 @@ mod tests {
         let near = projection * glam::Vec4::new(0.0, 0.0, -NEAR, 1.0);
         let far = projection * glam::Vec4::new(0.0, 0.0, -FAR, 1.0);
         assert!((near.z / near.w).abs() < 1e-5 && (far.z / far.w - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_ray_through_a_projected_point_passes_through_it() {
+        let camera = Camera::look_at(
+            Vec3::new(0.3, 1.6, 2.0),
+            Vec3::new(0.0, 0.8, -1.6),
+            70f32.to_radians(),
+            16.0 / 9.0,
+        );
+        assert!((camera.position() - Vec3::new(0.3, 1.6, 2.0)).length() < 1e-5);
+        let point = Vec3::new(0.25, 0.8, -1.5);
+        let ndc = camera.project(point).expect("in front");
+        assert!(ndc.x.abs() < 1.0 && ndc.y.abs() < 1.0 && (0.0..1.0).contains(&ndc.z));
+        let (origin, direction) = camera.ray([ndc.x, ndc.y]);
+        let along = (point - origin).dot(direction);
+        let miss = (origin + direction * along - point).length();
+        assert!(miss < 1e-4, "the ray misses the point by {miss} m");
+        assert!(camera.project(Vec3::new(0.3, 1.6, 3.0)).is_none(), "behind");
     }
 
     #[test]
