@@ -6,7 +6,7 @@
 //! `cargo xtask codegen`) rewrites the file; this test fails while the
 //! committed one differs from what the model computes.
 
-use roomscale_physics::{Body, MAX_FLIGHT_STEPS, STEP_SECONDS, World, step};
+use roomscale_physics::{Body, MAX_FLIGHT_STEPS, REST_STEPS, STEP_SECONDS, World, step};
 use roomscale_protocol::objects::{ObjectKind, ObjectState};
 use serde_json::{Value, json};
 
@@ -208,6 +208,11 @@ fn throw_vectors_are_current() {
                     `samples` hold the pose after every `sample_every`-th step, `rest` the settled \
                     pose and the step that returned true.",
         "step_seconds": STEP_SECONDS,
+        "rest_steps": REST_STEPS,
+        "max_flight_steps": MAX_FLIGHT_STEPS,
+        "world": {"half_size": world.half_size,
+                  "boxes": world.boxes.iter().map(|b| json!({"min": b.min, "max": b.max}))
+                      .collect::<Vec<_>>()},
         "sample_every": SAMPLE_EVERY,
         "throws": cases,
     }))
