@@ -698,3 +698,346 @@ fn normalized(q: [f32; 4]) -> [f32; 4] {
         q.map(|c| c / norm)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use roomscale_protocol::events::{ErrorCode, RoomEvent};
+
+    use super::*;
+
+    const ME: u16 = 4;
+    const OTHER: u16 = 7;
+
+    fn cube_at(position: [f32; 3]) -> ObjectState {
+        ObjectState {
+            kind: ObjectKind::Cube,
+            colour: "#ff0000".into(),
+            position,
+            orientation: [0.0, 0.0, 0.0, 1.0],
+        }
+    }
+
+    fn holder(slot: u16, name: &str, throwing: bool) -> ObjectHolder {
+        ObjectHolder {
+            user_id: format!("u-{slot}"),
+            name: name.into(),
+            slot,
+            throwing,
+        }
+    }
+
+    /// A room with cube-1 on the table (handle 1) and ball-1 on the floor (handle 2).
+    fn room() -> Objects {
+        let mut objects = Objects::new();
+        objects.joined(
+            ME,
+            &[
+                ObjectSnapshot {
+                    object_id: "cube-1".into(),
+                    handle: 1,
+                    state: cube_at([0.0, 0.8, -1.6]),
+                    holder: None,
+                },
+                ObjectSnapshot {
+                    object_id: "ball-1".into(),
+                    handle: 2,
+                    state: ObjectState {
+                        kind: ObjectKind::Ball,
+                        colour: "#00ff00".into(),
+                        position: [2.0, 0.06, 0.0],
+                        orientation: [0.0, 0.0, 0.0, 1.0],
+                    },
+                    holder: None,
+                },
+            ],
+        );
+        objects
+    }
+
+    fn shown(objects: &Objects, id: &str, now: f64) -> ShownObject {
+        objects.shown(id, now).expect("the object is shown")
+    }
+
+    fn close(a: [f32; 3], b: [f32; 3], within: f32) -> bool {
+        distance(a, b) <= within
+    }
+
+    fn set_event(id: u64, object_id: &str, state: &ObjectState) -> RoomEvent {
+        RoomEvent {
+            id,
+            user_id: "u-7".into(),
+            name: "Bo".into(),
+            sent_at: 0,
+            body: RoomEventBody::ObjectSet {
+                object_id: object_id.into(),
+                state: state.to_value(),
+            },
+        }
+    }
+
+    /// Grabs cube-1 for this client and has the grab granted at `now`.
+    fn held(objects: &mut Objects, now: f64) {
+        assert!(objects.grab("cube-1", now).is_some());
+        objects.on_grab_reply("cube-1", GrabOutcome::Granted { handle: 1 }, now);
+    }
+
+    #[test]
+    fn a_snapshot_is_shown_at_rest_in_linear_colour() {
+        let objects = room();
+        let cube = shown(&objects, "cube-1", 0.0);
+        assert_eq!(cube.kind, ObjectKind::Cube);
+        assert_eq!(cube.position, [0.0, 0.8, -1.6]);
+        assert_eq!(cube.colour, [1.0, 0.0, 0.0]);
+        assert!(cube.resting && !cube.held_by_me && cube.holder.is_none());
+        assert_eq!(objects.len(), 2);
+    }
+
+    #[test]
+    fn a_remote_holders_stream_is_shown_a_tenth_of_a_second_behind() {
+        let mut objects = room();
+        objects.on_holder(&ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: Some(holder(OTHER, "Bo", false)),
+        });
+        // Carried along +X at 1 m/s, 30 batches a second, arriving 20 ms late.
+        for tick in 0..30u32 {
+            let t = f64::from(tick) / 30.0;
+            let pose = ObjectPose {
+                handle: 1,
+                flags: ObjectPoseFlags(ObjectPoseFlags::HELD),
+                position: [t as f32, 1.0, -1.6],
+                orientation: [0.0, 0.0, 0.0, 1.0],
+            };
+            objects.on_poses(t + 0.02, (t * 1000.0).round() as u32, &[pose]);
+        }
+        let cube = shown(&objects, "cube-1", 0.5 + 0.02);
+        assert!(
+            close(cube.position, [0.4, 1.0, -1.6], 0.005),
+            "{:?}",
+            cube.position
+        );
+        assert_eq!(cube.holder.as_ref().map(|h| h.name.as_str()), Some("Bo"));
+        assert!(!cube.resting && !cube.held_by_me);
+        // The thrower's rest puts it down where the room stored it.
+        let rest = cube_at([1.2, 0.05, -0.3]);
+        objects.on_event(&set_event(9, "cube-1", &rest));
+        let cube = shown(&objects, "cube-1", 1.0);
+        assert_eq!(cube.position, rest.position);
+        assert!(cube.resting && cube.holder.is_none());
+    }
+
+    #[test]
+    fn a_grab_of_an_object_someone_holds_names_the_holder() {
+        let mut objects = room();
+        objects.on_holder(&ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: Some(holder(OTHER, "Bo", false)),
+        });
+        assert_eq!(objects.grab("cube-1", 0.0), None);
+        assert_eq!(objects.take_notices(), ["cube-1 is held by Bo"]);
+        // The server may know better than the last push: its refusal says who.
+        let mut objects = room();
+        assert!(objects.grab("cube-1", 0.0).is_some());
+        objects.hold_at("cube-1", [0.0, 1.2, -1.0], [0.0, 0.0, 0.0, 1.0], 0.05);
+        let refusal = ErrorReply::object_held(holder(OTHER, "Cy", false));
+        assert_eq!(refusal.code, ErrorCode::ObjectHeld);
+        objects.on_grab_reply("cube-1", GrabOutcome::from_error(&refusal), 0.1);
+        assert_eq!(objects.take_notices(), ["cube-1 is held by Cy"]);
+        let cube = shown(&objects, "cube-1", 0.1);
+        assert!(!cube.held_by_me);
+        assert_eq!(cube.position, [0.0, 0.8, -1.6], "back where it lies");
+        assert!(objects.tick(0.2).poses.is_empty());
+    }
+
+    #[test]
+    fn a_held_object_follows_the_hand_at_once_and_goes_out_flagged_held() {
+        let mut objects = room();
+        assert!(objects.grab("cube-1", 0.0).is_some());
+        assert_eq!(objects.grab("cube-1", 0.0), None, "asked once");
+        objects.hold_at("cube-1", [0.1, 1.1, -1.4], [0.0, 0.0, 0.0, 1.0], 0.01);
+        let cube = shown(&objects, "cube-1", 0.01);
+        assert!(cube.held_by_me);
+        assert_eq!(cube.position, [0.1, 1.1, -1.4], "no wait for the server");
+        assert!(objects.tick(0.02).poses.is_empty(), "no handle yet");
+        objects.on_grab_reply("cube-1", GrabOutcome::Granted { handle: 1 }, 0.03);
+        objects.on_holder(&ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: Some(holder(ME, "Me", false)),
+        });
+        let tick = objects.tick(0.04);
+        assert_eq!(tick.poses.len(), 1);
+        assert_eq!(tick.poses[0].handle, 1);
+        assert!(tick.poses[0].flags.contains(ObjectPoseFlags::HELD));
+        assert_eq!(tick.poses[0].position, [0.1, 1.1, -1.4]);
+        assert_eq!(objects.mine().collect::<Vec<_>>(), ["cube-1"]);
+        // Our own poses echoed in batches do not move what we show.
+        objects.on_poses(
+            0.05,
+            50,
+            &[ObjectPose {
+                position: [9.0, 1.0, 0.0],
+                ..tick.poses[0]
+            }],
+        );
+        assert_eq!(shown(&objects, "cube-1", 0.2).position, [0.1, 1.1, -1.4]);
+    }
+
+    #[test]
+    fn a_throw_flies_with_the_hands_velocity_and_comes_to_rest_once() {
+        let mut objects = room();
+        held(&mut objects, 0.0);
+        // Carried towards +X at 2 m/s, 1.2 m up, for a third of a second.
+        let mut now = 0.0;
+        for frame in 0..30 {
+            now = f64::from(frame) / 90.0;
+            objects.hold_at(
+                "cube-1",
+                [2.0 * now as f32, 1.2, 0.0],
+                [0.0, 0.0, 0.0, 1.0],
+                now,
+            );
+        }
+        let released_at = [2.0 * now as f32, 1.2, 0.0];
+        assert_eq!(
+            objects.release("cube-1", now),
+            Some(ReleaseRequest {
+                object_id: "cube-1".into()
+            })
+        );
+        let mut rests = Vec::new();
+        let mut rested_at = 0.0;
+        let mut flying = 0;
+        let mut previous_x = released_at[0];
+        for frame in 1..=600 {
+            let t = now + f64::from(frame) / 60.0;
+            let tick = objects.tick(t);
+            if let Some(pose) = tick.poses.first() {
+                assert!(!pose.flags.contains(ObjectPoseFlags::HELD), "flying");
+                assert!(
+                    pose.position[0] >= previous_x - 1e-3,
+                    "it flies on along +X"
+                );
+                previous_x = pose.position[0];
+                flying += 1;
+            }
+            if !tick.rests.is_empty() {
+                rested_at = t;
+                rests.extend(tick.rests);
+                break;
+            }
+        }
+        assert!(objects.tick(rested_at + 0.05).rests.is_empty(), "sent once");
+        assert_eq!(rests.len(), 1, "one rest: {rests:?}");
+        let (id, rest) = &rests[0];
+        assert_eq!(id, "cube-1");
+        assert!(rest.position[0] > released_at[0] + 0.3, "{rest:?}");
+        assert!(
+            (rest.position[1] - collision_radius(ObjectKind::Cube)).abs() < 0.01,
+            "on the floor: {rest:?}"
+        );
+        assert!(flying > 10, "{flying} poses in flight");
+        // Settled and sent: shown at the rest until the room stores it.
+        let cube = shown(&objects, "cube-1", rested_at + 0.1);
+        assert!(!cube.held_by_me);
+        assert_eq!(cube.position, rest.position);
+        objects.on_event(&set_event(12, "cube-1", rest));
+        let cube = shown(&objects, "cube-1", rested_at + 0.2);
+        assert!(cube.resting);
+        assert_eq!(cube.position, rest.position);
+    }
+
+    #[test]
+    fn a_catch_by_someone_else_ends_this_clients_flight() {
+        let mut objects = room();
+        held(&mut objects, 0.0);
+        objects.hold_at("cube-1", [0.0, 1.5, 0.0], [0.0, 0.0, 0.0, 1.0], 0.0);
+        objects.hold_at("cube-1", [0.0, 1.6, 0.0], [0.0, 0.0, 0.0, 1.0], 0.05);
+        objects.release("cube-1", 0.05);
+        assert_eq!(objects.tick(0.1).poses.len(), 1);
+        objects.on_holder(&ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: Some(holder(OTHER, "Bo", false)),
+        });
+        let tick = objects.tick(0.15);
+        assert!(tick.poses.is_empty() && tick.rests.is_empty());
+        let cube = shown(&objects, "cube-1", 0.15);
+        assert!(!cube.held_by_me);
+        assert_eq!(cube.holder.map(|h| h.slot), Some(OTHER));
+    }
+
+    #[test]
+    fn a_release_before_the_grant_throws_once_granted() {
+        let mut objects = room();
+        assert!(objects.grab("cube-1", 0.0).is_some());
+        objects.hold_at("cube-1", [0.0, 1.5, -1.0], [0.0, 0.0, 0.0, 1.0], 0.01);
+        assert_eq!(objects.release("cube-1", 0.02), None, "not granted yet");
+        objects.on_grab_reply("cube-1", GrabOutcome::Granted { handle: 1 }, 0.05);
+        let tick = objects.tick(0.06);
+        assert_eq!(
+            tick.releases,
+            [ReleaseRequest {
+                object_id: "cube-1".into()
+            }]
+        );
+        assert_eq!(tick.poses.len(), 1);
+        assert!(!tick.poses[0].flags.contains(ObjectPoseFlags::HELD));
+        assert!(objects.tick(0.07).releases.is_empty(), "released once");
+    }
+
+    #[test]
+    fn picking_skips_what_others_hold_but_not_what_they_throw() {
+        let mut objects = room();
+        let near_cube = [0.0, 0.9, -1.6];
+        assert_eq!(
+            objects.nearest_grabbable(near_cube, 0.2, 0.0).as_deref(),
+            Some("cube-1")
+        );
+        assert_eq!(objects.nearest_grabbable([5.0, 1.0, 5.0], 0.2, 0.0), None);
+        objects.on_holder(&ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: Some(holder(OTHER, "Bo", false)),
+        });
+        assert_eq!(objects.nearest_grabbable(near_cube, 0.2, 0.0), None);
+        objects.on_holder(&ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: Some(holder(OTHER, "Bo", true)),
+        });
+        assert_eq!(
+            objects.nearest_grabbable(near_cube, 0.2, 0.0).as_deref(),
+            Some("cube-1"),
+            "a thrown object may be caught"
+        );
+    }
+
+    #[test]
+    fn objects_appear_and_go_with_events_and_a_rejoin_drops_local_holds() {
+        let mut objects = room();
+        objects.on_event(&set_event(3, "marker-9", &cube_at([1.0, 0.05, 1.0])));
+        assert_eq!(objects.len(), 3);
+        objects.on_event(&RoomEvent {
+            body: RoomEventBody::ObjectRemove {
+                object_id: "ball-1".into(),
+            },
+            ..set_event(4, "x", &cube_at([0.0; 3]))
+        });
+        assert!(objects.shown("ball-1", 0.0).is_none());
+        held(&mut objects, 0.0);
+        objects.joined(
+            9,
+            &[ObjectSnapshot {
+                object_id: "cube-1".into(),
+                handle: 1,
+                state: cube_at([0.0, 0.8, -1.6]),
+                holder: None,
+            }],
+        );
+        assert!(!shown(&objects, "cube-1", 0.0).held_by_me);
+        assert_eq!(objects.len(), 1);
+    }
+}

@@ -419,7 +419,11 @@ impl RoomClient {
             update_tx,
             slot_tx,
         );
-        tokio::spawn(task.run(command_rx, pose_rx, object_poses_rx, joined_tx));
+        let source = socket::PoseSource {
+            avatar: pose_rx,
+            objects: object_poses_rx,
+        };
+        tokio::spawn(task.run(command_rx, source, joined_tx));
         let room = joined_rx.await.map_err(|_| ClientError::ConnectionLost)??;
         Ok(RoomClient {
             user_id: session.user_id,

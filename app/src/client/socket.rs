@@ -60,6 +60,13 @@ pub struct RoomTask {
     queued: Vec<(ClientEvent, Awaiting)>,
 }
 
+/// What the frame loop wants sent in pose pushes: the avatar's pose and
+/// the poses of the objects it holds or throws, latest only.
+pub struct PoseSource {
+    pub avatar: watch::Receiver<Option<AvatarPose>>,
+    pub objects: watch::Receiver<Vec<ObjectPose>>,
+}
+
 /// How one connection ended.
 enum Ended {
     Left(oneshot::Sender<()>),
@@ -174,8 +181,7 @@ impl RoomTask {
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        pose: watch::Receiver<Option<AvatarPose>>,
-        object_poses: watch::Receiver<Vec<ObjectPose>>,
+        pose: PoseSource,
         joined: Joined,
     ) {
         let mut joined = Some(joined);
@@ -196,7 +202,6 @@ impl RoomTask {
                             held,
                             &mut commands,
                             &pose,
-                            &object_poses,
                             &mut pose_sender,
                         )
                         .await;
@@ -547,8 +552,7 @@ impl RoomTask {
         join_ref: &str,
         held: Vec<String>,
         commands: &mut mpsc::Receiver<Command>,
-        pose: &watch::Receiver<Option<AvatarPose>>,
-        object_poses: &watch::Receiver<Vec<ObjectPose>>,
+        pose: &PoseSource,
         pose_sender: &mut PoseSender,
     ) -> Ended {
         let mut heartbeat =
@@ -620,10 +624,10 @@ impl RoomTask {
                     }
                 },
                 now = pose_tick.tick() => {
-                    if let Some(current) = *pose.borrow() {
+                    if let Some(current) = *pose.avatar.borrow() {
                         pose_sender.offer(&current);
                     }
-                    pose_sender.offer_objects(&object_poses.borrow());
+                    pose_sender.offer_objects(&pose.objects.borrow());
                     if let Some(encoded) = pose_sender.due(now.into_std()) {
                         let mut out = Vec::with_capacity(64);
                         frame::encode_client_push(&mut out, join_ref, "", &self.topic, POSE_EVENT, &encoded)
