@@ -252,6 +252,19 @@ fn bench() -> Result<()> {
         "--bench",
         "codec",
     ]))?;
+    println!(
+        "\n== object physics (flight step cost, Rust and the browser's twin; a held object on the wire)"
+    );
+    run(cargo().args([
+        "bench",
+        "--quiet",
+        "--package",
+        "roomscale-physics",
+        "--bench",
+        "flight",
+    ]))?;
+    prereqs::ensure_npm_modules()?;
+    run(Command::new("node").arg("physics/benches/flight-ts.mjs"))?;
     println!("\n== room server load (one server core, rooms of 25, poses at 30 Hz)");
     run_load_benchmark("room-load")?;
     println!(
@@ -380,9 +393,21 @@ fn codegen() -> Result<()> {
     run(cargo()
         .args(["test", "--quiet", "--package", "roomscale-protocol"])
         .env("ROOMSCALE_BLESS", "1"))?;
+    run(cargo()
+        .args([
+            "test",
+            "--quiet",
+            "--package",
+            "roomscale-physics",
+            "--test",
+            "vectors",
+        ])
+        .env("ROOMSCALE_BLESS", "1"))?;
     prereqs::ensure_npm_modules()?;
     run(Command::new("node").args(["protocol/vectors/phoenix-frames.mjs", "--write"]))?;
-    println!("xtask: regenerated protocol/bindings and protocol/vectors; review `git diff`");
+    println!(
+        "xtask: regenerated protocol/bindings, protocol/vectors and physics/vectors; review `git diff`"
+    );
     Ok(())
 }
 
