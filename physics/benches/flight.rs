@@ -68,7 +68,7 @@ fn main() {
     black_box((flight_steps, flights));
 
     println!(
-        "object physics (one core, {} throws of each kind in turn):",
+        "object physics, Rust (one core, {} throws of each kind in turn):",
         throws.len() / 3
     );
     println!("  step              {ns_per_step:>8.1} ns per object per step");
