@@ -9,7 +9,10 @@
 //! it, `--desktop` stays flat); without one it says why and opens the window.
 //! `roomscale --xr` goes into the headset with the room picker on its panel.
 //! `--voice`, `--mic`, `--speaker`, `--mic-wav` or `--speaker-wav` join voice.
+//! `--watch-objects` prints every change of a shared object as a JSON line, and
+//! `--grab-throw <object id>` picks one up, carries it and throws it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,11 +22,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use roomscale_app::client::{self, Identity, RoomClient, RoomUpdate, ServerUrl};
 use roomscale_app::desktop::DesktopExit;
+use roomscale_app::objects::{GrabOutcome, ObjectReply, Objects};
 use roomscale_app::picker::ServerMemory;
 use roomscale_app::scene::{RoomScene, tagged};
 use roomscale_protocol::events::{ClientKind, RoomEventBody};
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 use roomscale_protocol::presence::Role;
+use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Debug, Parser)]
 #[command(name = "roomscale", version, about = "Roomscale native client")]
@@ -122,6 +127,15 @@ struct JoinArgs {
     /// Headset mode: print each pose sent and the frame timings at the end.
     #[arg(long, requires = "xr")]
     verbose_xr: bool,
+    /// Print one JSON line per change of a shared object as this visitor
+    /// shows it: `{"t_ms", "id", "position", "holder", "resting"}` (t_ms
+    /// since joining; holder a user id or null).
+    #[arg(long)]
+    watch_objects: bool,
+    /// Grab this object, carry it up and sideways for about a second, and
+    /// throw it; prints `grab-throw: ...` lines as it goes.
+    #[arg(long, value_name = "OBJECT_ID")]
+    grab_throw: Option<String>,
     #[command(flatten)]
     voice: roomscale_app::voice::cli::VoiceArgs,
 }
@@ -383,6 +397,10 @@ async fn join(args: JoinArgs) -> Result<()> {
     let mut frame_tick = tokio::time::interval(Duration::from_millis(33));
     let mut scene = RoomScene::default();
     scene.joined(room.slot());
+    let mut watcher = args.watch_objects.then(ObjectWatcher::default);
+    let mut throw = args.grab_throw.clone().map(GrabThrow::new);
+    // Answers to object requests, carried back into the scene.
+    let (replies_tx, mut replies) = tokio::sync::mpsc::unbounded_channel();
     // Set when the server ends the visit (removed, room deleted): the
     // command fails with its reason rather than waiting out its time.
     let mut ended_by_server = None;
@@ -394,6 +412,14 @@ async fn join(args: JoinArgs) -> Result<()> {
                 let now = started.elapsed().as_secs_f32();
                 let own = if args.bot { walking_pose(now) } else { standing_pose(args.at.unwrap_or([0.0, 1.65, 3.0])) };
                 room.set_pose(own);
+                let seconds = started.elapsed().as_secs_f64();
+                if let Some(throw) = throw.as_mut() {
+                    throw.frame(&room, scene.objects_mut(), seconds, &replies_tx).await;
+                }
+                pump_objects(&room, scene.objects_mut(), seconds, &replies_tx).await;
+                if let Some(watcher) = watcher.as_mut() {
+                    watcher.print_changes(scene.objects(), seconds);
+                }
                 if let Some(voice) = &voice {
                     voice.place(&scene, started.elapsed().as_secs_f64(), roomscale_app::voice::session::head_pose(&own.head));
                 }
@@ -420,6 +446,9 @@ async fn join(args: JoinArgs) -> Result<()> {
                     }
                 }
             }
+            Some(reply) = replies.recv() => {
+                scene.apply(started.elapsed().as_secs_f64(), RoomUpdate::ObjectReply(reply));
+            }
             update = room.updates.recv() => match update {
                 Some(update) => {
                     report(&update);
@@ -442,6 +471,212 @@ async fn join(args: JoinArgs) -> Result<()> {
     println!("left");
     Ok(())
 }
+
+/// Sends what this visitor's objects need this frame (the headless
+/// counterpart of [`roomscale_app::net::Net::pump_objects`]); answers come
+/// back through `replies`.
+async fn pump_objects(
+    room: &RoomClient,
+    objects: &mut Objects,
+    now: f64,
+    replies: &UnboundedSender<ObjectReply>,
+) {
+    let tick = objects.tick(now);
+    for release in tick.releases {
+        send_release(room, release.object_id, replies).await;
+    }
+    for (object_id, state) in tick.rests {
+        println!(
+            "grab-throw: {object_id} rests at [{:.3}, {:.3}, {:.3}]",
+            state.position[0], state.position[1], state.position[2]
+        );
+        let replies = replies.clone();
+        match room.send_set_object(&object_id, &state).await {
+            Ok(answer) => {
+                tokio::spawn(async move {
+                    if let Err(error) = answer.await {
+                        let reason = error.to_string();
+                        let _ = replies.send(ObjectReply::RestRefused { object_id, reason });
+                    }
+                });
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                let _ = replies.send(ObjectReply::RestRefused { object_id, reason });
+            }
+        }
+    }
+    room.set_object_poses(tick.poses);
+}
+
+async fn send_release(
+    room: &RoomClient,
+    object_id: String,
+    replies: &UnboundedSender<ObjectReply>,
+) {
+    let replies = replies.clone();
+    let answer = room.send_release(&object_id).await;
+    tokio::spawn(async move {
+        let result = match answer {
+            Ok(answer) => answer.await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            let reason = error.to_string();
+            let _ = replies.send(ObjectReply::ReleaseRefused { object_id, reason });
+        }
+    });
+}
+
+/// `--watch-objects`: a line per object whose shown state changed by a
+/// millimetre, a holder or coming to rest.
+#[derive(Debug, Default)]
+struct ObjectWatcher {
+    last: HashMap<String, ([i32; 3], Option<String>, bool)>,
+}
+
+impl ObjectWatcher {
+    fn print_changes(&mut self, objects: &Objects, now: f64) {
+        for object in objects.displayed(now) {
+            let mm = object.position.map(|c| (c * 1000.0).round() as i32);
+            let holder = object.holder.as_ref().map(|h| h.user_id.clone());
+            let seen = (mm, holder.clone(), object.resting);
+            if self.last.get(&object.id) == Some(&seen) {
+                continue;
+            }
+            self.last.insert(object.id.clone(), seen);
+            let line = serde_json::json!({
+                "t_ms": (now * 1000.0).round() as u64,
+                "id": object.id,
+                "position": object.position,
+                "holder": holder,
+                "resting": object.resting,
+            });
+            println!("{line}");
+        }
+    }
+}
+
+/// `--grab-throw`: waits for the object, grabs it, carries it 0.4 m up and
+/// 0.5 m sideways (+X) over a second, then swings it on at about 2 m/s and
+/// lets go.
+#[derive(Debug)]
+struct GrabThrow {
+    object_id: String,
+    stage: ThrowStage,
+}
+
+#[derive(Debug)]
+enum ThrowStage {
+    /// Until the object is known (the join's snapshot).
+    Waiting,
+    /// Asked at `since`, from `from`.
+    Grabbing {
+        since: f64,
+        from: [f32; 3],
+    },
+    Carrying {
+        since: f64,
+        from: [f32; 3],
+    },
+    Thrown,
+}
+
+const CARRY_SECONDS: f64 = 1.0;
+const SWING_SECONDS: f64 = 0.2;
+
+impl GrabThrow {
+    fn new(object_id: String) -> GrabThrow {
+        GrabThrow {
+            object_id,
+            stage: ThrowStage::Waiting,
+        }
+    }
+
+    /// Where the hand is `t` seconds into the carry: up and sideways, then a
+    /// quick swing on along +X and a little up.
+    fn hand(from: [f32; 3], t: f64) -> [f32; 3] {
+        let carry = (t / CARRY_SECONDS).clamp(0.0, 1.0) as f32;
+        let eased = carry * carry * (3.0 - 2.0 * carry);
+        let swing = (t - CARRY_SECONDS).max(0.0) as f32;
+        [
+            from[0] + 0.5 * eased + 2.0 * swing,
+            from[1] + 0.4 * eased + 1.0 * swing,
+            from[2],
+        ]
+    }
+
+    async fn frame(
+        &mut self,
+        room: &RoomClient,
+        objects: &mut Objects,
+        now: f64,
+        replies: &UnboundedSender<ObjectReply>,
+    ) {
+        let id = self.object_id.clone();
+        match self.stage {
+            ThrowStage::Waiting => {
+                let Some(shown) = objects.shown(&id, now) else {
+                    return;
+                };
+                let Some(request) = objects.grab(&id, now) else {
+                    println!("grab-throw: {id} cannot be grabbed now; trying again");
+                    return;
+                };
+                println!("grab-throw: grabbing {id}");
+                let replies = replies.clone();
+                let answer = room.send_grab(&request.object_id).await;
+                tokio::spawn(async move {
+                    let result = match answer {
+                        Ok(answer) => answer.await,
+                        Err(error) => Err(error),
+                    };
+                    let outcome = GrabOutcome::from_result(result);
+                    let _ = replies.send(ObjectReply::Grab {
+                        object_id: id,
+                        outcome,
+                    });
+                });
+                self.stage = ThrowStage::Grabbing {
+                    since: now,
+                    from: shown.position,
+                };
+            }
+            ThrowStage::Grabbing { since, from } => {
+                objects.hold_at(&id, from, IDENTITY, now);
+                let held = objects.mine().any(|mine| mine == id);
+                let granted = objects.shown(&id, now).is_some_and(|o| {
+                    o.holder
+                        .as_ref()
+                        .is_some_and(|h| Some(h.slot) == Some(room.slot()))
+                });
+                if held && granted {
+                    println!("grab-throw: holding {id}");
+                    self.stage = ThrowStage::Carrying { since: now, from };
+                } else if !held {
+                    // Refused (the notice says by whom): try again shortly.
+                    if now - since > 1.0 {
+                        self.stage = ThrowStage::Waiting;
+                    }
+                }
+            }
+            ThrowStage::Carrying { since, from } => {
+                let t = now - since;
+                objects.hold_at(&id, Self::hand(from, t), IDENTITY, now);
+                if t >= CARRY_SECONDS + SWING_SECONDS {
+                    if let Some(request) = objects.release(&id, now) {
+                        println!("grab-throw: threw {id}");
+                        send_release(room, request.object_id, replies).await;
+                    }
+                    self.stage = ThrowStage::Thrown;
+                }
+            }
+            ThrowStage::Thrown => {}
+        }
+    }
+}
+
+const IDENTITY: [f32; 4] = [0.0, 0.0, 0.0, 1.0];
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {

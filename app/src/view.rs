@@ -1,11 +1,12 @@
-//! What a headless visitor sees: remote avatars interpolated from pose batches,
-//! drawn from this visitor's head into an offscreen image.
+//! What a headless visitor sees: remote avatars interpolated from pose
+//! batches, the table and the shared objects as the scene shows them, drawn
+//! from this visitor's head into an offscreen image.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use roomscale_app::render::{
-    self, AvatarInstance, Camera, Gpu, OffscreenTarget, Renderer, ViewTarget,
+    self, AvatarInstance, Camera, Gpu, ObjectInstance, OffscreenTarget, Renderer, ViewTarget,
 };
 use roomscale_app::scene::RoomScene;
 use roomscale_protocol::pose::AvatarPose;
@@ -39,6 +40,13 @@ impl HeadlessView {
             .collect();
         self.renderer
             .prepare(&self.gpu.device, &self.gpu.queue, &avatars);
+        let objects: Vec<ObjectInstance> = scene
+            .objects()
+            .displayed(now)
+            .map(|object| ObjectInstance::shown(&object, false))
+            .collect();
+        self.renderer
+            .prepare_objects(&self.gpu.device, &self.gpu.queue, &objects);
         let aspect = self.target.width as f32 / self.target.height as f32;
         let camera = Camera::from_joint(&own.head, render::perspective(70f32.to_radians(), aspect));
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
