@@ -5,6 +5,12 @@
 //! history on demand) and leave. When the server ends the visit (removed, room
 //! deleted) the window says why and goes back to the room browser.
 //!
+//! Shared objects: press the left mouse button on one to pick it up (the ray
+//! from the cursor against a sphere around each object), drag to move it on
+//! the plane facing the camera at the depth where it was picked up, and let
+//! go to throw it with the drag's velocity ([`MouseGrab`], plain logic). A
+//! grab someone else's hold refuses says who holds it, beside the cursor.
+//!
 //! The window runs on the main thread; the room client runs on a small tokio
 //! runtime. They talk through two channels, so a slow network never stalls a
 //! frame.
@@ -26,10 +32,15 @@ use roomscale_protocol::presence::Role;
 
 use crate::client::{Identity, RoomListing, RoomUpdate, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
-use crate::render::{self, AvatarInstance, Camera, EguiPainter, Renderer, ViewTarget};
+use crate::objects::{GrabOutcome, ObjectReply, ShownObject};
+use crate::render::{
+    self, AvatarInstance, Camera, EguiPainter, ObjectInstance, Renderer, ViewTarget,
+};
 use crate::scene::{RoomScene, closed_line, tagged};
 use crate::voice::devices::{InputChoice, OutputChoice};
 use crate::voice_controls::VoiceControls;
+use roomscale_physics::collision_radius;
+use roomscale_protocol::objects::{ObjectHolder, ObjectKind};
 
 #[derive(Debug)]
 pub struct DesktopOptions {
@@ -73,6 +84,7 @@ pub fn run(options: DesktopOptions) -> Result<DesktopExit> {
         scene: RoomScene::default(),
         started: Instant::now(),
         last_frame: Instant::now(),
+        mouse: MouseGrab::default(),
     };
     event_loop.run_app(&mut app).context("running the window")?;
     app.net.shut_down(std::time::Duration::from_secs(2));
@@ -180,6 +192,112 @@ struct DesktopApp {
     scene: RoomScene,
     started: Instant,
     last_frame: Instant,
+    mouse: MouseGrab,
+}
+
+/// Objects smaller than this are picked as if they were this big (radius,
+/// metres): a marker's 1 cm collision radius is too thin to hit with a cursor.
+const MIN_PICK_RADIUS: f32 = 0.04;
+/// How long a refused grab's notice stays beside the cursor, seconds.
+const TOAST_SECONDS: f64 = 2.5;
+
+/// The left mouse button on shared objects: what the cursor is over, the
+/// object being dragged and how, and the last refusal to show.
+#[derive(Debug, Default)]
+struct MouseGrab {
+    /// The cursor, physical pixels in the window.
+    cursor: Option<(f64, f64)>,
+    /// Presses and releases since the last frame (handled there, where the
+    /// camera and the objects are known).
+    pressed: bool,
+    released: bool,
+    drag: Option<Drag>,
+    /// A refused grab: what to say, and until when (local seconds).
+    toast: Option<(String, f64)>,
+}
+
+/// An object being dragged.
+#[derive(Debug, Clone, PartialEq)]
+struct Drag {
+    object_id: String,
+    /// Distance from the camera along its view direction to the plane the
+    /// object moves on.
+    depth: f32,
+    /// From the point under the cursor on that plane to the object's centre.
+    offset: Vec3,
+    /// The object's orientation when picked up; dragging does not turn it.
+    orientation: [f32; 4],
+    kind: ObjectKind,
+}
+
+/// The object whose pick sphere the ray (origin, unit direction) enters
+/// first, with the distance along the ray.
+fn pick(
+    origin: Vec3,
+    direction: Vec3,
+    objects: impl IntoIterator<Item = ShownObject>,
+) -> Option<(ShownObject, f32)> {
+    objects
+        .into_iter()
+        .filter_map(|object| {
+            let radius = collision_radius(object.kind).max(MIN_PICK_RADIUS);
+            let to_centre = Vec3::from(object.position) - origin;
+            let along = to_centre.dot(direction);
+            let miss_squared = to_centre.length_squared() - along * along;
+            let inside = radius * radius - miss_squared;
+            if inside < 0.0 {
+                return None;
+            }
+            let entry = along - inside.sqrt();
+            (entry > 0.0).then_some((object, entry))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// The camera's view direction (its -Z), room coordinates.
+fn forward(camera: &Camera) -> Vec3 {
+    (camera.view.inverse().z_axis.truncate() * -1.0).normalize()
+}
+
+/// Where the ray through `ndc` meets the plane facing the camera `depth`
+/// ahead of it.
+fn on_plane(camera: &Camera, ndc: [f32; 2], depth: f32) -> Vec3 {
+    let (origin, direction) = camera.ray(ndc);
+    let ahead = direction.dot(forward(camera)).max(1e-3);
+    origin + direction * (depth / ahead)
+}
+
+impl Drag {
+    /// Picks up `object` under the cursor at `ndc`: it moves on the plane
+    /// through its centre, keeping its offset from the cursor.
+    fn start(camera: &Camera, ndc: [f32; 2], object: &ShownObject) -> Drag {
+        let centre = Vec3::from(object.position);
+        let depth = (centre - camera.position()).dot(forward(camera));
+        let under_cursor = on_plane(camera, ndc, depth);
+        Drag {
+            object_id: object.id.clone(),
+            depth,
+            offset: centre - under_cursor,
+            orientation: object.orientation,
+            kind: object.kind,
+        }
+    }
+
+    /// Where the object's centre goes with the cursor at `ndc`: on the plane,
+    /// never below the floor.
+    fn centre(&self, camera: &Camera, ndc: [f32; 2]) -> Vec3 {
+        let mut centre = on_plane(camera, ndc, self.depth) + self.offset;
+        centre.y = centre.y.max(collision_radius(self.kind));
+        centre
+    }
+}
+
+/// A refusal as the cursor's notice says it.
+fn held_by(holder: Option<&ObjectHolder>) -> String {
+    match holder {
+        Some(holder) => format!("{} holds that", tagged(&holder.name, &holder.user_id)),
+        None => "someone else holds that".into(),
+    }
 }
 
 fn depth_view(device: &wgpu::Device, config: &wgpu::SurfaceConfiguration) -> wgpu::TextureView {
@@ -282,6 +400,9 @@ impl ApplicationHandler for DesktopApp {
             return;
         };
         let consumed = state.egui.on_window_event(&state.window, &event).consumed;
+        if let WindowEvent::CursorMoved { position, .. } = &event {
+            self.mouse.cursor = Some((position.x, position.y));
+        }
         match event {
             WindowEvent::CloseRequested => {
                 event_loop.exit();
@@ -313,6 +434,18 @@ impl ApplicationHandler for DesktopApp {
                 self.walker.looking = pressed == ElementState::Pressed && !consumed;
                 self.walker.last_cursor = None;
             }
+            WindowEvent::MouseInput {
+                button: MouseButton::Left,
+                state: pressed,
+                ..
+            } => match pressed {
+                // A press on a window of the overlay is the overlay's; a
+                // release always ends a drag.
+                ElementState::Pressed if !consumed => self.mouse.pressed = true,
+                ElementState::Pressed => {}
+                ElementState::Released => self.mouse.released = true,
+            },
+            WindowEvent::CursorLeft { .. } => self.mouse.cursor = None,
             WindowEvent::CursorMoved { position, .. } if self.walker.looking => {
                 if let Some((x, y)) = self.walker.last_cursor {
                     self.walker.yaw -= (position.x - x) as f32 * 0.005;
@@ -337,6 +470,60 @@ impl ApplicationHandler for DesktopApp {
 }
 
 impl DesktopApp {
+    /// The left button on shared objects this frame: a press picks up the
+    /// object under the cursor, a drag carries it, a release throws it; and
+    /// every frame this visitor's holds and throws go out. Returns the
+    /// object under the cursor (drawn highlighted).
+    fn mouse_on_objects(&mut self, camera: &Camera, size: (u32, u32), now: f64) -> Option<String> {
+        let pressed = std::mem::take(&mut self.mouse.pressed);
+        let released = std::mem::take(&mut self.mouse.released);
+        if self.ui.joined.is_none() {
+            self.mouse.drag = None;
+            return None;
+        }
+        let ndc = self.mouse.cursor.map(|(x, y)| {
+            [
+                (2.0 * x / f64::from(size.0) - 1.0) as f32,
+                (1.0 - 2.0 * y / f64::from(size.1)) as f32,
+            ]
+        });
+        let objects = self.scene.objects_mut();
+        // A grab refused, or a catch by someone else, ends the drag.
+        if let Some(drag) = &self.mouse.drag
+            && !objects
+                .shown(&drag.object_id, now)
+                .is_some_and(|object| object.held_by_me)
+        {
+            self.mouse.drag = None;
+        }
+        let under_cursor = ndc.and_then(|ndc| {
+            let (origin, direction) = camera.ray(ndc);
+            pick(origin, direction, objects.displayed(now)).map(|(object, _)| (ndc, object))
+        });
+        if pressed
+            && self.mouse.drag.is_none()
+            && let Some((ndc, object)) = &under_cursor
+        {
+            if self.net.grab(objects, &object.id, now) {
+                self.mouse.drag = Some(Drag::start(camera, *ndc, object));
+            } else if let Some(holder) = object.holder.as_ref().filter(|h| !h.throwing) {
+                self.mouse.toast = Some((held_by(Some(holder)), now + TOAST_SECONDS));
+            }
+        }
+        if let (Some(drag), Some(ndc)) = (&self.mouse.drag, ndc) {
+            let centre = drag.centre(camera, ndc);
+            objects.hold_at(&drag.object_id, centre.to_array(), drag.orientation, now);
+        }
+        if released && let Some(drag) = self.mouse.drag.take() {
+            self.net.release(objects, &drag.object_id, now);
+        }
+        self.net.pump_objects(objects, now);
+        match &self.mouse.drag {
+            Some(drag) => Some(drag.object_id.clone()),
+            None => under_cursor.map(|(_, object)| object.id),
+        }
+    }
+
     fn drain_network(&mut self) {
         let now = self.started.elapsed().as_secs_f64();
         while let Ok(event) = self.net.events.try_recv() {
@@ -366,6 +553,13 @@ impl DesktopApp {
                         }
                         RoomUpdate::ConnectionLost { reason } => {
                             self.ui.status = format!("connection lost ({reason}); reconnecting");
+                        }
+                        RoomUpdate::ObjectReply(ObjectReply::Grab {
+                            outcome: GrabOutcome::Held(holder),
+                            ..
+                        }) => {
+                            self.mouse.toast =
+                                Some((held_by(holder.as_ref()), now + TOAST_SECONDS));
                         }
                         RoomUpdate::Closed(why) => {
                             let message = closed_line(why);
@@ -400,6 +594,21 @@ impl DesktopApp {
         }
         let now = self.started.elapsed().as_secs_f64();
         self.voice.place(&self.net, &self.scene, now, &own.head);
+        let size = self
+            .window
+            .as_ref()
+            .map_or((1, 1), |state| (state.config.width, state.config.height));
+        let camera = Camera::from_joint(
+            &own.head,
+            render::perspective(70f32.to_radians(), size.0 as f32 / size.1 as f32),
+        );
+        let hovered = self.mouse_on_objects(&camera, size, now);
+        let objects: Vec<ObjectInstance> = self
+            .scene
+            .objects()
+            .displayed(now)
+            .map(|object| ObjectInstance::shown(&object, hovered.as_deref() == Some(&object.id)))
+            .collect();
         let remote = self.scene.remote_avatars(now);
         let names: Vec<(glam::Vec3, String, bool)> = remote
             .iter()
@@ -429,14 +638,21 @@ impl DesktopApp {
             _ => return,
         };
         let input = state.egui.take_egui_input(&state.window);
-        let aspect = state.config.width as f32 / state.config.height as f32;
-        let camera_for_tags =
-            Camera::from_joint(&own.head, render::perspective(70f32.to_radians(), aspect));
         let server = self.server.to_string();
         let ui_state = &mut self.ui;
         let (net, scene, voice) = (&self.net, &self.scene, &mut self.voice);
+        let toast = self
+            .mouse
+            .toast
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(text, _)| text.as_str());
+        let cursor = self.mouse.cursor;
         let output = state.egui.egui_ctx().clone().run_ui(input, |ui| {
-            name_tags(ui, &names, &camera_for_tags);
+            name_tags(ui, &names, &camera);
+            if let (Some(text), Some((x, y))) = (toast, cursor) {
+                cursor_note(ui, text, (x as f32, y as f32));
+            }
             overlay(ui, &server, ui_state, scene, voice, net)
         });
         let mut output = output;
@@ -448,8 +664,9 @@ impl DesktopApp {
         state
             .renderer
             .prepare(&state.device, &state.queue, &avatars);
-        let aspect = state.config.width as f32 / state.config.height as f32;
-        let camera = Camera::from_joint(&own.head, render::perspective(70f32.to_radians(), aspect));
+        state
+            .renderer
+            .prepare_objects(&state.device, &state.queue, &objects);
         let mut encoder = state.device.create_command_encoder(&Default::default());
         state.renderer.render(
             &state.queue,
@@ -479,8 +696,25 @@ impl DesktopApp {
     }
 }
 
-/// The overlay: room browser when outside a room; people, chat and leave inside.
-/// Each remote member's name above its head, projected like the scene.
+/// A short note beside the cursor (`at`, physical pixels), such as who holds
+/// the object a grab was refused.
+fn cursor_note(ui: &egui::Ui, text: &str, at: (f32, f32)) {
+    let scale = ui.ctx().pixels_per_point();
+    let painter = ui.ctx().layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("cursor note"),
+    ));
+    let at = egui::pos2(at.0 / scale + 14.0, at.1 / scale + 10.0);
+    let galley = painter.layout_no_wrap(
+        text.to_owned(),
+        egui::FontId::proportional(15.0),
+        egui::Color32::WHITE,
+    );
+    let rect = egui::Rect::from_min_size(at, galley.size()).expand(5.0);
+    painter.rect_filled(rect, 5.0, egui::Color32::from_black_alpha(190));
+    painter.galley(at, galley, egui::Color32::WHITE);
+}
+
 /// Each remote member's name above its head, projected like the scene, in a
 /// green ring while they speak.
 fn name_tags(ui: &egui::Ui, names: &[(glam::Vec3, String, bool)], camera: &Camera) {
@@ -916,6 +1150,201 @@ mod tests {
         std::iter::from_fn(|| commands.try_recv().ok())
             .map(|command| format!("{command:?}"))
             .collect()
+    }
+
+    fn shown(id: &str, kind: ObjectKind, position: [f32; 3]) -> ShownObject {
+        ShownObject {
+            id: id.into(),
+            kind,
+            colour: [1.0, 0.0, 0.0],
+            position,
+            orientation: [0.0, 0.0, 0.0, 1.0],
+            holder: None,
+            held_by_me: false,
+            resting: true,
+        }
+    }
+
+    fn camera() -> Camera {
+        Camera::look_at(
+            Vec3::new(0.0, 1.65, 0.0),
+            Vec3::new(0.0, 0.8, -1.6),
+            70f32.to_radians(),
+            16.0 / 9.0,
+        )
+    }
+
+    fn ndc_of(camera: &Camera, point: [f32; 3]) -> [f32; 2] {
+        let ndc = camera.project(Vec3::from(point)).unwrap();
+        [ndc.x, ndc.y]
+    }
+
+    #[test]
+    fn the_cursor_picks_the_nearest_object_it_points_at() {
+        let camera = camera();
+        let near = shown("cube-1", ObjectKind::Cube, [0.0, 0.8, -1.3]);
+        // Straight behind the cube as the camera sees it, further away.
+        let behind = Vec3::from(near.position) + (Vec3::from(near.position) - camera.position());
+        let far = shown("ball-1", ObjectKind::Ball, behind.to_array());
+        let marker = shown("marker-1", ObjectKind::Marker, [0.4, 0.76, -1.6]);
+        let all = || vec![far.clone(), near.clone(), marker.clone()];
+        let (origin, direction) = camera.ray(ndc_of(&camera, near.position));
+        assert_eq!(pick(origin, direction, all()).unwrap().0.id, "cube-1");
+        // A marker is thin, but is picked 3 cm off its axis.
+        let beside = [0.43, 0.76, -1.6];
+        let (origin, direction) = camera.ray(ndc_of(&camera, beside));
+        assert_eq!(pick(origin, direction, all()).unwrap().0.id, "marker-1");
+        // Pointing at the floor between them picks nothing.
+        let (origin, direction) = camera.ray(ndc_of(&camera, [0.2, 0.0, -1.0]));
+        assert!(pick(origin, direction, all()).is_none());
+    }
+
+    #[test]
+    fn a_drag_keeps_the_object_under_the_cursor_at_its_depth_and_above_the_floor() {
+        let camera = camera();
+        let cube = shown("cube-1", ObjectKind::Cube, [0.1, 0.8, -1.4]);
+        // Picked up 2 cm off its centre.
+        let grabbed_at = ndc_of(&camera, [0.12, 0.81, -1.4]);
+        let drag = Drag::start(&camera, grabbed_at, &cube);
+        let forward = forward(&camera);
+        let depth = |p: Vec3| (p - camera.position()).dot(forward);
+        // Not moved yet: where it was.
+        let still = drag.centre(&camera, grabbed_at);
+        assert!(still.distance(Vec3::from(cube.position)) < 1e-4, "{still}");
+        // The cursor moves up and right: the object follows on its plane,
+        // keeping its offset from the cursor.
+        let moved = drag.centre(&camera, [grabbed_at[0] + 0.2, grabbed_at[1] + 0.3]);
+        assert!((depth(moved) - depth(Vec3::from(cube.position))).abs() < 1e-4);
+        assert!(moved.x > 0.2 && moved.y > 1.0, "{moved}");
+        let cursor_point = on_plane(
+            &camera,
+            [grabbed_at[0] + 0.2, grabbed_at[1] + 0.3],
+            drag.depth,
+        );
+        assert!((moved - cursor_point).distance(drag.offset) < 1e-5);
+        // Dragged down past the floor, it stays on it.
+        let low = drag.centre(&camera, [grabbed_at[0], -1.0]);
+        assert!((low.y - 0.05).abs() < 1e-5, "{low}");
+    }
+
+    /// The desktop app without a window, in a room with one cube on the table.
+    fn app_with_a_cube() -> (DesktopApp, tokio::sync::mpsc::UnboundedReceiver<NetCommand>) {
+        let (net, sent) = Net::detached();
+        let mut scene = RoomScene::default();
+        scene.joined(4);
+        scene.objects_mut().joined(
+            4,
+            &[roomscale_protocol::objects::ObjectSnapshot {
+                object_id: "cube-1".into(),
+                handle: 1,
+                state: roomscale_protocol::objects::ObjectState {
+                    kind: ObjectKind::Cube,
+                    colour: "#ff0000".into(),
+                    position: [0.0, 0.8, -1.3],
+                    orientation: [0.0, 0.0, 0.0, 1.0],
+                },
+                holder: None,
+            }],
+        );
+        let app = DesktopApp {
+            server: ServerUrl::parse("http://localhost:4000").unwrap(),
+            net,
+            window: None,
+            ui: UiState {
+                joined: Some("Room".into()),
+                ..UiState::default()
+            },
+            walker: Walker::default(),
+            voice: VoiceControls::default(),
+            scene,
+            started: Instant::now(),
+            last_frame: Instant::now(),
+            mouse: MouseGrab::default(),
+        };
+        (app, sent)
+    }
+
+    #[test]
+    fn pressing_on_an_object_grabs_it_dragging_carries_it_and_letting_go_throws_it() {
+        let (mut app, mut commands) = app_with_a_cube();
+        let camera = camera();
+        let size = (1600, 900);
+        let pixel = |ndc: [f32; 2]| {
+            (
+                f64::from((ndc[0] + 1.0) / 2.0 * 1600.0),
+                f64::from((1.0 - ndc[1]) / 2.0 * 900.0),
+            )
+        };
+        let on_cube = ndc_of(&camera, [0.0, 0.8, -1.3]);
+        // Hovering shows which object a press would take.
+        app.mouse.cursor = Some(pixel(on_cube));
+        let hovered = app.mouse_on_objects(&camera, size, 0.0);
+        assert_eq!(hovered.as_deref(), Some("cube-1"));
+        app.mouse.pressed = true;
+        app.mouse_on_objects(&camera, size, 0.1);
+        let sent_now = sent(&mut commands);
+        assert!(
+            sent_now.contains(&r#"Grab("cube-1")"#.to_string()),
+            "{sent_now:?}"
+        );
+        app.scene.objects_mut().on_grab_reply(
+            "cube-1",
+            crate::objects::GrabOutcome::Granted { handle: 1 },
+            0.15,
+        );
+        // Dragged up: it follows, and its pose goes out in the pose push.
+        for step in 1..=5 {
+            let ndc = [on_cube[0], on_cube[1] + 0.05 * step as f32];
+            app.mouse.cursor = Some(pixel(ndc));
+            app.mouse_on_objects(&camera, size, 0.15 + 0.02 * f64::from(step));
+        }
+        let cube = app.scene.objects().shown("cube-1", 0.3).unwrap();
+        assert!(cube.held_by_me && cube.position[1] > 0.9, "{cube:?}");
+        assert!(
+            sent(&mut commands)
+                .iter()
+                .any(|c| c.starts_with("ObjectPoses([ObjectPose { handle: 1")),
+            "the held pose is sent"
+        );
+        // Let go: released, and it flies on upwards with the drag's velocity.
+        app.mouse.released = true;
+        app.mouse_on_objects(&camera, size, 0.27);
+        assert!(sent(&mut commands).contains(&r#"Release("cube-1")"#.to_string()));
+        assert!(app.mouse.drag.is_none());
+        let at_release = app.scene.objects().shown("cube-1", 0.27).unwrap().position;
+        app.mouse_on_objects(&camera, size, 0.32);
+        let later = app.scene.objects().shown("cube-1", 0.32).unwrap().position;
+        assert!(later[1] > at_release[1], "{at_release:?} -> {later:?}");
+    }
+
+    #[test]
+    fn a_grab_refused_for_a_holder_says_who_holds_it() {
+        let (mut app, mut commands) = app_with_a_cube();
+        app.scene
+            .objects_mut()
+            .on_holder(&roomscale_protocol::objects::ObjectHolderPush {
+                object_id: "cube-1".into(),
+                handle: 1,
+                holder: Some(ObjectHolder {
+                    user_id: "u-ada".into(),
+                    name: "Ada".into(),
+                    slot: 9,
+                    throwing: false,
+                }),
+            });
+        let camera = camera();
+        let ndc = ndc_of(&camera, [0.0, 0.8, -1.3]);
+        app.mouse.cursor = Some((
+            f64::from((ndc[0] + 1.0) / 2.0 * 1600.0),
+            f64::from((1.0 - ndc[1]) / 2.0 * 900.0),
+        ));
+        app.mouse.pressed = true;
+        app.mouse_on_objects(&camera, (1600, 900), 1.0);
+        assert!(app.mouse.drag.is_none());
+        assert!(!sent(&mut commands).iter().any(|c| c.starts_with("Grab")));
+        let (toast, until) = app.mouse.toast.clone().expect("a notice");
+        assert_eq!(toast, format!("{} holds that", tagged("Ada", "u-ada")));
+        assert!(until > 1.0);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use roomscale_physics::{Aabb, TABLE};
 use roomscale_protocol::objects::ObjectKind;
 
 use super::model::{MeshData, Vertex};
+use crate::objects::ShownObject;
 
 /// Edge of a cube, metres.
 pub const CUBE_SIZE: f32 = 0.10;
@@ -54,6 +55,20 @@ impl ObjectInstance {
             Quat::from_array(self.orientation).normalize(),
             Vec3::from(self.position),
         )
+    }
+}
+
+impl ObjectInstance {
+    /// An object as the objects model shows it; this visitor's own holds
+    /// (and `hovered`, the one a grab would take) are highlighted.
+    pub fn shown(object: &ShownObject, hovered: bool) -> ObjectInstance {
+        ObjectInstance {
+            kind: object.kind,
+            position: object.position,
+            orientation: object.orientation,
+            colour: object.colour,
+            highlight: object.held_by_me || hovered,
+        }
     }
 }
 
