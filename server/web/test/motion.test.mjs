@@ -108,6 +108,23 @@ test("an unchanged pose is not sent again until after a reset", () => {
   assert.equal(sent.length, 2, "after a rejoin the server needs the pose again")
 })
 
+test("holding an object, a still visitor still sends every 500 ms, the object pose after the avatar's", () => {
+  const sent = []
+  const sender = new PoseSender((bytes) => {
+    sent.push(bytes)
+    return true
+  })
+  const still = truth(1)
+  const held = new Uint8Array(14).fill(7)
+  for (const now of frames(60, 2)) {
+    sender.offer(now, still, [held])
+  }
+  // At 0, then at each frame 500 ms or more after the last send: about every 500 ms for 2 s.
+  assert.ok(sent.length >= 4 && sent.length <= 5, `a held object is kept alive (${sent.length} sends in 2 s)`)
+  assert.ok(sent.every((bytes) => bytes.length === 31 + 14))
+  assert.deepEqual([...sent[0].subarray(31)], [...held])
+})
+
 test("sub-millimetre tracking noise is not a change; a millimetre is", () => {
   // The native client's PoseSender (app/src/client/pose_sender.rs) runs the same case.
   const [x, y, z] = [0.0302, 0.2803, 0.0101]

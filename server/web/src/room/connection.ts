@@ -2,7 +2,9 @@
 // after every reconnect, with `last_seen_id` so history is neither lost nor
 // repeated), presence, persisted room events, older history on request,
 // moderation (acts sent, notices received), a close the server initiates
-// (removed, room deleted: no rejoin), and pose batches in and out.
+// (removed, room deleted: no rejoin), pose batches in and out (format 2
+// batches carry held and flying objects after the avatars), and shared
+// objects: grab, release, set and remove pushed, `object_holder` heard.
 
 import {Presence, Socket, type Channel} from "phoenix"
 
@@ -11,6 +13,11 @@ import {
   HISTORY_EVENT,
   MODERATE_EVENT,
   MODERATION_EVENT,
+  OBJECT_GRAB_EVENT,
+  OBJECT_HOLDER_EVENT,
+  OBJECT_RELEASE_EVENT,
+  OBJECT_REMOVE_EVENT,
+  OBJECT_SET_EVENT,
   POSE_EVENT,
   POSES_EVENT,
   PROTOCOL_VERSION,
@@ -26,6 +33,10 @@ import {
   type JoinReply,
   type ModeratePush,
   type ModerationNotice,
+  type ObjectGrabReply,
+  type ObjectHolder,
+  type ObjectHolderPush,
+  type ObjectState,
   type PresenceMeta,
   type RoomEvent,
   type StoredReply,
@@ -56,6 +67,21 @@ export interface RoomHandlers {
   moderation(notice: ModerationNotice): void
   /** A decoded batch and when it arrived (performance.now() milliseconds). */
   poses(batch: PoseBatch, receivedAt: number): void
+  /** Who holds or throws an object now (absent holder: the server is settling it). */
+  objectHolder(push: ObjectHolderPush): void
+}
+
+/** A push the server refused: its error code, and who holds the object for `object_held`. */
+export class RefusedError extends Error {
+  override name = "RefusedError"
+
+  constructor(
+    readonly code: ErrorCode,
+    reason: string,
+    readonly holder: ObjectHolder | null,
+  ) {
+    super(reason)
+  }
 }
 
 export interface RoomConnectionOptions {
@@ -119,6 +145,7 @@ export class RoomConnection {
     })
     this.channel.on(ROOM_EVENT_EVENT, (event: RoomEvent) => handlers.event(event))
     this.channel.on(MODERATION_EVENT, (notice: ModerationNotice) => handlers.moderation(notice))
+    this.channel.on(OBJECT_HOLDER_EVENT, (push: ObjectHolderPush) => handlers.objectHolder(push))
     // The server ends our membership (removed by a moderator, the room deleted):
     // phoenix.js closes the channel without rejoining; the socket goes too.
     this.channel.onClose((payload: unknown) => {
@@ -182,6 +209,25 @@ export class RoomConnection {
     return pushBinaryNoReply(this.socket, this.channel, POSE_EVENT, payload)
   }
 
+  /** Takes hold of an object; resolves with its handle, rejects with a RefusedError (`object_held` names the holder). */
+  grabObject(objectId: string): Promise<number> {
+    return this.pushForReply<ObjectGrabReply>(OBJECT_GRAB_EVENT, {object_id: objectId}).then((reply) => reply.handle)
+  }
+
+  /** Lets go of a held object: this client now throws it until it rests (then `setObject`). */
+  releaseObject(objectId: string): Promise<void> {
+    return this.pushForReply(OBJECT_RELEASE_EVENT, {object_id: objectId}).then(() => undefined)
+  }
+
+  /** Stores where an object rests (a new id spawns it); resolves with the stored event's id. */
+  setObject(objectId: string, state: ObjectState): Promise<number> {
+    return this.pushForReply<{id: number}>(OBJECT_SET_EVENT, {object_id: objectId, state}).then((reply) => reply.id)
+  }
+
+  removeObject(objectId: string): Promise<void> {
+    return this.pushForReply(OBJECT_REMOVE_EVENT, {object_id: objectId}).then(() => undefined)
+  }
+
   /** Stores a chat message; resolves with its id once the server has stored it. */
   sendChat(text: string): Promise<number> {
     return this.pushForReply<StoredReply>(CHAT_EVENT, {text}).then((reply) => reply.id)
@@ -225,7 +271,7 @@ export class RoomConnection {
       this.channel
         .push(event, payload)
         .receive("ok", (reply: T) => resolve(reply))
-        .receive("error", (error: ErrorReply) => reject(new Error(error.reason)))
+        .receive("error", (error: ErrorReply) => reject(new RefusedError(error.code, error.reason, error.holder ?? null)))
         .receive("timeout", () => reject(new Error("the server did not answer in time; try again")))
     })
   }

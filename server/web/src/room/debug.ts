@@ -5,6 +5,7 @@
 import type {Governance, Role} from "@roomscale/protocol"
 
 import type {Avatar} from "./avatars"
+import type {ObjectView} from "./objects"
 import type {ChatLine, NoticeLine, Person} from "./ui"
 
 export type RoomState = "connecting" | "joining" | "joined" | "reconnecting" | "failed"
@@ -64,6 +65,8 @@ export interface RoomSources {
   avatars(): Avatar[]
   people(): Person[]
   chat(): ChatLine[]
+  objects(): ObjectView[]
+  objectScreenPoint(id: string): {x: number; y: number} | null
 }
 
 export interface RoomDebugSurface {
@@ -89,6 +92,10 @@ export interface RoomDebugSurface {
   selfHead(): Vec3 | null
   people(): Person[]
   chat(): ChatLine[]
+  /** The room's objects as drawn now: pose from the mesh, who holds it, whether it rests. */
+  objects(): ObjectView[]
+  /** An object's centre on the canvas in CSS pixels (for a real mouse press), or null. */
+  objectScreenPoint(id: string): {x: number; y: number} | null
   readonly voice: VoiceSurface
 }
 
@@ -151,6 +158,8 @@ export function installDebugSurface(sources: RoomSources): void {
     // Copies, so a caller cannot change what the page holds.
     people: () => sources.people().map((person) => structuredClone(person)),
     chat: () => sources.chat().map((line) => ({...line})),
+    objects: () => sources.objects(),
+    objectScreenPoint: (id: string) => sources.objectScreenPoint(id),
     voice: Object.freeze({...sources.voice}),
   }
   Object.defineProperty(window, "roomscale", {value: Object.freeze(surface), writable: false, configurable: false})

@@ -1,13 +1,17 @@
 // The visitor's own pose, read from what Babylon draws: in VR the XR camera and
 // the controllers' grips, on the flat screen the camera with hands resting at
 // the sides. And the sender that puts it on the wire at most 30 times a second,
-// only when it changed.
+// only when it changed, with the poses of the objects the visitor holds or
+// throws after it (then also at least every OBJECT_KEEPALIVE_MS, still or not:
+// the server drops a silent hold).
 
 import type {Camera} from "@babylonjs/core/Cameras/camera"
 import {Quaternion} from "@babylonjs/core/Maths/math.vector"
 import type {WebXRDefaultExperience} from "@babylonjs/core/XR/webXRDefaultExperience"
 
-import {PoseFlags, encodePose, type AvatarPose, type Joint, type Quat, type Vec3} from "../protocol/pose"
+import {OBJECT_KEEPALIVE_MS} from "@roomscale/protocol"
+
+import {PoseFlags, encodePose, encodePosePush, type AvatarPose, type Joint, type Quat, type Vec3} from "../protocol/pose"
 
 /** Where resting hands hang relative to the head, before turning with it, in metres. */
 const REST_LEFT: Vec3 = [-0.22, -0.55, -0.15]
@@ -84,10 +88,12 @@ export function headingOf(q: Quat): number {
 
 /**
  * Sends the pose at most `rateHz` times a second, and only when its encoding
- * changed: a visitor standing still costs nothing.
+ * changed: a visitor standing still costs nothing, unless they hold or throw
+ * an object (a keep-alive every OBJECT_KEEPALIVE_MS).
  */
 export class PoseSender {
   private lastSent: Uint8Array | null = null
+  private lastSentAt = -Infinity
   private nextSendAt = 0
   private readonly periodMs: number
 
@@ -103,19 +109,24 @@ export class PoseSender {
     this.lastSent = null
   }
 
-  /** Offers the current pose at `now` (milliseconds); returns whether it was sent. */
-  offer(now: number, pose: AvatarPose): boolean {
+  /**
+   * Offers the current pose at `now` (milliseconds) with the encoded poses of
+   * held or thrown objects; returns whether it was sent.
+   */
+  offer(now: number, pose: AvatarPose, objects: Uint8Array[] = []): boolean {
     if (now < this.nextSendAt) {
       return false
     }
-    const encoded = encodePose(0, pose)
-    if (this.lastSent && sameBytes(encoded, this.lastSent)) {
+    const encoded = objects.length ? encodePosePush(encodePose(0, pose), objects) : encodePose(0, pose)
+    const keepAlive = objects.length > 0 && now - this.lastSentAt >= OBJECT_KEEPALIVE_MS
+    if (this.lastSent && sameBytes(encoded, this.lastSent) && !keepAlive) {
       return false
     }
     if (!this.send(encoded)) {
       return false
     }
     this.lastSent = encoded
+    this.lastSentAt = now
     // The schedule keeps the average at the rate whatever the frame rate (72 Hz
     // frames do not round down to 24 Hz), and never lets two sends come closer
     // than half a period, also after a pause.

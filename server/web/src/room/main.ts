@@ -5,7 +5,8 @@
 // room channel, and then each frame: sends the visitor's own pose, and shows
 // every other member's avatar about 100 ms behind their latest pose.
 // Moderation (who may, the notices everyone sees, a member muted by a
-// moderator) and older history come and go through the same channel.
+// moderator), older history and the room's shared objects (objects.ts, picked
+// up with grab.ts) come and go through the same channel.
 
 import {Vector3} from "@babylonjs/core/Maths/math.vector"
 
@@ -17,7 +18,9 @@ import {RoomConnection, type ConnectionStatus, type PresenceMember} from "./conn
 import {installDebugSurface, type RoomState} from "./debug"
 import {AvatarTrack} from "./interpolation"
 import {flatPose, immersivePose, PoseSender} from "./localPose"
+import {Grabbing} from "./grab"
 import {controlsFor, describeNotice, HistoryGaps, lockControl, roleOf, type ModerationControl} from "./moderation"
+import {RoomObjects} from "./objects"
 import {chatTextProblem, normalizeName, userTag} from "./names"
 import {loadProfile, saveProfile, validateColour, type Profile} from "./profile"
 import {createRoomScene, EYE_HEIGHT, SPAWN_LOOK_AT_HEIGHT} from "./scene"
@@ -60,6 +63,9 @@ function start(): void {
   const notices: NoticeLine[] = []
   const history = new HistoryGaps()
   let statusReason: string | null = null
+  /** Made with the scene, just after connect(); a join that came first waits here. */
+  let objects: RoomObjects | null = null
+  let pendingObjects: JoinReply | null = null
 
   const connection = new RoomConnection({
     roomId,
@@ -92,6 +98,8 @@ function start(): void {
           placeAtSpawn(reply.slot)
         }
         governance = reply.governance
+        objects?.joined(reply.objects ?? [], reply.slot)
+        pendingObjects = objects ? null : reply
         history.joined(reply.events, reply.truncated, lastSeenId)
         ui.setOlderMessages(history.hasOlder)
         addEvents(reply.events)
@@ -112,7 +120,11 @@ function start(): void {
         reconcileAvatars()
         updateState()
       },
-      event: (event: RoomEvent) => addEvents([event]),
+      event: (event: RoomEvent) => {
+        addEvents([event])
+        objects?.event(event)
+      },
+      objectHolder: (push) => objects?.holderChanged(push),
       moderation: (notice: ModerationNotice) => {
         governance = notice.governance
         const line = {text: describeNotice(notice, nameOf), at: Date.now()}
@@ -133,6 +145,7 @@ function start(): void {
           }
           track.push(receivedAt / 1000, serverTime, pose)
         }
+        objects?.poses(batch.objects, receivedAt, batch.serverTimeMs)
       },
     },
   })
@@ -180,6 +193,15 @@ function start(): void {
     return
   }
   const {engine, scene, camera, floor} = room
+  objects = new RoomObjects(scene, connection, (text) => ui.showToast(text))
+  // Assigned in the join handler, which TypeScript cannot see has run.
+  const joinedFirst = pendingObjects as JoinReply | null
+  if (joinedFirst) {
+    objects.joined(joinedFirst.objects ?? [], joinedFirst.slot)
+    pendingObjects = null
+  }
+  const roomObjects = objects
+  const grabbing = new Grabbing(scene, camera, roomObjects, () => isImmersive(xr))
   performance.mark("roomscale:scene")
   scene.onAfterRenderObservable.addOnce(() => performance.mark("roomscale:first-frame"))
 
@@ -208,6 +230,26 @@ function start(): void {
   ui.onModerate(async (control: ModerationControl) => {
     await connection.moderate(control.push)
   })
+  ui.onObjects(
+    async (kind) => {
+      // Half a metre in front of the eyes, a little below them; it drops onto what is below.
+      const head = flatOrImmersiveHead()
+      const forward = rotate([0, 0, -1], ...head.orientation)
+      const length = Math.hypot(forward[0], forward[2]) || 1
+      const from: Vec3 = [head.position[0] + (forward[0] / length) * 0.6, Math.max(0.2, head.position[1] - 0.4), head.position[2] + (forward[2] / length) * 0.6]
+      await roomObjects.spawn(kind, from)
+    },
+    () => {
+      const head = flatOrImmersiveHead()
+      const forward = rotate([0, 0, -1], ...head.orientation)
+      return roomObjects.removeLastTouched(head.position.map((c, i) => c + forward[i] * 1.5) as Vec3)
+    },
+  )
+
+  function flatOrImmersiveHead() {
+    return (isImmersive(xr) && xr.experience ? immersivePose(xr.experience) : flatPose(camera)).head
+  }
+
   ui.onLoadOlder(async () => {
     const beforeId = history.nextBeforeId()
     if (beforeId === null) {
@@ -358,8 +400,10 @@ function start(): void {
     const now = performance.now()
     const immersive = isImmersive(xr)
     const pose = immersive && xr.experience ? immersivePose(xr.experience) : flatPose(camera)
+    grabbing.frame(now, xr.experience)
+    roomObjects.frame(now)
     if (connection.isJoined) {
-      poseSender.offer(now, pose)
+      poseSender.offer(now, pose, roomObjects.encodedPoses())
     }
     for (const avatar of avatars.values()) {
       if (avatar.isSelf) {
@@ -424,6 +468,8 @@ function start(): void {
     avatars: () => [...avatars.values()],
     people,
     chat: () => [...chat.values()].sort((a, b) => a.id - b.id),
+    objects: () => roomObjects.views(),
+    objectScreenPoint: (id: string) => roomObjects.screenPoint(id),
   })
 
   AvatarFactory.load(scene, AVATAR_URL).then(

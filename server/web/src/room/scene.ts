@@ -1,6 +1,7 @@
 // The room's 3D world: a right-handed Babylon scene in metres (+Y up, -Z
 // forward, as WebXR and every other Roomscale client), a floor to stand and
-// teleport on, light, a few landmarks, and the visitor's flat-screen camera
+// teleport on, light, a few landmarks, the table the room's first objects lie
+// on (physics.ts's TABLE box, which objects collide with), and the visitor's flat-screen camera
 // (WASD / arrow keys to walk, drag to look).
 //
 // Deep imports only: each one pulls in just the Babylon module it names.
@@ -19,6 +20,8 @@ import {CreateBox} from "@babylonjs/core/Meshes/Builders/boxBuilder"
 import {CreateCylinder} from "@babylonjs/core/Meshes/Builders/cylinderBuilder"
 import {CreateGround} from "@babylonjs/core/Meshes/Builders/groundBuilder"
 import {Scene} from "@babylonjs/core/scene"
+
+import {TABLE} from "./physics"
 
 /** Where a standing visitor's eyes are when no headset says otherwise, in metres. */
 export const EYE_HEIGHT = 1.6
@@ -58,6 +61,7 @@ export function createRoomScene(canvas: HTMLCanvasElement): RoomScene {
 
   const floor = createFloor(scene)
   createLandmarks(scene)
+  createTable(scene)
 
   const camera = new UniversalCamera("visitor", new Vector3(0, EYE_HEIGHT, 2), scene)
   camera.minZ = 0.05
@@ -128,4 +132,18 @@ function createLandmarks(scene: Scene): void {
     pillar.material = stone
     pillar.isPickable = false
   }
+}
+
+/** The table, exactly the box objects bounce off and rest on. */
+function createTable(scene: Scene): void {
+  const [minX, minY, minZ] = TABLE.min
+  const [maxX, maxY, maxZ] = TABLE.max
+  const table = CreateBox("table", {width: maxX - minX, height: maxY - minY, depth: maxZ - minZ}, scene)
+  table.position.set((minX + maxX) / 2, (minY + maxY) / 2, (minZ + maxZ) / 2)
+  const wood = new StandardMaterial("table", scene)
+  wood.diffuseColor = new Color3(0.55, 0.4, 0.26)
+  wood.specularColor = new Color3(0.08, 0.08, 0.08)
+  table.material = wood
+  // Not a teleport target nor something a drag grabs: a press on it turns the view.
+  table.isPickable = false
 }

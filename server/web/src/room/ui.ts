@@ -1,10 +1,11 @@
 // The room page's HTML around the 3D view: connection indicator, people list
 // (each name with its tag, and moderation controls for those who may use
-// them), name and colour, voice, chat with moderation notices and older
-// history. Everything a person typed is put in with textContent (or an input's
+// them), name and colour, voice, objects (add a cube, ball or marker, remove
+// one; a short message over the view when a grab is refused), chat with
+// moderation notices and older history. Everything a person typed is put in with textContent (or an input's
 // value), never as HTML.
 
-import {MAX_CHAT_CHARS, MAX_NAME_CHARS, type ClientKind, type Role} from "@roomscale/protocol"
+import {MAX_CHAT_CHARS, MAX_NAME_CHARS, type ClientKind, type ObjectKind, type Role} from "@roomscale/protocol"
 
 import type {ConnectionStatus} from "./connection"
 import type {ModerationControl} from "./moderation"
@@ -96,6 +97,10 @@ body.in-room { max-width: 80rem; }
 .room-chat-log time { color: #888; font-size: 0.75rem; margin-left: 0.3rem; }
 .room-note { color: #666; font-size: 0.85rem; margin: 0; }
 .room-note.error { color: #b00020; }
+.room-toast { position: absolute; left: 50%; top: 0.6rem; transform: translateX(-50%); padding: 0.25rem 0.8rem; border-radius: 1rem; background: rgba(20,20,20,0.8); color: #fff; font-size: 0.9rem; }
+.room-toast[hidden] { display: none; }
+.room-objects-controls { display: flex; gap: 0.3rem; flex-wrap: wrap; }
+.room-objects-controls button { font-size: 0.8rem; padding: 0.15rem 0.5rem; }
 @media (max-width: 50rem) { #room-root { grid-template-columns: 1fr; height: auto; } .room-view { height: 60vh; } }
 `
 
@@ -127,6 +132,10 @@ export class RoomUi {
   private readonly voiceButton: HTMLButtonElement
   private readonly muteButton: HTMLButtonElement
   private readonly voiceNote: HTMLElement
+  private readonly toast: HTMLElement
+  private toastTimer: number | null = null
+  private readonly objectButtons: HTMLButtonElement[]
+  private readonly objectsNote: HTMLElement
 
   constructor(root: HTMLElement, profile: Profile) {
     // A constructed stylesheet, not an inline <style>: the Content-Security-Policy need not allow inline styles.
@@ -140,9 +149,10 @@ export class RoomUi {
     this.canvas = element("canvas", {id: "room-canvas", tabIndex: 0})
     this.canvas.setAttribute("aria-label", "The room in 3D: click, then walk with W A S D or the arrow keys, drag to look")
     this.status = element("div", {className: "room-status", role: "status"})
-    this.help = element("div", {className: "room-help", textContent: "Click the view, then W A S D to walk, drag to look"})
+    this.help = element("div", {className: "room-help", textContent: "Click the view, then W A S D to walk, drag to look, drag an object to carry and throw it"})
     this.ended = element("div", {className: "room-ended", role: "alert", hidden: true})
-    this.view.append(this.canvas, this.status, this.help, this.ended)
+    this.toast = element("div", {className: "room-toast", role: "status", hidden: true})
+    this.view.append(this.canvas, this.status, this.help, this.toast, this.ended)
 
     const side = element("aside", {className: "room-side"})
 
@@ -186,7 +196,23 @@ export class RoomUi {
     voiceControls.append(this.voiceButton, this.muteButton)
     voice.append(element("h2", {textContent: "Voice"}), voiceControls, this.voiceNote)
 
-    side.append(people, this.moderationSection, voice, you, chat)
+    const objects = element("section", {className: "room-objects"})
+    const objectControls = element("div", {className: "room-objects-controls"})
+    const kinds: Array<[ObjectKind, string]> = [["cube", "Add cube"], ["ball", "Add ball"], ["marker", "Add marker"]]
+    this.objectButtons = kinds.map(([kind, label]) => {
+      const button = element("button", {type: "button", className: "object-add", textContent: label})
+      button.dataset.kind = kind
+      button.setAttribute("aria-label", `${label} in front of you`)
+      return button
+    })
+    const remove = element("button", {type: "button", className: "object-remove", textContent: "Remove"})
+    remove.setAttribute("aria-label", "Remove the object you last picked up or added")
+    this.objectButtons.push(remove)
+    objectControls.append(...this.objectButtons)
+    this.objectsNote = element("p", {className: "room-note objects-note"})
+    objects.append(element("h2", {textContent: "Objects"}), objectControls, this.objectsNote)
+
+    side.append(people, this.moderationSection, voice, objects, you, chat)
     root.append(this.view, side)
 
     // Clicking the view gives it the keyboard, so WASD walks.
@@ -284,6 +310,43 @@ export class RoomUi {
   onVoice(toggle: () => void, toggleMute: () => void): void {
     this.voiceButton.addEventListener("click", toggle)
     this.muteButton.addEventListener("click", toggleMute)
+  }
+
+  /** Runs `add(kind)` for the add buttons and `remove()` for Remove; their errors show under them. */
+  onObjects(add: (kind: ObjectKind) => Promise<void>, remove: () => Promise<string | null>): void {
+    for (const button of this.objectButtons) {
+      button.addEventListener("click", () => {
+        this.objectsNote.textContent = ""
+        this.objectsNote.classList.remove("error")
+        const kind = button.dataset.kind as ObjectKind | undefined
+        const done = kind ? add(kind).then(() => null) : remove().then((id) => (id ? null : "Pick something up first, or look at it."))
+        button.disabled = true
+        done.then(
+          (note) => {
+            button.disabled = false
+            this.objectsNote.textContent = note ?? ""
+          },
+          (error: Error) => {
+            button.disabled = false
+            this.objectsNote.textContent = error.message
+            this.objectsNote.classList.add("error")
+          },
+        )
+      })
+    }
+  }
+
+  /** A short message over the view (who holds what you tried to grab). */
+  showToast(text: string, ms = 3000): void {
+    this.toast.textContent = text
+    this.toast.hidden = false
+    if (this.toastTimer !== null) {
+      clearTimeout(this.toastTimer)
+    }
+    this.toastTimer = window.setTimeout(() => {
+      this.toast.hidden = true
+      this.toastTimer = null
+    }, ms)
   }
 
   setXrNote(note: string | null): void {

@@ -1,0 +1,415 @@
+// Shared objects end to end in the browser: the real server binary, Debian's
+// headless Chromium (playwright-core) driven with the real mouse, and iwer's
+// emulated Quest 3 squeezing its controller.
+//
+//   node --test tests/web/objects.test.mjs
+//
+// Every new room starts with the starter props on the table (cube-1, cube-2,
+// ball-1, ball-2, marker-1). Screenshots of one object at rest, seen from a
+// flat page and from the headset, go to artifacts/web/objects-browser.png and
+// artifacts/web/objects-headset.png. Without Chromium every test prints
+// `skipped: <reason>` and passes.
+
+import assert from "node:assert/strict"
+import {test} from "node:test"
+
+import {
+  artifactPath,
+  distance,
+  hexToRgb,
+  matchingPixels,
+  missingPrerequisite,
+  openVisitor,
+  serverAndBrowserPerFile,
+  skip,
+  waitFor,
+  waitInRoom,
+} from "./harness.mjs"
+
+/** How far apart two pages may show one object and still agree, in metres. */
+const SAME_PLACE_M = 0.05
+/** How far behind the holder's page another page may show a carried object, in milliseconds. */
+const FOLLOWS_WITHIN_MS = 200
+/** How soon an object a closed page held can be grabbed by someone else, in milliseconds. */
+const FREED_WITHIN_MS = 3000
+/** How long a thrown object may take to come to rest on every page, in milliseconds. */
+const RESTS_WITHIN_MS = 20_000
+
+const unavailable = missingPrerequisite()
+const fixture = serverAndBrowserPerFile()
+
+const objectsOf = (visitor) => visitor.page.evaluate(() => window.roomscale.objects())
+const objectOf = async (visitor, id) => (await objectsOf(visitor)).find((object) => object.id === id)
+const userIdOf = (visitor) => visitor.page.evaluate(() => window.roomscale.userId)
+const nameOf = async (visitor) => (await visitor.page.evaluate(() => window.roomscale.people())).find((person) => person.isSelf).name
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Where `id`'s centre is on the page, in page pixels (for page.mouse), or null when not in view. */
+async function pagePointOf(visitor, id) {
+  const point = await visitor.page.evaluate((id) => window.roomscale.objectScreenPoint(id), id)
+  const box = await visitor.page.locator("#room-canvas").boundingBox()
+  if (!point || !box || point.x < 2 || point.y < 2 || point.x > box.width - 2 || point.y > box.height - 2) {
+    return null
+  }
+  return {x: box.x + point.x, y: box.y + point.y}
+}
+
+/** Visitors in a fresh room, each with the starter props in view. */
+async function visitors(roomName, {xr = []} = {}) {
+  const roomId = await fixture.server.createRoom(roomName)
+  const pages = []
+  for (let i = 0; i < 2; i++) {
+    pages.push(await openVisitor(fixture.browser, fixture.server.url, roomId, {xr: xr.includes(i)}))
+  }
+  await Promise.all(pages.map((visitor) => waitInRoom(visitor.page)))
+  for (const visitor of pages) {
+    await waitFor(async () => (await objectsOf(visitor)).some((object) => object.id === "cube-1"), {
+      timeout: 10_000,
+      what: "the starter props in the join reply",
+    })
+  }
+  for (const [i, visitor] of pages.entries()) {
+    if (!xr.includes(i)) {
+      await lookAt(visitor, "cube-1")
+    }
+  }
+  return {roomId, pages}
+}
+
+/**
+ * Turns a flat page's view (dragging the real mouse across the sky, as a
+ * visitor would) until `id` is in the middle part of the view: a visitor
+ * arrives on a circle facing the room's centre, so the table may be behind them.
+ */
+async function lookAt(visitor, id) {
+  const box = await visitor.page.locator("#room-canvas").boundingBox()
+  const central = (point) => point && Math.abs(point.x - (box.x + box.width / 2)) < box.width * 0.3
+  for (let i = 0; i < 40 && !central(await pagePointOf(visitor, id)); i++) {
+    // About 15 degrees a drag (the camera turns 1/1500 rad a pixel).
+    await visitor.page.mouse.move(box.x + box.width / 2 - 200, box.y + 12)
+    await visitor.page.mouse.down()
+    await visitor.page.mouse.move(box.x + box.width / 2 + 200, box.y + 12, {steps: 4})
+    await visitor.page.mouse.up()
+  }
+  assert.ok(central(await pagePointOf(visitor, id)), `could not turn the view toward ${id}`)
+}
+
+/** Presses the real mouse on `id` and waits until this page holds it (the server granted the grab). */
+async function pressOn(visitor, id, {expectGranted = true} = {}) {
+  const {value: point} = await waitFor(() => pagePointOf(visitor, id), {what: `${id} on screen`})
+  await visitor.page.mouse.move(point.x, point.y)
+  await visitor.page.mouse.down()
+  if (expectGranted) {
+    const self = await userIdOf(visitor)
+    await waitFor(async () => (await objectOf(visitor, id))?.holder === self, {what: `the grab of ${id} to be granted`})
+  }
+  return point
+}
+
+/** Records `id`'s displayed position on a page every animation frame, on the shared wall clock. */
+async function startRecording(visitor, id) {
+  await visitor.page.evaluate((id) => {
+    const log = []
+    globalThis.__objectLog = log
+    const tick = () => {
+      const object = window.roomscale.objects().find((o) => o.id === id)
+      if (object) {
+        log.push([performance.timeOrigin + performance.now(), object.position])
+      }
+      if (globalThis.__objectLog === log) {
+        requestAnimationFrame(tick)
+      }
+    }
+    requestAnimationFrame(tick)
+  }, id)
+}
+
+async function stopRecording(visitor) {
+  return visitor.page.evaluate(() => {
+    const log = globalThis.__objectLog
+    globalThis.__objectLog = null
+    return log
+  })
+}
+
+/** A recorded track's position at time `t` (linear between samples), or null outside it. */
+function positionAt(track, t) {
+  if (t < track[0][0] || t > track[track.length - 1][0]) {
+    return null
+  }
+  let i = 1
+  while (track[i][0] < t) {
+    i++
+  }
+  const [t0, a] = track[i - 1]
+  const [t1, b] = track[i]
+  const f = t1 === t0 ? 1 : (t - t0) / (t1 - t0)
+  return a.map((c, k) => c + (b[k] - c) * f)
+}
+
+/** Waits until every page shows `id` resting and they agree on where; returns the positions. */
+async function restingEverywhere(pages, id, timeout = RESTS_WITHIN_MS) {
+  const {value} = await waitFor(
+    async () => {
+      const seen = await Promise.all(pages.map((visitor) => objectOf(visitor, id)))
+      if (!seen.every((object) => object?.resting)) {
+        return null
+      }
+      return seen.map((object) => object.position)
+    },
+    {timeout, what: `${id} to rest on every page`},
+  )
+  return value
+}
+
+test("a dragged cube follows the mouse, and the other page shows it within 5 cm and 200 ms", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const {pages} = await visitors("Dragging")
+  const [a, b] = pages
+  try {
+    const start = await pressOn(a, "cube-1")
+    await Promise.all([startRecording(a, "cube-1"), startRecording(b, "cube-1")])
+    // Up, sideways and back over about two seconds, in small mouse steps.
+    const path = [
+      [0, -120],
+      [140, -120],
+      [140, -40],
+      [-80, -60],
+    ]
+    for (const [dx, dy] of path) {
+      await a.page.mouse.move(start.x + dx, start.y + dy, {steps: 25})
+      await sleep(150)
+    }
+    await sleep(400)
+    const [ownTrack, seenTrack] = await Promise.all([stopRecording(a), stopRecording(b)])
+    await a.page.mouse.up()
+
+    const moved = distance(ownTrack[0][1], ownTrack[ownTrack.length - 1][1])
+    const travel = Math.max(...ownTrack.map(([, p]) => distance(p, ownTrack[0][1])))
+    assert.ok(travel > 0.2, `the mouse carried the cube ${travel.toFixed(3)} m (it should move with the drag)`)
+    // For each frame B drew, how close is it to where A had it up to 200 ms earlier?
+    const errors = []
+    for (const [at, seen] of seenTrack) {
+      if (at < ownTrack[0][0] + FOLLOWS_WITHIN_MS + 100 || at > ownTrack[ownTrack.length - 1][0]) {
+        continue
+      }
+      let best = Infinity
+      for (let lag = 0; lag <= FOLLOWS_WITHIN_MS; lag += 5) {
+        const own = positionAt(ownTrack, at - lag)
+        if (own) {
+          best = Math.min(best, distance(own, seen))
+        }
+      }
+      errors.push(best)
+    }
+    assert.ok(errors.length > 30, `enough frames drawn on the other page to judge (${errors.length})`)
+    errors.sort((x, y) => x - y)
+    const worst = errors[errors.length - 1]
+    t.diagnostic(
+      `carried ${travel.toFixed(2)} m (ends ${moved.toFixed(2)} m away); the other page within ${(worst * 100).toFixed(2)} cm of the holder's position ≤ ${FOLLOWS_WITHIN_MS} ms earlier (median ${(errors[errors.length >> 1] * 100).toFixed(2)} cm, ${errors.length} frames)`,
+    )
+    assert.ok(worst <= SAME_PLACE_M, `the other page showed the cube ${worst.toFixed(3)} m from anywhere the holder had it in the last ${FOLLOWS_WITHIN_MS} ms`)
+    await restingEverywhere(pages, "cube-1")
+    assert.deepEqual(a.consoleErrors, [])
+    assert.deepEqual(b.consoleErrors, [])
+    assert.deepEqual(a.foreignRequests(), [])
+  } finally {
+    await a.close()
+    await b.close()
+  }
+})
+
+test("a thrown cube rests at the same place on both pages, and is still there after a server restart", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const {pages} = await visitors("Throwing")
+  const [a, b] = pages
+  try {
+    const before = (await objectOf(a, "cube-2")).position
+    const start = await pressOn(a, "cube-2")
+    // A quick flick up and to the side, released while still moving.
+    await a.page.mouse.move(start.x + 30, start.y - 30, {steps: 3})
+    await a.page.mouse.move(start.x + 160, start.y - 140, {steps: 6})
+    await a.page.mouse.up()
+    const {value: flying} = await waitFor(async () => {
+      const seen = await objectOf(b, "cube-2")
+      return seen && seen.holder && seen.throwing ? seen : null
+    }, {what: "the other page to hear that the cube is thrown"})
+    assert.equal(flying.holder, await userIdOf(a))
+    const [ownRest, seenRest] = await restingEverywhere(pages, "cube-2")
+    const apart = distance(ownRest, seenRest)
+    t.diagnostic(`thrown ${distance(before, ownRest).toFixed(2)} m; the pages agree within ${(apart * 100).toFixed(2)} cm`)
+    assert.ok(distance(before, ownRest) > 0.1, `the throw moved the cube (${distance(before, ownRest).toFixed(3)} m)`)
+    assert.ok(apart <= SAME_PLACE_M, `both pages show the rest within 5 cm (${apart.toFixed(3)} m)`)
+
+    await fixture.server.restart()
+    await Promise.all(pages.map((visitor) => visitor.page.reload()))
+    await Promise.all(pages.map((visitor) => waitInRoom(visitor.page)))
+    for (const visitor of pages) {
+      const {value: after} = await waitFor(async () => (await objectOf(visitor, "cube-2"))?.position, {what: "cube-2 after the restart"})
+      assert.ok(distance(after, ownRest) <= SAME_PLACE_M, `after a restart and a reload cube-2 is where it came to rest (${distance(after, ownRest).toFixed(3)} m off)`)
+    }
+    assert.deepEqual(a.consoleErrors.filter((e) => !/WebSocket|socket/i.test(e)), [])
+  } finally {
+    await a.close()
+    await b.close()
+  }
+})
+
+test("a grab of a held object is refused and says who holds it; a closed page's object is free within 3 s", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const {pages} = await visitors("Holding")
+  const [a, b] = pages
+  let aOpen = true
+  try {
+    const aId = await userIdOf(a)
+    const aName = await nameOf(a)
+    await pressOn(a, "ball-1")
+    await waitFor(async () => (await objectOf(b, "ball-1"))?.holder === aId, {what: "the other page to show who holds the ball"})
+
+    await pressOn(b, "ball-1", {expectGranted: false})
+    const {value: toast} = await waitFor(async () => {
+      const text = await b.page.locator(".room-toast").textContent()
+      return (await b.page.locator(".room-toast").isVisible()) && text ? text : null
+    }, {what: "the refused grab's message"})
+    await b.page.mouse.up()
+    t.diagnostic(`refused grab says: ${toast}`)
+    assert.ok(toast.includes(aName), `the message names the holder ${aName}: "${toast}"`)
+    assert.equal((await objectOf(b, "ball-1")).holder, aId, "the ball stays with its holder")
+    assert.equal((await objectOf(a, "ball-1")).holder, aId)
+
+    // The holder's page goes away mid-hold: nobody answers for the ball any more.
+    await a.close()
+    aOpen = false
+    const closedAt = performance.now()
+    const bId = await userIdOf(b)
+    let grantedAfter = null
+    while (performance.now() - closedAt < FREED_WITHIN_MS + 2000) {
+      const point = await pagePointOf(b, "ball-1")
+      if (point) {
+        await b.page.mouse.move(point.x, point.y)
+        await b.page.mouse.down()
+        const granted = await waitFor(async () => (await objectOf(b, "ball-1"))?.holder === bId, {timeout: 250}).catch(() => null)
+        if (granted) {
+          grantedAfter = performance.now() - closedAt
+          await b.page.mouse.up()
+          break
+        }
+        await b.page.mouse.up()
+      }
+      await sleep(100)
+    }
+    assert.ok(grantedAfter !== null, `the other visitor never got the ball after the holder's page closed`)
+    t.diagnostic(`the ball could be grabbed ${grantedAfter.toFixed(0)} ms after the holder's page closed`)
+    assert.ok(grantedAfter <= FREED_WITHIN_MS, `grabbed ${grantedAfter.toFixed(0)} ms after the close (at most ${FREED_WITHIN_MS})`)
+    await restingEverywhere([b], "ball-1")
+    assert.deepEqual(b.consoleErrors, [])
+  } finally {
+    if (aOpen) {
+      await a.close()
+    }
+    await b.close()
+  }
+})
+
+test("a headset visitor grabs with a controller squeeze and throws; the flat page sees it come to rest", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const {pages} = await visitors("Headset throw", {xr: [0]})
+  const [headset, viewer] = pages
+  try {
+    await headset.page.click(".babylonVRicon", {timeout: 10_000})
+    await headset.page.waitForFunction(() => window.roomscale.immersive, null, {timeout: 10_000})
+    const target = "ball-2"
+    const before = (await objectOf(viewer, target)).position
+    const rightHand = async () => (await headset.page.evaluate(() => window.roomscale.avatars())).find((avatar) => avatar.self).right
+    const moveController = (delta) =>
+      headset.page.evaluate((d) => {
+        const p = globalThis.__xrDevice.controllers.right.position
+        p.set(p.x + d[0], p.y + d[1], p.z + d[2])
+      }, delta)
+    const handMoved = async (from) => (await waitFor(async () => {
+      const now = await rightHand()
+      return distance(now, from) > 0.001 ? now : null
+    }, {what: "the controller move to reach the hand"})).value
+
+    // The XR reference space may be turned (the headset starts where the flat
+    // camera stood, facing its way): learn where the controller's +X goes.
+    const h0 = await rightHand()
+    await moveController([0.3, 0, 0])
+    const h1 = await handMoved(h0)
+    const ex = [(h1[0] - h0[0]) / 0.3, 0, (h1[2] - h0[2]) / 0.3]
+    const ez = [-ex[2], 0, ex[0]]
+    for (let i = 0; i < 3; i++) {
+      const hand = await rightHand()
+      const goal = (await objectOf(headset, target)).position
+      const w = goal.map((c, k) => c - hand[k])
+      if (Math.hypot(...w) < 0.03) {
+        break
+      }
+      await moveController([w[0] * ex[0] + w[2] * ex[2], w[1], w[0] * ez[0] + w[2] * ez[2]])
+      await handMoved(hand)
+    }
+    const reach = distance(await rightHand(), (await objectOf(headset, target)).position)
+    assert.ok(reach <= 0.15, `the controller is within 15 cm of the ${target} (${reach.toFixed(3)} m)`)
+
+    await headset.page.evaluate(() => globalThis.__xrDevice.controllers.right.updateButtonValue("squeeze", 1))
+    const headsetId = await userIdOf(headset)
+    await waitFor(async () => (await objectOf(viewer, target))?.holder === headsetId, {what: "the viewer to see the headset hold the ball"})
+    // Swing the controller up and away over a few frames, letting go mid-swing.
+    await headset.page.evaluate(
+      ({ex, ez}) =>
+        new Promise((resolve) => {
+          const controller = globalThis.__xrDevice.controllers.right
+          let frame = 0
+          const tick = () => {
+            const p = controller.position
+            // 4 cm a frame up and toward the room's +X, as a room-space direction turned into the controller's space.
+            p.set(p.x + 0.04 * ex[0], p.y + 0.03, p.z + 0.04 * ez[0])
+            frame++
+            if (frame === 12) {
+              controller.updateButtonValue("squeeze", 0)
+            }
+            if (frame < 16) {
+              requestAnimationFrame(tick)
+            } else {
+              resolve()
+            }
+          }
+          requestAnimationFrame(tick)
+        }),
+      {ex, ez},
+    )
+    const [ownRest, seenRest] = await restingEverywhere(pages, target)
+    const thrown = distance(before, seenRest)
+    t.diagnostic(`the headset threw the ball ${thrown.toFixed(2)} m; both pages agree within ${(distance(ownRest, seenRest) * 100).toFixed(2)} cm`)
+    assert.ok(thrown > 0.1, `the throw moved the ball (${thrown.toFixed(3)} m)`)
+    assert.ok(distance(ownRest, seenRest) <= SAME_PLACE_M, `both pages show the rest within 5 cm`)
+
+    // The same ball at rest from both points of view.
+    await lookAt(viewer, target)
+    await sleep(300)
+    const browserShot = artifactPath("objects-browser.png")
+    await viewer.page.screenshot({path: browserShot})
+    await headset.page.screenshot({path: artifactPath("objects-headset.png")})
+    const point = await pagePointOf(viewer, target)
+    if (point) {
+      const seen = await objectOf(viewer, target)
+      const hits = await matchingPixels(viewer.page, browserShot, [point.x, point.y], 6, hexToRgb(seen.colour))
+      t.diagnostic(`the ball's colour covers ${hits} pixels around its screen point on the flat page`)
+      assert.ok(hits >= 4, `the flat page draws the ball where objectScreenPoint says (${hits} matching pixels)`)
+    }
+    assert.deepEqual(headset.consoleErrors, [])
+    assert.deepEqual(viewer.consoleErrors, [])
+    assert.deepEqual(headset.foreignRequests(), [])
+  } finally {
+    await headset.close()
+    await viewer.close()
+  }
+})
