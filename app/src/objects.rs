@@ -24,9 +24,10 @@ use std::collections::BTreeMap;
 use roomscale_physics::{Body, Flight, VelocityEstimator, World, collision_radius};
 use roomscale_protocol::events::{ErrorCode, ErrorReply, RoomEvent, RoomEventBody};
 use roomscale_protocol::objects::{
-    MAX_OBJECTS_PER_POSE_PUSH, ObjectHolder, ObjectHolderPush, ObjectKind, ObjectPose,
-    ObjectPoseFlags, ObjectSnapshot, ObjectState,
+    MAX_OBJECTS_PER_POSE_PUSH, ObjectHolderPush, ObjectPose, ObjectPoseFlags, ObjectSnapshot,
 };
+// What a renderer reads in a ShownObject, at hand for it.
+pub use roomscale_protocol::objects::{ObjectHolder, ObjectKind, ObjectState};
 
 use crate::interpolation::{DEFAULT_DELAY, Interpolate, Track, nlerp};
 
