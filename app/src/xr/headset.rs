@@ -1,6 +1,7 @@
 //! The headset frame loop: drain OpenXR events into the session state
 //! machine, then per frame wait → begin → locate (views and controllers at the
-//! predicted display time) → draw both eyes with the one renderer → end.
+//! predicted display time) → grab, carry and throw shared objects with the
+//! hands ([`super::grab`]) → draw both eyes with the one renderer → end.
 //!
 //! Teardown order, which the drop order of [`Headset`]'s fields carries out:
 //! swapchain textures, swapchain, spaces and actions, session (with its frame
@@ -19,6 +20,7 @@ use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};
 
 use super::Runtime;
 use super::gpu_timer::GpuTimer;
+use super::grab::{GrabAction, GrabPose, HandGrabInput, Hands, REACH, Reachable};
 use super::input::{Controllers, HandSample};
 use super::layers::{self, DepthInfo};
 use super::locomotion::{Locomotion, LocomotionInput, Pose};
@@ -26,11 +28,14 @@ use super::panel::{HeadsetUi, Laser, PanelPlacement, PanelRequests, VoiceRequest
 use super::session::{Action, ExitReason, Input, SessionMachine, SessionState};
 use super::swapchain::{EyeDepth, EyeImage, EyeSwapchain, choose_format, right_eye_path};
 use super::vulkan::{self, GpuOptions, XrGpu};
-use crate::client::{Identity, ServerUrl};
+use crate::client::{Identity, RoomUpdate, ServerUrl};
 use crate::net::{Net, NetCommand, NetEvent};
+use crate::objects::{GrabOutcome, ObjectReply};
 use crate::picker::{PickerRequest, RoomPicker, ServerMemory};
-use crate::render::{self, AvatarInstance, Camera, LineVertex, Renderer, ViewMode, ViewTarget};
-use crate::scene::RoomScene;
+use crate::render::{
+    self, AvatarInstance, Camera, LineVertex, ObjectInstance, Renderer, ViewMode, ViewTarget,
+};
+use crate::scene::{RoomScene, tagged};
 use crate::voice::session::VoiceOptions;
 use crate::voice_controls::VoiceControls;
 
@@ -194,6 +199,8 @@ struct Headset {
     menu_was_down: bool,
     /// The room picker, when headset mode started without a room.
     picker: Option<RoomPicker>,
+    /// What each hand holds of the shared objects.
+    grabs: Hands,
 }
 
 impl Headset {
@@ -277,6 +284,7 @@ impl Headset {
                 .room_id
                 .is_none()
                 .then(|| RoomPicker::new(options.server.clone(), options.picker_memory.clone())),
+            grabs: Hands::default(),
         })
     }
 
@@ -359,9 +367,22 @@ impl Headset {
                             self.voice.join_with(net, voice.clone());
                         }
                     }
-                    NetEvent::Update(update) => scene.apply(now, update),
+                    NetEvent::Update(update) => {
+                        if let RoomUpdate::ObjectReply(ObjectReply::Grab {
+                            object_id,
+                            outcome: GrabOutcome::Held(holder),
+                        }) = &update
+                        {
+                            self.status = held_by(object_id, holder.as_ref());
+                            println!("xr: {}", self.status);
+                        }
+                        scene.apply(now, update);
+                    }
                     NetEvent::History { before_id, page } => scene.older_page(before_id, page),
-                    NetEvent::Left => scene.left(),
+                    NetEvent::Left => {
+                        scene.left();
+                        self.grabs.clear();
+                    }
                     NetEvent::Status(message) => {
                         println!("status: {message}");
                         if let Some(picker) = &mut self.picker {
@@ -398,7 +419,7 @@ impl Headset {
             last_dt = Instant::now();
             match self.frame(
                 &machine,
-                &scene,
+                &mut scene,
                 &mut locomotion,
                 &extra,
                 options,
@@ -536,7 +557,7 @@ impl Headset {
     fn frame(
         &mut self,
         machine: &SessionMachine,
-        scene: &RoomScene,
+        scene: &mut RoomScene,
         locomotion: &mut Locomotion,
         extra: &[AvatarInstance],
         options: &HeadsetOptions,
@@ -612,6 +633,14 @@ impl Headset {
         avatars.extend_from_slice(extra);
         self.renderer
             .prepare(&self.gpu.device, &self.gpu.queue, &avatars);
+        let in_reach = self.carry_objects(scene, &play_to_room, &hands, net, started);
+        let objects: Vec<ObjectInstance> = scene
+            .objects()
+            .displayed(display_at)
+            .map(|object| ObjectInstance::shown(&object, in_reach.contains(&object.id)))
+            .collect();
+        self.renderer
+            .prepare_objects(&self.gpu.device, &self.gpu.queue, &objects);
 
         // The panel comes up in front of the visitor at the start and
         // wherever they are when they press a menu button.
@@ -632,7 +661,9 @@ impl Headset {
         // Voices come from where their speakers' heads are shown, and the
         // left grip talks under push-to-talk.
         self.voice.place(net, scene, display_at, &own.head);
-        self.voice.talk(hands[0].squeeze > 0.5, net);
+        // The left grip talks, unless it holds an object.
+        self.voice
+            .talk(hands[0].squeeze > 0.5 && self.grabs.held(0).is_none(), net);
         // A moderator's mute stays the visitor's own once given back.
         if scene.own_moderator_muted() && !self.voice.muted() {
             self.voice.set_muted(true, net);
@@ -846,6 +877,78 @@ impl Headset {
         Ok(requests)
     }
 
+    /// The hands on the shared objects this frame: squeezing (or pinching,
+    /// or closing a tracked hand) within [`REACH`] of one grabs it, it follows
+    /// the hand, opening throws it; then this visitor's holds and throws go
+    /// out. Returns the objects a hand would take now (drawn lighter).
+    fn carry_objects(
+        &mut self,
+        scene: &mut RoomScene,
+        play_to_room: &Mat4,
+        hands: &[HandSample; 2],
+        net: &Net,
+        started: Instant,
+    ) -> Vec<String> {
+        if scene.own_slot().is_none() {
+            self.grabs.clear();
+            return Vec::new();
+        }
+        let now = started.elapsed().as_secs_f64();
+        let inputs = [0, 1].map(|hand| grab_input(play_to_room, &hands[hand]));
+        let objects = scene.objects_mut();
+        let reachable = |point: Vec3| {
+            let id = objects.nearest_grabbable(point.to_array(), REACH, now)?;
+            let shown = objects.shown(&id, now)?;
+            Some(Reachable {
+                object_id: id,
+                pose: GrabPose {
+                    position: Vec3::from(shown.position),
+                    orientation: Quat::from_array(shown.orientation),
+                },
+            })
+        };
+        let in_reach: Vec<String> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(hand, _)| self.grabs.held(*hand).is_none())
+            .filter_map(|(_, input)| reachable(input.grip?.position))
+            .map(|reachable| reachable.object_id)
+            .collect();
+        let actions = self.grabs.update(&inputs, reachable);
+        for action in actions {
+            match action {
+                GrabAction::Grab { hand, object_id } => {
+                    if !net.grab(objects, &object_id, now) {
+                        self.grabs.forget(&object_id);
+                    }
+                    println!("xr: hand {hand} grabs {object_id}");
+                }
+                GrabAction::Hold {
+                    object_id,
+                    position,
+                    orientation,
+                    ..
+                } => objects.hold_at(&object_id, position, orientation, now),
+                GrabAction::Release { hand, object_id } => {
+                    net.release(objects, &object_id, now);
+                    println!("xr: hand {hand} throws {object_id}");
+                }
+            }
+        }
+        // A refused grab, or someone catching what a hand held, frees the hand.
+        for hand in 0..2 {
+            if let Some(id) = self.grabs.held(hand).map(str::to_owned)
+                && !objects
+                    .shown(&id, now)
+                    .is_some_and(|object| object.held_by_me)
+            {
+                self.grabs.forget(&id);
+            }
+        }
+        net.pump_objects(objects, now);
+        in_reach
+    }
+
     fn recommended_eye_size(&self) -> Result<(u32, u32)> {
         let views = self
             .runtime
@@ -962,6 +1065,43 @@ fn own_pose(play_to_room: &Mat4, head: Joint, hands: &[HandSample; 2]) -> Avatar
         left,
         right,
         flags: PoseFlags(flags),
+    }
+}
+
+/// One hand for grabbing, in the room: a controller grips at its grip pose
+/// with its squeeze; a tracked hand at its pinch point or palm (turned as its
+/// wrist) with its pinch or fist.
+fn grab_input(play_to_room: &Mat4, hand: &HandSample) -> HandGrabInput {
+    let Some(grip) = hand.grip else {
+        return HandGrabInput::default();
+    };
+    let mut joint = joint_from(grip);
+    let strength = if hand.hand_tracked {
+        if let Some(point) = hand.hand_point {
+            joint.position = point;
+        }
+        hand.hand_closure
+    } else {
+        hand.squeeze
+    };
+    let room = transform_joint(play_to_room, joint);
+    HandGrabInput {
+        grip: Some(GrabPose {
+            position: Vec3::from(room.position),
+            orientation: Quat::from_array(room.orientation),
+        }),
+        strength,
+    }
+}
+
+/// What the panel says when a grab is refused.
+fn held_by(object_id: &str, holder: Option<&roomscale_protocol::objects::ObjectHolder>) -> String {
+    match holder {
+        Some(holder) => format!(
+            "{} holds {object_id}",
+            tagged(&holder.name, &holder.user_id)
+        ),
+        None => format!("someone else holds {object_id}"),
     }
 }
 

@@ -1,11 +1,15 @@
 //! Controllers and tracked hands through OpenXR: the action set of
 //! [`super::bindings`] created, bound for every interaction profile and
-//! attached, then read once per frame into one [`HandSample`] per hand.
+//! attached, then read once per frame into one [`HandSample`] per hand. A
+//! tracked hand's pinch and fist are read from its joints
+//! ([`super::grab::pinch_strength`], [`super::grab::fist_strength`]): the
+//! binding table has no hand-tracking profile, so a bare hand grabs with them.
 
 use anyhow::{Context, Result};
 use openxr as xr;
 
 use super::bindings::{self, ActionKind};
+use super::grab::{fist_strength, pinch_strength};
 
 pub const HANDS: [&str; 2] = ["/user/hand/left", "/user/hand/right"];
 
@@ -22,6 +26,11 @@ pub struct HandSample {
     pub menu: bool,
     /// The grip comes from hand tracking, not a controller.
     pub hand_tracked: bool,
+    /// A tracked hand closing, 0..1: the stronger of its pinch and its fist.
+    pub hand_closure: f32,
+    /// Where a tracked hand holds things (play space): between thumb and
+    /// index finger tips while it pinches, else the palm's centre.
+    pub hand_point: Option<[f32; 3]>,
 }
 
 /// Every action, created from the binding table, with its spaces per hand.
@@ -185,6 +194,41 @@ impl Controllers {
                 ) {
                     hand.grip = Some(wrist.pose);
                     hand.hand_tracked = true;
+                }
+                let at = |joint: xr::HandJoint| {
+                    let located = joints[joint];
+                    located
+                        .location_flags
+                        .contains(xr::SpaceLocationFlags::POSITION_VALID)
+                        .then(|| {
+                            let p = located.pose.position;
+                            glam::Vec3::new(p.x, p.y, p.z)
+                        })
+                };
+                if let (
+                    Some(thumb),
+                    Some(index),
+                    Some(palm),
+                    Some(middle),
+                    Some(ring),
+                    Some(little),
+                ) = (
+                    at(xr::HandJoint::THUMB_TIP),
+                    at(xr::HandJoint::INDEX_TIP),
+                    at(xr::HandJoint::PALM),
+                    at(xr::HandJoint::MIDDLE_TIP),
+                    at(xr::HandJoint::RING_TIP),
+                    at(xr::HandJoint::LITTLE_TIP),
+                ) {
+                    let pinch = pinch_strength(thumb, index);
+                    let fist = fist_strength(palm, [middle, ring, little]);
+                    hand.hand_closure = pinch.max(fist);
+                    let point = if pinch >= fist {
+                        (thumb + index) / 2.0
+                    } else {
+                        palm
+                    };
+                    hand.hand_point = Some(point.to_array());
                 }
             }
         }

@@ -8,6 +8,7 @@
 
 pub mod bindings;
 mod gpu_timer;
+pub mod grab;
 mod headset;
 mod input;
 mod layers;
