@@ -129,6 +129,10 @@ pub struct Metrics {
     /// replaced them before a slow client could take them.
     pub poses_relayed: Counter,
     pub poses_dropped: Counter,
+    /// Object poses forwarded to members, and object poses ignored because
+    /// their sender did not hold (or throw) the object.
+    pub object_poses_relayed: Counter,
+    pub object_poses_ignored: Counter,
     /// Voice peer connections in the SFU.
     pub voice_peers: Gauge,
     /// Audio frames sent to listeners (one per down-track), and datagrams
@@ -226,6 +230,16 @@ impl Metrics {
                 "poses_dropped_total",
                 "Avatar poses dropped because a newer pose replaced them.",
                 &self.poses_dropped,
+            ),
+            (
+                "object_poses_relayed_total",
+                "Object poses forwarded to room members.",
+                &self.object_poses_relayed,
+            ),
+            (
+                "object_poses_ignored_total",
+                "Object poses ignored because their sender did not hold or throw the object.",
+                &self.object_poses_ignored,
             ),
             (
                 "voice_frames_forwarded_total",

@@ -13,7 +13,9 @@
 //! hands every member the same one: a client that keeps up gets those very
 //! bytes handed to its socket, shared rather than copied and with no encoding
 //! of its own (the WebSocket layer still copies them into its write buffer);
-//! only a client still behind on the previous tick pays for a merge.
+//! only a client still behind on the previous tick pays for a merge. A
+//! batch carries the poses of moving objects after the avatar poses; a merge
+//! keeps the newest per object handle as it does per avatar slot.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use roomscale_protocol::frame;
+use roomscale_protocol::objects::{OBJECT_POSE_BYTES, object_pose_handle};
 use roomscale_protocol::pose::{self, POSE_BYTES};
 
 use tokio::sync::Notify;
@@ -122,21 +125,24 @@ enum PendingBatch {
     Merged(MergedBatch),
 }
 
-/// Poses merged for one channel, at most one per member slot.
+/// Poses merged for one channel, at most one per member slot and one per
+/// object handle.
 #[derive(Debug)]
 struct MergedBatch {
     topic: Arc<str>,
     server_time_ms: u32,
     poses: Vec<[u8; POSE_BYTES]>,
+    objects: Vec<[u8; OBJECT_POSE_BYTES]>,
 }
 
 impl MergedBatch {
-    /// Takes in newer poses, each replacing the unsent one of its slot;
-    /// returns how many it replaced.
+    /// Takes in newer poses, each replacing the unsent one of its slot (an
+    /// object's, of its handle); returns how many it replaced.
     fn merge(
         &mut self,
         server_time_ms: u32,
         poses: impl Iterator<Item = [u8; POSE_BYTES]>,
+        objects: impl Iterator<Item = [u8; OBJECT_POSE_BYTES]>,
     ) -> usize {
         self.server_time_ms = server_time_ms;
         let mut replaced = 0;
@@ -150,35 +156,60 @@ impl MergedBatch {
                 None => self.poses.push(pose),
             }
         }
+        for object in objects {
+            let handle = object_pose_handle(&object);
+            match self
+                .objects
+                .iter_mut()
+                .find(|o| object_pose_handle(o) == handle)
+            {
+                Some(older) => {
+                    *older = object;
+                    replaced += 1;
+                }
+                None => self.objects.push(object),
+            }
+        }
         replaced
     }
 
     fn encode(&self) -> Bytes {
-        encode_pose_frame(&self.topic, self.server_time_ms, &self.poses)
+        encode_pose_frame(&self.topic, self.server_time_ms, &self.poses, &self.objects)
     }
 }
 
-/// One room tick's pose batch, framed once as a Phoenix binary broadcast and
-/// shared by every member's connection (each client skips its own slot).
+/// One room tick's pose batch (avatar poses, then the poses of moving
+/// objects), framed once as a Phoenix binary broadcast and shared by every
+/// member's connection (each client skips its own slot).
 #[derive(Debug)]
 pub struct SharedPoseFrame {
     topic: Arc<str>,
     server_time_ms: u32,
     /// The whole frame, ready to write.
     bytes: Bytes,
-    /// Where the encoded poses start in `bytes`.
+    /// Where the encoded avatar poses start in `bytes`.
     poses_at: usize,
+    /// Where the encoded object poses start in `bytes` (they run to its end).
+    objects_at: usize,
 }
 
 impl SharedPoseFrame {
-    pub fn encode(topic: &Arc<str>, server_time_ms: u32, poses: &[[u8; POSE_BYTES]]) -> Arc<Self> {
-        let bytes = encode_pose_frame(topic, server_time_ms, poses);
-        let poses_at = bytes.len() - poses.len() * POSE_BYTES;
+    pub fn encode(
+        topic: &Arc<str>,
+        server_time_ms: u32,
+        poses: &[[u8; POSE_BYTES]],
+        objects: &[[u8; OBJECT_POSE_BYTES]],
+    ) -> Arc<Self> {
+        let objects = &objects[..objects.len().min(pose::MAX_BATCH_OBJECTS)];
+        let bytes = encode_pose_frame(topic, server_time_ms, poses, objects);
+        let objects_at = bytes.len() - objects.len() * OBJECT_POSE_BYTES;
+        let poses_at = objects_at - poses.len() * POSE_BYTES;
         Arc::new(SharedPoseFrame {
             topic: topic.clone(),
             server_time_ms,
             bytes,
             poses_at,
+            objects_at,
         })
     }
 
@@ -191,11 +222,22 @@ impl SharedPoseFrame {
         self.server_time_ms
     }
 
-    /// The encoded poses the frame carries.
+    /// The encoded avatar poses the frame carries.
     pub fn poses(&self) -> impl ExactSizeIterator<Item = &[u8; POSE_BYTES]> {
-        self.bytes[self.poses_at..]
+        self.bytes[self.poses_at..self.objects_at]
             .chunks_exact(POSE_BYTES)
             .map(|chunk| chunk.try_into().expect("chunks are exactly POSE_BYTES"))
+    }
+
+    /// The encoded object poses the frame carries.
+    pub fn objects(&self) -> impl ExactSizeIterator<Item = &[u8; OBJECT_POSE_BYTES]> {
+        self.bytes[self.objects_at..]
+            .chunks_exact(OBJECT_POSE_BYTES)
+            .map(|chunk| {
+                chunk
+                    .try_into()
+                    .expect("chunks are exactly OBJECT_POSE_BYTES")
+            })
     }
 
     fn to_merged(&self) -> MergedBatch {
@@ -203,18 +245,24 @@ impl SharedPoseFrame {
             topic: self.topic.clone(),
             server_time_ms: self.server_time_ms,
             poses: self.poses().copied().collect(),
+            objects: self.objects().copied().collect(),
         }
     }
 }
 
 /// A pose batch framed as the binary broadcast clients receive.
-fn encode_pose_frame(topic: &str, server_time_ms: u32, poses: &[[u8; POSE_BYTES]]) -> Bytes {
+fn encode_pose_frame(
+    topic: &str,
+    server_time_ms: u32,
+    poses: &[[u8; POSE_BYTES]],
+    objects: &[[u8; OBJECT_POSE_BYTES]],
+) -> Bytes {
     let event = roomscale_protocol::events::POSES_EVENT;
-    let mut out = Vec::with_capacity(
-        3 + topic.len() + event.len() + pose::BATCH_HEADER_BYTES + poses.len() * POSE_BYTES,
-    );
-    let mut payload = Vec::with_capacity(pose::BATCH_HEADER_BYTES + poses.len() * POSE_BYTES);
-    pose::encode_batch(&mut payload, server_time_ms, poses.iter());
+    let size =
+        pose::BATCH_HEADER_BYTES + poses.len() * POSE_BYTES + objects.len() * OBJECT_POSE_BYTES;
+    let mut out = Vec::with_capacity(3 + topic.len() + event.len() + size);
+    let mut payload = Vec::with_capacity(size);
+    pose::encode_batch_with_objects(&mut payload, server_time_ms, poses.iter(), objects.iter());
     frame::encode_broadcast(&mut out, topic, event, &payload)
         .expect("room topics and event names fit a binary frame");
     Bytes::from(out)
@@ -379,12 +427,13 @@ impl Outbox {
                             topic: topic.clone(),
                             server_time_ms,
                             poses: Vec::new(),
+                            objects: Vec::new(),
                         }),
                     });
                     pending.last_mut().expect("just pushed").batch.merged()
                 }
             };
-            batch.merge(server_time_ms, poses)
+            batch.merge(server_time_ms, poses, std::iter::empty())
         };
         self.shared.ready.notify_one();
         replaced
@@ -410,10 +459,11 @@ impl Outbox {
                     });
                     0
                 }
-                Some(behind) => behind
-                    .batch
-                    .merged()
-                    .merge(frame.server_time_ms, frame.poses().copied()),
+                Some(behind) => behind.batch.merged().merge(
+                    frame.server_time_ms,
+                    frame.poses().copied(),
+                    frame.objects().copied(),
+                ),
             }
         };
         self.shared.ready.notify_one();
@@ -567,14 +617,19 @@ fn append_pose_frames(
     metrics: &Metrics,
 ) {
     for pending in pending.drain(..) {
-        let (poses, bytes) = match pending.batch {
-            PendingBatch::Shared(frame) => (frame.poses().len(), frame.bytes.clone()),
-            PendingBatch::Merged(batch) => (batch.poses.len(), batch.encode()),
+        let (poses, objects, bytes) = match pending.batch {
+            PendingBatch::Shared(frame) => (
+                frame.poses().len(),
+                frame.objects().len(),
+                frame.bytes.clone(),
+            ),
+            PendingBatch::Merged(batch) => (batch.poses.len(), batch.objects.len(), batch.encode()),
         };
-        if poses == 0 {
+        if poses == 0 && objects == 0 {
             continue;
         }
         metrics.poses_relayed.add(poses as u64);
+        metrics.object_poses_relayed.add(objects as u64);
         frames.push(Message::Binary(bytes));
     }
 }
@@ -692,8 +747,12 @@ mod tests {
         let (outbox, receiver) = outbox();
         let (other, other_receiver) = super::outbox();
         let metrics = Metrics::new();
-        let frame =
-            SharedPoseFrame::encode(&"room:x".into(), 42, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
+        let frame = SharedPoseFrame::encode(
+            &"room:x".into(),
+            42,
+            &[pose_at(1, 1.0), pose_at(2, 2.0)],
+            &[],
+        );
         assert_eq!(outbox.send_shared_poses(7, &frame), 0);
         assert_eq!(other.send_shared_poses(3, &frame), 0);
 
@@ -713,7 +772,7 @@ mod tests {
         assert_eq!(metrics.poses_relayed.get(), 4);
 
         // Taken: the next tick's frame is again kept as it is.
-        let next = SharedPoseFrame::encode(&"room:x".into(), 75, &[pose_at(1, 3.0)]);
+        let next = SharedPoseFrame::encode(&"room:x".into(), 75, &[pose_at(1, 3.0)], &[]);
         assert_eq!(outbox.send_shared_poses(7, &next), 0);
         let frames = receiver.take_pose_frames(&metrics);
         let Message::Binary(bytes) = &frames[0] else {
@@ -726,11 +785,19 @@ mod tests {
     fn a_client_behind_on_shared_frames_gets_one_merged_batch_of_the_newest_poses() {
         let (outbox, receiver) = outbox();
         let metrics = Metrics::new();
-        let first =
-            SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0), pose_at(2, 2.0)]);
-        let second =
-            SharedPoseFrame::encode(&"room:x".into(), 43, &[pose_at(2, 20.0), pose_at(3, 30.0)]);
-        let third = SharedPoseFrame::encode(&"room:x".into(), 76, &[pose_at(3, 300.0)]);
+        let first = SharedPoseFrame::encode(
+            &"room:x".into(),
+            10,
+            &[pose_at(1, 1.0), pose_at(2, 2.0)],
+            &[],
+        );
+        let second = SharedPoseFrame::encode(
+            &"room:x".into(),
+            43,
+            &[pose_at(2, 20.0), pose_at(3, 30.0)],
+            &[],
+        );
+        let third = SharedPoseFrame::encode(&"room:x".into(), 76, &[pose_at(3, 300.0)], &[]);
         assert_eq!(outbox.send_shared_poses(7, &first), 0);
         assert_eq!(outbox.send_shared_poses(7, &second), 1, "slot 2 was stale");
         assert_eq!(outbox.send_shared_poses(7, &third), 1, "slot 3 was stale");
@@ -754,12 +821,59 @@ mod tests {
         assert!(receiver.take_pose_frames(&metrics).is_empty());
     }
 
+    fn object_at(handle: u16, x: f32) -> [u8; OBJECT_POSE_BYTES] {
+        roomscale_protocol::objects::encode_object_pose(&roomscale_protocol::objects::ObjectPose {
+            handle,
+            flags: Default::default(),
+            position: [x, 1.0, 0.0],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+        })
+    }
+
+    #[test]
+    fn a_client_behind_gets_the_newest_pose_of_each_object_too() {
+        let (outbox, receiver) = outbox();
+        let metrics = Metrics::new();
+        let first = SharedPoseFrame::encode(
+            &"room:x".into(),
+            10,
+            &[pose_at(1, 1.0)],
+            &[object_at(5, 0.1), object_at(6, 0.2)],
+        );
+        let second = SharedPoseFrame::encode(&"room:x".into(), 43, &[], &[object_at(5, 0.5)]);
+        assert_eq!(first.objects().len(), 2);
+        assert_eq!(second.poses().len(), 0);
+        assert_eq!(outbox.send_shared_poses(7, &first), 0);
+        assert_eq!(
+            outbox.send_shared_poses(7, &second),
+            1,
+            "object 5 was stale"
+        );
+        let frames = receiver.take_pose_frames(&metrics);
+        assert_eq!(frames.len(), 1);
+        let Message::Binary(bytes) = &frames[0] else {
+            panic!("binary batch")
+        };
+        let Ok(ServerBinary::Broadcast { payload, .. }) = decode_server_binary(bytes) else {
+            panic!("broadcast")
+        };
+        let batch = decode_batch(payload).unwrap();
+        assert_eq!(batch.server_time_ms, 43);
+        assert_eq!(batch.len(), 1);
+        let objects: Vec<_> = batch
+            .objects()
+            .map(|o| (o.handle, (o.position[0] * 10.0).round() as i32))
+            .collect();
+        assert_eq!(objects, [(5, 5), (6, 2)]);
+        assert_eq!(metrics.object_poses_relayed.get(), 2);
+    }
+
     #[test]
     fn shared_frames_and_single_poses_merge_per_channel() {
         let (outbox, receiver) = outbox();
         let metrics = Metrics::new();
         let topic: Arc<str> = Arc::from("room:x");
-        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)]);
+        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)], &[]);
         assert_eq!(outbox.send_shared_poses(7, &shared), 0);
         assert_eq!(
             outbox.send_poses(7, &topic, 11, [pose_at(1, 5.0)].into_iter()),
@@ -778,7 +892,7 @@ mod tests {
     fn a_round_takes_reliable_frames_in_order_then_poses() {
         let (outbox, receiver) = outbox();
         let metrics = Metrics::new();
-        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)]);
+        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)], &[]);
         outbox.send_shared_poses(7, &shared);
         for i in 0..3 {
             outbox
@@ -833,7 +947,7 @@ mod tests {
     fn nothing_is_queued_for_a_connection_whose_writer_is_gone() {
         let (outbox, receiver) = outbox();
         drop(receiver);
-        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)]);
+        let shared = SharedPoseFrame::encode(&"room:x".into(), 10, &[pose_at(1, 1.0)], &[]);
         assert_eq!(outbox.send_shared_poses(7, &shared), 0);
         let topic: Arc<str> = Arc::from("room:x");
         outbox.send_poses(7, &topic, 1, [pose_at(1, 1.0)].into_iter());

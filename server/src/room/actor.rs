@@ -254,6 +254,12 @@ impl RoomActor {
             }
             Output::Unban { user_id } => self.context.bans.unban(self.room_id, &user_id),
             Output::CountError(kind) => self.context.metrics.error(kind),
+            Output::ObjectPosesIgnored(count) => {
+                self.context
+                    .metrics
+                    .object_poses_ignored
+                    .add(u64::from(count));
+            }
             // The loop sees `is_stopped` once the outputs are carried out.
             Output::Stop | Output::Timeout(_) => {}
         }

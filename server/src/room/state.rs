@@ -48,6 +48,7 @@ use uuid::Uuid;
 
 mod join;
 mod moderation;
+mod objects;
 mod pushes;
 mod relay;
 
@@ -246,6 +247,8 @@ pub enum Output {
     },
     /// Count an error of this kind in the metrics.
     CountError(&'static str),
+    /// Count object poses ignored because their sender holds no such object.
+    ObjectPosesIgnored(u32),
     /// The room's live session is over: stop taking commands, let the writes
     /// under way finish (feeding their results back), then end.
     Stop,
@@ -297,6 +300,10 @@ pub struct RoomState {
     idle_since: Option<Instant>,
     /// The poses of one tick, reused from tick to tick.
     tick_poses: Vec<[u8; POSE_BYTES]>,
+    /// The room's shared objects.
+    objects: objects::Objects,
+    /// The time of the input being handled.
+    now: Instant,
     outputs: VecDeque<Output>,
 }
 
@@ -338,7 +345,11 @@ enum PendingWrite {
         member: MemberId,
         to: ChannelAddress,
         msg_ref: String,
+        /// The object the event is about.
+        object_id: Option<String>,
     },
+    /// The rest the server worked out for an object whose holder was lost.
+    Settle { object_id: String },
     Governance {
         member: MemberId,
         to: ChannelAddress,
@@ -378,6 +389,8 @@ impl RoomState {
             next_tick: None,
             idle_since: Some(now),
             tick_poses: Vec::new(),
+            objects: Default::default(),
+            now,
             outputs: VecDeque::new(),
         };
         let id = state.request_id();
@@ -412,6 +425,7 @@ impl RoomState {
 
     /// Takes in what happened at `now`.
     pub fn handle(&mut self, input: Input, now: Instant) {
+        self.now = now;
         match input {
             Input::Command(command) => self.command(command, now),
             Input::Join {
@@ -442,35 +456,44 @@ impl RoomState {
             RoomCommand::Join(request) => self.join(request, None, now),
             RoomCommand::Leave { member } => self.leave(member),
             RoomCommand::Pose {
-                member, mut pose, ..
+                member,
+                mut pose,
+                objects,
             } => {
                 if let Some(m) = self.members.get_mut(&member) {
                     pose::set_pose_slot(&mut pose, m.meta.slot);
                     m.latest_pose = Some(pose);
                     m.pose_changed = true;
+                    if !objects.is_empty() {
+                        self.object_poses(member, &objects, now);
+                    }
                 }
             }
             RoomCommand::Persist {
                 member,
                 msg_ref,
                 body,
-            } => self.persist(member, msg_ref, body, now),
+            } => match body {
+                RoomEventBody::Chat { .. } => self.persist(member, msg_ref, body, now),
+                RoomEventBody::ObjectSet { .. } | RoomEventBody::ObjectRemove { .. } => {
+                    self.change_object(member, msg_ref, body, now)
+                }
+            },
             RoomCommand::UpdateProfile {
                 member,
                 msg_ref,
                 update,
             } => self.update_profile(member, &msg_ref, update, now),
             RoomCommand::ObjectGrab {
-                member, msg_ref, ..
-            }
-            | RoomCommand::ObjectRelease {
-                member, msg_ref, ..
-            } => self.reply(
                 member,
-                &msg_ref,
-                Err(ErrorCode::ObjectNotFound),
-                "this room has no such object".into(),
-            ),
+                msg_ref,
+                object_id,
+            } => self.grab(member, &msg_ref, &object_id, now),
+            RoomCommand::ObjectRelease {
+                member,
+                msg_ref,
+                object_id,
+            } => self.release(member, &msg_ref, &object_id, now),
             RoomCommand::SetMuted {
                 member,
                 msg_ref,
@@ -550,6 +573,7 @@ impl RoomState {
                     self.room = Some(room.summary);
                     self.governance = room.governance;
                     self.last_broadcast_id = room.newest_event_id;
+                    self.load_objects(room.objects);
                 }
                 for (request, banned_until) in std::mem::take(&mut self.waiting_joins) {
                     self.join(request, banned_until, now);
@@ -580,25 +604,35 @@ impl RoomState {
             return;
         };
         match pending {
+            PendingWrite::Settle { object_id } => match result {
+                Ok(Some(event)) => self.event_stored(event),
+                Ok(None) | Err(_) => {
+                    let error = result.err().unwrap_or_else(|| "no event came back".into());
+                    tracing::error!(
+                        room_id = %self.room_id,
+                        object_id,
+                        "storing where a dropped object came to rest failed; it stays where it \
+                         rested before: {error}"
+                    );
+                    self.outputs.push_back(Output::CountError("persist_failed"));
+                    self.object_write_failed(&object_id);
+                }
+            },
             PendingWrite::Event {
                 member,
                 to,
                 msg_ref,
+                object_id,
             } => match result {
                 Ok(Some(event)) => {
-                    self.last_broadcast_id = self.last_broadcast_id.max(event.id);
                     let frame = ok_frame(&to, &msg_ref, StoredReply { id: event.id });
                     self.outputs.push_back(Output::Send { member, to, frame });
-                    let id = event.id;
-                    let frame = broadcast_frame(&self.topic, &ServerEvent::Event(event));
-                    for join in self.replaying.values_mut() {
-                        if id > join.after_id {
-                            join.missed.push(frame.clone());
-                        }
-                    }
-                    self.broadcast_frame(None, frame);
+                    self.event_stored(event);
                 }
                 Ok(None) | Err(_) => {
+                    if let Some(object_id) = object_id {
+                        self.object_write_failed(&object_id);
+                    }
                     let error = result.err().unwrap_or_else(|| "no event came back".into());
                     tracing::error!(room_id = %self.room_id, member, "storing an event failed: {error}");
                     self.outputs.push_back(Output::CountError("persist_failed"));
@@ -665,6 +699,22 @@ impl RoomState {
         }
     }
 
+    /// A stored event goes to everyone (and to joins whose replay is being
+    /// read); then an object's event takes effect: the object rests as it
+    /// says, free.
+    fn event_stored(&mut self, event: RoomEvent) {
+        self.last_broadcast_id = self.last_broadcast_id.max(event.id);
+        let id = event.id;
+        let frame = broadcast_frame(&self.topic, &ServerEvent::Event(event.clone()));
+        for join in self.replaying.values_mut() {
+            if id > join.after_id {
+                join.missed.push(frame.clone());
+            }
+        }
+        self.broadcast_frame(None, frame);
+        self.object_stored(&event.body);
+    }
+
     fn stop(&mut self) {
         self.stage = Stage::Stopped;
         self.next_tick = None;
@@ -682,6 +732,7 @@ impl RoomState {
         {
             return self.stop();
         }
+        self.object_timeouts(now);
         if let Some(tick) = self.next_tick
             && now >= tick
         {
@@ -702,8 +753,12 @@ impl RoomState {
         } else if self.next_tick.is_none() {
             self.next_tick = Some(now + TICK);
         }
-        let idle =
-            self.members.is_empty() && self.replaying.is_empty() && self.waiting_joins.is_empty();
+        // Writes under way (a dropped object's rest, say) are stored before
+        // the room counts as idle, so the next start loads them.
+        let idle = self.members.is_empty()
+            && self.replaying.is_empty()
+            && self.waiting_joins.is_empty()
+            && self.writes.is_empty();
         self.idle_since = match (idle, self.idle_since) {
             (true, None) => Some(now),
             (true, since) => since,
@@ -713,10 +768,10 @@ impl RoomState {
 
     fn deadline(&self) -> Option<Instant> {
         let idle = self.idle_since.map(|since| since + IDLE_STOP_AFTER);
-        match (self.next_tick, idle) {
-            (Some(tick), Some(idle)) => Some(tick.min(idle)),
-            (tick, idle) => tick.or(idle),
-        }
+        [self.next_tick, idle, self.object_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The wall clock at `at`, in Unix milliseconds.

@@ -11,6 +11,9 @@ use roomscale_protocol::events::{
     RoomSummary, UpdateProfilePush,
 };
 use roomscale_protocol::frame::{self, ServerBinary, TextFrame};
+use roomscale_protocol::objects::{
+    MAX_OBJECTS_PER_ROOM, ObjectKind, ObjectPose, ObjectPoseFlags, ObjectState, encode_object_pose,
+};
 use roomscale_protocol::pose::{self, AvatarPose, Joint, POSE_BYTES};
 use roomscale_protocol::presence::ClientKind;
 use serde_json::{Value, json};
@@ -21,7 +24,7 @@ use super::state::{
     IDLE_STOP_AFTER, Input, LoadedRoom, Output, ReadResult, RoomSettings, RoomState, StorageRead,
     StorageWrite, TICK, VoiceEffect,
 };
-use super::{JoinRequest, MemberId, RoomCommand};
+use super::{JoinRequest, MemberId, PushedObjects, RoomCommand};
 use crate::address::ChannelAddress;
 use crate::outbox::{self, OutboxReceiver};
 use crate::storage::EventPage;
@@ -43,6 +46,24 @@ struct Room {
 impl Room {
     /// A loaded room whose newest stored event is `newest_event_id`.
     fn loaded(capacity: u16, governance: Governance, newest_event_id: u64) -> Room {
+        Room::loaded_with(capacity, governance, newest_event_id, Vec::new())
+    }
+
+    /// An open room with these objects stored.
+    fn with_objects(objects: &[(&str, [f32; 3])]) -> Room {
+        let objects = objects
+            .iter()
+            .map(|(id, at)| (id.to_string(), cube_at(*at)))
+            .collect();
+        Room::loaded_with(25, owned_by(OWNER), 0, objects)
+    }
+
+    fn loaded_with(
+        capacity: u16,
+        governance: Governance,
+        newest_event_id: u64,
+        objects: Vec<(String, ObjectState)>,
+    ) -> Room {
         let mut room = Room::loading(capacity);
         let id = room.expect_read(StorageRead::Room);
         room.handle(Input::Read {
@@ -55,7 +76,7 @@ impl Room {
                 },
                 governance,
                 newest_event_id,
-                objects: Vec::new(),
+                objects,
             }))),
         });
         room
@@ -222,6 +243,72 @@ impl Room {
             pose: pose::encode_pose(0, &pose_at(x)),
             objects: Default::default(),
         });
+    }
+
+    /// A pose push with these object poses: (handle, position, flags).
+    fn pose_with_objects(&mut self, member: MemberId, x: f32, objects: &[(u16, [f32; 3])]) {
+        let encoded: Vec<_> = objects
+            .iter()
+            .map(|&(handle, position)| {
+                encode_object_pose(&ObjectPose {
+                    handle,
+                    flags: ObjectPoseFlags(ObjectPoseFlags::HELD),
+                    position,
+                    orientation: [0.0, 0.0, 0.0, 1.0],
+                })
+            })
+            .collect();
+        self.command(RoomCommand::Pose {
+            member,
+            pose: pose::encode_pose(0, &pose_at(x)),
+            objects: PushedObjects::from_poses(&encoded),
+        });
+    }
+
+    fn grab(&mut self, member: MemberId, msg_ref: &str, object_id: &str) {
+        self.command(RoomCommand::ObjectGrab {
+            member,
+            msg_ref: msg_ref.into(),
+            object_id: object_id.into(),
+        });
+    }
+
+    fn release(&mut self, member: MemberId, msg_ref: &str, object_id: &str) {
+        self.command(RoomCommand::ObjectRelease {
+            member,
+            msg_ref: msg_ref.into(),
+            object_id: object_id.into(),
+        });
+    }
+
+    fn set_object(&mut self, member: MemberId, msg_ref: &str, object_id: &str, at: [f32; 3]) {
+        self.command(RoomCommand::Persist {
+            member,
+            msg_ref: msg_ref.into(),
+            body: RoomEventBody::ObjectSet {
+                object_id: object_id.into(),
+                state: cube_at(at).to_value(),
+            },
+        });
+    }
+
+    fn remove_object(&mut self, member: MemberId, msg_ref: &str, object_id: &str) {
+        self.command(RoomCommand::Persist {
+            member,
+            msg_ref: msg_ref.into(),
+            body: RoomEventBody::ObjectRemove {
+                object_id: object_id.into(),
+            },
+        });
+    }
+
+    /// Runs the tick (and any holder deadline) due at or before `at`.
+    fn run_until(&mut self, at: Instant) {
+        while let Some(deadline) = self.deadline().filter(|d| *d <= at) {
+            self.now = deadline.max(self.now);
+            self.handle(Input::Timeout);
+        }
+        self.now = at;
     }
 
     fn chat(&mut self, member: MemberId, msg_ref: &str, text: &str) {
@@ -1582,4 +1669,516 @@ fn ticks_go_on_while_storage_reads_and_writes_are_under_way() {
         room.handle(Input::Timeout);
         assert_eq!(pose_frames(&room.take()), [(vec![2], vec![1])], "tick {x}");
     }
+}
+
+// Shared objects ----------------------------------------------------------------
+
+fn cube_at(position: [f32; 3]) -> ObjectState {
+    ObjectState {
+        kind: ObjectKind::Cube,
+        colour: "#cc3333".into(),
+        position,
+        orientation: [0.0, 0.0, 0.0, 1.0],
+    }
+}
+
+/// On the table, as the starter props lie.
+const ON_TABLE: [f32; 3] = [0.0, 0.8, -1.6];
+
+/// An object pose as a test reads it: (handle, held, x).
+type SeenObject = (u16, bool, f32);
+
+/// Each pose frame's object poses: (who gets it, the objects).
+fn object_frames(outputs: &[Output]) -> Vec<(Vec<MemberId>, Vec<SeenObject>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Poses { to, skip, frame } => {
+                let Ok(ServerBinary::Broadcast { payload, .. }) =
+                    frame::decode_server_binary(frame.bytes())
+                else {
+                    panic!("a binary broadcast");
+                };
+                let batch = pose::decode_batch(payload).unwrap();
+                let objects: Vec<_> = batch
+                    .objects()
+                    .map(|o| {
+                        (
+                            o.handle,
+                            o.flags.contains(ObjectPoseFlags::HELD),
+                            o.position[0],
+                        )
+                    })
+                    .collect();
+                let mut members: Vec<MemberId> = to
+                    .iter()
+                    .map(|r| r.member)
+                    .filter(|m| !skip.contains(m))
+                    .collect();
+                members.sort_unstable();
+                Some((members, objects))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The handle a granted grab answered with.
+fn granted(outputs: &[Output], msg_ref: &str) -> u16 {
+    let (status, response) = reply_to(outputs, msg_ref);
+    assert_eq!(status, "ok", "{response}");
+    response["handle"].as_u64().unwrap() as u16
+}
+
+fn refused(outputs: &[Output], msg_ref: &str) -> Value {
+    let (status, response) = reply_to(outputs, msg_ref);
+    assert_eq!(status, "error", "{response}");
+    response
+}
+
+/// Every object event write asked for: (user_id, object_id, state).
+fn object_writes(outputs: &[Output]) -> Vec<(u64, String, RoomEventBody)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Write {
+                id,
+                write: StorageWrite::Event { user_id, body, .. },
+            } if !matches!(body, RoomEventBody::Chat { .. }) => {
+                Some((*id, user_id.clone(), body.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn stored(room: &mut Room, write_id: u64, event_id: u64, user_id: &str, body: RoomEventBody) {
+    room.outputs
+        .retain(|o| !matches!(o, Output::Write { id, .. } if *id == write_id));
+    room.handle(Input::Written {
+        id: write_id,
+        result: Ok(Some(RoomEvent {
+            id: event_id,
+            user_id: user_id.into(),
+            name: user_id.into(),
+            sent_at: START_UNIX_MS,
+            body,
+        })),
+    });
+}
+
+fn rest_of(body: &RoomEventBody) -> ObjectState {
+    match body {
+        RoomEventBody::ObjectSet { state, .. } => ObjectState::from_value(state).unwrap(),
+        other => panic!("an object_set, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_join_reply_lists_objects_with_handles_and_holders() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE), ("ball-1", [0.3, 0.8, -1.6])]);
+    let ada = room.join(1, "ada", "Ada");
+    let objects = ada["objects"].as_array().unwrap();
+    let ids: Vec<_> = objects.iter().map(|o| o["object_id"].clone()).collect();
+    assert_eq!(ids, [json!("ball-1"), json!("cube-1")]);
+    assert!(objects.iter().all(|o| o.get("holder").is_none()));
+    assert_ne!(objects[0]["handle"], objects[1]["handle"]);
+    assert_eq!(
+        objects[1]["state"]["position"][1].as_f64().unwrap() as f32,
+        0.8
+    );
+
+    room.grab(1, "g", "cube-1");
+    room.take();
+    let bo = room.join(2, "bo", "Bo");
+    let cube = &bo["objects"][1];
+    assert_eq!(cube["object_id"], "cube-1");
+    assert_eq!(cube["holder"]["user_id"], "ada");
+    assert_eq!(cube["holder"]["name"], "Ada");
+    assert_eq!(cube["holder"]["slot"], 1);
+    assert_eq!(cube["holder"]["throwing"], false);
+}
+
+#[test]
+fn two_grabs_at_once_one_wins_and_the_other_hears_who_holds_it() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.take();
+    room.grab(1, "a", "cube-1");
+    room.grab(2, "b", "cube-1");
+    let outputs = room.take();
+    let handle = granted(&outputs, "a");
+    let refusal = refused(&outputs, "b");
+    assert_eq!(refusal["code"], "object_held");
+    assert_eq!(refusal["holder"]["user_id"], "ada");
+    assert_eq!(refusal["holder"]["throwing"], false);
+    assert!(refusal["reason"].as_str().unwrap().contains("Ada"));
+    for member in [1, 2] {
+        let pushes = events_to(&outputs, member, "object_holder");
+        assert_eq!(pushes.len(), 1, "one holder change, heard by everyone");
+        assert_eq!(pushes[0]["handle"], handle);
+        assert_eq!(pushes[0]["holder"]["user_id"], "ada");
+    }
+    // A grab of one's own held object changes nothing.
+    room.grab(1, "again", "cube-1");
+    let outputs = room.take();
+    assert_eq!(granted(&outputs, "again"), handle);
+    assert!(events_to(&outputs, 2, "object_holder").is_empty());
+    // An unknown object.
+    room.grab(2, "x", "anvil-9");
+    assert_eq!(refused(&room.take(), "x")["code"], "object_not_found");
+}
+
+#[test]
+fn a_grab_during_a_throw_is_a_catch_and_the_throwers_set_is_refused() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.grab(1, "g", "cube-1");
+    let handle = granted(&room.take(), "g");
+    room.release(1, "r", "cube-1");
+    let outputs = room.take();
+    assert_eq!(reply_to(&outputs, "r").0, "ok");
+    let thrown = events_to(&outputs, 2, "object_holder");
+    assert_eq!(thrown[0]["holder"]["throwing"], true);
+
+    room.pose_with_objects(1, 0.0, &[(handle, [0.5, 1.2, -1.0])]);
+    room.grab(2, "catch", "cube-1");
+    let outputs = room.take();
+    assert_eq!(granted(&outputs, "catch"), handle);
+    let caught = events_to(&outputs, 1, "object_holder");
+    assert_eq!(caught.len(), 1, "the thrower hears who caught it");
+    assert_eq!(caught[0]["holder"]["user_id"], "bo");
+    assert_eq!(caught[0]["holder"]["throwing"], false);
+
+    // The thrower's flight ends with its object_set: refused, the catcher holds it.
+    room.set_object(1, "late", "cube-1", [0.5, 0.05, 0.0]);
+    let outputs = room.take();
+    let refusal = refused(&outputs, "late");
+    assert_eq!(refusal["code"], "object_held");
+    assert_eq!(refusal["holder"]["user_id"], "bo");
+    assert!(object_writes(&outputs).is_empty(), "nothing stored");
+    // And its flight's poses are no longer relayed.
+    room.pose_with_objects(1, 0.0, &[(handle, [0.6, 1.0, -1.0])]);
+    room.run_until(room.now + TICK);
+    assert!(
+        object_frames(&room.take())
+            .iter()
+            .all(|(_, objects)| objects.is_empty())
+    );
+}
+
+#[test]
+fn a_throw_from_a_client_that_vanishes_is_settled_once_by_the_server() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.grab(1, "g", "cube-1");
+    let handle = granted(&room.take(), "g");
+    room.release(1, "r", "cube-1");
+    // Two poses 33 ms apart, moving +X at 3 m/s from 1.5 m up.
+    room.pose_with_objects(1, 0.0, &[(handle, [0.0, 1.5, 0.0])]);
+    room.advance(Duration::from_millis(33));
+    room.pose_with_objects(1, 0.0, &[(handle, [0.099, 1.5, 0.0])]);
+    room.take();
+    // The page closes: its connection is gone.
+    room.handle(Input::Unreachable { member: 1 });
+    let outputs = room.take();
+    let dropped = events_to(&outputs, 2, "object_holder");
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0]["object_id"], "cube-1");
+    assert!(dropped[0].get("holder").is_none(), "nobody holds it now");
+    let writes = object_writes(&outputs);
+    assert_eq!(writes.len(), 1, "one rest: {writes:?}");
+    let (write_id, user_id, body) = writes[0].clone();
+    assert_eq!(user_id, "ada", "stored as the lost holder's");
+    let rest = rest_of(&body);
+    assert!(rest.validate().is_ok());
+    assert!(
+        rest.position[1] < 0.1,
+        "it fell to the floor: {:?}",
+        rest.position
+    );
+    assert!(
+        rest.position[0] > 0.2,
+        "it flew on in +X before it settled: {:?}",
+        rest.position
+    );
+    // Until stored, a grab waits; nothing else is written meanwhile.
+    room.grab(2, "early", "cube-1");
+    let outputs = room.take();
+    assert_eq!(refused(&outputs, "early")["code"], "object_held");
+    room.run_until(room.now + Duration::from_secs(20));
+    assert!(object_writes(&room.take()).is_empty(), "settled once");
+
+    stored(&mut room, write_id, 7, "ada", body);
+    let outputs = room.take();
+    let events = events_to(&outputs, 2, roomscale_protocol::events::ROOM_EVENT_EVENT);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["body"]["type"], "object_set");
+    room.grab(2, "now", "cube-1");
+    assert_eq!(granted(&room.take(), "now"), handle);
+    let cy = room.join(3, "cy", "Cy");
+    let rested = ObjectState::from_value(&cy["objects"][0]["state"]).unwrap();
+    assert_eq!(rested, rest);
+}
+
+#[test]
+fn a_holder_silent_for_2_s_drops_it_where_it_was() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.grab(1, "g", "cube-1");
+    let handle = granted(&room.take(), "g");
+    // Held above the floor beside the table, streamed every 500 ms for a while.
+    for _ in 0..6 {
+        room.pose_with_objects(1, 0.0, &[(handle, [2.0, 1.0, 1.0])]);
+        room.run_until(room.now + Duration::from_millis(500));
+    }
+    assert!(object_writes(&room.take()).is_empty(), "kept alive");
+    let last_heard = room.now;
+    room.pose_with_objects(1, 0.0, &[(handle, [2.0, 1.0, 1.0])]);
+    // Its avatar pose alone keeps nothing alive.
+    room.command(RoomCommand::Pose {
+        member: 1,
+        pose: pose::encode_pose(0, &pose_at(0.0)),
+        objects: Default::default(),
+    });
+    room.run_until(last_heard + Duration::from_millis(1_999));
+    assert!(object_writes(&room.take()).is_empty(), "not before 2 s");
+    room.run_until(last_heard + Duration::from_millis(2_000));
+    let outputs = room.take();
+    let writes = object_writes(&outputs);
+    assert_eq!(writes.len(), 1);
+    let rest = rest_of(&writes[0].2);
+    assert!(
+        (rest.position[0] - 2.0).abs() < 0.01 && (rest.position[2] - 1.0).abs() < 0.01,
+        "dropped straight down: {:?}",
+        rest.position
+    );
+    assert!(
+        rest.position[1] < 0.1,
+        "onto the floor: {:?}",
+        rest.position
+    );
+    assert!(
+        events_to(&outputs, 1, "object_holder")[0]
+            .get("holder")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_flight_over_15_s_is_ended_by_the_server() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.grab(1, "g", "cube-1");
+    let handle = granted(&room.take(), "g");
+    room.release(1, "r", "cube-1");
+    let released = room.now;
+    let mut writes = Vec::new();
+    while room.now < released + Duration::from_secs(16) && writes.is_empty() {
+        room.pose_with_objects(1, 0.0, &[(handle, [1.0, 2.0, 1.0])]);
+        room.run_until(room.now + Duration::from_millis(400));
+        writes = object_writes(&room.take());
+    }
+    assert_eq!(writes.len(), 1, "the server ended the flight");
+    assert!(room.now >= released + Duration::from_secs(15));
+    assert!(room.now < released + Duration::from_millis(15_400));
+}
+
+#[test]
+fn only_the_holder_releases_sets_or_removes_a_held_object() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.release(2, "free", "cube-1");
+    assert_eq!(refused(&room.take(), "free")["code"], "forbidden");
+    room.grab(1, "g", "cube-1");
+    room.take();
+    room.release(2, "r", "cube-1");
+    room.set_object(2, "s", "cube-1", [1.0, 0.05, 1.0]);
+    room.remove_object(2, "d", "cube-1");
+    let outputs = room.take();
+    for msg_ref in ["r", "s", "d"] {
+        let refusal = refused(&outputs, msg_ref);
+        assert_eq!(refusal["code"], "object_held", "{msg_ref}");
+        assert_eq!(refusal["holder"]["user_id"], "ada");
+    }
+    assert!(object_writes(&outputs).is_empty());
+    assert!(events_to(&outputs, 1, "object_holder").is_empty());
+
+    // The holder puts it down: stored, then everyone hears it, then it is free.
+    room.set_object(1, "down", "cube-1", [1.0, 0.05, 1.0]);
+    let outputs = room.take();
+    let writes = object_writes(&outputs);
+    assert_eq!(writes.len(), 1);
+    room.grab(2, "wait", "cube-1");
+    assert_eq!(refused(&room.take(), "wait")["code"], "object_held");
+    let (id, user, body) = writes[0].clone();
+    stored(&mut room, id, 3, &user, body);
+    let outputs = room.take();
+    assert_eq!(reply_to(&outputs, "down").1["id"], 3);
+    room.grab(2, "mine", "cube-1");
+    room.take();
+    room.remove_object(2, "gone", "cube-1");
+    let writes = object_writes(&room.take());
+    let (id, user, body) = writes[0].clone();
+    stored(&mut room, id, 4, &user, body);
+    room.take();
+    room.grab(1, "where", "cube-1");
+    assert_eq!(refused(&room.take(), "where")["code"], "object_not_found");
+    room.remove_object(1, "twice", "cube-1");
+    assert_eq!(refused(&room.take(), "twice")["code"], "object_not_found");
+}
+
+#[test]
+fn a_room_holds_at_most_64_objects() {
+    let mut room = Room::open(25);
+    room.join(1, "ada", "Ada");
+    room.take();
+    for i in 0..MAX_OBJECTS_PER_ROOM {
+        room.advance(Duration::from_secs(1));
+        room.set_object(1, &format!("s{i}"), &format!("cube-{i}"), [0.0, 0.05, 0.0]);
+    }
+    let outputs = room.take();
+    let writes = object_writes(&outputs);
+    assert_eq!(writes.len(), MAX_OBJECTS_PER_ROOM, "spawns under way count");
+    room.set_object(1, "one-more", "cube-x", [0.0, 0.05, 0.0]);
+    let refusal = refused(&room.take(), "one-more");
+    assert_eq!(refusal["code"], "limit_reached");
+    for (n, (id, user, body)) in writes.into_iter().enumerate() {
+        stored(&mut room, id, n as u64 + 1, &user, body);
+    }
+    room.take();
+    room.advance(Duration::from_secs(1));
+    room.set_object(1, "still", "cube-y", [0.0, 0.05, 0.0]);
+    assert_eq!(refused(&room.take(), "still")["code"], "limit_reached");
+    // Moving an existing one is no spawn.
+    room.set_object(1, "move", "cube-3", [1.0, 0.05, 0.0]);
+    assert_eq!(object_writes(&room.take()).len(), 1);
+    let bo = room.join(2, "bo", "Bo");
+    assert_eq!(
+        bo["objects"].as_array().unwrap().len(),
+        MAX_OBJECTS_PER_ROOM
+    );
+}
+
+#[test]
+fn object_poses_from_anyone_but_the_holder_are_ignored_and_counted() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE), ("ball-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.join(3, "cy", "Cy");
+    room.grab(1, "g", "cube-1");
+    let cube = granted(&room.take(), "g");
+    room.run_until(room.now + TICK);
+    room.take();
+    // Bo streams Ada's cube, a free ball's handle and a made-up handle.
+    room.pose_with_objects(2, 0.0, &[(cube, [9.0, 1.0, 0.0]), (999, [9.0, 1.0, 0.0])]);
+    room.pose_with_objects(2, 0.0, &[(cube - 1, [9.0, 1.0, 0.0])]);
+    let ignored: u32 = room
+        .take()
+        .iter()
+        .map(|o| match o {
+            Output::ObjectPosesIgnored(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(ignored, 3);
+    room.run_until(room.now + TICK);
+    let frames = object_frames(&room.take());
+    assert!(
+        frames.iter().all(|(_, objects)| objects.is_empty()),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn the_relay_carries_each_moving_object_once_per_tick_in_the_shared_frame() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.join(2, "bo", "Bo");
+    room.join(3, "cy", "Cy");
+    room.grab(1, "g", "cube-1");
+    let handle = granted(&room.take(), "g");
+    room.run_until(room.now + TICK);
+    room.take();
+    // Three pushes within one tick: the newest pose goes, once.
+    for x in [0.1, 0.2, 0.3] {
+        room.pose_with_objects(1, 0.0, &[(handle, [x, 1.0, -1.0])]);
+    }
+    room.pose(2, 2.0);
+    let due = room.deadline().unwrap();
+    room.run_until(due);
+    let frames = object_frames(&room.take());
+    assert_eq!(frames.len(), 1, "one shared frame: {frames:?}");
+    let (to, objects) = &frames[0];
+    assert_eq!(to, &vec![1, 2, 3]);
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0].0, handle);
+    assert!(objects[0].1, "held");
+    assert!((objects[0].2 - 0.3).abs() < 0.001);
+    // Nothing new: nothing sent.
+    let due = room.deadline().unwrap();
+    room.run_until(due);
+    assert!(object_frames(&room.take()).is_empty());
+    // Thrown: flagged flying by the server, whatever the client wrote; the
+    // holder alone moved, so the frame skips it.
+    room.release(1, "r", "cube-1");
+    room.pose_with_objects(1, 0.0, &[(handle, [0.4, 1.0, -1.0])]);
+    let due = room.deadline().unwrap();
+    room.run_until(due);
+    let frames = object_frames(&room.take());
+    assert_eq!(
+        frames,
+        [(vec![2, 3], vec![(handle, false, frames[0].1[0].2)])]
+    );
+}
+
+#[test]
+fn a_newcomer_gets_every_moving_object_where_it_is_now() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE), ("ball-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.grab(1, "g", "cube-1");
+    let cube = granted(&room.take(), "g");
+    room.pose_with_objects(1, 0.0, &[(cube, [0.7, 1.1, -1.0])]);
+    room.run_until(room.now + TICK);
+    room.take();
+    room.join(2, "bo", "Bo");
+    let due = room.deadline().unwrap();
+    room.run_until(due);
+    let frames = object_frames(&room.take());
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].0, vec![2]);
+    assert_eq!(
+        frames[0].1.len(),
+        1,
+        "the resting ball is in the join reply only"
+    );
+    assert_eq!(frames[0].1[0].0, cube);
+    assert!((frames[0].1[0].2 - 0.7).abs() < 0.001);
+}
+
+#[test]
+fn a_room_with_a_rest_being_stored_does_not_stop_before_it_is() {
+    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
+    room.join(1, "ada", "Ada");
+    room.grab(1, "g", "cube-1");
+    let handle = granted(&room.take(), "g");
+    room.pose_with_objects(1, 0.0, &[(handle, [0.0, 1.0, 0.0])]);
+    room.command(RoomCommand::Leave { member: 1 });
+    let writes = object_writes(&room.take());
+    assert_eq!(writes.len(), 1);
+    room.advance(IDLE_STOP_AFTER * 2);
+    room.handle(Input::Timeout);
+    assert!(!room.state.is_stopped(), "the rest is still being stored");
+    let (id, user, body) = writes[0].clone();
+    stored(&mut room, id, 1, &user, body);
+    let stored_at = room.now;
+    assert_eq!(room.deadline(), Some(stored_at + IDLE_STOP_AFTER));
+    room.now = stored_at + IDLE_STOP_AFTER;
+    room.handle(Input::Timeout);
+    assert!(room.state.is_stopped());
 }

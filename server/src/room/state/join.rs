@@ -149,7 +149,7 @@ impl RoomState {
             truncated: page.more,
             pose_rate_hz: POSE_RATE_HZ,
             governance: self.governance.clone(),
-            objects: Vec::new(),
+            objects: self.object_snapshots(),
         };
         let reply = ok_frame(&join.address, &join.msg_ref, reply);
         let joined = PresenceDiff {
@@ -209,6 +209,8 @@ impl RoomState {
         let Some(gone) = self.members.remove(&member) else {
             return;
         };
+        // What it held drops, and the rest is stored, before the room may idle.
+        self.drop_objects_of(member, self.now);
         self.people.depart(&gone.user_id);
         self.rebuild_recipients();
         self.outputs.push_back(Output::ForgetPoses {

@@ -67,6 +67,11 @@ impl RoomState {
             self.outputs.push_back(Output::Send { member, to, frame });
             return;
         }
+        let object_id = objects::object_of(&body).map(str::to_string);
+        if let Some(object_id) = &object_id {
+            // Grabs of it wait until it is stored.
+            self.objects.begin_write(object_id);
+        }
         let write = StorageWrite::Event {
             user_id: m.user_id.clone(),
             name: m.meta.name.clone(),
@@ -81,6 +86,7 @@ impl RoomState {
                 member,
                 to,
                 msg_ref,
+                object_id,
             },
         );
         self.outputs.push_back(Output::Write { id, write });

@@ -1,5 +1,6 @@
-//! The pose relay: once per tick, the poses that changed go out as one frame
-//! every member shares, and a newcomer gets everyone's latest pose.
+//! The pose relay: once per tick, the poses that changed (avatars', then
+//! moving objects') go out as one frame every member shares, and a newcomer
+//! gets everyone's latest pose and every moving object's.
 
 use super::*;
 
@@ -24,10 +25,10 @@ impl RoomState {
         let server_time_ms = now.saturating_duration_since(self.started).as_millis() as u32;
         let mut poses = std::mem::take(&mut self.tick_poses);
         poses.clear();
+        let mut objects = Vec::new();
         let mut newcomers = Vec::new();
-        // The one member whose pose changed, when only one did: the frame has
-        // nothing for it.
-        let mut only_sender = None;
+        // Whose poses the frame carries: one member alone gets nothing from it.
+        let mut senders = Vec::new();
         for (&id, m) in self.members.iter_mut() {
             if m.needs_every_pose {
                 newcomers.push(id);
@@ -36,25 +37,28 @@ impl RoomState {
                 m.pose_changed = false;
                 if let Some(pose) = m.latest_pose {
                     poses.push(pose);
-                    only_sender = Some(id);
+                    senders.push(id);
                 }
             }
         }
-        if !poses.is_empty() {
+        self.take_object_poses(&mut objects, &mut senders);
+        if !poses.is_empty() || !objects.is_empty() {
             let mut skip = newcomers.clone();
-            if poses.len() == 1 {
-                skip.extend(only_sender);
+            senders.dedup();
+            if let [only_sender] = senders[..] {
+                skip.push(only_sender);
             }
             if skip.len() < self.members.len() {
                 self.outputs.push_back(Output::Poses {
                     to: self.recipients.clone(),
                     skip,
-                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses),
+                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses, &objects),
                 });
             }
         }
         if !newcomers.is_empty() {
             poses.clear();
+            objects.clear();
             let mut only_pose_of = None;
             for (&id, m) in &self.members {
                 if let Some(pose) = m.latest_pose {
@@ -62,7 +66,9 @@ impl RoomState {
                     only_pose_of = Some(id);
                 }
             }
-            if poses.len() > 1 {
+            // Every object in motion: a newcomer sees it where it is now.
+            self.moving_object_poses(&mut objects);
+            if poses.len() > 1 || !objects.is_empty() {
                 only_pose_of = None;
             }
             let mut to = Vec::with_capacity(newcomers.len());
@@ -79,11 +85,11 @@ impl RoomState {
                     });
                 }
             }
-            if !poses.is_empty() && !to.is_empty() {
+            if (!poses.is_empty() || !objects.is_empty()) && !to.is_empty() {
                 self.outputs.push_back(Output::Poses {
                     to: Arc::from(to),
                     skip: Vec::new(),
-                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses),
+                    frame: SharedPoseFrame::encode(&self.topic, server_time_ms, &poses, &objects),
                 });
             }
         }
