@@ -4,5 +4,6 @@
 
 mod monado;
 mod native_client;
+mod objects;
 mod room_rules;
 mod voice_transport;
