@@ -48,10 +48,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 async function pagePointOf(visitor, id) {
   const point = await visitor.page.evaluate((id) => window.roomscale.objectScreenPoint(id), id)
   const box = await visitor.page.locator("#room-canvas").boundingBox()
+  const viewport = visitor.page.viewportSize()
   if (!point || !box || point.x < 2 || point.y < 2 || point.x > box.width - 2 || point.y > box.height - 2) {
     return null
   }
-  return {x: box.x + point.x, y: box.y + point.y}
+  const at = {x: box.x + point.x, y: box.y + point.y}
+  // The mouse reaches only what the window shows.
+  return at.x < viewport.width - 2 && at.y < viewport.height - 2 ? at : null
 }
 
 /** Visitors in a fresh room, each with the starter props in view. */
@@ -59,7 +62,8 @@ async function visitors(roomName, {xr = []} = {}) {
   const roomId = await fixture.server.createRoom(roomName)
   const pages = []
   for (let i = 0; i < 2; i++) {
-    pages.push(await openVisitor(fixture.browser, fixture.server.url, roomId, {xr: xr.includes(i)}))
+    // Tall enough that the whole 3D view is in the window (the mouse reaches only what it shows).
+    pages.push(await openVisitor(fixture.browser, fixture.server.url, roomId, {xr: xr.includes(i), viewport: {width: 1100, height: 900}}))
   }
   await Promise.all(pages.map((visitor) => waitInRoom(visitor.page)))
   for (const visitor of pages) {
@@ -104,6 +108,19 @@ async function pressOn(visitor, id, {expectGranted = true} = {}) {
     await waitFor(async () => (await objectOf(visitor, id))?.holder === self, {what: `the grab of ${id} to be granted`})
   }
   return point
+}
+
+/** Moves the real mouse from `from` to `to` over about `ms`, a step every ~16 ms, as a hand drags. */
+async function glide(page, from, to, ms) {
+  const steps = Math.max(1, Math.round(ms / 16))
+  const started = performance.now()
+  for (let i = 1; i <= steps; i++) {
+    await page.mouse.move(from.x + ((to.x - from.x) * i) / steps, from.y + ((to.y - from.y) * i) / steps)
+    const due = started + (ms * i) / steps
+    if (due > performance.now()) {
+      await sleep(due - performance.now())
+    }
+  }
 }
 
 /** Records `id`'s displayed position on a page every animation frame, on the shared wall clock. */
@@ -178,8 +195,11 @@ test("a dragged cube follows the mouse, and the other page shows it within 5 cm 
       [140, -40],
       [-80, -60],
     ]
+    let from = start
     for (const [dx, dy] of path) {
-      await a.page.mouse.move(start.x + dx, start.y + dy, {steps: 25})
+      const to = {x: start.x + dx, y: start.y + dy}
+      await glide(a.page, from, to, 500)
+      from = to
       await sleep(150)
     }
     await sleep(400)
@@ -231,8 +251,8 @@ test("a thrown cube rests at the same place on both pages, and is still there af
     const before = (await objectOf(a, "cube-2")).position
     const start = await pressOn(a, "cube-2")
     // A quick flick up and to the side, released while still moving.
-    await a.page.mouse.move(start.x + 30, start.y - 30, {steps: 3})
-    await a.page.mouse.move(start.x + 160, start.y - 140, {steps: 6})
+    await glide(a.page, start, {x: start.x + 20, y: start.y - 20}, 100)
+    await glide(a.page, {x: start.x + 20, y: start.y - 20}, {x: start.x + 120, y: start.y - 90}, 120)
     await a.page.mouse.up()
     const {value: flying} = await waitFor(async () => {
       const seen = await objectOf(b, "cube-2")

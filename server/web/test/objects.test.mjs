@@ -7,6 +7,17 @@ import {test} from "node:test"
 
 import {loadTs} from "./load.mjs"
 
+// Node has no canvas: the holder's name tag draws into one that keeps nothing.
+globalThis.OffscreenCanvas ??= class {
+  constructor(width, height) {
+    Object.assign(this, {width, height})
+  }
+
+  getContext() {
+    return new Proxy({}, {get: (target, key) => (key in target ? target[key] : () => ({width: 0})), set: (target, key, value) => ((target[key] = value), true)})
+  }
+}
+
 const {RoomObjects, RoomScene, RefusedError, decodeObjectPose, ObjectPoseFlags} = await loadTs("test/objects.entry.ts")
 
 const SELF_SLOT = 3
@@ -30,7 +41,7 @@ function setUp(options) {
   const notes = []
   const objects = new RoomObjects(scene, net, (text) => notes.push(text))
   objects.joined([{object_id: "cube-1", handle: 7, state: cube}], SELF_SLOT)
-  return {objects, net, notes}
+  return {objects, net, notes, scene}
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0))
@@ -84,7 +95,7 @@ test("a refused grab puts the object back and names who holds it", async () => {
 })
 
 test("a catch by someone else stops this visitor's flight; their poses show it", async () => {
-  const {objects, net} = setUp()
+  const {objects, net, scene} = setUp()
   objects.grab("cube-1")
   await tick()
   objects.moveHeld("cube-1", {position: [0, 1.5, -1.6], orientation: [0, 0, 0, 1]}, 0)
@@ -97,6 +108,9 @@ test("a catch by someone else stops this visitor's flight; their poses show it",
   for (let now = 100; now < 400; now += 16) {
     objects.frame(now)
   }
+  const label = scene.getMeshByName("object-cube-1-label")
+  assert.ok(label?.isEnabled(), "the catcher's name shows over the cube")
+  assert.ok(Math.abs(label.position.y - 1.13) < 1e-6)
   const view = objects.views()[0]
   assert.equal(view.holder, "u-bo")
   assert.deepEqual(view.position, [2, 1, 0])
@@ -106,6 +120,7 @@ test("a catch by someone else stops this visitor's flight; their poses show it",
   objects.frame(500)
   assert.deepEqual(objects.views()[0].position, [2, 0.05, 0])
   assert.equal(objects.views()[0].resting, true)
+  assert.ok(!label.isEnabled(), "no name over a resting cube")
   objects.event({id: 10, user_id: "u-bo", name: "Bo", sent_at: 0, body: {type: "object_remove", object_id: "cube-1"}})
   assert.deepEqual(objects.views(), [])
 })

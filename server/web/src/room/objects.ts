@@ -14,13 +14,15 @@
 //! server answers); a refusal puts it back and says who holds it.
 
 import {StandardMaterial} from "@babylonjs/core/Materials/standardMaterial"
+import {DynamicTexture} from "@babylonjs/core/Materials/Textures/dynamicTexture"
 import {Color3} from "@babylonjs/core/Maths/math.color"
 import {Matrix, Quaternion, Vector3} from "@babylonjs/core/Maths/math.vector"
 import type {AbstractMesh} from "@babylonjs/core/Meshes/abstractMesh"
 import {CreateBox} from "@babylonjs/core/Meshes/Builders/boxBuilder"
 import {CreateCylinder} from "@babylonjs/core/Meshes/Builders/cylinderBuilder"
 import {CreateSphere} from "@babylonjs/core/Meshes/Builders/sphereBuilder"
-import type {Mesh} from "@babylonjs/core/Meshes/mesh"
+import {CreatePlane} from "@babylonjs/core/Meshes/Builders/planeBuilder"
+import {Mesh} from "@babylonjs/core/Meshes/mesh"
 import type {Scene} from "@babylonjs/core/scene"
 
 import type {ObjectHolder, ObjectHolderPush, ObjectKind, ObjectSnapshot, ObjectState, RoomEvent} from "@roomscale/protocol"
@@ -34,6 +36,10 @@ import {Body, Flight, VelocityEstimator, World, simulateToRest} from "./physics"
 export const GRAB_REACH_M = 0.15
 /** Longest a spawned object's drop is simulated before it is placed, in steps (10 s). */
 const SPAWN_MAX_STEPS = 900
+/** The holder's name floats this far above a held object's centre, in metres. */
+const LABEL_HEIGHT = 0.13
+const LABEL_TEXTURE = {width: 256, height: 48}
+const LABEL_WIDTH = 0.24
 /** Colours offered to spawned objects. */
 const SPAWN_COLOURS = ["#d94c3d", "#3d7dd9", "#e8c547", "#4cb86a", "#9b59b6", "#f0883e"]
 
@@ -85,6 +91,16 @@ interface RoomObject {
   local: Local | null
   /** What is drawn now. */
   shown: Pose
+  /** The holder's name over the object while someone else holds or throws it (made on first use). */
+  label: Label | null
+}
+
+/** A small name tag: who has the object. */
+interface Label {
+  mesh: Mesh
+  texture: DynamicTexture
+  material: StandardMaterial
+  text: string
 }
 
 export class RoomObjects {
@@ -312,7 +328,39 @@ export class RoomObjects {
         object.shown = restPose(object.state)
       }
       place(object)
+      this.showLabel(object)
     }
+  }
+
+  /** The holder's name over an object someone else has; nothing over one this visitor has or that rests. */
+  private showLabel(object: RoomObject): void {
+    const holder = object.local === null && object.holder !== null && object.holder.slot !== this.selfSlot ? object.holder : null
+    if (!holder) {
+      if (object.label) {
+        object.label.mesh.setEnabled(false)
+      }
+      return
+    }
+    const label = (object.label ??= makeLabel(this.scene, object.id))
+    const text = holder.name
+    if (label.text !== text) {
+      label.text = text
+      // A canvas draws the name as text: markup in a name is never interpreted.
+      const context = label.texture.getContext() as CanvasRenderingContext2D
+      const {width, height} = LABEL_TEXTURE
+      context.clearRect(0, 0, width, height)
+      context.fillStyle = "rgba(20, 22, 28, 0.72)"
+      context.fillRect(0, 0, width, height)
+      context.fillStyle = "#ffffff"
+      context.font = "600 30px system-ui, sans-serif"
+      context.textBaseline = "middle"
+      context.textAlign = "center"
+      context.fillText(text, width / 2, height / 2 + 1, width - 12)
+      label.texture.update(true)
+    }
+    const [x, y, z] = object.shown.position
+    label.mesh.position.set(x, y + LABEL_HEIGHT, z)
+    label.mesh.setEnabled(true)
   }
 
   /** Encoded poses of what this visitor carries or throws (at most two), for the next pose push. */
@@ -421,6 +469,7 @@ export class RoomObjects {
         track: new AvatarTrack(),
         local: null,
         shown: restPose(state),
+        label: null,
       }
       this.objects.set(id, object)
     }
@@ -434,6 +483,11 @@ export class RoomObjects {
     if (object) {
       object.mesh.dispose()
       object.material.dispose()
+      if (object.label) {
+        object.label.mesh.dispose()
+        object.label.material.dispose()
+        object.label.texture.dispose()
+      }
       this.objects.delete(id)
     }
   }
@@ -455,6 +509,25 @@ function makeMesh(scene: Scene, id: string, kind: ObjectKind): {mesh: Mesh; mate
   return {mesh, material}
 }
 
+const IN_PLAY_GLOW = new Color3(0.25, 0.25, 0.25)
+const NO_GLOW = Color3.Black()
+
+function makeLabel(scene: Scene, id: string): Label {
+  const mesh = CreatePlane(`object-${id}-label`, {width: LABEL_WIDTH, height: (LABEL_WIDTH * LABEL_TEXTURE.height) / LABEL_TEXTURE.width}, scene)
+  mesh.billboardMode = Mesh.BILLBOARDMODE_ALL
+  mesh.isPickable = false
+  const texture = new DynamicTexture(`object-${id}-label`, LABEL_TEXTURE, scene, true)
+  texture.hasAlpha = true
+  const material = new StandardMaterial(`object-${id}-label`, scene)
+  material.diffuseTexture = texture
+  material.emissiveColor = Color3.White()
+  material.disableLighting = true
+  material.useAlphaFromDiffuseTexture = true
+  material.backFaceCulling = false
+  mesh.material = material
+  return {mesh, texture, material, text: ""}
+}
+
 function place(object: RoomObject): void {
   const [x, y, z] = object.shown.position
   const [qx, qy, qz, qw] = object.shown.orientation
@@ -462,7 +535,7 @@ function place(object: RoomObject): void {
   object.mesh.rotationQuaternion!.set(qx, qy, qz, qw)
   // Held or flying objects glow a little, so everyone sees they are in play.
   const inPlay = object.local !== null || object.holder !== null
-  object.material.emissiveColor = inPlay ? new Color3(0.25, 0.25, 0.25) : Color3.Black()
+  object.material.emissiveColor.copyFrom(inPlay ? IN_PLAY_GLOW : NO_GLOW)
 }
 
 function restPose(state: ObjectState): Pose {
