@@ -14,6 +14,7 @@ mod common;
 mod crash;
 mod http;
 mod moderation;
+mod objects;
 mod ownership;
 mod phoenix_js;
 mod security_http;
