@@ -746,4 +746,52 @@ pub(crate) mod tests {
         assert!(scene.own_moderator_muted());
         assert_eq!(scene.own_member().map(|(id, _)| id), Some("u-member"));
     }
+
+    /// A join replays `object_set`s as chat history; the snapshot after
+    /// them is what the scene shows, and a refused grab names the holder in
+    /// the chat.
+    #[test]
+    fn objects_come_from_the_snapshot_and_refusals_reach_the_chat() {
+        use roomscale_protocol::objects::{ObjectHolder, ObjectKind, ObjectSnapshot, ObjectState};
+        let mut scene = RoomScene::default();
+        scene.joined(2);
+        let state = |x: f32| ObjectState {
+            kind: ObjectKind::Ball,
+            colour: "#00ff00".into(),
+            position: [x, 0.06, 0.0],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+        };
+        let old_rest = RoomEvent {
+            body: RoomEventBody::ObjectSet {
+                object_id: "ball-1".into(),
+                state: state(1.0).to_value(),
+            },
+            ..chat(3)
+        };
+        scene.apply(0.0, RoomUpdate::Event(old_rest));
+        let holder = ObjectHolder {
+            user_id: "u-bo".into(),
+            name: "Bo".into(),
+            slot: 5,
+            throwing: false,
+        };
+        scene.apply(
+            0.0,
+            RoomUpdate::Objects(vec![ObjectSnapshot {
+                object_id: "ball-1".into(),
+                handle: 1,
+                state: state(2.0),
+                holder: Some(holder),
+            }]),
+        );
+        let ball = scene.objects().shown("ball-1", 0.1).unwrap();
+        assert_eq!(ball.position, [2.0, 0.06, 0.0]);
+        assert_eq!(ball.holder.map(|h| h.name), Some("Bo".into()));
+        assert_eq!(scene.objects_mut().grab("ball-1", 0.1), None);
+        scene.apply(0.2, RoomUpdate::Presence(Presence::default()));
+        assert_eq!(
+            scene.chat().last().unwrap().display(),
+            "— ball-1 is held by Bo"
+        );
+    }
 }
