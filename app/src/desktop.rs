@@ -446,6 +446,8 @@ impl ApplicationHandler for DesktopApp {
                 ElementState::Released => self.mouse.released = true,
             },
             WindowEvent::CursorLeft { .. } => self.mouse.cursor = None,
+            // A release outside the window never arrives: losing focus lets go.
+            WindowEvent::Focused(false) => self.mouse.released = true,
             WindowEvent::CursorMoved { position, .. } if self.walker.looking => {
                 if let Some((x, y)) = self.walker.last_cursor {
                     self.walker.yaw -= (position.x - x) as f32 * 0.005;
