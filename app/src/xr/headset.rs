@@ -659,9 +659,8 @@ impl Headset {
         });
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         // Voices come from where their speakers' heads are shown, and the
-        // left grip talks under push-to-talk.
+        // left grip talks under push-to-talk, unless it holds an object.
         self.voice.place(net, scene, display_at, &own.head);
-        // The left grip talks, unless it holds an object.
         self.voice
             .talk(hands[0].squeeze > 0.5 && self.grabs.held(0).is_none(), net);
         // A moderator's mute stays the visitor's own once given back.

@@ -479,7 +479,10 @@ fn page(
         });
         let mut push_to_talk = voice.push_to_talk;
         if ui
-            .checkbox(&mut push_to_talk, "Push to talk (hold the left grip)")
+            .checkbox(
+                &mut push_to_talk,
+                "Push to talk (hold the left grip away from objects)",
+            )
             .changed()
         {
             requests.voice = Some(VoiceRequest::TogglePushToTalk);
