@@ -31,10 +31,6 @@ pub use roomscale_protocol::objects::{ObjectHolder, ObjectKind, ObjectState};
 
 use crate::interpolation::{DEFAULT_DELAY, Interpolate, Track, nlerp};
 
-/// A held object is never further than this from where the hand put it when
-/// it is thrown, in seconds of flight: a frame loop that stalls for longer
-/// steps at most this much at once (the physics crate caps it too).
-const MAX_STEP_BATCH_SECONDS: f32 = 0.25;
 /// How long a rest this client sent may go unconfirmed before the object is
 /// shown from the room's state again, in seconds.
 const SETTLE_TIMEOUT: f64 = 3.0;
@@ -55,7 +51,8 @@ pub struct ShownObject {
     pub holder: Option<ObjectHolder>,
     /// This client holds it (or asked to and has no answer yet).
     pub held_by_me: bool,
-    /// Nobody holds or throws it: it lies where its last `object_set` put it.
+    /// Nobody holds or throws it (nor is the server settling it for a lost
+    /// holder): it lies where its last `object_set` put it.
     pub resting: bool,
 }
 
@@ -186,6 +183,9 @@ struct Entry {
     colour: [f32; 3],
     handle: Option<u16>,
     holder: Option<ObjectHolder>,
+    /// The server let go of it for a lost holder and is settling it: shown
+    /// where the stream left it until the rest arrives.
+    server_settling: bool,
     track: Track<ObjectSample>,
     local: Local,
 }
@@ -197,6 +197,7 @@ impl Entry {
             state,
             handle,
             holder,
+            server_settling: false,
             track: Track::new(DEFAULT_DELAY),
             local: Local::None,
         }
@@ -216,26 +217,19 @@ impl Entry {
         if let Some(pose) = self.local_pose() {
             return pose;
         }
-        if self.holder.is_some()
+        if self.streaming()
             && let Some(sample) = self.track.sample(now)
         {
-            return (sample.position, sample.orientation);
-        }
-        if self.holder.is_none()
-            && self.state_is_stale()
-            && let Some(sample) = self.track.sample(now)
-        {
-            // The server is settling a lost holder's object: show it where
-            // it was last seen until the rest arrives.
             return (sample.position, sample.orientation);
         }
         (self.state.position, self.state.orientation)
     }
 
-    /// The stored rest is older than the stream (a holder was lost and the
-    /// server has not stored the settled rest yet).
-    fn state_is_stale(&self) -> bool {
-        !self.track.is_empty()
+    /// Someone else holds or throws it, or the server is settling it: its
+    /// pose comes from the batches. At rest it does not, so a batch that
+    /// comes after the rest (the thrower's last poses) moves nothing.
+    fn streaming(&self) -> bool {
+        self.holder.is_some() || self.server_settling
     }
 
     fn held_by_me(&self) -> bool {
@@ -330,6 +324,7 @@ impl Objects {
                 entry.colour = crate::render::colour_from_hex(&state.colour).unwrap_or([0.7; 3]);
                 entry.state = state;
                 entry.holder = None;
+                entry.server_settling = false;
                 entry.track.reset();
                 // A grab asked for before this rest keeps waiting for its
                 // answer; anything else of ours is over.
@@ -355,19 +350,25 @@ impl Objects {
             .holder
             .as_ref()
             .is_some_and(|holder| Some(holder.slot) == own_slot);
-        if !mine && push.holder.is_some() {
-            // Someone else has it now: a catch ends this client's flight or
-            // hold, and their stream takes over from where it was shown.
-            if matches!(
+        if !mine
+            && matches!(
                 entry.local,
                 Local::Held { .. } | Local::Flying { .. } | Local::Settling { .. }
-            ) {
-                entry.local = Local::None;
+            )
+        {
+            // Someone else caught it, or the server let go of it for this
+            // client (silent too long): this client's hold or flight is over,
+            // and the stream takes over. The stream keeps the room's pose
+            // clock whoever sends it, so the track goes on.
+            if push.holder.is_none() {
+                self.notices.push(format!(
+                    "{} slipped away: the server let go of it",
+                    push.object_id
+                ));
             }
-            if push.holder != entry.holder {
-                entry.track.reset();
-            }
+            entry.local = Local::None;
         }
+        entry.server_settling = push.holder.is_none();
         entry.holder = push.holder.clone();
     }
 
@@ -383,7 +384,7 @@ impl Objects {
                 continue;
             };
             // Our own poses come back in every batch; we show our own.
-            if matches!(entry.local, Local::None) {
+            if matches!(entry.local, Local::None) && entry.streaming() {
                 entry.track.push(
                     now,
                     server_time,
@@ -553,7 +554,9 @@ impl Objects {
                     flight,
                     last,
                 } => {
-                    let elapsed = ((now - *last).max(0.0) as f32).min(MAX_STEP_BATCH_SECONDS);
+                    // The flight runs on this clock's time whatever the frame
+                    // rate (Flight::advance caps a stall at a second).
+                    let elapsed = (now - *last).max(0.0) as f32;
                     *last = now;
                     let resting = flight.resting || flight.advance(&self.world, elapsed);
                     tick.poses.push(ObjectPose {
@@ -619,7 +622,7 @@ impl Objects {
                 orientation,
                 holder: entry.holder.clone(),
                 held_by_me: entry.held_by_me(),
-                resting: entry.holder.is_none() && !entry.held_by_me(),
+                resting: !entry.streaming() && !entry.held_by_me(),
             }
         })
     }
@@ -1040,5 +1043,67 @@ mod tests {
         );
         assert!(!shown(&objects, "cube-1", 0.0).held_by_me);
         assert_eq!(objects.len(), 1);
+    }
+
+    fn pose_at(x: f32, held: bool) -> ObjectPose {
+        ObjectPose {
+            handle: 1,
+            flags: ObjectPoseFlags(if held { ObjectPoseFlags::HELD } else { 0 }),
+            position: [x, 1.0, -1.6],
+            orientation: [0.0, 0.0, 0.0, 1.0],
+        }
+    }
+
+    #[test]
+    fn a_throw_goes_on_from_the_stream_and_late_poses_after_the_rest_move_nothing() {
+        let mut objects = room();
+        let push = |throwing| ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: Some(holder(OTHER, "Bo", throwing)),
+        };
+        objects.on_holder(&push(false));
+        for tick in 0..10u32 {
+            let t = f64::from(tick) / 30.0;
+            objects.on_poses(t, tick * 33, &[pose_at(t as f32, true)]);
+        }
+        // Let go: the same stream goes on, nothing jumps back to the table.
+        objects.on_holder(&push(true));
+        let flying = shown(&objects, "cube-1", 0.31);
+        assert!(close(flying.position, [0.2, 1.0, -1.6], 0.02), "{flying:?}");
+        assert!(flying.holder.unwrap().throwing);
+        let rest = cube_at([0.5, 0.05, -1.0]);
+        objects.on_event(&set_event(5, "cube-1", &rest));
+        // The thrower's last poses, relayed after the rest was stored.
+        objects.on_poses(0.4, 400, &[pose_at(0.45, false)]);
+        objects.on_poses(0.43, 433, &[pose_at(0.47, false)]);
+        assert_eq!(shown(&objects, "cube-1", 0.6).position, rest.position);
+    }
+
+    #[test]
+    fn a_hold_the_server_let_go_of_ends_here_with_a_notice() {
+        let mut objects = room();
+        held(&mut objects, 0.0);
+        objects.hold_at("cube-1", [0.3, 1.2, -1.0], [0.0, 0.0, 0.0, 1.0], 0.0);
+        objects.on_poses(0.05, 50, &[pose_at(0.3, true)]);
+        objects.on_holder(&ObjectHolderPush {
+            object_id: "cube-1".into(),
+            handle: 1,
+            holder: None,
+        });
+        assert_eq!(
+            objects.take_notices(),
+            ["cube-1 slipped away: the server let go of it"]
+        );
+        assert!(objects.tick(2.1).poses.is_empty());
+        let cube = shown(&objects, "cube-1", 2.1);
+        assert!(!cube.held_by_me && !cube.resting && cube.holder.is_none());
+        // Until the server's rest arrives, it stays where the stream left it.
+        objects.on_poses(2.2, 2200, &[pose_at(0.3, false)]);
+        assert!(close(
+            shown(&objects, "cube-1", 2.5).position,
+            [0.3, 1.0, -1.6],
+            0.001
+        ));
     }
 }
