@@ -1,7 +1,8 @@
 //! Shared objects between two native clients and a real server: one carries
 //! cube-1 and throws it, the other sees it follow (interpolated like an
 //! avatar) and come to rest where the thrower put it; a grab while it is held
-//! is refused with the holder's name. Both clients drive the app's own
+//! is refused with the holder's name; a throw caught mid-air ends the
+//! thrower's flight and the catcher puts it down. Both clients drive the app's own
 //! `RoomScene` and `Objects`, as the desktop and headset frame loops do.
 
 use std::time::{Duration, Instant};
@@ -298,5 +299,165 @@ async fn a_cube_carried_and_thrown_by_one_native_client_is_followed_and_rests_al
     ada.client.leave().await;
     bo.client.leave().await;
     carl.client.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_native_client_catches_a_cube_another_threw_and_the_throwers_flight_ends() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let room_id = create_room(&url, "Catching").await;
+    let started = Instant::now();
+    let mut ada = Visitor::join(&url, &room_id, "Ada", started).await;
+    let mut bo = Visitor::join(&url, &room_id, "Bo", started).await;
+    until(
+        &mut ada,
+        &mut bo,
+        Duration::from_secs(5),
+        "the snapshot",
+        |a, b| a.cube().is_some() && b.cube().is_some(),
+    )
+    .await;
+    let start = ada.cube().unwrap().position;
+
+    // Ada lifts the cube 1.5 m above the table and tosses it up.
+    let now = ada.now();
+    ada.scene.objects_mut().grab("cube-1", now).unwrap();
+    let outcome = GrabOutcome::from_result(ada.client.grab("cube-1").await);
+    let now = ada.now();
+    ada.scene
+        .objects_mut()
+        .on_grab_reply("cube-1", outcome, now);
+    let lift = ada.now();
+    while ada.now() - lift < 0.3 {
+        let now = ada.now();
+        let up = (now - lift) as f32 * 5.0;
+        ada.scene.objects_mut().hold_at(
+            "cube-1",
+            [start[0], start[1] + up, start[2]],
+            IDENTITY,
+            now,
+        );
+        ada.drain();
+        bo.drain();
+        ada.pump().await;
+        tokio::time::sleep(FRAME).await;
+    }
+    let now = ada.now();
+    let release = ada.scene.objects_mut().release("cube-1", now).unwrap();
+    ada.client.release(&release.object_id).await.unwrap();
+
+    // Bo hears it is thrown and catches it in the air.
+    until(
+        &mut ada,
+        &mut bo,
+        Duration::from_secs(5),
+        "Bo hears of the throw",
+        |_, b| {
+            b.cube()
+                .and_then(|c| c.holder)
+                .is_some_and(|h| h.throwing && h.name == "Ada")
+        },
+    )
+    .await;
+    assert!(
+        ada.cube().unwrap().held_by_me,
+        "the cube is still in Ada's flight when Bo reaches for it"
+    );
+    let now = bo.now();
+    let request = bo
+        .scene
+        .objects_mut()
+        .grab("cube-1", now)
+        .expect("a thrown object may be caught");
+    let outcome = GrabOutcome::from_result(bo.client.grab(&request.object_id).await);
+    assert!(
+        matches!(outcome, GrabOutcome::Granted { .. }),
+        "the catch: {outcome:?}"
+    );
+    let now = bo.now();
+    bo.scene.objects_mut().on_grab_reply("cube-1", outcome, now);
+    let catch_at = [start[0] + 0.8, 1.4, start[2] + 0.5];
+    bo.scene
+        .objects_mut()
+        .hold_at("cube-1", catch_at, IDENTITY, now);
+
+    // Ada's flight ends: she hears who caught it and sends nothing more.
+    until(
+        &mut ada,
+        &mut bo,
+        Duration::from_secs(5),
+        "Ada hears of the catch",
+        |a, _| {
+            a.cube()
+                .and_then(|c| c.holder)
+                .is_some_and(|h| h.name == "Bo" && !h.throwing)
+        },
+    )
+    .await;
+    let now = ada.now();
+    let tick = ada.scene.objects_mut().tick(now);
+    assert!(
+        tick.poses.is_empty() && tick.rests.is_empty(),
+        "Ada still flies it: {tick:?}"
+    );
+    assert!(!ada.cube().unwrap().held_by_me);
+
+    // Bo holds it still for a moment; Ada sees it in his hand.
+    let held_from = bo.now();
+    while bo.now() - held_from < 0.5 {
+        let now = bo.now();
+        bo.scene
+            .objects_mut()
+            .hold_at("cube-1", catch_at, IDENTITY, now);
+        ada.drain();
+        bo.drain();
+        bo.pump().await;
+        tokio::time::sleep(FRAME).await;
+    }
+    let seen = ada.cube().unwrap();
+    assert!(
+        distance(seen.position, catch_at) <= 0.005,
+        "Ada shows the caught cube at {:?}, Bo holds it at {catch_at:?}",
+        seen.position
+    );
+
+    // He lets it drop; both see it rest at the same place.
+    let now = bo.now();
+    let release = bo.scene.objects_mut().release("cube-1", now).unwrap();
+    bo.client.release(&release.object_id).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ada.drain();
+        bo.drain();
+        bo.pump().await;
+        if ada.cube().is_some_and(|c| c.resting) && bo.cube().is_some_and(|c| c.resting) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped cube rests within 10 s"
+        );
+        tokio::time::sleep(FRAME).await;
+    }
+    let (a, b) = (ada.cube().unwrap(), bo.cube().unwrap());
+    assert!(
+        distance(a.position, b.position) <= AGREE_M,
+        "{a:?} vs {b:?}"
+    );
+    assert!(
+        (a.position[0] - catch_at[0]).abs() < 0.1 && (a.position[1] - 0.05).abs() < 0.01,
+        "dropped straight down to the floor: {:?}",
+        a.position
+    );
+
+    ada.client.leave().await;
+    bo.client.leave().await;
     server.stop().await;
 }
