@@ -6,7 +6,10 @@
 //!
 //! A grabbed object keeps the pose it had relative to the hand when it was
 //! grabbed, so it does not jump into the palm. One hand may take an object
-//! from the other (a hand-over within one visitor needs no new grab).
+//! from the other (a hand-over within one visitor needs no new grab). A hand
+//! that closed on nothing catches a thrown object that comes into its reach
+//! while it stays closed: so a hand-over between two people works by one
+//! holding a closed hand at the object and the other letting go.
 
 use glam::{Quat, Vec3};
 
@@ -50,6 +53,9 @@ pub enum GrabAction {
     },
     /// `Objects::release`: thrown with the hand's velocity.
     Release { hand: usize, object_id: String },
+    /// The hand closed with nothing it may take in reach, here (room
+    /// coordinates): the place to say who holds what it reached for.
+    ClosedEmpty { hand: usize, at: [f32; 3] },
 }
 
 /// An object a hand could take: its id and where it is shown now.
@@ -57,6 +63,8 @@ pub enum GrabAction {
 pub struct Reachable {
     pub object_id: String,
     pub pose: GrabPose,
+    /// It lies at rest (not thrown): only a hand closing on it takes it.
+    pub resting: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,18 +104,33 @@ impl Hands {
                 input.strength >= PRESS
             };
             self.hands[hand].closed = closed;
-            if closed && !was_closed {
+            let empty = self.hands[hand].holding.is_none();
+            if closed && empty {
                 // Grabbing needs a tracked hand; a closed hand that is not
-                // tracked just stays closed until it opens.
-                if let Some(grip) = input.grip
-                    && let Some(target) = nearest(grip.position)
-                {
-                    let other = 1 - hand;
-                    let from_other = self.hands[other]
+                // tracked just stays closed until it opens. Closing takes
+                // what is in reach; staying closed catches only what flies.
+                let other = 1 - hand;
+                let held_by_other = |id: &str| {
+                    self.hands[other]
                         .holding
                         .as_ref()
-                        .is_some_and(|held| held.object_id == target.object_id);
-                    if from_other {
+                        .is_some_and(|held| held.object_id == id)
+                };
+                let target = input.grip.and_then(|grip| {
+                    nearest(grip.position)
+                        .filter(|target| {
+                            !was_closed || !(target.resting || held_by_other(&target.object_id))
+                        })
+                        .map(|target| (grip, target))
+                });
+                if let (false, None, Some(grip)) = (was_closed, &target, input.grip) {
+                    actions.push(GrabAction::ClosedEmpty {
+                        hand,
+                        at: grip.position.to_array(),
+                    });
+                }
+                if let Some((grip, target)) = target {
+                    if held_by_other(&target.object_id) {
                         // A hand-over between this visitor's hands: still held.
                         self.hands[other].holding = None;
                     } else {
@@ -225,17 +248,28 @@ mod tests {
         HandGrabInput { grip, strength }
     }
 
-    /// One cube on the table at (0, 0.8, -1.5); in reach within [`REACH`] of
-    /// its surface (5 cm radius), as the objects model decides.
+    /// A cube at `centre`; in reach within [`REACH`] of its surface (5 cm
+    /// radius), as the objects model decides.
+    fn cube_at(centre: Vec3, resting: bool) -> impl FnMut(Vec3) -> Option<Reachable> {
+        move |point: Vec3| {
+            (point.distance(centre) - 0.05 <= REACH).then(|| Reachable {
+                object_id: "cube-1".into(),
+                pose: GrabPose {
+                    position: centre,
+                    orientation: Quat::from_rotation_y(0.3),
+                },
+                resting,
+            })
+        }
+    }
+
+    /// The cube resting on the table at (0, 0.8, -1.5).
     fn cube(point: Vec3) -> Option<Reachable> {
-        let centre = Vec3::new(0.0, 0.8, -1.5);
-        (point.distance(centre) - 0.05 <= REACH).then(|| Reachable {
-            object_id: "cube-1".into(),
-            pose: GrabPose {
-                position: centre,
-                orientation: Quat::from_rotation_y(0.3),
-            },
-        })
+        cube_at(Vec3::new(0.0, 0.8, -1.5), true)(point)
+    }
+
+    fn is_empty_close(actions: &[GrabAction]) -> bool {
+        matches!(actions, [GrabAction::ClosedEmpty { .. }])
     }
 
     #[test]
@@ -244,7 +278,9 @@ mod tests {
         let idle = hand(None, 0.0);
         // Squeezing far away grabs nothing.
         let far = at(0.0, 1.0, 0.0);
-        assert!(hands.update(&[idle, hand(Some(far), 1.0)], cube).is_empty());
+        assert!(is_empty_close(
+            &hands.update(&[idle, hand(Some(far), 1.0)], cube)
+        ));
         assert!(hands.update(&[idle, hand(Some(far), 0.0)], cube).is_empty());
         // Open near the cube: nothing yet; squeezed: a grab, then the hold.
         let near = at(0.1, 0.85, -1.5);
@@ -333,7 +369,8 @@ mod tests {
                 .is_empty()
         );
         let near = at(0.0, 0.9, -1.5);
-        // Still closed since it lost tracking: no grab until it opens and closes again.
+        // Still closed since it lost tracking: a resting cube is not taken
+        // until the hand opens and closes again.
         assert!(
             hands
                 .update(&[hand(None, 0.0), hand(Some(near), 1.0)], cube)
@@ -349,6 +386,32 @@ mod tests {
                 .update(&[hand(None, 0.0), hand(Some(near), 0.0)], cube)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_closed_hand_catches_a_thrown_object_that_comes_into_reach() {
+        let mut hands = Hands::default();
+        let hand_at = at(0.0, 1.2, -1.0);
+        let open = hand(Some(hand_at), 0.0);
+        // Closed on nothing: said once, so the panel can name who holds what
+        // the hand reached for.
+        let actions = hands.update(&[open, hand(Some(hand_at), 1.0)], cube);
+        assert!(is_empty_close(&actions), "{actions:?}");
+        // Still closed: a resting object coming into reach is not taken...
+        let resting_near = cube_at(Vec3::new(0.0, 1.2, -1.1), true);
+        assert!(
+            hands
+                .update(&[open, hand(Some(hand_at), 1.0)], resting_near)
+                .is_empty()
+        );
+        // ...a flying one is: the other person let go of it into this hand.
+        let flying_near = cube_at(Vec3::new(0.0, 1.2, -1.1), false);
+        let actions = hands.update(&[open, hand(Some(hand_at), 1.0)], flying_near);
+        assert!(
+            matches!(&actions[0], GrabAction::Grab { hand: 1, object_id } if object_id == "cube-1"),
+            "{actions:?}"
+        );
+        assert_eq!(hands.held(1), Some("cube-1"));
     }
 
     #[test]

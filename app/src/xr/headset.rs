@@ -38,6 +38,7 @@ use crate::render::{
 use crate::scene::{RoomScene, tagged};
 use crate::voice::session::VoiceOptions;
 use crate::voice_controls::VoiceControls;
+use roomscale_physics::collision_radius;
 
 const VIEW_TYPE: xr::ViewConfigurationType = xr::ViewConfigurationType::PRIMARY_STEREO;
 /// Height of the floor below the LOCAL space's origin when the runtime offers
@@ -895,15 +896,24 @@ impl Headset {
         let now = started.elapsed().as_secs_f64();
         let inputs = [0, 1].map(|hand| grab_input(play_to_room, &hands[hand]));
         let objects = scene.objects_mut();
+        let in_hands: Vec<String> = (0..2)
+            .filter_map(|hand| self.grabs.held(hand).map(str::to_owned))
+            .collect();
         let reachable = |point: Vec3| {
             let id = objects.nearest_grabbable(point.to_array(), REACH, now)?;
             let shown = objects.shown(&id, now)?;
+            // This visitor's own throw in flight is not caught again (the
+            // objects model simulates it to its rest).
+            if shown.held_by_me && !in_hands.contains(&id) {
+                return None;
+            }
             Some(Reachable {
                 object_id: id,
                 pose: GrabPose {
                     position: Vec3::from(shown.position),
                     orientation: Quat::from_array(shown.orientation),
                 },
+                resting: shown.resting,
             })
         };
         let in_reach: Vec<String> = inputs
@@ -917,10 +927,24 @@ impl Headset {
         for action in actions {
             match action {
                 GrabAction::Grab { hand, object_id } => {
-                    if !net.grab(objects, &object_id, now) {
+                    if net.grab(objects, &object_id, now) {
+                        println!("xr: hand {hand} grabs {object_id}");
+                    } else {
                         self.grabs.forget(&object_id);
                     }
-                    println!("xr: hand {hand} grabs {object_id}");
+                }
+                GrabAction::ClosedEmpty { at, .. } => {
+                    // Reaching for what someone else holds: say who.
+                    if let Some(object) = objects.displayed(now).find(|object| {
+                        object.holder.as_ref().is_some_and(|h| !h.throwing)
+                            && !object.held_by_me
+                            && Vec3::from(object.position).distance(Vec3::from(at))
+                                - collision_radius(object.kind)
+                                <= REACH
+                    }) {
+                        self.status = held_by(&object.id, object.holder.as_ref());
+                        println!("xr: {}", self.status);
+                    }
                 }
                 GrabAction::Hold {
                     object_id,
