@@ -516,4 +516,67 @@ mod tests {
         assert!(!mute.wish(true), "muting oneself is never refused");
         assert!(mute.effective());
     }
+
+    /// What a frame loop's object calls put on the wire, in order: the grab,
+    /// the held pose every frame, the release, the flight's poses and its rest.
+    #[test]
+    fn object_calls_become_commands_in_order() {
+        use roomscale_protocol::objects::{ObjectKind, ObjectSnapshot};
+        let (net, mut sent) = Net::detached();
+        let mut objects = Objects::new();
+        objects.joined(
+            3,
+            &[ObjectSnapshot {
+                object_id: "ball-1".into(),
+                handle: 6,
+                state: ObjectState {
+                    kind: ObjectKind::Ball,
+                    colour: "#e8c547".into(),
+                    position: [0.0, 0.81, -1.6],
+                    orientation: [0.0, 0.0, 0.0, 1.0],
+                },
+                holder: None,
+            }],
+        );
+        assert!(net.grab(&mut objects, "ball-1", 0.0));
+        assert!(!net.grab(&mut objects, "ball-1", 0.0), "asked once");
+        assert!(!net.grab(&mut objects, "nothing", 0.0));
+        objects.on_grab_reply("ball-1", GrabOutcome::Granted { handle: 6 }, 0.02);
+        objects.hold_at("ball-1", [0.0, 1.5, -1.0], [0.0, 0.0, 0.0, 1.0], 0.03);
+        net.pump_objects(&mut objects, 0.03);
+        net.release(&mut objects, "ball-1", 0.04);
+        let mut now = 0.04;
+        while objects.mine().next().is_some() {
+            now += 1.0 / 60.0;
+            net.pump_objects(&mut objects, now);
+            assert!(now < 10.0, "the ball never came to rest");
+        }
+        net.pump_objects(&mut objects, now + 0.1);
+        let mut commands = Vec::new();
+        while let Ok(command) = sent.try_recv() {
+            commands.push(command);
+        }
+        assert!(matches!(&commands[0], NetCommand::Grab(id) if id == "ball-1"));
+        assert!(
+            matches!(&commands[1], NetCommand::ObjectPoses(p) if p.len() == 1 && p[0].handle == 6)
+        );
+        assert!(matches!(&commands[2], NetCommand::Release(id) if id == "ball-1"));
+        let rests: Vec<&ObjectState> = commands
+            .iter()
+            .filter_map(|c| match c {
+                NetCommand::SetObject(id, state) if id == "ball-1" => Some(state),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rests.len(), 1, "one rest: {commands:?}");
+        assert!(
+            (rests[0].position[1] - 0.06).abs() < 0.01,
+            "on the floor: {:?}",
+            rests[0]
+        );
+        assert!(
+            matches!(commands.last(), Some(NetCommand::ObjectPoses(p)) if p.is_empty()),
+            "at rest nothing more streams"
+        );
+    }
 }

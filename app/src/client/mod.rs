@@ -12,6 +12,14 @@
 //! [`RoomUpdate::Joined`], and [`RoomClient::slot`] always answers the slot of
 //! the latest join.
 //!
+//! Shared objects: the join's snapshot comes as [`RoomUpdate::Objects`]
+//! after the replayed events (whose `object_set`s are only history), holders
+//! as [`RoomUpdate::ObjectHolder`], object poses inside [`RoomUpdate::Poses`].
+//! [`RoomClient::grab`], [`RoomClient::release`], [`RoomClient::set_object`]
+//! and [`RoomClient::remove_object`] answer with the typed reply, and
+//! [`RoomClient::set_object_poses`] puts held or thrown objects in the pose
+//! pushes ([`crate::objects::Objects`] says what to send).
+//!
 //! Voice signaling rides the same channel: [`RoomClient::voice_signaling`]
 //! gives the typed pushes and inbound events a WebRTC peer needs.
 //!
@@ -449,18 +457,10 @@ impl RoomClient {
 
     /// Sends a chat message; resolves with its id once the server stored it.
     pub async fn chat(&self, text: &str) -> Result<u64, ClientError> {
-        let (stored, answer) = oneshot::channel();
-        let event = ClientEvent::Chat(ChatPush {
+        self.push_stored(ClientEvent::Chat(ChatPush {
             text: text.to_string(),
-        });
-        self.commands
-            .send(Command::Push {
-                event,
-                awaiting: Awaiting::Stored(stored),
-            })
-            .await
-            .map_err(|_| ClientError::Closed)?;
-        answer.await.map_err(|_| ClientError::ConnectionLost)?
+        }))
+        .await
     }
 
     /// Asks to hold `object_id`; resolves with its handle in pose pushes and
@@ -555,13 +555,7 @@ impl RoomClient {
 
     async fn push_stored(&self, event: ClientEvent) -> Result<u64, ClientError> {
         let (stored, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Push {
-                event,
-                awaiting: Awaiting::Stored(stored),
-            })
-            .await
-            .map_err(|_| ClientError::Closed)?;
+        self.send_command(event, Awaiting::Stored(stored)).await?;
         answer.await.map_err(|_| ClientError::ConnectionLost)?
     }
 
