@@ -292,6 +292,16 @@ impl Drag {
     }
 }
 
+/// Where the hand of a visitor whose head is at `head` is shown holding
+/// something at `object`: on it, or as far towards it as an arm reaches.
+fn reaching_hand(head: [f32; 3], object: [f32; 3]) -> [f32; 3] {
+    let head = Vec3::from(head);
+    (head + (Vec3::from(object) - head).clamp_length_max(ARM_REACH)).to_array()
+}
+
+/// How far from the head a hand is shown reaching, metres.
+const ARM_REACH: f32 = 0.8;
+
 /// A refusal as the cursor's notice says it.
 fn held_by(holder: Option<&ObjectHolder>) -> String {
     match holder {
@@ -590,10 +600,7 @@ impl DesktopApp {
         let dt = self.last_frame.elapsed().as_secs_f32().min(0.1);
         self.last_frame = Instant::now();
         self.walker.step(dt);
-        let own = self.walker.pose();
-        if self.ui.joined.is_some() {
-            self.net.send(NetCommand::SetPose(own));
-        }
+        let mut own = self.walker.pose();
         let now = self.started.elapsed().as_secs_f64();
         self.voice.place(&self.net, &self.scene, now, &own.head);
         let size = self
@@ -605,6 +612,15 @@ impl DesktopApp {
             render::perspective(70f32.to_radians(), size.0 as f32 / size.1 as f32),
         );
         let hovered = self.mouse_on_objects(&camera, size, now);
+        // Others see the right hand reach for what the mouse carries.
+        if let Some(drag) = &self.mouse.drag
+            && let Some(object) = self.scene.objects().shown(&drag.object_id, now)
+        {
+            own.right.position = reaching_hand(own.head.position, object.position);
+        }
+        if self.ui.joined.is_some() {
+            self.net.send(NetCommand::SetPose(own));
+        }
         let objects: Vec<ObjectInstance> = self
             .scene
             .objects()
@@ -1317,6 +1333,17 @@ mod tests {
         app.mouse_on_objects(&camera, size, 0.32);
         let later = app.scene.objects().shown("cube-1", 0.32).unwrap().position;
         assert!(later[1] > at_release[1], "{at_release:?} -> {later:?}");
+    }
+
+    #[test]
+    fn the_hand_reaches_for_a_carried_object_as_far_as_an_arm_goes() {
+        let head = [0.0, 1.65, 0.0];
+        assert_eq!(reaching_hand(head, [0.2, 1.4, -0.4]), [0.2, 1.4, -0.4]);
+        let far = Vec3::from(reaching_hand(head, [0.0, 1.65, -3.0]));
+        assert!(
+            far.distance(Vec3::new(0.0, 1.65, -ARM_REACH)) < 1e-5,
+            "{far}"
+        );
     }
 
     #[test]
