@@ -32,7 +32,7 @@ pub struct GrabPose {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HandGrabInput {
     /// Where the hand holds things (controller grip, or the tracked hand's
-    /// pinch point or palm), room coordinates; `None` while untracked.
+    /// palm), room coordinates; `None` while untracked.
     pub grip: Option<GrabPose>,
     /// How firmly the hand closes, 0..1: the squeeze, or for a tracked hand
     /// the stronger of [`pinch_strength`] and [`fist_strength`].

@@ -1092,21 +1092,21 @@ fn own_pose(play_to_room: &Mat4, head: Joint, hands: &[HandSample; 2]) -> Avatar
 }
 
 /// One hand for grabbing, in the room: a controller grips at its grip pose
-/// with its squeeze; a tracked hand at its pinch point or palm (turned as its
-/// wrist) with its pinch or fist.
+/// with its squeeze; a tracked hand at its palm (turned as its wrist) with
+/// its pinch or fist.
 fn grab_input(play_to_room: &Mat4, hand: &HandSample) -> HandGrabInput {
     let Some(grip) = hand.grip else {
         return HandGrabInput::default();
     };
     let mut joint = joint_from(grip);
-    let strength = if hand.hand_tracked {
-        if let Some(point) = hand.hand_point {
-            joint.position = point;
-        }
-        hand.hand_closure
-    } else {
-        hand.squeeze
-    };
+    if hand.hand_tracked
+        && let Some(palm) = hand.hand_point
+    {
+        joint.position = palm;
+    }
+    // A runtime may report joints for a hand holding a controller: either
+    // closing grabs.
+    let strength = hand.squeeze.max(hand.hand_closure);
     let room = transform_joint(play_to_room, joint);
     HandGrabInput {
         grip: Some(GrabPose {

@@ -28,8 +28,9 @@ pub struct HandSample {
     pub hand_tracked: bool,
     /// A tracked hand closing, 0..1: the stronger of its pinch and its fist.
     pub hand_closure: f32,
-    /// Where a tracked hand holds things (play space): between thumb and
-    /// index finger tips while it pinches, else the palm's centre.
+    /// Where a tracked hand holds things (play space): the palm's centre,
+    /// whether it pinches or makes a fist, so a held object does not jump
+    /// when one becomes the other.
     pub hand_point: Option<[f32; 3]>,
 }
 
@@ -223,12 +224,7 @@ impl Controllers {
                     let pinch = pinch_strength(thumb, index);
                     let fist = fist_strength(palm, [middle, ring, little]);
                     hand.hand_closure = pinch.max(fist);
-                    let point = if pinch >= fist {
-                        (thumb + index) / 2.0
-                    } else {
-                        palm
-                    };
-                    hand.hand_point = Some(point.to_array());
+                    hand.hand_point = Some(palm.to_array());
                 }
             }
         }
