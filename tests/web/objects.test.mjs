@@ -96,6 +96,25 @@ async function lookAt(visitor, id) {
     await visitor.page.mouse.up()
   }
   assert.ok(central(await pagePointOf(visitor, id)), `could not turn the view toward ${id}`)
+  // Then up or down until it is in the middle band, clear of the help line along the bottom.
+  const middle = (point) => point && Math.abs(point.y - (box.y + box.height / 2)) < box.height * 0.25
+  let direction = 1
+  for (let i = 0; i < 8 && !middle(await pagePointOf(visitor, id)); i++) {
+    const before = await pagePointOf(visitor, id)
+    if (!before) {
+      break
+    }
+    const x = box.x + 40
+    await visitor.page.mouse.move(x, box.y + box.height / 2 - 60 * direction)
+    await visitor.page.mouse.down()
+    await visitor.page.mouse.move(x, box.y + box.height / 2 + 60 * direction, {steps: 4})
+    await visitor.page.mouse.up()
+    const after = await pagePointOf(visitor, id)
+    const centreY = box.y + box.height / 2
+    if (!after || Math.abs(after.y - centreY) > Math.abs(before.y - centreY)) {
+      direction = -direction
+    }
+  }
 }
 
 /** Presses the real mouse on `id` and waits until this page holds it (the server granted the grab). */
@@ -346,7 +365,8 @@ test("a headset visitor grabs with a controller squeeze and throws; the flat pag
   try {
     await headset.page.click(".babylonVRicon", {timeout: 10_000})
     await headset.page.waitForFunction(() => window.roomscale.immersive, null, {timeout: 10_000})
-    const target = "ball-2"
+    // A cube: it comes to rest soon after it lands, face down, where both visitors can see it.
+    const target = "cube-1"
     const before = (await objectOf(viewer, target)).position
     const rightHand = async () => (await headset.page.evaluate(() => window.roomscale.avatars())).find((avatar) => avatar.self).right
     const moveController = (delta) =>
@@ -377,12 +397,14 @@ test("a headset visitor grabs with a controller squeeze and throws; the flat pag
       await handMoved(hand)
     }
     const reach = distance(await rightHand(), (await objectOf(headset, target)).position)
-    assert.ok(reach <= 0.15, `the controller is within 15 cm of the ${target} (${reach.toFixed(3)} m)`)
+    assert.ok(reach <= 0.15, `the controller is within 15 cm of ${target} (${reach.toFixed(3)} m)`)
 
     await headset.page.evaluate(() => globalThis.__xrDevice.controllers.right.updateButtonValue("squeeze", 1))
     const headsetId = await userIdOf(headset)
-    await waitFor(async () => (await objectOf(viewer, target))?.holder === headsetId, {what: "the viewer to see the headset hold the ball"})
-    // Swing the controller up and away over a few frames, letting go mid-swing.
+    await waitFor(async () => (await objectOf(viewer, target))?.holder === headsetId, {what: "the viewer to see the headset hold the cube"})
+    // Swing the controller up and toward the room's centre (+Z from the table)
+    // over a few frames, letting go mid-swing: the cube lands in front of the
+    // table, where every visitor looks when they arrive.
     await headset.page.evaluate(
       ({ex, ez}) =>
         new Promise((resolve) => {
@@ -390,8 +412,8 @@ test("a headset visitor grabs with a controller squeeze and throws; the flat pag
           let frame = 0
           const tick = () => {
             const p = controller.position
-            // 4 cm a frame up and toward the room's +X, as a room-space direction turned into the controller's space.
-            p.set(p.x + 0.04 * ex[0], p.y + 0.03, p.z + 0.04 * ez[0])
+            // 4 cm a frame toward the room's +Z and 3 cm up, the room's direction turned into the controller's space.
+            p.set(p.x + 0.04 * ex[2], p.y + 0.03, p.z + 0.04 * ez[2])
             frame++
             if (frame === 12) {
               controller.updateButtonValue("squeeze", 0)
@@ -408,22 +430,32 @@ test("a headset visitor grabs with a controller squeeze and throws; the flat pag
     )
     const [ownRest, seenRest] = await restingEverywhere(pages, target)
     const thrown = distance(before, seenRest)
-    t.diagnostic(`the headset threw the ball ${thrown.toFixed(2)} m; both pages agree within ${(distance(ownRest, seenRest) * 100).toFixed(2)} cm`)
-    assert.ok(thrown > 0.1, `the throw moved the ball (${thrown.toFixed(3)} m)`)
+    t.diagnostic(`the headset threw the cube ${thrown.toFixed(2)} m, to ${seenRest.map((c) => c.toFixed(2))}; both pages agree within ${(distance(ownRest, seenRest) * 100).toFixed(2)} cm`)
+    assert.ok(thrown > 0.1, `the throw moved the cube (${thrown.toFixed(3)} m)`)
     assert.ok(distance(ownRest, seenRest) <= SAME_PLACE_M, `both pages show the rest within 5 cm`)
 
-    // The same ball at rest from both points of view.
+    // The same cube at rest from both points of view, each checked where its
+    // page projects it; the headset visitor looks down at the floor in front
+    // of the table (the head pitched 30 degrees about its own X axis).
+    await headset.page.evaluate(() => {
+      const q = globalThis.__xrDevice.quaternion
+      const [s, c] = [Math.sin(-Math.PI / 12), Math.cos(-Math.PI / 12)]
+      q.set(q.w * s + q.x * c, q.y * c + q.z * s, q.z * c - q.y * s, q.w * c - q.x * s)
+    })
     await lookAt(viewer, target)
     await sleep(300)
-    const browserShot = artifactPath("objects-browser.png")
-    await viewer.page.screenshot({path: browserShot})
-    await headset.page.screenshot({path: artifactPath("objects-headset.png")})
-    const point = await pagePointOf(viewer, target)
-    if (point) {
-      const seen = await objectOf(viewer, target)
-      const hits = await matchingPixels(viewer.page, browserShot, [point.x, point.y], 6, hexToRgb(seen.colour))
-      t.diagnostic(`the ball's colour covers ${hits} pixels around its screen point on the flat page`)
-      assert.ok(hits >= 4, `the flat page draws the ball where objectScreenPoint says (${hits} matching pixels)`)
+    const shots = [
+      [viewer, artifactPath("objects-browser.png"), "the flat page"],
+      [headset, artifactPath("objects-headset.png"), "the headset's view"],
+    ]
+    const colour = hexToRgb((await objectOf(viewer, target)).colour)
+    for (const [visitor, path, what] of shots) {
+      const point = await pagePointOf(visitor, target)
+      await visitor.page.screenshot({path})
+      assert.ok(point, `${target} projects into ${what}`)
+      const hits = await matchingPixels(viewer.page, path, [point.x, point.y], 8, colour)
+      t.diagnostic(`the cube's colour covers ${hits} pixels around its projected centre (${point.x.toFixed(0)}, ${point.y.toFixed(0)}) in ${what}`)
+      assert.ok(hits >= 4, `${what} draws the cube where objectScreenPoint says (${hits} matching pixels)`)
     }
     assert.deepEqual(headset.consoleErrors, [])
     assert.deepEqual(viewer.consoleErrors, [])
