@@ -465,3 +465,39 @@ test("a headset visitor grabs with a controller squeeze and throws; the flat pag
     await viewer.close()
   }
 })
+
+test("the objects menu adds a cube in front of the visitor and removes it, from the keyboard", async (t) => {
+  if (unavailable) {
+    return skip(t, unavailable)
+  }
+  const {pages} = await visitors("Spawning")
+  const [a, b] = pages
+  try {
+    const starters = new Set((await objectsOf(b)).map((object) => object.id))
+    await a.page.getByRole("button", {name: "Add cube in front of you"}).focus()
+    await a.page.keyboard.press("Enter")
+    const {value: added} = await waitFor(async () => (await objectsOf(b)).find((object) => !starters.has(object.id)), {
+      what: "the new cube on the other page",
+    })
+    assert.match(added.id, /^cube-[a-z0-9]+$/)
+    assert.equal(added.kind, "cube")
+    assert.ok(added.resting, "a new object rests")
+    const head = await a.page.evaluate(() => window.roomscale.selfHead())
+    const ahead = Math.hypot(added.position[0] - head[0], added.position[2] - head[2])
+    t.diagnostic(`added ${added.id} ${ahead.toFixed(2)} m in front of the visitor, resting at height ${added.position[1].toFixed(3)} m`)
+    assert.ok(ahead > 0.3 && ahead < 1, `it is in front of the visitor (${ahead.toFixed(2)} m away)`)
+    assert.ok(Math.abs(added.position[1] - 0.05) < 0.005, `it dropped onto the floor (y ${added.position[1]})`)
+    const seenByAdder = await objectOf(a, added.id)
+    assert.ok(seenByAdder && distance(seenByAdder.position, added.position) < 0.001, `the adder shows it at the same place: ${JSON.stringify(seenByAdder)}`)
+
+    await a.page.getByRole("button", {name: "Remove the object you last picked up or added"}).focus()
+    await a.page.keyboard.press("Enter")
+    await waitFor(async () => !(await objectOf(b, added.id)), {what: "the removed cube to go from the other page"})
+    await waitFor(async () => !(await objectOf(a, added.id)), {what: "the removed cube to go from the adder's page"})
+    assert.deepEqual(a.consoleErrors, [])
+    assert.deepEqual(b.consoleErrors, [])
+  } finally {
+    await a.close()
+    await b.close()
+  }
+})

@@ -472,6 +472,8 @@ export class RoomObjects {
         label: null,
       }
       this.objects.set(id, object)
+      // Where it rests from the start, not at the origin until the next frame.
+      place(object)
     }
     object.state = state
     object.material.diffuseColor = Color3.FromHexString(state.colour)
