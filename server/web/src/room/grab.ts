@@ -172,7 +172,8 @@ export class Grabbing {
         this.squeezed.add(hand)
         const at = grip.getAbsolutePosition()
         const id = this.objects.nearest([at.x, at.y, at.z])
-        if (id && this.objects.grab(id)) {
+        const inOtherHand = [...this.hands.values()].some((hold) => hold.id === id)
+        if (id && !inOtherHand && this.objects.grab(id)) {
           const pose = this.objects.shownPose(id)!
           const objectWorld = Matrix.Compose(Vector3.One(), new Quaternion(...pose.orientation), new Vector3(...pose.position))
           // Row vectors: world = local * parent, so local = world * inverse(parent).
