@@ -206,6 +206,7 @@ export const REMOVAL_BAN_SECONDS = 600;
 export const POSE_BYTES = 31;
 export const BATCH_HEADER_BYTES = 8;
 export const BATCH_FORMAT_VERSION = 2;
+export const POSE_REFRESH_MS = 1000;
 export const OBJECT_POSE_BYTES = 14;
 export const MAX_OBJECTS_PER_POSE_PUSH = 2;
 export const MAX_OBJECTS_PER_ROOM = 64;

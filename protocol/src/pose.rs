@@ -46,6 +46,13 @@ pub const BATCH_FORMAT_VERSION: u8 = 2;
 /// Most object poses one batch carries (its header counts them in a byte).
 pub const MAX_BATCH_OBJECTS: usize = u8::MAX as usize;
 
+/// How often a client sends its pose again when it has not changed, in
+/// milliseconds. Clients send a pose only when it differs from the last one
+/// sent; a pose lost on the way (dropped at a full room inbox, refused for
+/// its rate, sent across a rejoin) would otherwise leave the others with a
+/// stale or missing avatar until the sender moved.
+pub const POSE_REFRESH_MS: u64 = 1_000;
+
 /// Largest per-axis position error after a round trip, in metres.
 pub const POSITION_ERROR_BOUND_M: f32 = 0.000_5 + 0.000_1;
 /// Largest orientation error after a round trip, in radians (0.35 degrees).

@@ -78,6 +78,7 @@ fn constants() -> String {
         ("POSE_BYTES", POSE_BYTES as u64),
         ("BATCH_HEADER_BYTES", BATCH_HEADER_BYTES as u64),
         ("BATCH_FORMAT_VERSION", u64::from(BATCH_FORMAT_VERSION)),
+        ("POSE_REFRESH_MS", POSE_REFRESH_MS),
         ("OBJECT_POSE_BYTES", OBJECT_POSE_BYTES as u64),
         (
             "MAX_OBJECTS_PER_POSE_PUSH",

@@ -614,7 +614,7 @@ impl RoomClient {
     /// Sets this client's pose; call it every frame. The latest one is sent
     /// on the next pose tick (30 Hz) if its wire encoding differs from the
     /// last one sent, so standing still, tracking noise below the encoding's
-    /// resolution included, sends nothing.
+    /// resolution included, sends only a refresh once a second.
     pub fn set_pose(&self, pose: AvatarPose) {
         self.pose.send_replace(Some(pose));
     }

@@ -1,5 +1,6 @@
 //! When this client's pose goes on the wire: at most 30 times a second, and
-//! only when its encoding differs from the last one sent.
+//! only when its encoding differs from the last one sent, or once every
+//! [`POSE_REFRESH_MS`] when it does not (a pose lost on the way heals).
 //!
 //! The poses of objects this client holds or throws ride in the same push,
 //! after the avatar's. While it has any, a push also goes out at least every
@@ -8,7 +9,7 @@
 //!
 //! Frame loops (desktop window, headset, headless bots) offer a pose every
 //! frame, whether or not anyone moved. Comparing quantized wire bytes rather
-//! than floats means a visitor standing still costs nothing, tracking noise
+//! than floats means a visitor standing still costs one push a second, tracking noise
 //! below the encoding's resolution included. Time is an input, so the rules
 //! are tested without a socket or a clock; the browser's `PoseSender`
 //! (`server/web/src/room/localPose.ts`) follows the same rules.
@@ -19,6 +20,7 @@ use roomscale_protocol::objects::{
     MAX_OBJECTS_PER_POSE_PUSH, OBJECT_KEEPALIVE_MS, OBJECT_POSE_BYTES, ObjectPose,
     encode_object_pose, encode_pose_push,
 };
+use roomscale_protocol::pose::POSE_REFRESH_MS;
 use roomscale_protocol::pose::{self, AvatarPose, POSE_BYTES};
 
 /// The fastest a client sends its pose.
@@ -83,8 +85,8 @@ impl PoseSender {
     }
 
     /// The push payload to send at `now` (the avatar pose, then the object
-    /// poses), if something differs from the last one sent or a held
-    /// object's keep-alive is due, and the rate allows a send; it counts as
+    /// poses), if something differs from the last one sent, a held object's
+    /// keep-alive is due or the unchanged pose's refresh is, and the rate allows a send; it counts as
     /// sent once returned.
     pub fn due(&mut self, now: Instant) -> Option<Vec<u8>> {
         // An object needs an avatar pose to ride with: a client that offered
@@ -93,10 +95,16 @@ impl PoseSender {
             (!self.objects.is_empty()).then(|| pose::encode_pose(0, &AvatarPose::default()))
         })?;
         let changed = self.last_sent != Some(latest) || self.objects != self.last_sent_objects;
-        let keep_alive = !self.objects.is_empty()
-            && self.last_sent_at.is_none_or(|at| {
-                now.saturating_duration_since(at) >= Duration::from_millis(OBJECT_KEEPALIVE_MS)
-            });
+        // A held object's pose must keep its hold alive; an unchanged avatar
+        // pose is refreshed more slowly, in case one was lost on the way.
+        let refresh_ms = if self.objects.is_empty() {
+            POSE_REFRESH_MS
+        } else {
+            OBJECT_KEEPALIVE_MS
+        };
+        let keep_alive = self.last_sent_at.is_none_or(|at| {
+            now.saturating_duration_since(at) >= Duration::from_millis(refresh_ms)
+        });
         if !(changed || keep_alive) || self.next_send_at.is_some_and(|at| now < at) {
             return None;
         }
@@ -199,10 +207,27 @@ mod tests {
         assert_eq!(sends, 90, "late ticks were skipped");
     }
 
+    /// Sends of a still pose at 90 fps over 3 s: the first, then a refresh every POSE_REFRESH_MS.
+    fn refreshes() -> Vec<f64> {
+        let every = POSE_REFRESH_MS as f64 / 1000.0;
+        (0..3).map(|i| f64::from(i) * every).collect()
+    }
+
+    fn assert_sent_at(sent: &[f64], expected: &[f64], what: &str) {
+        assert_eq!(sent.len(), expected.len(), "{what}: sent at {sent:?}");
+        for (t, e) in sent.iter().zip(expected) {
+            // Frames fall every 1/90 s: a refresh goes out on the first frame after it is due.
+            assert!(
+                (t - e).abs() <= 1.0 / 90.0 + 1e-9,
+                "{what}: sent at {sent:?}"
+            );
+        }
+    }
+
     #[test]
-    fn a_still_pose_goes_out_once() {
+    fn a_still_pose_goes_out_once_and_then_only_as_a_refresh() {
         let sent = run(90.0, 3.0, |_| standing([0.4, 1.65, 3.0]));
-        assert_eq!(sent, [0.0]);
+        assert_sent_at(&sent, &refreshes(), "still");
     }
 
     #[test]
@@ -220,7 +245,7 @@ mod tests {
             pose.head.orientation = [x + wobble, y - wobble, z, w];
             pose
         });
-        assert_eq!(sent, [0.0], "noise counted as movement");
+        assert_sent_at(&sent, &refreshes(), "noise counted as movement");
         // A millimetre is a change.
         let sent = run(90.0, 1.0, |t| {
             standing([if t >= 0.5 { 0.401 } else { 0.4 }, 1.65, 3.0])
@@ -266,10 +291,10 @@ mod tests {
         sender.offer(&here);
         assert!(sender.due(start).is_some());
         sender.offer(&here);
-        assert_eq!(sender.due(start + Duration::from_secs(1)), None);
+        assert_eq!(sender.due(start + Duration::from_millis(500)), None);
         sender.rejoined();
         assert_eq!(
-            sender.due(start + Duration::from_secs(2)),
+            sender.due(start + Duration::from_millis(600)),
             Some(pose::encode_pose(0, &here).to_vec()),
             "the restarted room needs the pose again"
         );
@@ -318,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn letting_go_sends_one_push_without_objects_and_then_nothing() {
+    fn letting_go_sends_one_push_without_objects_and_then_only_refreshes() {
         let start = Instant::now();
         let mut sender = PoseSender::default();
         sender.offer(&standing([0.0, 1.6, 0.0]));
@@ -332,6 +357,9 @@ mod tests {
         sender.offer_objects(&[]);
         let payload = sender.due(start + Duration::from_millis(40)).unwrap();
         assert_eq!(payload.len(), POSE_BYTES);
-        assert_eq!(sender.due(start + Duration::from_secs(2)), None);
+        assert_eq!(sender.due(start + Duration::from_millis(900)), None);
+        // Then only the still pose's refresh, without objects.
+        let refresh = start + Duration::from_millis(40 + POSE_REFRESH_MS);
+        assert_eq!(sender.due(refresh).map(|p| p.len()), Some(POSE_BYTES));
     }
 }

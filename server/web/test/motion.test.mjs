@@ -125,7 +125,7 @@ test("holding an object, a still visitor still sends every 500 ms, the object po
   assert.deepEqual([...sent[0].subarray(31)], [...held])
 })
 
-test("sub-millimetre tracking noise is not a change; a millimetre is", () => {
+test("sub-millimetre tracking noise is not a change; a millimetre is; a still pose is refreshed every second", () => {
   // The native client's PoseSender (app/src/client/pose_sender.rs) runs the same case.
   const [x, y, z] = [0.0302, 0.2803, 0.0101]
   const w = Math.sqrt(1 - x * x - y * y - z * z)
@@ -150,8 +150,9 @@ test("sub-millimetre tracking noise is not a change; a millimetre is", () => {
     }
     return sent
   }
-  assert.deepEqual(sendTimes((t) => still(t)), [0], "noise counted as movement")
-  assert.deepEqual(sendTimes((t) => still(t, t >= 1.5 ? 0.001 : 0)), [0, 1500])
+  // Unchanged, the pose goes out again only as the refresh every POSE_REFRESH_MS (1 s).
+  assert.deepEqual(sendTimes((t) => still(t)), [0, 1000, 2000], "noise counted as movement")
+  assert.deepEqual(sendTimes((t) => still(t, t >= 1.5 ? 0.001 : 0)), [0, 1000, 1500, 2500])
 })
 
 test("a refused send is retried on the next frame", () => {

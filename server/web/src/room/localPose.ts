@@ -1,15 +1,16 @@
 // The visitor's own pose, read from what Babylon draws: in VR the XR camera and
 // the controllers' grips, on the flat screen the camera with hands resting at
 // the sides. And the sender that puts it on the wire at most 30 times a second,
-// only when it changed, with the poses of the objects the visitor holds or
-// throws after it (then also at least every OBJECT_KEEPALIVE_MS, still or not:
-// the server drops a silent hold).
+// only when it changed (and again every POSE_REFRESH_MS, so a pose lost on the
+// way heals), with the poses of the objects the visitor holds or throws after
+// it (then also at least every OBJECT_KEEPALIVE_MS, still or not: the server
+// drops a silent hold).
 
 import type {Camera} from "@babylonjs/core/Cameras/camera"
 import {Quaternion} from "@babylonjs/core/Maths/math.vector"
 import type {WebXRDefaultExperience} from "@babylonjs/core/XR/webXRDefaultExperience"
 
-import {OBJECT_KEEPALIVE_MS} from "@roomscale/protocol"
+import {OBJECT_KEEPALIVE_MS, POSE_REFRESH_MS} from "@roomscale/protocol"
 
 import {PoseFlags, encodePose, encodePosePush, type AvatarPose, type Joint, type Quat, type Vec3} from "../protocol/pose"
 
@@ -88,8 +89,8 @@ export function headingOf(q: Quat): number {
 
 /**
  * Sends the pose at most `rateHz` times a second, and only when its encoding
- * changed: a visitor standing still costs nothing, unless they hold or throw
- * an object (a keep-alive every OBJECT_KEEPALIVE_MS).
+ * changed: a visitor standing still costs one push every POSE_REFRESH_MS, or
+ * one every OBJECT_KEEPALIVE_MS while they hold or throw an object.
  */
 export class PoseSender {
   private lastSent: Uint8Array | null = null
@@ -118,7 +119,9 @@ export class PoseSender {
       return false
     }
     const encoded = objects.length ? encodePosePush(encodePose(0, pose), objects) : encodePose(0, pose)
-    const keepAlive = objects.length > 0 && now - this.lastSentAt >= OBJECT_KEEPALIVE_MS
+    // A held object's pose keeps its hold alive; an unchanged avatar pose is
+    // refreshed more slowly, in case one was lost on the way.
+    const keepAlive = now - this.lastSentAt >= (objects.length > 0 ? OBJECT_KEEPALIVE_MS : POSE_REFRESH_MS)
     if (this.lastSent && sameBytes(encoded, this.lastSent) && !keepAlive) {
       return false
     }
