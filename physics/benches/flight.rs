@@ -10,7 +10,6 @@
 //!   with and without one object pose, each inside its Phoenix binary frame.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use roomscale_physics::{Body, MAX_FLIGHT_STEPS, STEP_SECONDS, World, simulate_to_rest, step};
 use roomscale_protocol::events::{POSE_EVENT, POSES_EVENT};
@@ -19,7 +18,13 @@ use roomscale_protocol::objects::{
     self, ObjectKind, ObjectPose, ObjectPoseFlags, ObjectState, encode_object_pose,
     encode_pose_push,
 };
-use roomscale_protocol::pose::{self, AvatarPose, Joint, PoseFlags};
+use roomscale_protocol::pose;
+
+// The same timing and sample poses as the pose codec bench, so the figures
+// compare; the physics crate already depends on the protocol crate.
+#[path = "../../protocol/benches/support/mod.rs"]
+mod support;
+use support::{rate, sample_poses};
 
 const ROOM: usize = 25;
 /// Pose ticks per second (the client's and the room's pose rate).
@@ -175,44 +180,6 @@ fn throws(n: usize) -> Vec<Body> {
                 next() * 10.0 - 5.0,
             ];
             Body::released(&state, velocity, spin)
-        })
-        .collect()
-}
-
-/// Items per second of `round`, best of several 400 ms runs.
-fn rate(mut round: impl FnMut() -> usize) -> f64 {
-    let mut best = 0.0f64;
-    for _ in 0..5 {
-        let start = Instant::now();
-        let mut items = 0;
-        while start.elapsed() < Duration::from_millis(400) {
-            items += round();
-        }
-        best = best.max(items as f64 / start.elapsed().as_secs_f64());
-    }
-    best
-}
-
-fn sample_poses(n: usize) -> Vec<AvatarPose> {
-    (0..n)
-        .map(|i| {
-            let t = i as f32 * 0.37;
-            let turn = |a: f32| [0.0, (a / 2.0).sin(), 0.0, (a / 2.0).cos()];
-            AvatarPose {
-                head: Joint {
-                    position: [t.sin() * 4.0, 1.6 + t.cos() * 0.05, t.cos() * 4.0],
-                    orientation: turn(t),
-                },
-                left: Joint {
-                    position: [t.sin() * 4.0 - 0.3, 1.2, t.cos() * 4.0 - 0.2],
-                    orientation: turn(t + 0.4),
-                },
-                right: Joint {
-                    position: [t.sin() * 4.0 + 0.3, 1.1, t.cos() * 4.0 - 0.25],
-                    orientation: turn(t - 0.4),
-                },
-                flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::RIGHT_TRACKED),
-            }
         })
         .collect()
 }

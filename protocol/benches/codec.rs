@@ -1,11 +1,12 @@
 //! Pose codec figures for `cargo xtask bench`: encode and decode throughput on
 //! one core, and the size of a pose in a batch beside the same pose as JSON.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
-
-use roomscale_protocol::pose::{self, AvatarPose, Joint, PoseFlags};
+use roomscale_protocol::pose::{self, AvatarPose, Joint};
 use serde_json::json;
+use std::hint::black_box;
+
+mod support;
+use support::{rate, sample_poses};
 
 const ROOM: usize = 25;
 
@@ -67,44 +68,6 @@ fn main() {
         "  size in a batch of {ROOM}: {binary_per_pose:.2} bytes/pose binary (target <= 32), {json_per_pose:.1} bytes/pose JSON, JSON/binary = {:.1}x (target >= 8x)",
         json_per_pose / binary_per_pose
     );
-}
-
-/// Items per second of `round`, best of several half-second runs.
-fn rate(mut round: impl FnMut() -> usize) -> f64 {
-    let mut best = 0.0f64;
-    for _ in 0..5 {
-        let start = Instant::now();
-        let mut items = 0;
-        while start.elapsed() < Duration::from_millis(400) {
-            items += round();
-        }
-        best = best.max(items as f64 / start.elapsed().as_secs_f64());
-    }
-    best
-}
-
-fn sample_poses(n: usize) -> Vec<AvatarPose> {
-    (0..n)
-        .map(|i| {
-            let t = i as f32 * 0.37;
-            let turn = |a: f32| [0.0, (a / 2.0).sin(), 0.0, (a / 2.0).cos()];
-            AvatarPose {
-                head: Joint {
-                    position: [t.sin() * 4.0, 1.6 + t.cos() * 0.05, t.cos() * 4.0],
-                    orientation: turn(t),
-                },
-                left: Joint {
-                    position: [t.sin() * 4.0 - 0.3, 1.2, t.cos() * 4.0 - 0.2],
-                    orientation: turn(t + 0.4),
-                },
-                right: Joint {
-                    position: [t.sin() * 4.0 + 0.3, 1.1, t.cos() * 4.0 - 0.25],
-                    orientation: turn(t - 0.4),
-                },
-                flags: PoseFlags(PoseFlags::LEFT_TRACKED | PoseFlags::RIGHT_TRACKED),
-            }
-        })
-        .collect()
 }
 
 /// The same information as plain JSON, as a client without the codec would send it.
