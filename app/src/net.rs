@@ -294,44 +294,24 @@ async fn network(
                 Some(NetCommand::Grab(object_id)) => {
                     if let Some(room) = &room {
                         let answer = room.send_grab(&object_id).await;
-                        let events = events.clone();
-                        tokio::spawn(async move {
-                            let result = match answer {
-                                Ok(answer) => answer.await,
-                                Err(error) => Err(error),
-                            };
-                            let outcome = GrabOutcome::from_result(result);
-                            let _ = events.send(NetEvent::Update(RoomUpdate::ObjectReply(ObjectReply::Grab { object_id, outcome })));
+                        reply_when_answered(answer, &events, move |result| {
+                            Some(ObjectReply::Grab { object_id, outcome: GrabOutcome::from_result(result) })
                         });
                     }
                 }
                 Some(NetCommand::Release(object_id)) => {
                     if let Some(room) = &room {
                         let answer = room.send_release(&object_id).await;
-                        let events = events.clone();
-                        tokio::spawn(async move {
-                            let result = match answer {
-                                Ok(answer) => answer.await,
-                                Err(error) => Err(error),
-                            };
-                            if let Err(error) = result {
-                                let _ = events.send(NetEvent::Update(RoomUpdate::ObjectReply(ObjectReply::ReleaseRefused { object_id, reason: error.to_string() })));
-                            }
+                        reply_when_answered(answer, &events, move |result| {
+                            result.err().map(|error| ObjectReply::ReleaseRefused { object_id, reason: error.to_string() })
                         });
                     }
                 }
                 Some(NetCommand::SetObject(object_id, state)) => {
                     if let Some(room) = &room {
                         let answer = room.send_set_object(&object_id, &state).await;
-                        let events = events.clone();
-                        tokio::spawn(async move {
-                            let result = match answer {
-                                Ok(answer) => answer.await,
-                                Err(error) => Err(error),
-                            };
-                            if let Err(error) = result {
-                                let _ = events.send(NetEvent::Update(RoomUpdate::ObjectReply(ObjectReply::RestRefused { object_id, reason: error.to_string() })));
-                            }
+                        reply_when_answered(answer, &events, move |result| {
+                            result.err().map(|error| ObjectReply::RestRefused { object_id, reason: error.to_string() })
                         });
                     }
                 }
@@ -435,6 +415,28 @@ async fn network(
             }
         }
     }
+}
+
+/// Waits for the server's answer to an object request off the command loop
+/// (so poses keep flowing meanwhile) and passes on what `reply` makes of it.
+fn reply_when_answered<T, A>(
+    answer: Result<A, client::ClientError>,
+    events: &std::sync::mpsc::Sender<NetEvent>,
+    reply: impl FnOnce(Result<T, client::ClientError>) -> Option<ObjectReply> + Send + 'static,
+) where
+    A: Future<Output = Result<T, client::ClientError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let events = events.clone();
+    tokio::spawn(async move {
+        let result = match answer {
+            Ok(answer) => answer.await,
+            Err(error) => Err(error),
+        };
+        if let Some(reply) = reply(result) {
+            let _ = events.send(NetEvent::Update(RoomUpdate::ObjectReply(reply)));
+        }
+    });
 }
 
 /// The visitor's session on `server`, made on first need.
