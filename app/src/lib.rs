@@ -5,6 +5,7 @@
 #[cfg(target_os = "android")]
 mod android;
 pub mod client;
+pub mod colour;
 pub mod desktop;
 #[cfg(test)]
 mod egui_probe;

@@ -22,13 +22,15 @@
 use std::collections::BTreeMap;
 
 use roomscale_physics::{Body, Flight, VelocityEstimator, World, collision_radius};
-use roomscale_protocol::events::{ErrorCode, ErrorReply, RoomEvent, RoomEventBody};
+use roomscale_protocol::events::{RoomEvent, RoomEventBody};
 use roomscale_protocol::objects::{
     MAX_OBJECTS_PER_POSE_PUSH, ObjectHolderPush, ObjectPose, ObjectPoseFlags, ObjectSnapshot,
 };
 // What a renderer reads in a ShownObject, at hand for it.
 pub use roomscale_protocol::objects::{ObjectHolder, ObjectKind, ObjectState};
 
+pub use crate::client::{GrabOutcome, ObjectReply};
+use crate::colour::colour_from_hex;
 use crate::interpolation::{DEFAULT_DELAY, Interpolate, Track, nlerp};
 
 /// How long a rest this client sent may go unconfirmed before the object is
@@ -67,51 +69,6 @@ pub struct GrabRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseRequest {
     pub object_id: String,
-}
-
-/// What a grab came to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GrabOutcome {
-    /// Granted: the object's handle in pose pushes and batches.
-    Granted { handle: u16 },
-    /// Someone else holds it (`ErrorReply::holder`).
-    Held(Option<ObjectHolder>),
-    /// Refused for another reason (gone, a rest being stored, the connection).
-    Failed(String),
-}
-
-impl GrabOutcome {
-    /// What [`crate::client::RoomClient::grab`] answered.
-    pub fn from_result(result: Result<u16, crate::client::ClientError>) -> GrabOutcome {
-        match result {
-            Ok(handle) => GrabOutcome::Granted { handle },
-            Err(crate::client::ClientError::ObjectHeld { holder, .. }) => GrabOutcome::Held(holder),
-            Err(error) => GrabOutcome::Failed(error.to_string()),
-        }
-    }
-
-    /// The outcome a refusal carries.
-    pub fn from_error(error: &ErrorReply) -> GrabOutcome {
-        if error.code == ErrorCode::ObjectHeld {
-            GrabOutcome::Held(error.holder.clone())
-        } else {
-            GrabOutcome::Failed(error.reason.clone())
-        }
-    }
-}
-
-/// The server's answer to an object request, carried back to the frame loop
-/// (as [`crate::client::RoomUpdate::ObjectReply`] by [`crate::net`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum ObjectReply {
-    Grab {
-        object_id: String,
-        outcome: GrabOutcome,
-    },
-    /// The `object_set` ending a flight was refused.
-    RestRefused { object_id: String, reason: String },
-    /// An `object_release` was refused.
-    ReleaseRefused { object_id: String, reason: String },
 }
 
 /// What [`Objects::tick`] asks the caller to send.
@@ -193,7 +150,7 @@ struct Entry {
 impl Entry {
     fn new(state: ObjectState, handle: Option<u16>, holder: Option<ObjectHolder>) -> Entry {
         Entry {
-            colour: crate::render::colour_from_hex(&state.colour).unwrap_or([0.7; 3]),
+            colour: colour_from_hex(&state.colour).unwrap_or([0.7; 3]),
             state,
             handle,
             holder,
@@ -321,7 +278,7 @@ impl Objects {
     pub fn set(&mut self, object_id: &str, state: ObjectState) {
         match self.objects.get_mut(object_id) {
             Some(entry) => {
-                entry.colour = crate::render::colour_from_hex(&state.colour).unwrap_or([0.7; 3]);
+                entry.colour = colour_from_hex(&state.colour).unwrap_or([0.7; 3]);
                 entry.state = state;
                 entry.holder = None;
                 entry.server_settling = false;
@@ -845,7 +802,8 @@ mod tests {
         let mut objects = room();
         assert!(objects.grab("cube-1", 0.0).is_some());
         objects.hold_at("cube-1", [0.0, 1.2, -1.0], [0.0, 0.0, 0.0, 1.0], 0.05);
-        let refusal = ErrorReply::object_held(holder(OTHER, "Cy", false));
+        let refusal =
+            roomscale_protocol::events::ErrorReply::object_held(holder(OTHER, "Cy", false));
         assert_eq!(refusal.code, ErrorCode::ObjectHeld);
         objects.on_grab_reply("cube-1", GrabOutcome::from_error(&refusal), 0.1);
         assert_eq!(objects.take_notices(), ["cube-1 is held by Cy"]);

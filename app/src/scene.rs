@@ -22,9 +22,10 @@ use roomscale_protocol::pose::AvatarPose;
 use roomscale_protocol::presence::{PresenceMeta, Role};
 
 use crate::client::{Presence, RoomUpdate};
+use crate::colour::colour_from_hex;
 use crate::interpolation::AvatarTrack;
 use crate::objects::Objects;
-use crate::render::{self, AvatarInstance};
+use crate::render::AvatarInstance;
 
 /// Chat lines kept while nobody asks for older ones.
 const CHAT_KEPT: usize = 200;
@@ -372,7 +373,7 @@ impl RoomScene {
                 Some(RemoteAvatar {
                     instance: AvatarInstance {
                         pose,
-                        colour: render::colour_from_hex(&meta.colour).unwrap_or([0.7; 3]),
+                        colour: colour_from_hex(&meta.colour).unwrap_or([0.7; 3]),
                     },
                     name: meta.name.clone(),
                     label: tagged(&meta.name, user),

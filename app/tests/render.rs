@@ -14,9 +14,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use glam::Vec3;
+use roomscale_app::colour::colour_from_hex;
 use roomscale_app::render::{
     AvatarInstance, Camera, Gpu, OFFSCREEN_FORMAT, ObjectInstance, OffscreenTarget, Renderer,
-    TABLE_COLOUR, ViewMode, ViewTarget, colour_from_hex, copy_layer_for_readback, write_png,
+    TABLE_COLOUR, ViewMode, ViewTarget, copy_layer_for_readback, write_png,
 };
 use roomscale_protocol::objects::ObjectKind;
 use roomscale_protocol::pose::{AvatarPose, Joint, PoseFlags};

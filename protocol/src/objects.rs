@@ -6,8 +6,8 @@
 //! server names its holder (`object_grab` is answered with the object's
 //! [`ObjectGrabReply::handle`], everyone hears [`ObjectHolderPush`]) and the
 //! holder streams its pose in the binary pose stream: each object pose is
-//! [`OBJECT_POSE_BYTES`] = 14 bytes, a little-endian bit stream quantized like
-//! an avatar's head:
+//! [`OBJECT_POSE_BYTES`] = 14 bytes ([`crate::pose`] holds its codec), a
+//! little-endian bit stream quantized like an avatar's head:
 //!
 //! | bits | field                                                       |
 //! |------|-------------------------------------------------------------|
@@ -25,9 +25,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
 
-use crate::pose::{
-    POSE_BYTES, PoseError, ROTATION_BITS_PACKED, decode_position_mm, decode_rotation,
-    encode_position_mm, encode_rotation,
+// The object pose travels in the binary pose stream, so its codec lives
+// with the avatar pose's.
+pub use crate::pose::{
+    MAX_OBJECTS_PER_POSE_PUSH, OBJECT_POSE_BYTES, ObjectPose, ObjectPoseFlags, PosePush,
+    decode_object_pose, encode_object_pose, encode_pose_push, object_pose_handle,
 };
 
 /// `object_grab`: take hold of an object (refused while someone else holds it).
@@ -38,10 +40,6 @@ pub const OBJECT_RELEASE_EVENT: &str = "object_release";
 /// `object_holder` (server push): who holds or throws an object now.
 pub const OBJECT_HOLDER_EVENT: &str = "object_holder";
 
-/// Size of one encoded object pose.
-pub const OBJECT_POSE_BYTES: usize = 14;
-/// Most object poses one client pose push carries.
-pub const MAX_OBJECTS_PER_POSE_PUSH: usize = 2;
 /// Most objects one room holds.
 pub const MAX_OBJECTS_PER_ROOM: usize = 64;
 /// How far from the room's centre an object may rest, per horizontal axis, in
@@ -190,112 +188,10 @@ pub struct ObjectHolderPush {
     pub holder: Option<ObjectHolder>,
 }
 
-/// Bits of an object pose's flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ObjectPoseFlags(pub u8);
-
-impl ObjectPoseFlags {
-    /// In someone's hand (otherwise flying).
-    pub const HELD: u8 = 1 << 0;
-    pub const WIRE_MASK: u8 = 0x0f;
-
-    pub fn contains(self, bit: u8) -> bool {
-        self.0 & bit == bit
-    }
-}
-
-/// An object's pose as it travels in a pose push or batch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ObjectPose {
-    pub handle: u16,
-    pub flags: ObjectPoseFlags,
-    pub position: [f32; 3],
-    pub orientation: [f32; 4],
-}
-
-/// Encodes an object pose.
-pub fn encode_object_pose(pose: &ObjectPose) -> [u8; OBJECT_POSE_BYTES] {
-    let mut bits: u128 = u128::from(pose.handle);
-    bits |= u128::from(pose.flags.0 & ObjectPoseFlags::WIRE_MASK) << 16;
-    let mut shift = 20;
-    for mm in pose.position.map(encode_position_mm) {
-        bits |= u128::from(mm) << shift;
-        shift += 20;
-    }
-    bits |= u128::from(encode_rotation(pose.orientation)) << shift;
-    debug_assert_eq!(shift + ROTATION_BITS_PACKED, OBJECT_POSE_BYTES as u32 * 8);
-    let mut out = [0; OBJECT_POSE_BYTES];
-    out.copy_from_slice(&bits.to_le_bytes()[..OBJECT_POSE_BYTES]);
-    out
-}
-
-/// Decodes an object pose.
-pub fn decode_object_pose(bytes: &[u8]) -> Result<ObjectPose, PoseError> {
-    let bytes: &[u8; OBJECT_POSE_BYTES] = bytes
-        .try_into()
-        .map_err(|_| PoseError::WrongObjectPoseSize(bytes.len()))?;
-    let mut wide = [0u8; 16];
-    wide[..OBJECT_POSE_BYTES].copy_from_slice(bytes);
-    let bits = u128::from_le_bytes(wide);
-    let field = |shift: u32, width: u32| ((bits >> shift) & ((1u128 << width) - 1)) as u32;
-    Ok(ObjectPose {
-        handle: field(0, 16) as u16,
-        flags: ObjectPoseFlags(field(16, 4) as u8),
-        position: [20, 40, 60].map(|shift| decode_position_mm(field(shift, 20))),
-        orientation: decode_rotation(field(80, 32)),
-    })
-}
-
-/// The handle of an encoded object pose, without decoding the rest.
-pub fn object_pose_handle(bytes: &[u8; OBJECT_POSE_BYTES]) -> u16 {
-    u16::from_le_bytes([bytes[0], bytes[1]])
-}
-
-/// A client's binary `pose` push: its avatar pose and the object poses after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PosePush<'a> {
-    pub avatar: &'a [u8; POSE_BYTES],
-    objects: &'a [u8],
-}
-
-impl<'a> PosePush<'a> {
-    /// Splits a push payload; its size says how many objects it carries.
-    pub fn parse(payload: &'a [u8]) -> Result<PosePush<'a>, PoseError> {
-        let Some((avatar, objects)) = payload.split_first_chunk::<POSE_BYTES>() else {
-            return Err(PoseError::WrongPoseSize(payload.len()));
-        };
-        if !objects.len().is_multiple_of(OBJECT_POSE_BYTES)
-            || objects.len() / OBJECT_POSE_BYTES > MAX_OBJECTS_PER_POSE_PUSH
-        {
-            return Err(PoseError::WrongPushSize(payload.len()));
-        }
-        Ok(PosePush { avatar, objects })
-    }
-
-    /// The encoded object poses.
-    pub fn objects(&self) -> impl ExactSizeIterator<Item = &'a [u8; OBJECT_POSE_BYTES]> + 'a {
-        self.objects.chunks_exact(OBJECT_POSE_BYTES).map(|chunk| {
-            chunk
-                .try_into()
-                .expect("chunks are exactly OBJECT_POSE_BYTES")
-        })
-    }
-}
-
-/// Builds a client's `pose` push payload.
-pub fn encode_pose_push(avatar: &[u8; POSE_BYTES], objects: &[[u8; OBJECT_POSE_BYTES]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(POSE_BYTES + objects.len() * OBJECT_POSE_BYTES);
-    out.extend_from_slice(avatar);
-    for object in objects.iter().take(MAX_OBJECTS_PER_POSE_PUSH) {
-        out.extend_from_slice(object);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pose::{ANGLE_ERROR_BOUND_RAD, POSITION_ERROR_BOUND_M, angle_between};
+    use crate::pose::{ANGLE_ERROR_BOUND_RAD, POSE_BYTES, POSITION_ERROR_BOUND_M, angle_between};
 
     #[test]
     fn object_poses_round_trip_within_the_avatar_bounds() {

@@ -18,7 +18,7 @@
 //! [`RoomClient::grab`], [`RoomClient::release`], [`RoomClient::set_object`]
 //! and [`RoomClient::remove_object`] answer with the typed reply, and
 //! [`RoomClient::set_object_poses`] puts held or thrown objects in the pose
-//! pushes ([`crate::objects::Objects`] says what to send).
+//! pushes (the app's objects model says what to send).
 //!
 //! Voice signaling rides the same channel: [`RoomClient::voice_signaling`]
 //! gives the typed pushes and inbound events a WebRTC peer needs.
@@ -255,6 +255,51 @@ pub struct Identity {
     pub kind: ClientKind,
 }
 
+/// What a grab came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GrabOutcome {
+    /// Granted: the object's handle in pose pushes and batches.
+    Granted { handle: u16 },
+    /// Someone else holds it (`ErrorReply::holder`).
+    Held(Option<ObjectHolder>),
+    /// Refused for another reason (gone, a rest being stored, the connection).
+    Failed(String),
+}
+
+impl GrabOutcome {
+    /// What [`RoomClient::grab`] answered.
+    pub fn from_result(result: Result<u16, ClientError>) -> GrabOutcome {
+        match result {
+            Ok(handle) => GrabOutcome::Granted { handle },
+            Err(ClientError::ObjectHeld { holder, .. }) => GrabOutcome::Held(holder),
+            Err(error) => GrabOutcome::Failed(error.to_string()),
+        }
+    }
+
+    /// The outcome a refusal carries.
+    pub fn from_error(error: &ErrorReply) -> GrabOutcome {
+        if error.code == ErrorCode::ObjectHeld {
+            GrabOutcome::Held(error.holder.clone())
+        } else {
+            GrabOutcome::Failed(error.reason.clone())
+        }
+    }
+}
+
+/// The server's answer to an object request, carried back to the frame loop
+/// (as [`RoomUpdate::ObjectReply`], through the frame-loop bridge).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectReply {
+    Grab {
+        object_id: String,
+        outcome: GrabOutcome,
+    },
+    /// The `object_set` ending a flight was refused.
+    RestRefused { object_id: String, reason: String },
+    /// An `object_release` was refused.
+    ReleaseRefused { object_id: String, reason: String },
+}
+
 /// What the client learned from the room, in arrival order.
 #[derive(Debug, Clone)]
 pub enum RoomUpdate {
@@ -287,8 +332,8 @@ pub enum RoomUpdate {
     /// lost holder (`holder` absent).
     ObjectHolder(ObjectHolderPush),
     /// The answer to an object request a frame loop made through
-    /// [`crate::net`] (the room client itself answers its callers directly).
-    ObjectReply(crate::objects::ObjectReply),
+    /// the frame-loop bridge (the room client itself answers its callers directly).
+    ObjectReply(ObjectReply),
     /// The room's owner, moderators and lock, as a join found them: after
     /// every join (the first included), before the events it replayed.
     Governance(Governance),
@@ -620,7 +665,7 @@ impl RoomClient {
     }
 
     /// Sets the poses of the objects this client holds or throws (at most
-    /// two go out; [`crate::objects::ObjectTick::poses`]); call it every
+    /// two go out; the objects model's tick gives them); call it every
     /// frame. While any is set, a pose push goes out on every pose tick that
     /// changed something and at least every `OBJECT_KEEPALIVE_MS`, so the
     /// server keeps the hold.

@@ -113,21 +113,6 @@ pub struct AvatarInstance {
     pub colour: [f32; 3],
 }
 
-/// Parses `#rrggbb` into linear RGB, as the browser's sRGB colour would look.
-pub fn colour_from_hex(hex: &str) -> Option<[f32; 3]> {
-    let digits = hex.strip_prefix('#').filter(|d| d.len() == 6)?;
-    let channel = |i: usize| u8::from_str_radix(&digits[i..i + 2], 16).ok();
-    let srgb = [channel(0)?, channel(2)?, channel(4)?];
-    Some(srgb.map(|c| {
-        let c = f32::from(c) / 255.0;
-        if c <= 0.04045 {
-            c / 12.92
-        } else {
-            ((c + 0.055) / 1.055).powf(2.4)
-        }
-    }))
-}
-
 /// Where a view looks from: view and projection, right-handed, depth 0..1.
 #[derive(Debug, Clone, Copy)]
 pub struct Camera {
@@ -780,16 +765,6 @@ fn instance(joint: &Joint, colour: [f32; 4]) -> PartInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn colours_parse_from_hex_into_linear_rgb() {
-        assert_eq!(colour_from_hex("#ffffff"), Some([1.0, 1.0, 1.0]));
-        assert_eq!(colour_from_hex("#000000"), Some([0.0, 0.0, 0.0]));
-        let mid = colour_from_hex("#808080").unwrap()[0];
-        assert!((mid - 0.2158).abs() < 1e-3, "{mid}");
-        assert_eq!(colour_from_hex("red"), None);
-        assert_eq!(colour_from_hex("#12345z"), None);
-    }
 
     #[test]
     fn multiview_is_trusted_on_gpus_and_recent_lavapipe_only() {

@@ -33,7 +33,7 @@ pub struct ObjectInstance {
     pub position: [f32; 3],
     /// Unit quaternion `[x, y, z, w]`.
     pub orientation: [f32; 4],
-    /// Linear RGB (see [`super::colour_from_hex`]).
+    /// Linear RGB (see [`crate::colour::colour_from_hex`]).
     pub colour: [f32; 3],
     /// Held by this visitor (or hovered for a grab): drawn a little lighter.
     pub highlight: bool,

@@ -14,8 +14,9 @@ use glam::{Mat4, Quat, Vec3};
 use roomscale_protocol::events::ModeratePush;
 use roomscale_protocol::pose::Joint;
 
+use crate::colour::colour_from_hex;
 use crate::picker::{PickerRequest, RoomPicker};
-use crate::render::{self, EguiTexture, LineVertex, Quad, QuadTexture, Renderer, quad_model};
+use crate::render::{EguiTexture, LineVertex, Quad, QuadTexture, Renderer, quad_model};
 use crate::scene::{RemoteAvatar, RoomScene, tagged};
 
 /// The panel's page in pixels and its size in the room in metres (1 mm a pixel).
@@ -413,7 +414,7 @@ fn page(
             } else if meta.muted {
                 line.push_str("  (muted)");
             }
-            let colour = render::colour_from_hex(&meta.colour).map_or(egui::Color32::GRAY, |c| {
+            let colour = colour_from_hex(&meta.colour).map_or(egui::Color32::GRAY, |c| {
                 let srgb = egui::Rgba::from_rgb(c[0], c[1], c[2]);
                 egui::Color32::from(srgb)
             });
