@@ -1,37 +1,17 @@
 //! Acknowledged data survives `SIGKILL`, and a graceful stop says goodbye.
 
 use serde_json::json;
-use tokio_tungstenite::connect_async;
 
 use crate::common::process::ServerProcess;
-use crate::common::ws::{TestSocket, join_payload};
-use crate::common::{Request, with_postgres_database};
-
-async fn socket(addr: std::net::SocketAddr, token: &str, user_id: &str) -> TestSocket {
-    let url = format!("ws://{addr}/socket/websocket?vsn=2.0.0&token={token}");
-    let (ws, _) = connect_async(url).await.expect("websocket connects");
-    TestSocket::new(ws, user_id.to_string())
-}
+use crate::common::with_postgres_database;
+use crate::common::ws::{join_payload, socket_at};
 
 async fn acknowledged_chat_survives_sigkill(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), database_url.as_deref()).await;
-    let room = Request::post("/api/rooms")
-        .json(&json!({"name": "Durable", "description": ""}))
-        .send(server.addr)
-        .await;
-    let topic = format!("room:{}", room.json()["id"].as_str().unwrap());
-    let session = Request::post("/api/session")
-        .json(&json!({"name": "Ada"}))
-        .send(server.addr)
-        .await
-        .json();
-    let (token, user_id) = (
-        session["token"].as_str().unwrap(),
-        session["user_id"].as_str().unwrap(),
-    );
+    let (topic, token, user_id) = server.room_and_visitor("Durable", "Ada").await;
 
-    let mut ada = socket(server.addr, token, user_id).await;
+    let mut ada = socket_at(server.addr, &token, &user_id).await;
     let (join_ref, _) = ada.join_ok(&topic, "Ada").await;
     let mut acked = Vec::new();
     for i in 0..20 {
@@ -52,7 +32,7 @@ async fn acknowledged_chat_survives_sigkill(database_url: Option<String>) {
 
     // The same data directory (and so the same key: the token still works).
     let server = ServerProcess::start(dir.path(), database_url.as_deref()).await;
-    let mut ada = socket(server.addr, token, user_id).await;
+    let mut ada = socket_at(server.addr, &token, &user_id).await;
     let mut rejoin = join_payload("Ada");
     rejoin["last_seen_id"] = json!(acked[9]);
     let (_, status, reply) = ada.join(&topic, rejoin).await;
@@ -78,7 +58,7 @@ async fn acknowledged_chat_survives_sigkill(database_url: Option<String>) {
         "exactly the newer acknowledged events, no gaps, no duplicates"
     );
 
-    let mut bo = socket(server.addr, token, user_id).await;
+    let mut bo = socket_at(server.addr, &token, &user_id).await;
     let (_, everything) = bo.join_ok(&topic, "Bo").await;
     assert_eq!(everything["events"].as_array().unwrap().len(), 20);
     server.signal("TERM").await;
@@ -104,22 +84,8 @@ async fn acknowledged_chat_survives_sigkill_on_postgres() {
 async fn sigterm_closes_sockets_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), None).await;
-    let room = Request::post("/api/rooms")
-        .json(&json!({"name": "Closing", "description": ""}))
-        .send(server.addr)
-        .await;
-    let topic = format!("room:{}", room.json()["id"].as_str().unwrap());
-    let session = Request::post("/api/session")
-        .json(&json!({}))
-        .send(server.addr)
-        .await
-        .json();
-    let mut ada = socket(
-        server.addr,
-        session["token"].as_str().unwrap(),
-        session["user_id"].as_str().unwrap(),
-    )
-    .await;
+    let (topic, token, user_id) = server.room_and_visitor("Closing", "Ada").await;
+    let mut ada = socket_at(server.addr, &token, &user_id).await;
     ada.join_ok(&topic, "Ada").await;
     let stopping = tokio::spawn(server.signal("TERM"));
     let close = ada.expect_close().await;

@@ -12,9 +12,9 @@ use roomscale_protocol::pose::{self, POSITION_ERROR_BOUND_M};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::common::TestServer;
 use crate::common::process::ServerProcess;
-use crate::common::ws::{TestSocket, assert_ok, assert_refused, socket_at};
-use crate::common::{Request, TestServer};
+use crate::common::ws::{AdaAndBo, TestSocket, assert_ok, assert_refused, socket_at};
 use crate::socket::sample_pose;
 
 fn topic(room_id: &str) -> String {
@@ -72,6 +72,52 @@ fn state_at(kind: &str, position: [f32; 3]) -> Value {
     json!({"kind": kind, "colour": "#22aa44", "position": position, "orientation": [0, 0, 0, 1]})
 }
 
+/// Ada and Bo joined to a new room named `room_name`, and the handle of
+/// `object_id` there as Ada's join reply gives it.
+async fn ada_and_bo_with(server: &TestServer, room_name: &str, object_id: &str) -> (AdaAndBo, u16) {
+    let topic = topic(&server.create_room(room_name).await);
+    let mut ada = server.socket("Ada").await;
+    let (ada_ref, reply) = ada.join_ok(&topic, "Ada").await;
+    let handle = handle_of(&reply, object_id);
+    let mut bo = server.socket("Bo").await;
+    let (bo_ref, _) = bo.join_ok(&topic, "Bo").await;
+    let members = AdaAndBo {
+        topic,
+        ada,
+        ada_ref,
+        bo,
+        bo_ref,
+    };
+    (members, handle)
+}
+
+/// The member on `socket` asks `event` ("object_grab", "object_release")
+/// about `object_id`: the reply.
+async fn ask(
+    socket: &mut TestSocket,
+    join_ref: &str,
+    room: &str,
+    event: &str,
+    object_id: &str,
+) -> (String, Value) {
+    socket
+        .request(Some(join_ref), room, event, json!({"object_id": object_id}))
+        .await
+}
+
+/// The member on `socket` holds object `handle` at `position`, its avatar at
+/// the origin: one pose push.
+async fn carry(
+    socket: &mut TestSocket,
+    join_ref: &str,
+    room: &str,
+    handle: u16,
+    position: [f32; 3],
+) {
+    let push = push_with_object(0.0, handle, position);
+    socket.push_binary(join_ref, room, "pose", &push).await;
+}
+
 #[tokio::test]
 async fn a_new_room_starts_with_the_starter_props_on_the_table() {
     let server = TestServer::start().await;
@@ -99,22 +145,10 @@ async fn a_new_room_starts_with_the_starter_props_on_the_table() {
 #[tokio::test]
 async fn a_grab_its_poses_a_release_and_the_rest_reach_the_other_member() {
     let server = TestServer::start().await;
-    let room = topic(&server.create_room("Catch").await);
-    let mut ada = server.socket("Ada").await;
-    let (ada_ref, reply) = ada.join_ok(&room, "Ada").await;
-    let handle = handle_of(&reply, "cube-1");
-    let mut bo = server.socket("Bo").await;
-    let (bo_ref, _) = bo.join_ok(&room, "Bo").await;
+    let (members, handle) = ada_and_bo_with(&server, "Catch", "cube-1").await;
+    let (room, mut ada, ada_ref, mut bo, bo_ref) = members.into_parts();
 
-    let grabbed = assert_ok(
-        ada.request(
-            Some(&ada_ref),
-            &room,
-            "object_grab",
-            json!({"object_id": "cube-1"}),
-        )
-        .await,
-    );
+    let grabbed = assert_ok(ask(&mut ada, &ada_ref, &room, "object_grab", "cube-1").await);
     assert_eq!(grabbed["handle"], handle);
     let holder = bo.expect_event("object_holder").await;
     assert_eq!(holder["object_id"], "cube-1");
@@ -123,13 +157,7 @@ async fn a_grab_its_poses_a_release_and_the_rest_reach_the_other_member() {
 
     // Bo's grab while Ada holds it is refused, naming Ada.
     let refusal = assert_refused(
-        bo.request(
-            Some(&bo_ref),
-            &room,
-            "object_grab",
-            json!({"object_id": "cube-1"}),
-        )
-        .await,
+        ask(&mut bo, &bo_ref, &room, "object_grab", "cube-1").await,
         "object_held",
         "Ada",
     );
@@ -137,13 +165,7 @@ async fn a_grab_its_poses_a_release_and_the_rest_reach_the_other_member() {
 
     // Ada carries it: Bo sees it move in the pose batches.
     for x in [0.2f32, 0.4, 0.6] {
-        ada.push_binary(
-            &ada_ref,
-            &room,
-            "pose",
-            &push_with_object(0.0, handle, [x, 1.2, -1.0]),
-        )
-        .await;
+        carry(&mut ada, &ada_ref, &room, handle, [x, 1.2, -1.0]).await;
         let seen = object_in_batches(&mut bo, handle).await;
         assert!(
             (seen[0] - x).abs() <= POSITION_ERROR_BOUND_M && (seen[1] - 1.2).abs() < 0.001,
@@ -151,15 +173,7 @@ async fn a_grab_its_poses_a_release_and_the_rest_reach_the_other_member() {
         );
     }
 
-    assert_ok(
-        ada.request(
-            Some(&ada_ref),
-            &room,
-            "object_release",
-            json!({"object_id": "cube-1"}),
-        )
-        .await,
-    );
+    assert_ok(ask(&mut ada, &ada_ref, &room, "object_release", "cube-1").await);
     let thrown = bo.expect_event("object_holder").await;
     assert_eq!(thrown["holder"]["throwing"], true);
 
@@ -181,15 +195,7 @@ async fn a_grab_its_poses_a_release_and_the_rest_reach_the_other_member() {
     assert_eq!(event["user_id"], ada.user_id.as_str());
 
     // Free again: Bo takes it.
-    let caught = assert_ok(
-        bo.request(
-            Some(&bo_ref),
-            &room,
-            "object_grab",
-            json!({"object_id": "cube-1"}),
-        )
-        .await,
-    );
+    let caught = assert_ok(ask(&mut bo, &bo_ref, &room, "object_grab", "cube-1").await);
     assert_eq!(caught["handle"], handle);
     let mut cy = server.socket("Cy").await;
     let (_, cy_reply) = cy.join_ok(&room, "Cy").await;
@@ -204,29 +210,11 @@ async fn a_grab_its_poses_a_release_and_the_rest_reach_the_other_member() {
 #[tokio::test]
 async fn a_page_closed_while_holding_lets_go_within_3_s() {
     let server = TestServer::start().await;
-    let room = topic(&server.create_room("Dropped").await);
-    let mut ada = server.socket("Ada").await;
-    let (ada_ref, reply) = ada.join_ok(&room, "Ada").await;
-    let handle = handle_of(&reply, "ball-1");
-    let mut bo = server.socket("Bo").await;
-    let (bo_ref, _) = bo.join_ok(&room, "Bo").await;
-    assert_ok(
-        ada.request(
-            Some(&ada_ref),
-            &room,
-            "object_grab",
-            json!({"object_id": "ball-1"}),
-        )
-        .await,
-    );
+    let (members, handle) = ada_and_bo_with(&server, "Dropped", "ball-1").await;
+    let (room, mut ada, ada_ref, mut bo, bo_ref) = members.into_parts();
+    assert_ok(ask(&mut ada, &ada_ref, &room, "object_grab", "ball-1").await);
     bo.expect_event("object_holder").await;
-    ada.push_binary(
-        &ada_ref,
-        &room,
-        "pose",
-        &push_with_object(0.0, handle, [2.0, 1.4, 0.5]),
-    )
-    .await;
+    carry(&mut ada, &ada_ref, &room, handle, [2.0, 1.4, 0.5]).await;
     object_in_batches(&mut bo, handle).await;
 
     // The page goes away without a word.
@@ -247,15 +235,7 @@ async fn a_page_closed_while_holding_lets_go_within_3_s() {
         "dropped where it was held, onto the floor: {:?}",
         rest.position
     );
-    assert_ok(
-        bo.request(
-            Some(&bo_ref),
-            &room,
-            "object_grab",
-            json!({"object_id": "ball-1"}),
-        )
-        .await,
-    );
+    assert_ok(ask(&mut bo, &bo_ref, &room, "object_grab", "ball-1").await);
 }
 
 #[cfg(unix)] // Stops the server with SIGTERM.
@@ -263,20 +243,7 @@ async fn a_page_closed_while_holding_lets_go_within_3_s() {
 async fn objects_stay_where_they_rest_across_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), None).await;
-    let room = Request::post("/api/rooms")
-        .json(&json!({"name": "Kept", "description": ""}))
-        .send(server.addr)
-        .await;
-    let topic = topic(room.json()["id"].as_str().unwrap());
-    let session = Request::post("/api/session")
-        .json(&json!({"name": "Ada"}))
-        .send(server.addr)
-        .await
-        .json();
-    let (token, user_id) = (
-        session["token"].as_str().unwrap().to_string(),
-        session["user_id"].as_str().unwrap().to_string(),
-    );
+    let (topic, token, user_id) = server.room_and_visitor("Kept", "Ada").await;
     let mut ada = socket_at(server.addr, &token, &user_id).await;
     let (join_ref, _) = ada.join_ok(&topic, "Ada").await;
     let moved = state_at("cube", [1.5, 0.05, 2.5]);
@@ -363,24 +330,12 @@ async fn bad_object_input_is_answered_with_a_reason_and_loses_nothing() {
     }
     // A release of what nobody holds, and a grab of what is not there.
     assert_refused(
-        ada.request(
-            Some(&ada_ref),
-            &room,
-            "object_release",
-            json!({"object_id": "cube-1"}),
-        )
-        .await,
+        ask(&mut ada, &ada_ref, &room, "object_release", "cube-1").await,
         "forbidden",
         "grab it first",
     );
     assert_refused(
-        ada.request(
-            Some(&ada_ref),
-            &room,
-            "object_grab",
-            json!({"object_id": "anvil-1"}),
-        )
-        .await,
+        ask(&mut ada, &ada_ref, &room, "object_grab", "anvil-1").await,
         "object_not_found",
         "anvil-1",
     );
@@ -403,13 +358,7 @@ async fn bad_object_input_is_answered_with_a_reason_and_loses_nothing() {
         );
     }
     // Poses of an object nobody holds are ignored and counted.
-    ada.push_binary(
-        &ada_ref,
-        &room,
-        "pose",
-        &push_with_object(0.0, handle, [5.0, 1.0, 0.0]),
-    )
-    .await;
+    carry(&mut ada, &ada_ref, &room, handle, [5.0, 1.0, 0.0]).await;
 
     // Still connected, and nothing changed.
     assert_ok(

@@ -5,8 +5,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
+
+use super::Request;
 
 pub struct ServerProcess {
     pub addr: SocketAddr,
@@ -49,6 +52,29 @@ impl ServerProcess {
         .await
         .expect("the server did not start within 20 s");
         ServerProcess { addr, child, log }
+    }
+
+    /// A room named `room_name` made over HTTP, and a new visitor `name`:
+    /// (room topic, socket token, user id). The token outlives a restart on
+    /// the same data directory, so a test can come back as the same visitor.
+    pub async fn room_and_visitor(&self, room_name: &str, name: &str) -> (String, String, String) {
+        let room = Request::post("/api/rooms")
+            .json(&json!({"name": room_name, "description": ""}))
+            .send(self.addr)
+            .await;
+        assert_eq!(room.status, 201, "creating a room: {}", room.body);
+        let topic = format!("room:{}", room.json()["id"].as_str().unwrap());
+        let session = Request::post("/api/session")
+            .json(&json!({"name": name}))
+            .send(self.addr)
+            .await;
+        assert_eq!(session.status, 200, "opening a session: {}", session.body);
+        let session = session.json();
+        (
+            topic,
+            session["token"].as_str().unwrap().to_string(),
+            session["user_id"].as_str().unwrap().to_string(),
+        )
     }
 
     pub fn pid(&self) -> u32 {
