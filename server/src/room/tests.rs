@@ -479,8 +479,9 @@ fn refusal(answer: &mut Accepted, outputs: Vec<Output>) -> ErrorReply {
         .expect_err("a refusal")
 }
 
-/// Each pose frame sent: (who gets it, who is skipped, the slots it carries).
-fn pose_frames(outputs: &[Output]) -> Vec<(Vec<MemberId>, Vec<u16>)> {
+/// Each pose frame sent: who gets it (the skipped left out, sorted) and its
+/// batch, after checking it is the room's `poses` broadcast.
+fn pose_batches(outputs: &[Output]) -> Vec<(Vec<MemberId>, &[u8])> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -494,18 +495,28 @@ fn pose_frames(outputs: &[Output]) -> Vec<(Vec<MemberId>, Vec<u16>)> {
                     panic!("a binary broadcast");
                 };
                 assert_eq!((t, event), (topic().as_str(), "poses"));
-                let batch = pose::decode_batch(payload).unwrap();
-                let mut slots: Vec<u16> = batch.iter().map(|(slot, _)| slot).collect();
-                slots.sort_unstable();
                 let mut members: Vec<MemberId> = to
                     .iter()
                     .map(|r| r.member)
                     .filter(|m| !skip.contains(m))
                     .collect();
                 members.sort_unstable();
-                Some((members, slots))
+                Some((members, payload))
             }
             _ => None,
+        })
+        .collect()
+}
+
+/// Each pose frame sent: (who gets it, the slots it carries).
+fn pose_frames(outputs: &[Output]) -> Vec<(Vec<MemberId>, Vec<u16>)> {
+    pose_batches(outputs)
+        .into_iter()
+        .map(|(members, payload)| {
+            let batch = pose::decode_batch(payload).unwrap();
+            let mut slots: Vec<u16> = batch.iter().map(|(slot, _)| slot).collect();
+            slots.sort_unstable();
+            (members, slots)
         })
         .collect()
 }
@@ -1690,35 +1701,21 @@ type SeenObject = (u16, bool, f32);
 
 /// Each pose frame's object poses: (who gets it, the objects).
 fn object_frames(outputs: &[Output]) -> Vec<(Vec<MemberId>, Vec<SeenObject>)> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Poses { to, skip, frame } => {
-                let Ok(ServerBinary::Broadcast { payload, .. }) =
-                    frame::decode_server_binary(frame.bytes())
-                else {
-                    panic!("a binary broadcast");
-                };
-                let batch = pose::decode_batch(payload).unwrap();
-                let objects: Vec<_> = batch
-                    .objects()
-                    .map(|o| {
-                        (
-                            o.handle,
-                            o.flags.contains(ObjectPoseFlags::HELD),
-                            o.position[0],
-                        )
-                    })
-                    .collect();
-                let mut members: Vec<MemberId> = to
-                    .iter()
-                    .map(|r| r.member)
-                    .filter(|m| !skip.contains(m))
-                    .collect();
-                members.sort_unstable();
-                Some((members, objects))
-            }
-            _ => None,
+    pose_batches(outputs)
+        .into_iter()
+        .map(|(members, payload)| {
+            let batch = pose::decode_batch(payload).unwrap();
+            let objects: Vec<_> = batch
+                .objects()
+                .map(|o| {
+                    (
+                        o.handle,
+                        o.flags.contains(ObjectPoseFlags::HELD),
+                        o.position[0],
+                    )
+                })
+                .collect();
+            (members, objects)
         })
         .collect()
 }
@@ -1766,6 +1763,32 @@ fn stored(room: &mut Room, write_id: u64, event_id: u64, user_id: &str, body: Ro
         })),
     });
 }
+
+/// [`stored`] for a write as [`object_writes`] lists it.
+fn store(room: &mut Room, write: &(u64, String, RoomEventBody), event_id: u64) {
+    let (id, user_id, body) = write.clone();
+    stored(room, id, event_id, &user_id, body);
+}
+
+/// A room with `objects`, Ada (member 1) and then `others` (member, user id,
+/// name) joined, where Ada has just grabbed cube-1: the room, outputs taken,
+/// and the cube's handle.
+fn ada_holding_cube_1(
+    objects: &[(&str, [f32; 3])],
+    others: &[(MemberId, &str, &str)],
+) -> (Room, u16) {
+    let mut room = Room::with_objects(objects);
+    room.join(1, "ada", "Ada");
+    for &(member, user_id, name) in others {
+        room.join(member, user_id, name);
+    }
+    room.grab(1, "g", "cube-1");
+    let handle = granted(&room.take(), "g");
+    (room, handle)
+}
+
+const BO: (MemberId, &str, &str) = (2, "bo", "Bo");
+const CY: (MemberId, &str, &str) = (3, "cy", "Cy");
 
 fn rest_of(body: &RoomEventBody) -> ObjectState {
     match body {
@@ -1832,11 +1855,7 @@ fn two_grabs_at_once_one_wins_and_the_other_hears_who_holds_it() {
 
 #[test]
 fn a_grab_during_a_throw_is_a_catch_and_the_throwers_set_is_refused() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.join(2, "bo", "Bo");
-    room.grab(1, "g", "cube-1");
-    let handle = granted(&room.take(), "g");
+    let (mut room, handle) = ada_holding_cube_1(&[("cube-1", ON_TABLE)], &[BO]);
     room.release(1, "r", "cube-1");
     let outputs = room.take();
     assert_eq!(reply_to(&outputs, "r").0, "ok");
@@ -1871,11 +1890,7 @@ fn a_grab_during_a_throw_is_a_catch_and_the_throwers_set_is_refused() {
 
 #[test]
 fn a_throw_from_a_client_that_vanishes_is_settled_once_by_the_server() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.join(2, "bo", "Bo");
-    room.grab(1, "g", "cube-1");
-    let handle = granted(&room.take(), "g");
+    let (mut room, handle) = ada_holding_cube_1(&[("cube-1", ON_TABLE)], &[BO]);
     room.release(1, "r", "cube-1");
     // Two poses 33 ms apart, moving +X at 3 m/s from 1.5 m up.
     room.pose_with_objects(1, 0.0, &[(handle, [0.0, 1.5, 0.0])]);
@@ -1926,11 +1941,7 @@ fn a_throw_from_a_client_that_vanishes_is_settled_once_by_the_server() {
 
 #[test]
 fn a_holder_silent_for_2_s_drops_it_where_it_was() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.join(2, "bo", "Bo");
-    room.grab(1, "g", "cube-1");
-    let handle = granted(&room.take(), "g");
+    let (mut room, handle) = ada_holding_cube_1(&[("cube-1", ON_TABLE)], &[BO]);
     // Held above the floor beside the table, streamed every 500 ms for a while.
     for _ in 0..6 {
         room.pose_with_objects(1, 0.0, &[(handle, [2.0, 1.0, 1.0])]);
@@ -1971,10 +1982,7 @@ fn a_holder_silent_for_2_s_drops_it_where_it_was() {
 
 #[test]
 fn a_flight_over_15_s_is_ended_by_the_server() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.grab(1, "g", "cube-1");
-    let handle = granted(&room.take(), "g");
+    let (mut room, handle) = ada_holding_cube_1(&[("cube-1", ON_TABLE)], &[]);
     room.release(1, "r", "cube-1");
     let released = room.now;
     let mut writes = Vec::new();
@@ -2016,16 +2024,14 @@ fn only_the_holder_releases_sets_or_removes_a_held_object() {
     assert_eq!(writes.len(), 1);
     room.grab(2, "wait", "cube-1");
     assert_eq!(refused(&room.take(), "wait")["code"], "object_held");
-    let (id, user, body) = writes[0].clone();
-    stored(&mut room, id, 3, &user, body);
+    store(&mut room, &writes[0], 3);
     let outputs = room.take();
     assert_eq!(reply_to(&outputs, "down").1["id"], 3);
     room.grab(2, "mine", "cube-1");
     room.take();
     room.remove_object(2, "gone", "cube-1");
     let writes = object_writes(&room.take());
-    let (id, user, body) = writes[0].clone();
-    stored(&mut room, id, 4, &user, body);
+    store(&mut room, &writes[0], 4);
     room.take();
     room.grab(1, "where", "cube-1");
     assert_eq!(refused(&room.take(), "where")["code"], "object_not_found");
@@ -2048,8 +2054,8 @@ fn a_room_holds_at_most_64_objects() {
     room.set_object(1, "one-more", "cube-x", [0.0, 0.05, 0.0]);
     let refusal = refused(&room.take(), "one-more");
     assert_eq!(refusal["code"], "limit_reached");
-    for (n, (id, user, body)) in writes.into_iter().enumerate() {
-        stored(&mut room, id, n as u64 + 1, &user, body);
+    for (n, write) in writes.iter().enumerate() {
+        store(&mut room, write, n as u64 + 1);
     }
     room.take();
     room.advance(Duration::from_secs(1));
@@ -2067,12 +2073,8 @@ fn a_room_holds_at_most_64_objects() {
 
 #[test]
 fn object_poses_from_anyone_but_the_holder_are_ignored_and_counted() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE), ("ball-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.join(2, "bo", "Bo");
-    room.join(3, "cy", "Cy");
-    room.grab(1, "g", "cube-1");
-    let cube = granted(&room.take(), "g");
+    let (mut room, cube) =
+        ada_holding_cube_1(&[("cube-1", ON_TABLE), ("ball-1", ON_TABLE)], &[BO, CY]);
     room.run_until(room.now + TICK);
     room.take();
     // Bo streams Ada's cube, a free ball's handle and a made-up handle.
@@ -2097,12 +2099,7 @@ fn object_poses_from_anyone_but_the_holder_are_ignored_and_counted() {
 
 #[test]
 fn the_relay_carries_each_moving_object_once_per_tick_in_the_shared_frame() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.join(2, "bo", "Bo");
-    room.join(3, "cy", "Cy");
-    room.grab(1, "g", "cube-1");
-    let handle = granted(&room.take(), "g");
+    let (mut room, handle) = ada_holding_cube_1(&[("cube-1", ON_TABLE)], &[BO, CY]);
     room.run_until(room.now + TICK);
     room.take();
     // Three pushes within one tick: the newest pose goes, once.
@@ -2139,10 +2136,7 @@ fn the_relay_carries_each_moving_object_once_per_tick_in_the_shared_frame() {
 
 #[test]
 fn a_newcomer_gets_every_moving_object_where_it_is_now() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE), ("ball-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.grab(1, "g", "cube-1");
-    let cube = granted(&room.take(), "g");
+    let (mut room, cube) = ada_holding_cube_1(&[("cube-1", ON_TABLE), ("ball-1", ON_TABLE)], &[]);
     room.pose_with_objects(1, 0.0, &[(cube, [0.7, 1.1, -1.0])]);
     room.run_until(room.now + TICK);
     room.take();
@@ -2163,10 +2157,7 @@ fn a_newcomer_gets_every_moving_object_where_it_is_now() {
 
 #[test]
 fn a_room_with_a_rest_being_stored_does_not_stop_before_it_is() {
-    let mut room = Room::with_objects(&[("cube-1", ON_TABLE)]);
-    room.join(1, "ada", "Ada");
-    room.grab(1, "g", "cube-1");
-    let handle = granted(&room.take(), "g");
+    let (mut room, handle) = ada_holding_cube_1(&[("cube-1", ON_TABLE)], &[]);
     room.pose_with_objects(1, 0.0, &[(handle, [0.0, 1.0, 0.0])]);
     room.command(RoomCommand::Leave { member: 1 });
     let writes = object_writes(&room.take());
@@ -2174,8 +2165,7 @@ fn a_room_with_a_rest_being_stored_does_not_stop_before_it_is() {
     room.advance(IDLE_STOP_AFTER * 2);
     room.handle(Input::Timeout);
     assert!(!room.state.is_stopped(), "the rest is still being stored");
-    let (id, user, body) = writes[0].clone();
-    stored(&mut room, id, 1, &user, body);
+    store(&mut room, &writes[0], 1);
     let stored_at = room.now;
     assert_eq!(room.deadline(), Some(stored_at + IDLE_STOP_AFTER));
     room.now = stored_at + IDLE_STOP_AFTER;
