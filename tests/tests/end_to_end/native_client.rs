@@ -54,6 +54,47 @@ impl Server {
     }
 }
 
+/// A server on a free loopback port over a fresh data directory, and a room
+/// made there.
+pub(super) struct LoopbackRoom {
+    pub(super) server: Server,
+    pub(super) url: ServerUrl,
+    pub(super) id: String,
+    addr: SocketAddr,
+    data: tempfile::TempDir,
+}
+
+/// A new server on loopback with a room named `name`.
+pub(super) async fn room_on_loopback(name: &str) -> LoopbackRoom {
+    let data = tempfile::tempdir().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start_server(addr, data.path()).await;
+    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
+    let id = create_room(&url, name).await;
+    LoopbackRoom {
+        server,
+        url,
+        id,
+        addr,
+        data,
+    }
+}
+
+impl LoopbackRoom {
+    /// Stops the whole server and starts it again on the same address and data.
+    pub(super) async fn restart_server(self) -> LoopbackRoom {
+        self.server.stop().await;
+        LoopbackRoom {
+            server: start_server(self.addr, self.data.path()).await,
+            ..self
+        }
+    }
+}
+
 pub(super) async fn create_room(server: &ServerUrl, name: &str) -> String {
     roomscale_app::client::create_room(server, name, "")
         .await
@@ -87,15 +128,15 @@ async fn next_matching<T>(
 
 #[tokio::test]
 async fn native_clients_share_presence_chat_and_poses_and_survive_a_server_restart() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
-    let room_id = create_room(&url, "Native").await;
+    // The server is stopped and started again by hand below, around what
+    // the clients notice meanwhile.
+    let LoopbackRoom {
+        server,
+        url,
+        id: room_id,
+        addr,
+        data,
+    } = room_on_loopback("Native").await;
 
     let mut ada = RoomClient::join(&url, &room_id, identity("Ada"))
         .await
@@ -183,15 +224,15 @@ async fn native_clients_share_presence_chat_and_poses_and_survive_a_server_resta
 
 #[tokio::test]
 async fn after_a_server_restart_the_client_has_the_slot_of_its_rejoin_and_poses_follow_new_slots() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
-    let room_id = create_room(&url, "Slots").await;
+    // The server is stopped and started again by hand below, around what
+    // the clients notice meanwhile.
+    let LoopbackRoom {
+        server,
+        url,
+        id: room_id,
+        addr,
+        data,
+    } = room_on_loopback("Slots").await;
 
     // Bo takes slot 1, Cy slot 2, Ada slot 3; Cy leaves. The restarted room
     // has only Ada and Bo to place, in slots 1 and 2 in whichever order they

@@ -7,12 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use roomscale_app::client::{ClientError, RoomClient, ServerUrl};
+use roomscale_app::client::{ClientError, RoomClient};
 use roomscale_app::objects::{GrabOutcome, ShownObject};
 use roomscale_app::scene::RoomScene;
-use tokio::net::TcpListener;
 
-use super::native_client::{create_room, identity, start_server};
+use super::native_client::{LoopbackRoom, identity, room_on_loopback};
 
 const IDENTITY: [f32; 4] = [0.0, 0.0, 0.0, 1.0];
 /// How close the watcher's view and the thrower's must agree, in metres.
@@ -28,8 +27,8 @@ struct Visitor {
 }
 
 impl Visitor {
-    async fn join(url: &ServerUrl, room_id: &str, name: &str, started: Instant) -> Visitor {
-        let client = RoomClient::join(url, room_id, identity(name))
+    async fn join(room: &LoopbackRoom, name: &str, started: Instant) -> Visitor {
+        let client = RoomClient::join(&room.url, &room.id, identity(name))
             .await
             .unwrap();
         let mut scene = RoomScene::default();
@@ -51,6 +50,30 @@ impl Visitor {
             let now = self.now();
             self.scene.apply(now, update);
         }
+    }
+
+    /// Grabs `object_id` as a hand does: the scene's own check, then the
+    /// server's answer, which goes back into the scene.
+    async fn grab(&mut self, object_id: &str) -> GrabOutcome {
+        let now = self.now();
+        let request = self
+            .scene
+            .objects_mut()
+            .grab(object_id, now)
+            .unwrap_or_else(|| panic!("the scene lets {object_id} be grabbed"));
+        let outcome = GrabOutcome::from_result(self.client.grab(&request.object_id).await);
+        let now = self.now();
+        self.scene
+            .objects_mut()
+            .on_grab_reply(object_id, outcome.clone(), now);
+        outcome
+    }
+
+    /// Lets go of `object_id`: the scene starts its flight, the server hears.
+    async fn let_go(&mut self, object_id: &str) {
+        let now = self.now();
+        let release = self.scene.objects_mut().release(object_id, now).unwrap();
+        self.client.release(&release.object_id).await.unwrap();
     }
 
     fn cube(&self) -> Option<ShownObject> {
@@ -83,6 +106,24 @@ fn distance(a: [f32; 3], b: [f32; 3]) -> f32 {
         .sqrt()
 }
 
+/// A server with a room named `room_name`, Ada and Bo in it, both showing
+/// the room's objects: (room, Ada, Bo, when they started).
+async fn ada_and_bo(room_name: &str) -> (LoopbackRoom, Visitor, Visitor, Instant) {
+    let room = room_on_loopback(room_name).await;
+    let started = Instant::now();
+    let mut ada = Visitor::join(&room, "Ada", started).await;
+    let mut bo = Visitor::join(&room, "Bo", started).await;
+    until(
+        &mut ada,
+        &mut bo,
+        Duration::from_secs(5),
+        "the snapshot",
+        |a, b| a.cube().is_some() && b.cube().is_some(),
+    )
+    .await;
+    (room, ada, bo, started)
+}
+
 /// Drains both visitors every frame until `done` says so, or fails after `limit`.
 async fn until(
     ada: &mut Visitor,
@@ -106,28 +147,8 @@ async fn until(
 
 #[tokio::test]
 async fn a_cube_carried_and_thrown_by_one_native_client_is_followed_and_rests_alike_for_another() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
-    let room_id = create_room(&url, "Objects").await;
-    let started = Instant::now();
-    let mut ada = Visitor::join(&url, &room_id, "Ada", started).await;
-    let mut bo = Visitor::join(&url, &room_id, "Bo", started).await;
-
     // Every new room starts with cube-1 on the table.
-    until(
-        &mut ada,
-        &mut bo,
-        Duration::from_secs(5),
-        "the snapshot",
-        |a, b| a.cube().is_some() && b.cube().is_some(),
-    )
-    .await;
+    let (room, mut ada, mut bo, started) = ada_and_bo("Objects").await;
     let start = ada.cube().unwrap();
     assert!(start.resting);
     assert!(
@@ -136,17 +157,12 @@ async fn a_cube_carried_and_thrown_by_one_native_client_is_followed_and_rests_al
     );
 
     // Ada grabs it.
-    let now = ada.now();
-    let request = ada.scene.objects_mut().grab("cube-1", now).unwrap();
-    let outcome = GrabOutcome::from_result(ada.client.grab(&request.object_id).await);
+    let outcome = ada.grab("cube-1").await;
     assert!(
         matches!(outcome, GrabOutcome::Granted { .. }),
         "{outcome:?}"
     );
     let now = ada.now();
-    ada.scene
-        .objects_mut()
-        .on_grab_reply("cube-1", outcome, now);
     ada.scene
         .objects_mut()
         .hold_at("cube-1", start.position, IDENTITY, now);
@@ -243,9 +259,7 @@ async fn a_cube_carried_and_thrown_by_one_native_client_is_followed_and_rests_al
         ada.pump().await;
         tokio::time::sleep(FRAME).await;
     }
-    let now = ada.now();
-    let release = ada.scene.objects_mut().release("cube-1", now).unwrap();
-    ada.client.release(&release.object_id).await.unwrap();
+    ada.let_go("cube-1").await;
     let released_at = ada.cube().unwrap().position;
 
     // Bo sees it thrown, then both show it resting at the same place.
@@ -282,7 +296,7 @@ async fn a_cube_carried_and_thrown_by_one_native_client_is_followed_and_rests_al
     assert!(!a.held_by_me && a.holder.is_none());
 
     // A newcomer's snapshot agrees.
-    let carl = Visitor::join(&url, &room_id, "Carl", started).await;
+    let carl = Visitor::join(&room, "Carl", started).await;
     let mut carl = carl;
     let deadline = Instant::now() + Duration::from_secs(5);
     while carl.cube().is_none() {
@@ -299,41 +313,16 @@ async fn a_cube_carried_and_thrown_by_one_native_client_is_followed_and_rests_al
     ada.client.leave().await;
     bo.client.leave().await;
     carl.client.leave().await;
-    server.stop().await;
+    room.server.stop().await;
 }
 
 #[tokio::test]
 async fn a_native_client_catches_a_cube_another_threw_and_the_throwers_flight_ends() {
-    let data = tempfile::tempdir().unwrap();
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
-    let room_id = create_room(&url, "Catching").await;
-    let started = Instant::now();
-    let mut ada = Visitor::join(&url, &room_id, "Ada", started).await;
-    let mut bo = Visitor::join(&url, &room_id, "Bo", started).await;
-    until(
-        &mut ada,
-        &mut bo,
-        Duration::from_secs(5),
-        "the snapshot",
-        |a, b| a.cube().is_some() && b.cube().is_some(),
-    )
-    .await;
+    let (room, mut ada, mut bo, _) = ada_and_bo("Catching").await;
     let start = ada.cube().unwrap().position;
 
     // Ada lifts the cube 1.5 m above the table and tosses it up.
-    let now = ada.now();
-    ada.scene.objects_mut().grab("cube-1", now).unwrap();
-    let outcome = GrabOutcome::from_result(ada.client.grab("cube-1").await);
-    let now = ada.now();
-    ada.scene
-        .objects_mut()
-        .on_grab_reply("cube-1", outcome, now);
+    ada.grab("cube-1").await;
     let lift = ada.now();
     while ada.now() - lift < 0.3 {
         let now = ada.now();
@@ -349,9 +338,7 @@ async fn a_native_client_catches_a_cube_another_threw_and_the_throwers_flight_en
         ada.pump().await;
         tokio::time::sleep(FRAME).await;
     }
-    let now = ada.now();
-    let release = ada.scene.objects_mut().release("cube-1", now).unwrap();
-    ada.client.release(&release.object_id).await.unwrap();
+    ada.let_go("cube-1").await;
 
     // Bo hears it is thrown and catches it in the air.
     until(
@@ -370,19 +357,13 @@ async fn a_native_client_catches_a_cube_another_threw_and_the_throwers_flight_en
         ada.cube().unwrap().held_by_me,
         "the cube is still in Ada's flight when Bo reaches for it"
     );
-    let now = bo.now();
-    let request = bo
-        .scene
-        .objects_mut()
-        .grab("cube-1", now)
-        .expect("a thrown object may be caught");
-    let outcome = GrabOutcome::from_result(bo.client.grab(&request.object_id).await);
+    // (A thrown object may be caught: Bo's scene lets him grab it.)
+    let outcome = bo.grab("cube-1").await;
     assert!(
         matches!(outcome, GrabOutcome::Granted { .. }),
         "the catch: {outcome:?}"
     );
     let now = bo.now();
-    bo.scene.objects_mut().on_grab_reply("cube-1", outcome, now);
     let catch_at = [start[0] + 0.8, 1.4, start[2] + 0.5];
     bo.scene
         .objects_mut()
@@ -429,9 +410,7 @@ async fn a_native_client_catches_a_cube_another_threw_and_the_throwers_flight_en
     );
 
     // He lets it drop; both see it rest at the same place.
-    let now = bo.now();
-    let release = bo.scene.objects_mut().release("cube-1", now).unwrap();
-    bo.client.release(&release.object_id).await.unwrap();
+    bo.let_go("cube-1").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         ada.drain();
@@ -459,5 +438,5 @@ async fn a_native_client_catches_a_cube_another_threw_and_the_throwers_flight_en
 
     ada.client.leave().await;
     bo.client.leave().await;
-    server.stop().await;
+    room.server.stop().await;
 }

@@ -17,35 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::native_client::{Server, create_room, identity, start_server};
-
-/// A room with a server on loopback.
-struct Room {
-    server: Server,
-    url: ServerUrl,
-    id: String,
-    addr: std::net::SocketAddr,
-    data: tempfile::TempDir,
-}
-
-async fn room(name: &str) -> Room {
-    let data = tempfile::tempdir().unwrap();
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let server = start_server(addr, data.path()).await;
-    let url = ServerUrl::parse(&format!("http://{addr}")).unwrap();
-    let id = create_room(&url, name).await;
-    Room {
-        server,
-        url,
-        id,
-        addr,
-        data,
-    }
-}
+use super::native_client::{LoopbackRoom, identity, room_on_loopback};
 
 /// A member of the room in voice.
 struct Member {
@@ -55,16 +27,7 @@ struct Member {
     talking: Option<JoinHandle<()>>,
 }
 
-impl Room {
-    /// Stops the whole server and starts it again on the same address and data.
-    async fn restart_server(self) -> Room {
-        self.server.stop().await;
-        Room {
-            server: start_server(self.addr, self.data.path()).await,
-            ..self
-        }
-    }
-
+impl LoopbackRoom {
     async fn join(&self, name: &str, microphone: bool) -> Member {
         let client = RoomClient::join(&self.url, &self.id, identity(name))
             .await
@@ -180,7 +143,7 @@ fn decoded_rms(packets: &[ReceivedOpus]) -> f32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_peers_hear_each_other_through_the_sfu_attributed_by_voice_tracks() {
-    let room = room("Native voice").await;
+    let room = room_on_loopback("Native voice").await;
     let mut ada = room.join("Ada", true).await;
     let mut bo = room.join("Bo", true).await;
     ada.talk(Some(10));
@@ -240,7 +203,7 @@ async fn native_peers_hear_each_other_through_the_sfu_attributed_by_voice_tracks
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_without_a_microphone_hears_and_mute_and_leave_silence_a_voice() {
-    let room = room("Listening").await;
+    let room = room_on_loopback("Listening").await;
     let mut ada = room.join("Ada", true).await;
     let mut cy = room.join("Cy", false).await;
     ada.talk(None);
@@ -285,7 +248,7 @@ async fn a_listener_without_a_microphone_hears_and_mute_and_leave_silence_a_voic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_sfu_restart_the_clients_rejoin_voice_by_themselves() {
-    let room = room("Restart").await;
+    let room = room_on_loopback("Restart").await;
     let mut ada = room.join("Ada", true).await;
     let mut bo = room.join("Bo", true).await;
     ada.talk(None);
@@ -319,7 +282,7 @@ async fn after_an_sfu_restart_the_clients_rejoin_voice_by_themselves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_server_restart_the_clients_rejoin_the_room_and_then_voice() {
-    let room = room("Rejoin").await;
+    let room = room_on_loopback("Rejoin").await;
     let mut ada = room.join("Ada", true).await;
     let mut bo = room.join("Bo", true).await;
     ada.talk(None);
