@@ -85,6 +85,12 @@ pub(super) async fn room_on_loopback(name: &str) -> LoopbackRoom {
 }
 
 impl LoopbackRoom {
+    /// (server, url, room id, address, data directory): for a test that stops
+    /// and starts the server by hand around what its clients notice meanwhile.
+    pub(super) fn into_parts(self) -> (Server, ServerUrl, String, SocketAddr, tempfile::TempDir) {
+        (self.server, self.url, self.id, self.addr, self.data)
+    }
+
     /// Stops the whole server and starts it again on the same address and data.
     pub(super) async fn restart_server(self) -> LoopbackRoom {
         self.server.stop().await;
@@ -128,15 +134,7 @@ async fn next_matching<T>(
 
 #[tokio::test]
 async fn native_clients_share_presence_chat_and_poses_and_survive_a_server_restart() {
-    // The server is stopped and started again by hand below, around what
-    // the clients notice meanwhile.
-    let LoopbackRoom {
-        server,
-        url,
-        id: room_id,
-        addr,
-        data,
-    } = room_on_loopback("Native").await;
+    let (server, url, room_id, addr, data) = room_on_loopback("Native").await.into_parts();
 
     let mut ada = RoomClient::join(&url, &room_id, identity("Ada"))
         .await
@@ -224,15 +222,7 @@ async fn native_clients_share_presence_chat_and_poses_and_survive_a_server_resta
 
 #[tokio::test]
 async fn after_a_server_restart_the_client_has_the_slot_of_its_rejoin_and_poses_follow_new_slots() {
-    // The server is stopped and started again by hand below, around what
-    // the clients notice meanwhile.
-    let LoopbackRoom {
-        server,
-        url,
-        id: room_id,
-        addr,
-        data,
-    } = room_on_loopback("Slots").await;
+    let (server, url, room_id, addr, data) = room_on_loopback("Slots").await.into_parts();
 
     // Bo takes slot 1, Cy slot 2, Ada slot 3; Cy leaves. The restarted room
     // has only Ada and Bo to place, in slots 1 and 2 in whichever order they

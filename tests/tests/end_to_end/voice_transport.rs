@@ -8,12 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roomscale_app::client::{RoomClient, ServerUrl};
+use roomscale_app::client::RoomClient;
 use roomscale_app::voice::codec::{Decoder, Encoder, EncoderConfig, FRAME_SAMPLES};
 use roomscale_app::voice::rtc::{
     AudioLevel, OpusFrame, ReceivedOpus, TransportConfig, VoiceStatus, VoiceTransport,
 };
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
