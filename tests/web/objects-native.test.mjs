@@ -10,21 +10,29 @@
 // `skipped: <reason>` and passes.
 
 import assert from "node:assert/strict"
-import {test} from "node:test"
 
 import {
   artifactPath,
   distance,
   hexToRgb,
   matchingPixels,
-  missingPrerequisite,
-  openVisitor,
-  serverAndBrowserPerFile,
-  skip,
   startNative,
   waitFor,
   waitInRoom,
 } from "./harness.mjs"
+import {
+  dragThrough,
+  glide,
+  lookAt,
+  nearestEarlier,
+  objectOf,
+  objectTests,
+  openTallVisitor,
+  pagePointOf,
+  pressOn,
+  startRecording,
+  stopRecording,
+} from "./objects-harness.mjs"
 
 /** How far apart the browser and the native client may show one object and still agree, in metres. */
 const SAME_PLACE_M = 0.05
@@ -35,11 +43,8 @@ const RESTS_WITHIN_MS = 20_000
 /** The native headless view: see app/src/view.rs. */
 const VIEW = {width: 640, height: 480, verticalFovDegrees: 70}
 
-const unavailable = missingPrerequisite()
-const fixture = serverAndBrowserPerFile()
+const {fixture, browserTest} = objectTests()
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const objectOf = async (visitor, id) => (await visitor.page.evaluate(() => window.roomscale.objects())).find((object) => object.id === id)
 /** Node's clock as wall-clock milliseconds, comparable with a page's `performance.timeOrigin + performance.now()`. */
 const wallClock = (nodeMs) => performance.timeOrigin + nodeMs
 
@@ -60,84 +65,6 @@ function watched(native, id) {
 
 const latest = (native, id) => watched(native, id).at(-1)
 
-/** Where `id`'s centre is on the page, in page pixels (for page.mouse), or null when not in view. */
-async function pagePointOf(visitor, id) {
-  const point = await visitor.page.evaluate((id) => window.roomscale.objectScreenPoint(id), id)
-  const box = await visitor.page.locator("#room-canvas").boundingBox()
-  const viewport = visitor.page.viewportSize()
-  if (!point || !box || point.x < 2 || point.y < 2 || point.x > box.width - 2 || point.y > box.height - 2) {
-    return null
-  }
-  const at = {x: box.x + point.x, y: box.y + point.y}
-  return at.x < viewport.width - 2 && at.y < viewport.height - 2 ? at : null
-}
-
-/** Turns the page's view with the real mouse (dragging across the sky) until `id` is near the middle. */
-async function lookAt(visitor, id) {
-  const box = await visitor.page.locator("#room-canvas").boundingBox()
-  const central = (point) => point && Math.abs(point.x - (box.x + box.width / 2)) < box.width * 0.3
-  for (let i = 0; i < 40 && !central(await pagePointOf(visitor, id)); i++) {
-    await visitor.page.mouse.move(box.x + box.width / 2 - 200, box.y + 12)
-    await visitor.page.mouse.down()
-    await visitor.page.mouse.move(box.x + box.width / 2 + 200, box.y + 12, {steps: 4})
-    await visitor.page.mouse.up()
-  }
-  assert.ok(central(await pagePointOf(visitor, id)), `could not turn the view toward ${id}`)
-}
-
-/** Moves the real mouse from `from` to `to` over about `ms`, a step every ~16 ms. */
-async function glide(page, from, to, ms) {
-  const steps = Math.max(1, Math.round(ms / 16))
-  const started = performance.now()
-  for (let i = 1; i <= steps; i++) {
-    await page.mouse.move(from.x + ((to.x - from.x) * i) / steps, from.y + ((to.y - from.y) * i) / steps)
-    const due = started + (ms * i) / steps
-    if (due > performance.now()) {
-      await sleep(due - performance.now())
-    }
-  }
-}
-
-/** Records `id`'s displayed position on the page every animation frame, on the wall clock. */
-async function startRecording(visitor, id) {
-  await visitor.page.evaluate((id) => {
-    const log = []
-    globalThis.__objectLog = log
-    const tick = () => {
-      const object = window.roomscale.objects().find((o) => o.id === id)
-      if (object) {
-        log.push([performance.timeOrigin + performance.now(), object.position])
-      }
-      if (globalThis.__objectLog === log) {
-        requestAnimationFrame(tick)
-      }
-    }
-    requestAnimationFrame(tick)
-  }, id)
-}
-
-const stopRecording = (visitor) =>
-  visitor.page.evaluate(() => {
-    const log = globalThis.__objectLog
-    globalThis.__objectLog = null
-    return log
-  })
-
-/** A recorded track's position at wall time `t` (linear between samples), or null outside it. */
-function positionAt(track, t) {
-  if (t < track[0][0] || t > track[track.length - 1][0]) {
-    return null
-  }
-  let i = 1
-  while (track[i][0] < t) {
-    i++
-  }
-  const [t0, a] = track[i - 1]
-  const [t1, b] = track[i]
-  const f = t1 === t0 ? 1 : (t - t0) / (t1 - t0)
-  return a.map((c, k) => c + (b[k] - c) * f)
-}
-
 /** Where a world point lands in the native view from `eye` looking along -Z. */
 function project(point, eye) {
   const [x, y, z] = point.map((c, i) => c - eye[i])
@@ -151,7 +78,7 @@ function project(point, eye) {
 /** A browser visitor looking at `id`, and a native watcher, in a fresh room. */
 async function browserAndWatcher(roomName, id) {
   const roomId = await fixture.server.createRoom(roomName)
-  const visitor = await openVisitor(fixture.browser, fixture.server.url, roomId, {viewport: {width: 1100, height: 900}})
+  const visitor = await openTallVisitor(fixture, roomId)
   await waitInRoom(visitor.page)
   await waitFor(async () => Boolean(await objectOf(visitor, id)), {timeout: 10_000, what: `${id} in the browser`})
   const roomUrl = `${fixture.server.url.replace("localhost", "127.0.0.1")}/rooms/${roomId}`
@@ -161,29 +88,16 @@ async function browserAndWatcher(roomName, id) {
   return {roomId, roomUrl, visitor, native}
 }
 
-test("a cube dragged in the browser is followed by the native client within 5 cm and 200 ms, and rests in the same place", async (t) => {
-  if (unavailable) {
-    return skip(t, unavailable)
-  }
+browserTest("a cube dragged in the browser is followed by the native client within 5 cm and 200 ms, and rests in the same place", async (t) => {
   const {visitor, native} = await browserAndWatcher("Native watches a drag", "cube-1")
   try {
-    await lookAt(visitor, "cube-1")
+    await lookAt(visitor, "cube-1", {level: false})
     const userId = await visitor.page.evaluate(() => window.roomscale.userId)
-    const {value: start} = await waitFor(() => pagePointOf(visitor, "cube-1"), {what: "cube-1 on screen"})
-    await visitor.page.mouse.move(start.x, start.y)
-    await visitor.page.mouse.down()
-    await waitFor(async () => (await objectOf(visitor, "cube-1"))?.holder === userId, {what: "the browser's grab to be granted"})
+    const start = await pressOn(visitor, "cube-1")
     await waitFor(() => latest(native, "cube-1")?.holder === userId, {what: "the native client to hear who holds cube-1"})
     const linesBefore = native.lines.length
     await startRecording(visitor, "cube-1")
-    let from = start
-    for (const [dx, dy] of [[0, -120], [140, -120], [140, -40], [-60, -60]]) {
-      const to = {x: start.x + dx, y: start.y + dy}
-      await glide(visitor.page, from, to, 500)
-      from = to
-      await sleep(150)
-    }
-    await sleep(400)
+    const from = await dragThrough(visitor.page, start, [[0, -120], [140, -120], [140, -40], [-60, -60]])
     const own = await stopRecording(visitor)
     const travel = Math.max(...own.map(([, p]) => distance(p, own[0][1])))
     assert.ok(travel > 0.2, `the mouse carried the cube ${travel.toFixed(3)} m`)
@@ -195,14 +109,7 @@ test("a cube dragged in the browser is followed by the native client within 5 cm
       if (change.at < own[0][0] + FOLLOWS_WITHIN_MS + 100 || change.at > own[own.length - 1][0]) {
         continue
       }
-      let best = Infinity
-      for (let lag = 0; lag <= FOLLOWS_WITHIN_MS; lag += 5) {
-        const there = positionAt(own, change.at - lag)
-        if (there) {
-          best = Math.min(best, distance(there, change.position))
-        }
-      }
-      errors.push(best)
+      errors.push(nearestEarlier(own, change.at, change.position, FOLLOWS_WITHIN_MS).distance)
     }
     assert.ok(native.lines.length - linesBefore > 20 && errors.length > 20, `the native client printed enough of the drag to judge (${errors.length})`)
     errors.sort((a, b) => a - b)
@@ -230,10 +137,7 @@ test("a cube dragged in the browser is followed by the native client within 5 cm
   }
 })
 
-test("a cube the native client grabs and throws (--grab-throw) is seen at rest by the browser, and in the native screenshot", async (t) => {
-  if (unavailable) {
-    return skip(t, unavailable)
-  }
+browserTest("a cube the native client grabs and throws (--grab-throw) is seen at rest by the browser, and in the native screenshot", async (t) => {
   const {roomUrl, visitor, native} = await browserAndWatcher("Native throws", "cube-2")
   const natives = [native]
   try {

@@ -11,20 +11,32 @@
 // `skipped: <reason>` and passes.
 
 import assert from "node:assert/strict"
-import {test} from "node:test"
 
 import {
   artifactPath,
   distance,
   hexToRgb,
   matchingPixels,
-  missingPrerequisite,
-  openVisitor,
-  serverAndBrowserPerFile,
-  skip,
   waitFor,
   waitInRoom,
 } from "./harness.mjs"
+import {
+  dragThrough,
+  glide,
+  lookAt,
+  nearestEarlier,
+  objectOf,
+  objectTests,
+  objectsOf,
+  openTallVisitor,
+  pagePointOf,
+  positionAt,
+  pressOn,
+  sleep,
+  startRecording,
+  stopRecording,
+  userIdOf,
+} from "./objects-harness.mjs"
 
 /** How far apart two pages may show one object and still agree, in metres. */
 const SAME_PLACE_M = 0.05
@@ -35,35 +47,16 @@ const FREED_WITHIN_MS = 3000
 /** How long a thrown object may take to come to rest on every page, in milliseconds. */
 const RESTS_WITHIN_MS = 20_000
 
-const unavailable = missingPrerequisite()
-const fixture = serverAndBrowserPerFile()
+const {fixture, browserTest} = objectTests()
 
-const objectsOf = (visitor) => visitor.page.evaluate(() => window.roomscale.objects())
-const objectOf = async (visitor, id) => (await objectsOf(visitor)).find((object) => object.id === id)
-const userIdOf = (visitor) => visitor.page.evaluate(() => window.roomscale.userId)
 const nameOf = async (visitor) => (await visitor.page.evaluate(() => window.roomscale.people())).find((person) => person.isSelf).name
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Where `id`'s centre is on the page, in page pixels (for page.mouse), or null when not in view. */
-async function pagePointOf(visitor, id) {
-  const point = await visitor.page.evaluate((id) => window.roomscale.objectScreenPoint(id), id)
-  const box = await visitor.page.locator("#room-canvas").boundingBox()
-  const viewport = visitor.page.viewportSize()
-  if (!point || !box || point.x < 2 || point.y < 2 || point.x > box.width - 2 || point.y > box.height - 2) {
-    return null
-  }
-  const at = {x: box.x + point.x, y: box.y + point.y}
-  // The mouse reaches only what the window shows.
-  return at.x < viewport.width - 2 && at.y < viewport.height - 2 ? at : null
-}
 
 /** Visitors in a fresh room, each with the starter props in view. */
 async function visitors(roomName, {xr = []} = {}) {
   const roomId = await fixture.server.createRoom(roomName)
   const pages = []
   for (let i = 0; i < 2; i++) {
-    // Tall enough that the whole 3D view is in the window (the mouse reaches only what it shows).
-    pages.push(await openVisitor(fixture.browser, fixture.server.url, roomId, {xr: xr.includes(i), viewport: {width: 1100, height: 900}}))
+    pages.push(await openTallVisitor(fixture, roomId, {xr: xr.includes(i)}))
   }
   await Promise.all(pages.map((visitor) => waitInRoom(visitor.page)))
   for (const visitor of pages) {
@@ -78,109 +71,6 @@ async function visitors(roomName, {xr = []} = {}) {
     }
   }
   return {roomId, pages}
-}
-
-/**
- * Turns a flat page's view (dragging the real mouse across the sky, as a
- * visitor would) until `id` is in the middle part of the view: a visitor
- * arrives on a circle facing the room's centre, so the table may be behind them.
- */
-async function lookAt(visitor, id) {
-  const box = await visitor.page.locator("#room-canvas").boundingBox()
-  const central = (point) => point && Math.abs(point.x - (box.x + box.width / 2)) < box.width * 0.3
-  for (let i = 0; i < 40 && !central(await pagePointOf(visitor, id)); i++) {
-    // About 15 degrees a drag (the camera turns 1/1500 rad a pixel).
-    await visitor.page.mouse.move(box.x + box.width / 2 - 200, box.y + 12)
-    await visitor.page.mouse.down()
-    await visitor.page.mouse.move(box.x + box.width / 2 + 200, box.y + 12, {steps: 4})
-    await visitor.page.mouse.up()
-  }
-  assert.ok(central(await pagePointOf(visitor, id)), `could not turn the view toward ${id}`)
-  // Then up or down until it is in the middle band, clear of the help line along the bottom.
-  const middle = (point) => point && Math.abs(point.y - (box.y + box.height / 2)) < box.height * 0.25
-  let direction = 1
-  for (let i = 0; i < 8 && !middle(await pagePointOf(visitor, id)); i++) {
-    const before = await pagePointOf(visitor, id)
-    if (!before) {
-      break
-    }
-    const x = box.x + 40
-    await visitor.page.mouse.move(x, box.y + box.height / 2 - 60 * direction)
-    await visitor.page.mouse.down()
-    await visitor.page.mouse.move(x, box.y + box.height / 2 + 60 * direction, {steps: 4})
-    await visitor.page.mouse.up()
-    const after = await pagePointOf(visitor, id)
-    const centreY = box.y + box.height / 2
-    if (!after || Math.abs(after.y - centreY) > Math.abs(before.y - centreY)) {
-      direction = -direction
-    }
-  }
-}
-
-/** Presses the real mouse on `id` and waits until this page holds it (the server granted the grab). */
-async function pressOn(visitor, id, {expectGranted = true} = {}) {
-  const {value: point} = await waitFor(() => pagePointOf(visitor, id), {what: `${id} on screen`})
-  await visitor.page.mouse.move(point.x, point.y)
-  await visitor.page.mouse.down()
-  if (expectGranted) {
-    const self = await userIdOf(visitor)
-    await waitFor(async () => (await objectOf(visitor, id))?.holder === self, {what: `the grab of ${id} to be granted`})
-  }
-  return point
-}
-
-/** Moves the real mouse from `from` to `to` over about `ms`, a step every ~16 ms, as a hand drags. */
-async function glide(page, from, to, ms) {
-  const steps = Math.max(1, Math.round(ms / 16))
-  const started = performance.now()
-  for (let i = 1; i <= steps; i++) {
-    await page.mouse.move(from.x + ((to.x - from.x) * i) / steps, from.y + ((to.y - from.y) * i) / steps)
-    const due = started + (ms * i) / steps
-    if (due > performance.now()) {
-      await sleep(due - performance.now())
-    }
-  }
-}
-
-/** Records `id`'s displayed position on a page every animation frame, on the shared wall clock. */
-async function startRecording(visitor, id) {
-  await visitor.page.evaluate((id) => {
-    const log = []
-    globalThis.__objectLog = log
-    const tick = () => {
-      const object = window.roomscale.objects().find((o) => o.id === id)
-      if (object) {
-        log.push([performance.timeOrigin + performance.now(), object.position])
-      }
-      if (globalThis.__objectLog === log) {
-        requestAnimationFrame(tick)
-      }
-    }
-    requestAnimationFrame(tick)
-  }, id)
-}
-
-async function stopRecording(visitor) {
-  return visitor.page.evaluate(() => {
-    const log = globalThis.__objectLog
-    globalThis.__objectLog = null
-    return log
-  })
-}
-
-/** A recorded track's position at time `t` (linear between samples), or null outside it. */
-function positionAt(track, t) {
-  if (t < track[0][0] || t > track[track.length - 1][0]) {
-    return null
-  }
-  let i = 1
-  while (track[i][0] < t) {
-    i++
-  }
-  const [t0, a] = track[i - 1]
-  const [t1, b] = track[i]
-  const f = t1 === t0 ? 1 : (t - t0) / (t1 - t0)
-  return a.map((c, k) => c + (b[k] - c) * f)
 }
 
 /** Waits until every page shows `id` resting and they agree on where; returns the positions. */
@@ -198,30 +88,19 @@ async function restingEverywhere(pages, id, timeout = RESTS_WITHIN_MS) {
   return value
 }
 
-test("a dragged cube follows the mouse, and the other page shows it within 5 cm and 200 ms", async (t) => {
-  if (unavailable) {
-    return skip(t, unavailable)
-  }
+browserTest("a dragged cube follows the mouse, and the other page shows it within 5 cm and 200 ms", async (t) => {
   const {pages} = await visitors("Dragging")
   const [a, b] = pages
   try {
     const start = await pressOn(a, "cube-1")
     await Promise.all([startRecording(a, "cube-1"), startRecording(b, "cube-1")])
     // Up, sideways and back over about two seconds, in small mouse steps.
-    const path = [
+    await dragThrough(a.page, start, [
       [0, -120],
       [140, -120],
       [140, -40],
       [-80, -60],
-    ]
-    let from = start
-    for (const [dx, dy] of path) {
-      const to = {x: start.x + dx, y: start.y + dy}
-      await glide(a.page, from, to, 500)
-      from = to
-      await sleep(150)
-    }
-    await sleep(400)
+    ])
     const [ownTrack, seenTrack] = await Promise.all([stopRecording(a), stopRecording(b)])
     await a.page.mouse.up()
 
@@ -235,15 +114,7 @@ test("a dragged cube follows the mouse, and the other page shows it within 5 cm 
       if (at < ownTrack[0][0] + FOLLOWS_WITHIN_MS + 100 || at > ownTrack[ownTrack.length - 1][0]) {
         continue
       }
-      let best = Infinity
-      let bestLag = null
-      for (let lag = 0; lag <= FOLLOWS_WITHIN_MS; lag += 5) {
-        const own = positionAt(ownTrack, at - lag)
-        if (own && distance(own, seen) < best) {
-          best = distance(own, seen)
-          bestLag = lag
-        }
-      }
+      const {distance: best, lag: bestLag} = nearestEarlier(ownTrack, at, seen, FOLLOWS_WITHIN_MS)
       errors.push(best)
       // How far behind it is, judged only while the cube moves fast enough to tell (over 20 cm/s).
       const earlier = positionAt(ownTrack, at - bestLag - 20)
@@ -270,10 +141,7 @@ test("a dragged cube follows the mouse, and the other page shows it within 5 cm 
   }
 })
 
-test("a thrown cube rests at the same place on both pages, and is still there after a server restart", async (t) => {
-  if (unavailable) {
-    return skip(t, unavailable)
-  }
+browserTest("a thrown cube rests at the same place on both pages, and is still there after a server restart", async (t) => {
   const {pages} = await visitors("Throwing")
   const [a, b] = pages
   try {
@@ -308,10 +176,7 @@ test("a thrown cube rests at the same place on both pages, and is still there af
   }
 })
 
-test("a grab of a held object is refused and says who holds it; a closed page's object is free within 3 s", async (t) => {
-  if (unavailable) {
-    return skip(t, unavailable)
-  }
+browserTest("a grab of a held object is refused and says who holds it; a closed page's object is free within 3 s", async (t) => {
   const {pages} = await visitors("Holding")
   const [a, b] = pages
   let aOpen = true
@@ -366,10 +231,7 @@ test("a grab of a held object is refused and says who holds it; a closed page's 
   }
 })
 
-test("a headset visitor grabs with a controller squeeze and throws; the flat page sees it come to rest", async (t) => {
-  if (unavailable) {
-    return skip(t, unavailable)
-  }
+browserTest("a headset visitor grabs with a controller squeeze and throws; the flat page sees it come to rest", async (t) => {
   const {pages} = await visitors("Headset throw", {xr: [0]})
   const [headset, viewer] = pages
   try {
@@ -476,10 +338,7 @@ test("a headset visitor grabs with a controller squeeze and throws; the flat pag
   }
 })
 
-test("the objects menu adds a cube in front of the visitor and removes it, from the keyboard", async (t) => {
-  if (unavailable) {
-    return skip(t, unavailable)
-  }
+browserTest("the objects menu adds a cube in front of the visitor and removes it, from the keyboard", async (t) => {
   const {pages} = await visitors("Spawning")
   const [a, b] = pages
   try {
