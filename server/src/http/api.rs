@@ -4,7 +4,11 @@
 //! Who may do what: anyone may list, read and create rooms (creation limited per
 //! IP address); only a room's owner or the operator (see [`Caller`]) may edit,
 //! delete or restore it. The room list is paged by a cursor: `?limit=` rooms at
-//! a time, and a `Link: <...>; rel="next"` header while there are more.
+//! a time, and a `Link: <...>; rel="next"` header while there are more. Each
+//! listed room also says who is in it now (`people`: browser, desktop, headset
+//! and total) and when it last saw a join, a leave or a chat line
+//! (`active_at`, RFC 3339, or null when this server has seen none since it
+//! started).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +30,7 @@ use super::{ApiJson, parse_room_id};
 use crate::error::{Error, FieldErrors, Result};
 use crate::identity::Visitor;
 use crate::limits::Limits;
-use crate::room::Rooms;
+use crate::room::{Headcount, RoomLife, Rooms};
 use crate::storage::{NewRoom, Room, RoomCursor, RoomListQuery};
 use crate::time::rfc3339;
 use crate::{AppState, Identity, Store};
@@ -54,10 +58,32 @@ struct ListParams {
     after: Option<String>,
 }
 
+/// One room as the list shows it: the room, who is in it, and when it was last
+/// lively.
+#[derive(Debug, Serialize)]
+pub struct ListedRoom<'a> {
+    #[serde(flatten)]
+    pub room: &'a Room,
+    pub people: Headcount,
+    pub active_at: Option<String>,
+}
+
+impl<'a> ListedRoom<'a> {
+    pub fn new(room: &'a Room, life: Option<&RoomLife>) -> ListedRoom<'a> {
+        let life = life.copied().unwrap_or_default();
+        ListedRoom {
+            room,
+            people: life.people,
+            active_at: life.active_at.map(rfc3339),
+        }
+    }
+}
+
 /// A JSON array of rooms, newest first: public ones and the caller's own
-/// unlisted ones.
+/// unlisted ones, each with its people now and last activity.
 async fn list_rooms(
     State(store): State<Store>,
+    State(live): State<Rooms>,
     caller: Caller,
     params: std::result::Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
@@ -90,7 +116,12 @@ async fn list_rooms(
         .await?;
     let more = rooms.len() as u64 > limit;
     rooms.truncate(limit as usize);
-    let mut response = (caller.set_cookie(), Json(&rooms)).into_response();
+    let life = live.life(rooms.iter().map(|room| room.id));
+    let listed: Vec<ListedRoom<'_>> = rooms
+        .iter()
+        .map(|room| ListedRoom::new(room, life.get(&room.id)))
+        .collect();
+    let mut response = (caller.set_cookie(), Json(&listed)).into_response();
     if more && let Some(last) = rooms.last() {
         let next = format!(
             "</api/rooms?limit={limit}&after={}>; rel=\"next\"",

@@ -7,6 +7,7 @@
 //! sees, and may use, its edit and delete forms. A deleted room's page offers
 //! to undo the deletion.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -26,7 +27,7 @@ use super::html::{escape, layout};
 use crate::error::{Error, FieldErrors};
 use crate::identity::Visitor;
 use crate::limits::Limits;
-use crate::room::Rooms;
+use crate::room::{Headcount, RoomLife, Rooms};
 use crate::storage::{NewRoom, Room, RoomListQuery, StorageError, Visibility};
 use crate::time::rfc3339;
 use crate::{AppState, Identity, Store};
@@ -54,9 +55,11 @@ pub fn router() -> Router<AppState> {
 type PageResult = Result<Response, PageError>;
 
 async fn landing(visitor: Visitor) -> Response {
-    let body = r#"<h1>Welcome to Roomscale</h1>
-<p>Meet people in persistent rooms, in your browser, on a PC headset or on a Quest.</p>
-<p><a href="/rooms">See the rooms</a> or <a href="/rooms/new">create one</a>.</p>"#;
+    let body = r#"<section class="hero">
+<h1>Welcome to Roomscale</h1>
+<p>Roomscale is a place to meet people in shared 3D rooms that stay where you left them. Join from a web browser, the desktop app or a VR headset, talk with spatial voice, chat, and pass objects around.</p>
+<p class="actions"><a class="button primary" href="/rooms/new">Create a room</a> <a class="button" href="/rooms">See who is around</a></p>
+</section>"#;
     page(&visitor, StatusCode::OK, layout("Welcome", body))
 }
 
@@ -82,6 +85,7 @@ struct ListPage {
 
 async fn list_rooms(
     State(store): State<Store>,
+    State(live): State<Rooms>,
     visitor: Visitor,
     Query(params): Query<ListPage>,
 ) -> PageResult {
@@ -103,8 +107,9 @@ async fn list_rooms(
         .await?;
     let more = rooms.len() as u64 > ROOMS_PER_PAGE;
     rooms.truncate(ROOMS_PER_PAGE as usize);
-    let mut body =
-        String::from("<h1>Rooms</h1>\n<p><a href=\"/rooms/new\">Create a room</a></p>\n");
+    let mut body = String::from(
+        "<h1>Rooms</h1>\n<p class=\"actions\"><a class=\"button primary\" href=\"/rooms/new\">Create a room</a></p>\n",
+    );
     if rooms.is_empty() {
         body.push_str(if page_number == 1 {
             "<p>No rooms yet.</p>\n"
@@ -112,19 +117,34 @@ async fn list_rooms(
             "<p>No more rooms.</p>\n"
         });
     } else {
-        body.push_str("<ul class=\"rooms\">\n");
+        // pages.js keeps the first page's counts and order live from the API.
+        body.push_str(if page_number == 1 {
+            "<ul class=\"rooms\" data-live=\"/api/rooms?limit=100\">\n"
+        } else {
+            "<ul class=\"rooms\">\n"
+        });
+        let life = live.life(rooms.iter().map(|room| room.id));
+        sort_by_activity(&mut rooms, &life);
         for room in &rooms {
             let badge = if room.visibility == Visibility::Unlisted {
                 " <span class=\"badge\" title=\"Only people with the link see this room; it is listed to you because it is yours\">unlisted</span>"
             } else {
                 ""
             };
+            let life = life.get(&room.id).copied().unwrap_or_default();
             body.push_str(&format!(
-                "<li><a href=\"/rooms/{id}\">{name}</a>{badge}<div class=\"description\">{description}</div><div class=\"meta\">Updated {updated}</div></li>\n",
+                "<li class=\"room\" data-room-id=\"{id}\" data-total=\"{total}\" data-active-at=\"{active_at}\" data-inserted-at=\"{inserted_at}\">\
+                 <div class=\"room-text\"><a href=\"/rooms/{id}\">{name}</a>{badge}<div class=\"description\">{description}</div><div class=\"meta\">Updated {updated}</div></div>\
+                 <div class=\"people\"><span class=\"count\" aria-hidden=\"true\">{total}</span> <span class=\"people-text\">{people}</span></div>\
+                 <a class=\"button join\" href=\"/rooms/{id}\" aria-label=\"Join {name}\">Join</a></li>\n",
                 id = room.id,
                 name = escape(&room.name),
                 description = escape(&room.description),
                 updated = time_element(room.updated_at),
+                total = life.people.total,
+                active_at = life.active_at.unwrap_or(0),
+                inserted_at = room.inserted_at,
+                people = people_text(&life.people),
             ));
         }
         body.push_str("</ul>\n");
@@ -146,6 +166,38 @@ async fn list_rooms(
         body.push_str(&format!("<nav class=\"pager\">{}</nav>\n", pager.join(" ")));
     }
     Ok(page(&visitor, StatusCode::OK, layout("Rooms", &body)))
+}
+
+/// The room list's order: most people first, then the most recent join, leave
+/// or chat line, then the newest room. pages.js sorts by the same rule.
+fn sort_by_activity(rooms: &mut [Room], life: &HashMap<Uuid, RoomLife>) {
+    let key = |room: &Room| {
+        let life = life.get(&room.id).copied().unwrap_or_default();
+        (
+            life.people.total,
+            life.active_at.unwrap_or(0),
+            room.inserted_at,
+        )
+    };
+    rooms.sort_by_key(|room| std::cmp::Reverse(key(room)));
+}
+
+/// "3 here: 2 in a browser, 1 in a headset", or "nobody here yet"; pages.js
+/// writes the same words when the counts change.
+fn people_text(people: &Headcount) -> String {
+    if people.total == 0 {
+        return "nobody here yet".to_string();
+    }
+    let kinds: Vec<String> = [
+        (people.browser, "in a browser"),
+        (people.desktop, "in the desktop app"),
+        (people.headset, "in a headset"),
+    ]
+    .iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, place)| format!("{count} {place}"))
+    .collect();
+    format!("{} here: {}", people.total, kinds.join(", "))
 }
 
 /// What the room forms post.

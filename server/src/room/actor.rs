@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use roomscale_protocol::events::RoomEvent;
+use roomscale_protocol::events::{RoomEvent, RoomEventBody};
 use roomscale_protocol::limits::{MAX_REPLAY_BYTES, MAX_REPLAYED_EVENTS};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -21,7 +21,7 @@ use super::state::{
     Input, LoadedRoom, Output, ReadResult, Recipients, RoomState, StorageRead, StorageWrite,
     VoiceEffect,
 };
-use super::{RoomCommand, RoomContext, Roster};
+use super::{Headcount, RoomCommand, RoomContext, Roster};
 use crate::time::unix_millis;
 
 /// Commands handled per wake-up beyond the first.
@@ -142,6 +142,15 @@ impl RoomActor {
                     banned_until,
                 }
             }
+            RoomCommand::Persist {
+                body: RoomEventBody::Chat { .. },
+                ..
+            } => {
+                self.context
+                    .activity
+                    .chatted(self.room_id, unix_millis(SystemTime::now()));
+                Input::Command(command)
+            }
             #[cfg(feature = "test-hooks")]
             RoomCommand::InjectPanic => panic!("panic injected into room {}", self.room_id),
             command => Input::Command(command),
@@ -164,6 +173,12 @@ impl RoomActor {
         if !Arc::ptr_eq(&self.published, self.state.recipients()) {
             self.published = self.state.recipients().clone();
             *self.roster.lock().expect("poisoned") = self.published.clone();
+            // Members changed (a join or a leave): the room list's count follows.
+            self.context.activity.people(
+                self.room_id,
+                Headcount::count(self.state.client_kinds()),
+                unix_millis(SystemTime::now()),
+            );
         }
         deadline
     }

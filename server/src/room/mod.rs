@@ -18,6 +18,11 @@
 //!
 //! Who was removed from which room is kept here ([`Bans`]), beside the running
 //! rooms, so a removal outlives the actor of a room that went idle.
+//!
+//! How many people each room has now, by kind of client, and when it last saw
+//! a join, a leave or a chat line is kept here too ([`Activity`]): each actor
+//! writes it when its members change or a chat line arrives (never per pose),
+//! and the room list reads it without asking the actors.
 
 mod actor;
 pub(crate) mod rules;
@@ -35,6 +40,8 @@ use roomscale_protocol::events::{
 };
 use roomscale_protocol::objects::{MAX_OBJECTS_PER_POSE_PUSH, OBJECT_POSE_BYTES, PosePush};
 use roomscale_protocol::pose::POSE_BYTES;
+use roomscale_protocol::presence::ClientKind;
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -215,6 +222,8 @@ pub struct JoinRequest {
 #[derive(Debug, Clone)]
 pub(crate) struct RoomContext {
     pub store: Store,
+    /// Where the actor publishes its people count and last activity.
+    pub activity: Activity,
     pub metrics: Arc<Metrics>,
     /// `None` when voice is off on this server.
     pub voice: Option<Voice>,
@@ -226,9 +235,10 @@ pub(crate) struct RoomContext {
 }
 
 impl RoomContext {
-    fn from_app(state: &AppState, bans: &Bans) -> RoomContext {
+    fn from_app(state: &AppState, bans: &Bans, activity: &Activity) -> RoomContext {
         RoomContext {
             store: state.store.clone(),
+            activity: activity.clone(),
             metrics: state.metrics.clone(),
             voice: state.voice.as_ref().ok().cloned(),
             bans: bans.clone(),
@@ -283,11 +293,83 @@ impl Bans {
     }
 }
 
+/// How many people are in a room now, by kind of client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Headcount {
+    /// In a web browser, flat or immersive.
+    pub browser: u32,
+    /// In the native app's desktop window.
+    pub desktop: u32,
+    /// In a headset: the native app through OpenXR, or on a Quest.
+    pub headset: u32,
+    pub total: u32,
+}
+
+impl Headcount {
+    /// Counts the members' kinds of client.
+    pub fn count(kinds: impl IntoIterator<Item = ClientKind>) -> Headcount {
+        let mut people = Headcount::default();
+        for kind in kinds {
+            match kind {
+                ClientKind::Web => people.browser += 1,
+                ClientKind::Desktop => people.desktop += 1,
+                ClientKind::Xr | ClientKind::Quest => people.headset += 1,
+            }
+            people.total += 1;
+        }
+        people
+    }
+}
+
+/// What the room list shows of a room's life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomLife {
+    pub people: Headcount,
+    /// Unix milliseconds of the last join, leave or chat line this process
+    /// saw; `None` when it saw none since it started.
+    pub active_at: Option<i64>,
+}
+
+/// Every room's [`RoomLife`], written by the actors on joins, leaves and chat
+/// lines only, read by the room list; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Activity {
+    rooms: Arc<Mutex<HashMap<Uuid, RoomLife>>>,
+}
+
+impl Activity {
+    /// The room's members changed: these are its people now.
+    pub(crate) fn people(&self, room_id: Uuid, people: Headcount, unix_ms: i64) {
+        let mut rooms = self.rooms.lock().expect("poisoned");
+        let life = rooms.entry(room_id).or_default();
+        if life.people != people {
+            life.people = people;
+            life.active_at = Some(unix_ms);
+        }
+    }
+
+    /// Someone said something in the room.
+    pub(crate) fn chatted(&self, room_id: Uuid, unix_ms: i64) {
+        let mut rooms = self.rooms.lock().expect("poisoned");
+        rooms.entry(room_id).or_default().active_at = Some(unix_ms);
+    }
+
+    /// The room's actor is gone (stopped or crashed): nobody is in it, but
+    /// its last activity stays.
+    fn emptied(&self, room_id: Uuid) {
+        let mut rooms = self.rooms.lock().expect("poisoned");
+        if let Some(life) = rooms.get_mut(&room_id) {
+            life.people = Headcount::default();
+        }
+    }
+}
+
 /// The running rooms; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Rooms {
     running: Arc<Mutex<HashMap<Uuid, RoomHandle>>>,
     bans: Bans,
+    activity: Activity,
 }
 
 #[derive(Debug, Clone)]
@@ -318,7 +400,7 @@ impl Rooms {
         );
         state.metrics.rooms_active.set(running.len() as i64);
         tokio::spawn(supervise(
-            RoomContext::from_app(state, &self.bans),
+            RoomContext::from_app(state, &self.bans, &self.activity),
             self.clone(),
             room_id,
             generation,
@@ -367,6 +449,16 @@ impl Rooms {
         self.bans
             .until(room_id, user_id)?
             .checked_duration_since(Instant::now())
+    }
+
+    /// Each listed room's people now and last activity (rooms this process
+    /// never saw anyone in have none). One short lock, no actor is asked.
+    pub fn life(&self, room_ids: impl IntoIterator<Item = Uuid>) -> HashMap<Uuid, RoomLife> {
+        let rooms = self.activity.rooms.lock().expect("poisoned");
+        room_ids
+            .into_iter()
+            .filter_map(|id| rooms.get(&id).map(|life| (id, *life)))
+            .collect()
     }
 
     pub fn running_count(&self) -> usize {
@@ -419,6 +511,8 @@ async fn supervise(
                 context.metrics.error("room_panic");
                 tracing::error!(%room_id, "room actor panicked; restarting it and asking its members to rejoin");
                 let members = roster.lock().map(|r| r.clone()).unwrap_or_default();
+                // Its members must rejoin the fresh actor, which counts them again.
+                context.activity.emptied(room_id);
                 for recipient in members.iter() {
                     // The member is gone with the actor (it rejoins as a new
                     // one): its voice peer must not outlive it.
@@ -442,6 +536,7 @@ async fn supervise(
             Err(_) => break,
         }
     }
+    context.activity.emptied(room_id);
     rooms.stopped(&context.metrics, room_id, generation);
 }
 

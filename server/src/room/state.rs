@@ -41,7 +41,9 @@ use roomscale_protocol::limits::REMOVAL_BAN_SECONDS;
 use roomscale_protocol::names::normalize_name;
 use roomscale_protocol::objects::ObjectState;
 use roomscale_protocol::pose::{self, POSE_BYTES};
-use roomscale_protocol::presence::{PresenceDiff, PresenceEntry, PresenceMeta, PresenceState};
+use roomscale_protocol::presence::{
+    ClientKind, PresenceDiff, PresenceEntry, PresenceMeta, PresenceState,
+};
 use roomscale_protocol::server_event::{Reply, ReplyBody, ServerEvent};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -417,6 +419,11 @@ impl RoomState {
     /// The members as the supervisor reaches them if the actor panics.
     pub fn recipients(&self) -> &Recipients {
         &self.recipients
+    }
+
+    /// Each member's kind of client (the room list counts them).
+    pub fn client_kinds(&self) -> impl Iterator<Item = ClientKind> + '_ {
+        self.members.values().map(|m| m.meta.client_kind)
     }
 
     pub fn is_stopped(&self) -> bool {

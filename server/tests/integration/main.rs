@@ -17,6 +17,7 @@ mod moderation;
 mod objects;
 mod ownership;
 mod phoenix_js;
+mod room_list;
 mod security_http;
 mod socket;
 mod storage;
