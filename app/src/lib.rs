@@ -10,6 +10,7 @@ pub mod desktop;
 #[cfg(test)]
 mod egui_probe;
 pub mod interpolation;
+pub mod link;
 pub mod net;
 pub mod objects;
 pub mod picker;

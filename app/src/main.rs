@@ -1,9 +1,11 @@
 //! `roomscale`: the native Roomscale client.
 //!
 //! `roomscale` opens a window with the room browser; `roomscale join <room-url>`
-//! goes straight into a room. With `--headless` it runs without a window: it
-//! prints who is there and what is said, with `--bot` walks a scripted path so
-//! others see it move, and with `--screenshot` renders what it sees offscreen.
+//! goes straight into a room (a room page's http link or a `roomscale://` link;
+//! `roomscale install-desktop-entry` makes this program open those on Linux).
+//! With `--headless` it runs without a window: it prints who is there and what
+//! is said, with `--bot` walks a scripted path so others see it move, and with
+//! `--screenshot` renders what it sees offscreen.
 //! `roomscale rooms` lists a server's rooms. With an OpenXR runtime and a
 //! headset present, `roomscale join` goes into the headset (`--xr` insists on
 //! it, `--desktop` stays flat); without one it says why and opens the window.
@@ -55,13 +57,20 @@ struct Cli {
 enum Commands {
     /// List the server's rooms.
     Rooms,
-    /// Join a room by its link, e.g. http://localhost:4000/rooms/<room id>.
+    /// Join a room by its link, e.g. http://localhost:4000/rooms/<room id>
+    /// or roomscale://rooms.example.org/rooms/<room id>.
     Join(Box<JoinArgs>),
+    /// Make this program the handler of roomscale:// links (Linux desktop entry).
+    InstallDesktopEntry {
+        /// Print the entry instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
 struct JoinArgs {
-    /// The room's link, as its page shows it.
+    /// The room's link, as its page shows it: http(s)://… or roomscale://…
     room_url: String,
     /// Run without a window: for bots, tests and servers without a display.
     #[arg(long)]
@@ -228,7 +237,7 @@ fn run(cli: Cli) -> Result<()> {
             desktop(ServerUrl::parse(&cli.server)?, identity, None)
         }
         Some(Commands::Join(args)) if args.xr || (!args.headless && !cli.desktop) => {
-            let (server, room_id) = client::parse_room_url(&args.room_url)?;
+            let (server, room_id) = roomscale_app::link::room_argument(&args.room_url)?;
             let mut identity = Identity {
                 name: args.name.clone(),
                 colour: args.colour.clone(),
@@ -251,6 +260,9 @@ fn run(cli: Cli) -> Result<()> {
                     desktop(server, identity, Some(room_id))
                 }
             }
+        }
+        Some(Commands::InstallDesktopEntry { print }) => {
+            roomscale_app::link::install_desktop_entry(print)
         }
         command => tokio::runtime::Runtime::new()
             .context("starting the async runtime")?
@@ -349,11 +361,14 @@ async fn run_headless(server: String, command: Option<Commands>) -> Result<()> {
             Ok(())
         }
         Some(Commands::Join(args)) => join(*args).await,
+        Some(Commands::InstallDesktopEntry { .. }) => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 
 async fn join(args: JoinArgs) -> Result<()> {
-    let (server, room_id) = client::parse_room_url(&args.room_url)?;
+    let (server, room_id) = roomscale_app::link::room_argument(&args.room_url)?;
     let identity = Identity {
         name: args.name.clone(),
         colour: args.colour.clone(),

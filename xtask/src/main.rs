@@ -101,6 +101,12 @@ fn test(args: &[String]) -> Result<()> {
     if let Err(error) = prereqs::ensure_apt_packages(&[], &["mesa-vulkan-drivers", "libvulkan1"]) {
         summary.note_skip(format!("Vulkan driver: {error:#}"));
     }
+    // The app's desktop entry test checks the entry with desktop-file-validate.
+    if let Err(error) =
+        prereqs::ensure_apt_packages(&["desktop-file-validate"], &["desktop-file-utils"])
+    {
+        summary.note_skip(format!("desktop-file-utils: {error:#}"));
+    }
     let mut cargo_test = cargo();
     cargo_test
         .args(["test", "--workspace"])
