@@ -5,5 +5,6 @@
 mod monado;
 mod native_client;
 mod objects;
+mod room_links;
 mod room_rules;
 mod voice_transport;
