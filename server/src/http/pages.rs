@@ -632,3 +632,74 @@ impl IntoResponse for PageError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomscale_protocol::presence::ClientKind;
+
+    fn room(name: &str, inserted_at: i64) -> Room {
+        Room {
+            id: Uuid::new_v4(),
+            name: name.to_string(),
+            description: String::new(),
+            inserted_at,
+            updated_at: inserted_at,
+            owner_id: None,
+            visibility: Visibility::Public,
+            locked: false,
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn people_are_told_in_words_by_kind() {
+        assert_eq!(people_text(&Headcount::default()), "nobody here yet");
+        let people = Headcount::count([ClientKind::Web, ClientKind::Quest, ClientKind::Web]);
+        assert_eq!(
+            people_text(&people),
+            "3 here: 2 in a browser, 1 in a headset"
+        );
+        let people = Headcount::count([ClientKind::Desktop, ClientKind::Xr]);
+        assert_eq!(
+            people_text(&people),
+            "2 here: 1 in the desktop app, 1 in a headset"
+        );
+    }
+
+    #[test]
+    fn the_busiest_then_the_liveliest_then_the_newest_room_comes_first() {
+        let mut rooms = vec![
+            room("new and empty", 300),
+            room("old and chatty", 100),
+            room("crowded", 50),
+            room("newer, one here", 200),
+            room("older, one here", 150),
+        ];
+        let life = |people: &[ClientKind], active_at: Option<i64>| RoomLife {
+            people: Headcount::count(people.iter().copied()),
+            active_at,
+        };
+        let lives = HashMap::from([
+            (rooms[1].id, life(&[], Some(900))),
+            (
+                rooms[2].id,
+                life(&[ClientKind::Web, ClientKind::Desktop], Some(10)),
+            ),
+            (rooms[3].id, life(&[ClientKind::Web], Some(500))),
+            (rooms[4].id, life(&[ClientKind::Quest], Some(500))),
+        ]);
+        sort_by_activity(&mut rooms, &lives);
+        let order: Vec<&str> = rooms.iter().map(|room| room.name.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "crowded",
+                "newer, one here",
+                "older, one here",
+                "old and chatty",
+                "new and empty"
+            ]
+        );
+    }
+}

@@ -20,6 +20,16 @@ async fn listed(server: &TestServer, id: &str) -> Value {
         .clone()
 }
 
+/// An `active_at` as Unix milliseconds.
+fn unix_ms(active_at: &Value) -> i128 {
+    let text = active_at
+        .as_str()
+        .unwrap_or_else(|| panic!("active_at is a string: {active_at}"));
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|error| panic!("active_at {text} is not RFC 3339: {error}"));
+    at.unix_timestamp_nanos() / 1_000_000
+}
+
 /// Waits until the room's `people` are `want` (a leave reaches the room a
 /// moment after the socket closes).
 async fn people_become(server: &TestServer, id: &str, want: Value) -> Value {
@@ -77,6 +87,40 @@ async fn the_room_list_counts_people_by_kind_and_follows_joins_and_leaves() {
         "active_at is RFC 3339: {active_at}"
     );
 
+    // A chat line is activity too: the quiet room, with nobody left in it,
+    // becomes lively later than the busy one.
+    let mut chatter = server.socket("Chatter").await;
+    let (chatter_ref, _) = chatter.join_ok(&format!("room:{quiet}"), "Chatter").await;
+    people_become(
+        &server,
+        &quiet,
+        json!({"browser": 0, "desktop": 1, "headset": 0, "total": 1}),
+    )
+    .await;
+    let joined_at = listed(&server, &quiet).await["active_at"].clone();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (status, reply) = chatter
+        .request(
+            Some(&chatter_ref),
+            &format!("room:{quiet}"),
+            "chat",
+            json!({"text": "anyone?"}),
+        )
+        .await;
+    assert_eq!(status, "ok", "the chat line was refused: {reply}");
+    let chatted_at = listed(&server, &quiet).await["active_at"].clone();
+    assert!(
+        unix_ms(&chatted_at) > unix_ms(&joined_at),
+        "a chat line moves active_at on: joined {joined_at}, chatted {chatted_at}"
+    );
+    drop(chatter);
+    people_become(
+        &server,
+        &quiet,
+        json!({"browser": 0, "desktop": 0, "headset": 0, "total": 0}),
+    )
+    .await;
+
     // The page lists the busy room first (the quiet one is newer), with its
     // count in words and a join link.
     let html = server.get("/rooms").await.body;
@@ -106,6 +150,39 @@ async fn the_room_list_counts_people_by_kind_and_follows_joins_and_leaves() {
         &server,
         &busy,
         json!({"browser": 0, "desktop": 0, "headset": 0, "total": 0}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_room_that_crashes_counts_only_those_who_rejoin() {
+    let server = TestServer::start().await;
+    let room = server.create_room("Shaky").await;
+    let topic = format!("room:{room}");
+    let mut ada = server.socket("Ada").await;
+    ada.join_ok(&topic, "Ada").await;
+    people_become(
+        &server,
+        &room,
+        json!({"browser": 0, "desktop": 1, "headset": 0, "total": 1}),
+    )
+    .await;
+
+    let room_id = room.parse().unwrap();
+    assert!(server.state.rooms.inject_panic(room_id).await);
+    ada.expect_event("phx_error").await;
+    // Ada's member went with the crashed actor; until she rejoins nobody is there.
+    people_become(
+        &server,
+        &room,
+        json!({"browser": 0, "desktop": 0, "headset": 0, "total": 0}),
+    )
+    .await;
+    ada.join_ok(&topic, "Ada").await;
+    people_become(
+        &server,
+        &room,
+        json!({"browser": 0, "desktop": 1, "headset": 0, "total": 1}),
     )
     .await;
 }
