@@ -318,7 +318,7 @@ pub fn room_argument(argument: &str) -> Result<(ServerUrl, String)> {
             anyhow::anyhow!(
                 "{argument} means {page}, but the native client reaches servers over plain http \
                  for now; for a server on a trusted network, add ?insecure=1 to the link, or open \
-                 the room in a browser ({error})"
+                 the room in a browser"
             )
         } else {
             anyhow::Error::new(error).context(format!("{argument} means {page}"))
