@@ -525,7 +525,7 @@ impl RoomState {
     pub(super) fn take_object_poses(
         &mut self,
         out: &mut Vec<[u8; OBJECT_POSE_BYTES]>,
-        senders: &mut Vec<MemberId>,
+        senders: &mut super::relay::Senders,
     ) {
         for object in self.objects.by_id.values_mut() {
             if !object.changed {
@@ -534,7 +534,7 @@ impl RoomState {
             object.changed = false;
             if let (Some(pose), Some(holder)) = (object.latest, &object.holder) {
                 out.push(pose);
-                senders.push(holder.member);
+                senders.add(holder.member);
             }
         }
     }

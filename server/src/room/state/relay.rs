@@ -28,7 +28,7 @@ impl RoomState {
         let mut objects = Vec::new();
         let mut newcomers = Vec::new();
         // Whose poses the frame carries: one member alone gets nothing from it.
-        let mut senders = Vec::new();
+        let mut senders = Senders::default();
         for (&id, m) in self.members.iter_mut() {
             if m.needs_every_pose {
                 newcomers.push(id);
@@ -37,15 +37,14 @@ impl RoomState {
                 m.pose_changed = false;
                 if let Some(pose) = m.latest_pose {
                     poses.push(pose);
-                    senders.push(id);
+                    senders.add(id);
                 }
             }
         }
         self.take_object_poses(&mut objects, &mut senders);
         if !poses.is_empty() || !objects.is_empty() {
             let mut skip = newcomers.clone();
-            senders.dedup();
-            if let [only_sender] = senders[..] {
+            if let Senders::One(only_sender) = senders {
                 skip.push(only_sender);
             }
             if skip.len() < self.members.len() {
@@ -94,5 +93,26 @@ impl RoomState {
             }
         }
         self.tick_poses = poses;
+    }
+}
+
+/// Whose poses a tick's frame carries, as far as skipping goes: a member
+/// whose own poses are all the frame holds gets nothing from it. Kept as a
+/// state rather than a list, so the tick allocates nothing for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Senders {
+    #[default]
+    Nobody,
+    One(MemberId),
+    Several,
+}
+
+impl Senders {
+    pub(super) fn add(&mut self, member: MemberId) {
+        *self = match *self {
+            Senders::Nobody => Senders::One(member),
+            Senders::One(only) if only == member => Senders::One(only),
+            _ => Senders::Several,
+        };
     }
 }
