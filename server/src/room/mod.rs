@@ -176,19 +176,18 @@ pub struct PushedObjects {
 impl PushedObjects {
     /// The object poses of a parsed push.
     pub fn of(push: &PosePush<'_>) -> PushedObjects {
-        let mut objects = PushedObjects::default();
-        for pose in push.objects().take(MAX_OBJECTS_PER_POSE_PUSH) {
-            objects.poses[usize::from(objects.len)] = *pose;
-            objects.len += 1;
-        }
-        objects
+        PushedObjects::collect(push.objects())
     }
 
     /// Object poses given one by one (tests, load generators); those past
     /// [`MAX_OBJECTS_PER_POSE_PUSH`] are left out.
     pub fn from_poses(poses: &[[u8; OBJECT_POSE_BYTES]]) -> PushedObjects {
+        PushedObjects::collect(poses.iter())
+    }
+
+    fn collect<'a>(poses: impl Iterator<Item = &'a [u8; OBJECT_POSE_BYTES]>) -> PushedObjects {
         let mut objects = PushedObjects::default();
-        for pose in poses.iter().take(MAX_OBJECTS_PER_POSE_PUSH) {
+        for pose in poses.take(MAX_OBJECTS_PER_POSE_PUSH) {
             objects.poses[usize::from(objects.len)] = *pose;
             objects.len += 1;
         }
