@@ -21,12 +21,29 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A whole page: `title` is plain text (escaped here), `body` is HTML that the
-/// caller built with escaped values. Every page loads `/assets/pages.js` (the
-/// small script for delete confirmations and local times) and `/pages.css`, and
-/// names an empty icon, so browsers do not ask for a `/favicon.ico` that does
-/// not exist. Nothing inline: the Content-Security-Policy allows no inline script.
+/// A whole page with the site's top bar: `title` is plain text (escaped here),
+/// `body` is HTML that the caller built with escaped values, put in `<main>`.
 pub fn layout(title: &str, body: &str) -> String {
+    frame(
+        title,
+        "<body>\n<nav class=\"site-nav\" aria-label=\"Site\"><a class=\"brand\" href=\"/\">Roomscale</a><a href=\"/rooms\">Rooms</a><a href=\"/rooms/new\">New room</a></nav>\n<main>\n",
+        body,
+        "</main>\n",
+    )
+}
+
+/// The room page: the scene fills the window, so there is no top bar and no
+/// `<main>` around `body`; the body has class `room-page`, which the room's part
+/// of the stylesheet keys on.
+pub fn room_layout(title: &str, body: &str) -> String {
+    frame(title, "<body class=\"room-page\">\n", body, "")
+}
+
+/// The HTML around `body`. Every page loads `/assets/pages.js` (the small script
+/// for delete confirmations and local times) and `/pages.css`, and names an
+/// empty icon, so browsers do not ask for a `/favicon.ico` that does not exist.
+/// Nothing inline: the Content-Security-Policy allows no inline script.
+fn frame(title: &str, open: &str, body: &str, close: &str) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
@@ -40,12 +57,8 @@ pub fn layout(title: &str, body: &str) -> String {
 <script type="module" src="/assets/pages.js"></script>
 <link rel="stylesheet" href="/pages.css">
 </head>
-<body>
-<nav><a href="/">Roomscale</a><a href="/rooms">Rooms</a><a href="/rooms/new">New room</a></nav>
-<main>
-{body}
-</main>
-</body>
+{open}{body}
+{close}</body>
 </html>
 "#,
         title = escape(title),
@@ -64,5 +77,22 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot; + &#39;y&#39;)&lt;/script&gt; &amp; co"
         );
         assert_eq!(escape("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
+    fn pages_have_the_top_bar_and_the_room_fills_the_window() {
+        let page = layout("A <b>", "<p>hi</p>");
+        assert!(page.contains("<title>A &lt;b&gt; · Roomscale</title>"));
+        assert!(page.contains("<nav class=\"site-nav\""));
+        assert!(page.contains("<main>\n<p>hi</p>\n</main>\n</body>"));
+        let room = room_layout("Lobby", "<div id=\"room-root\"></div>");
+        assert!(room.contains("<body class=\"room-page\">\n<div id=\"room-root\"></div>\n</body>"));
+        assert!(!room.contains("<nav") && !room.contains("<main"));
+        for page in [page, room] {
+            assert!(page.contains("<script type=\"module\" src=\"/assets/pages.js\"></script>"));
+            assert!(page.contains("<link rel=\"stylesheet\" href=\"/pages.css\">"));
+            // Inline script would be refused by the Content-Security-Policy.
+            assert_eq!(page.matches("<script").count(), 1);
+        }
     }
 }

@@ -1,11 +1,18 @@
-//! Server-rendered pages: the landing page, the room list, the room forms and the
-//! room page that hosts the browser client.
+//! Server-rendered pages: the landing page, the room list, the room forms, the
+//! room page that hosts the browser client, and the error pages.
 //!
 //! Every page sets the visitor cookie when the request had none, so that the room
 //! page can embed a socket token for a stable user id. Every form carries the
 //! visitor's CSRF token (`_csrf`), checked on every post; only a room's owner
-//! sees, and may use, its edit and delete forms. A deleted room's page offers
-//! to undo the deletion.
+//! sees, and may use, its edit and delete forms.
+//!
+//! The room page is a shell for room.js and fills the window (no top bar):
+//! `#room-root` carries the room id, the visitor's id and socket token and the
+//! room's name; the hidden `#room-details` holds what the room menu shows
+//! (name, description, and for the owner Edit and Delete). A room id that names
+//! no room, or is no room id, gets a 404 page; a deleted room, kept for
+//! [`DELETED_ROOMS_KEPT`] until the janitor purges it, gets a 410 page that
+//! offers its owner Undo while it can still be restored.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,13 +30,13 @@ use uuid::Uuid;
 
 use super::api::{delete_and_close, restore, take_room_creation};
 use super::caller::{Caller, not_the_owner};
-use super::html::{escape, layout};
+use super::html::{escape, layout, room_layout};
 use crate::error::{Error, FieldErrors};
 use crate::identity::Visitor;
 use crate::limits::Limits;
 use crate::room::{Headcount, RoomLife, Rooms};
-use crate::storage::{NewRoom, Room, RoomListQuery, StorageError, Visibility};
-use crate::time::rfc3339;
+use crate::storage::{DELETED_ROOMS_KEPT, NewRoom, Room, RoomListQuery, StorageError, Visibility};
+use crate::time::{rfc3339, unix_millis};
 use crate::{AppState, Identity, Store};
 
 /// Rooms per page of /rooms.
@@ -318,12 +325,24 @@ async fn show_room(
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> PageResult {
-    let room = find_room(&store, &id).await?;
+    let id = page_room_id(&id)?;
+    let room = store
+        .get_room_including_deleted(id)
+        .await?
+        .ok_or(PageError(Error::NotFound))?;
+    if room.deleted_at.is_some() {
+        let body = deleted_room_body(&identity, &visitor, &room);
+        return Ok(no_store(page(
+            &visitor,
+            StatusCode::GONE,
+            layout("Room deleted", &body),
+        )));
+    }
     let (token, _) = identity.issue_token(&visitor.user_id, None, SystemTime::now());
     let owner_controls = if room.is_owned_by(&visitor.user_id) {
         format!(
-            r#"<p><a href="/rooms/{id}/edit">Edit room</a></p>
-<form method="post" action="/rooms/{id}/delete" data-confirm="{confirm}"><input type="hidden" name="_csrf" value="{csrf}"><button type="submit">Delete room</button></form>
+            r#"<p class="owner-actions"><a class="button" href="/rooms/{id}/edit">Edit room</a></p>
+<form method="post" action="/rooms/{id}/delete" data-confirm="{confirm}"><input type="hidden" name="_csrf" value="{csrf}"><button type="submit" class="danger">Delete room</button></form>
 "#,
             id = room.id,
             confirm = escape(&format!(
@@ -339,27 +358,74 @@ async fn show_room(
         Visibility::Public => "",
         Visibility::Unlisted => " · unlisted: only people with the link can find it",
     };
+    let description = if room.description.trim().is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p class=\"description\">{}</p>\n",
+            escape(&room.description)
+        )
+    };
+    // room.js builds the view inside #room-root and moves #room-details into
+    // its Room menu; the details stay hidden until then.
     let body = format!(
-        r#"<h1>{name}</h1>
-<p class="description">{description}</p>
-<p class="meta">Created {created}{visibility}</p>
-{owner_controls}<div id="room-root" data-room-id="{id}" data-user-id="{user_id}" data-token="{token}"></div>
+        r#"<div id="room-root" data-room-id="{id}" data-user-id="{user_id}" data-token="{token}" data-room-name="{name}">
 <noscript>The room needs JavaScript to show people and carry voice.</noscript>
+</div>
+<section id="room-details" hidden aria-label="About this room">
+<h2>{name}</h2>
+{description}<p class="meta">Created {created}{visibility}</p>
+{owner_controls}</section>
 <script type="module" src="/assets/room.js"></script>"#,
         id = room.id,
         name = escape(&room.name),
-        description = escape(&room.description),
         created = time_element(room.inserted_at),
         user_id = escape(&visitor.user_id),
         token = escape(&token),
     );
-    let mut response = page(&visitor, StatusCode::OK, layout(&room.name, &body));
     // The page embeds a socket token: no cache may keep it.
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store(page(
+        &visitor,
+        StatusCode::OK,
+        room_layout(&room.name, &body),
+    )))
 }
+
+/// What a deleted room's page says (also shown right after deleting it): that
+/// nobody can join it, and to its owner, while it can still be restored, the
+/// Undo form.
+fn deleted_room_body(identity: &Identity, visitor: &Visitor, room: &Room) -> String {
+    let restorable_until = room
+        .deleted_at
+        .map(|deleted_at| {
+            deleted_at
+                .saturating_add(i64::try_from(DELETED_ROOMS_KEPT.as_millis()).unwrap_or(i64::MAX))
+        })
+        .filter(|&until| until > unix_millis(SystemTime::now()));
+    let undo = match restorable_until {
+        Some(until) if room.is_owned_by(&visitor.user_id) => format!(
+            r#"<p>You can bring it back, with its chat, until {until}.</p>
+<form method="post" action="/rooms/{id}/restore"><input type="hidden" name="_csrf" value="{csrf}"><button type="submit" class="primary">Undo</button></form>
+"#,
+            until = time_element(until),
+            id = room.id,
+            csrf = escape(&identity.csrf_token(&visitor.user_id)),
+        ),
+        _ => String::new(),
+    };
+    format!(
+        r#"<section class="room-error">
+<h1>This room was deleted</h1>
+<p>The room &#8220;{name}&#8221; was deleted by its owner: nobody can join it, and it is gone from the room list.</p>
+{undo}{links}
+</section>"#,
+        name = escape(&room.name),
+        links = ROOM_ERROR_LINKS,
+    )
+}
+
+/// Where to go from a room that is not there.
+const ROOM_ERROR_LINKS: &str = r#"<p class="actions"><a class="button primary" href="/rooms">See the rooms</a> <a class="button" href="/rooms/new">Create a room</a></p>"#;
 
 async fn edit_room_form(
     State(store): State<Store>,
@@ -429,20 +495,17 @@ async fn delete_room(
     let room = find_room(&store, &id).await?;
     owner_only(&visitor, &room)?;
     delete_and_close(&store, &rooms, room.id).await?;
-    let body = format!(
-        r#"<h1>Room deleted</h1>
-<p>The room &#8220;{name}&#8221; is deleted: nobody can join it, and it is gone from the list. For 7 days you can still bring it back, with its chat.</p>
-<form method="post" action="/rooms/{id}/restore"><input type="hidden" name="_csrf" value="{csrf}"><button type="submit">Undo</button></form>
-<p><a href="/rooms">Back to the rooms</a></p>"#,
-        name = escape(&room.name),
-        id = room.id,
-        csrf = escape(&identity.csrf_token(&visitor.user_id)),
-    );
-    Ok(page(
+    // The room as stored now, with its deletion time for the Undo deadline.
+    let room = store
+        .get_room_including_deleted(room.id)
+        .await?
+        .ok_or(PageError(Error::NotFound))?;
+    let body = deleted_room_body(&identity, &visitor, &room);
+    Ok(no_store(page(
         &visitor,
         StatusCode::OK,
         layout("Room deleted", &body),
-    ))
+    )))
 }
 
 async fn restore_room(
@@ -562,6 +625,14 @@ fn page(visitor: &Visitor, status: StatusCode, html: String) -> Response {
     (status, visitor.set_cookie(), Html(html)).into_response()
 }
 
+/// `response`, which no cache may keep (it holds a token, or changes on undo).
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn redirect(visitor: &Visitor, to: &str) -> Response {
     (visitor.set_cookie(), Redirect::to(to)).into_response()
 }
@@ -581,11 +652,25 @@ fn capitalise(message: &str) -> String {
     }
 }
 
-/// The 404 page.
+/// The 404 page for a path that is nothing.
 pub fn not_found_page() -> Response {
-    let body = r#"<h1>Not found</h1>
-<p>There is nothing here; the room may have been deleted. <a href="/rooms">See the rooms</a>.</p>"#;
+    let body = r#"<section class="page-error">
+<h1>Not found</h1>
+<p>There is nothing at this address. <a href="/rooms">See the rooms</a>.</p>
+</section>"#;
     (StatusCode::NOT_FOUND, Html(layout("Not found", body))).into_response()
+}
+
+/// The 404 page for a room id that names no room (or is not a room id at all).
+fn room_not_found_page() -> Response {
+    let body = format!(
+        r#"<section class="room-error">
+<h1>This room does not exist</h1>
+<p>The link may be mistyped or cut short: check it with whoever shared it, or pick a room from the list.</p>
+{ROOM_ERROR_LINKS}
+</section>"#
+    );
+    (StatusCode::NOT_FOUND, Html(layout("Not found", &body))).into_response()
 }
 
 /// An [`Error`] shown as a page rather than as JSON.
@@ -610,7 +695,8 @@ impl IntoResponse for PageError {
         error.log_if_internal();
         let status = error.status();
         let message = match &error {
-            Error::NotFound => return not_found_page(),
+            // Every page route is about a room.
+            Error::NotFound => return room_not_found_page(),
             // Client errors carry a message meant for the client.
             Error::BadRequest(message)
             | Error::Forbidden(message)
@@ -624,7 +710,10 @@ impl IntoResponse for PageError {
                   keeps happening."
                 .to_string(),
         };
-        let body = format!("<h1>Sorry</h1>\n<p>{}</p>", escape(&message));
+        let body = format!(
+            "<section class=\"page-error\">\n<h1>Sorry</h1>\n<p>{}</p>\n</section>",
+            escape(&message)
+        );
         let mut response = (status, Html(layout("Error", &body))).into_response();
         if let Some(retry_after) = error.retry_after_header() {
             response.headers_mut().insert(RETRY_AFTER, retry_after);

@@ -121,7 +121,7 @@ async fn rooms_are_managed_through_the_pages() {
 
     let visit = server.get(&format!("/rooms/{id}")).await;
     assert_eq!(visit.status, 200);
-    assert!(visit.body.contains("<h1>Lobby</h1>") && visit.body.contains("Say hello"));
+    assert!(visit.body.contains("<h2>Lobby</h2>") && visit.body.contains("Say hello"));
     assert!(
         !visit.body.contains(&format!(r#"href="/rooms/{id}/edit""#)),
         "only the owner sees the edit link"
@@ -183,14 +183,14 @@ async fn rooms_are_managed_through_the_pages() {
             .get(&format!("/rooms/{id}"))
             .await
             .body
-            .contains("<h1>Atrium</h1>")
+            .contains("<h2>Atrium</h2>")
     );
 
     let delete = format!("/rooms/{id}/delete");
     let deleted = browser.submit(&format!("/rooms/{id}"), &delete, &[]).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
     assert!(deleted.body.contains("Room deleted"));
-    assert_eq!(server.get(&format!("/rooms/{id}")).await.status, 404);
+    assert_eq!(server.get(&format!("/rooms/{id}")).await.status, 410);
     assert!(!server.get("/rooms").await.body.contains("Atrium"));
     let token = server.state.identity.csrf_token(&browser.user_id);
     assert_eq!(
@@ -243,7 +243,7 @@ async fn invalid_forms_are_shown_again_with_messages_and_typed_values() {
             .get(&format!("/rooms/{id}"))
             .await
             .body
-            .contains("<h1>Lobby</h1>"),
+            .contains("<h2>Lobby</h2>"),
         "unchanged"
     );
 }

@@ -18,6 +18,7 @@ mod objects;
 mod ownership;
 mod phoenix_js;
 mod room_list;
+mod room_page;
 mod security_http;
 mod socket;
 mod storage;

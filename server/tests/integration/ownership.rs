@@ -171,7 +171,7 @@ async fn only_the_owner_sees_and_uses_the_edit_and_delete_forms() {
         ada.get(&room_page)
             .await
             .body
-            .contains("<h1>Ada&#39;s room</h1>")
+            .contains("<h2>Ada&#39;s room</h2>")
     );
 
     // The owner edits and deletes.
@@ -187,7 +187,7 @@ async fn only_the_owner_sees_and_uses_the_edit_and_delete_forms() {
         )
         .await;
     assert_eq!(edited.status, 303, "{}", edited.body);
-    assert!(ada.get(&room_page).await.body.contains("<h1>Atrium</h1>"));
+    assert!(ada.get(&room_page).await.body.contains("<h2>Atrium</h2>"));
 }
 
 #[tokio::test]
@@ -334,7 +334,7 @@ async fn deleting_ends_the_live_session_and_the_owner_can_undo_it() {
     .await
     .expect("the member gets phx_close");
     assert_eq!(close.payload["code"], json!(ErrorCode::RoomDeleted));
-    assert_eq!(ada.get(&format!("/rooms/{id}")).await.status, 404);
+    assert_eq!(ada.get(&format!("/rooms/{id}")).await.status, 410);
     assert!(!ada.get("/rooms").await.body.contains("Doomed"));
     let mut late = server.socket("Cy").await;
     let (_, status, refused) = late
