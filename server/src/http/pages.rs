@@ -402,8 +402,9 @@ fn deleted_room_body(identity: &Identity, visitor: &Visitor, room: &Room) -> Str
                 .saturating_add(i64::try_from(DELETED_ROOMS_KEPT.as_millis()).unwrap_or(i64::MAX))
         })
         .filter(|&until| until > unix_millis(SystemTime::now()));
+    let owner = room.is_owned_by(&visitor.user_id);
     let undo = match restorable_until {
-        Some(until) if room.is_owned_by(&visitor.user_id) => format!(
+        Some(until) if owner => format!(
             r#"<p>You can bring it back, with its chat, until {until}.</p>
 <form method="post" action="/rooms/{id}/restore"><input type="hidden" name="_csrf" value="{csrf}"><button type="submit" class="primary">Undo</button></form>
 "#,
@@ -413,19 +414,31 @@ fn deleted_room_body(identity: &Identity, visitor: &Visitor, room: &Room) -> Str
         ),
         _ => String::new(),
     };
+    let who = if owner {
+        "You deleted the room"
+    } else {
+        "Its owner deleted the room"
+    };
     format!(
         r#"<section class="room-error">
 <h1>This room was deleted</h1>
-<p>The room &#8220;{name}&#8221; was deleted by its owner: nobody can join it, and it is gone from the room list.</p>
+<p>{who} &#8220;{name}&#8221;: nobody can join it, and it is gone from the room list.</p>
 {undo}{links}
 </section>"#,
         name = escape(&room.name),
-        links = ROOM_ERROR_LINKS,
+        // Undo, when offered, is the page's main action.
+        links = room_error_links(undo.is_empty()),
     )
 }
 
-/// Where to go from a room that is not there.
-const ROOM_ERROR_LINKS: &str = r#"<p class="actions"><a class="button primary" href="/rooms">See the rooms</a> <a class="button" href="/rooms/new">Create a room</a></p>"#;
+/// Where to go from a room that is not there; `main` when nothing else on the
+/// page is the main action.
+fn room_error_links(main: bool) -> String {
+    format!(
+        r#"<p class="actions"><a class="button{primary}" href="/rooms">See the rooms</a> <a class="button" href="/rooms/new">Create a room</a></p>"#,
+        primary = if main { " primary" } else { "" },
+    )
+}
 
 async fn edit_room_form(
     State(store): State<Store>,
@@ -667,8 +680,9 @@ fn room_not_found_page() -> Response {
         r#"<section class="room-error">
 <h1>This room does not exist</h1>
 <p>The link may be mistyped or cut short: check it with whoever shared it, or pick a room from the list.</p>
-{ROOM_ERROR_LINKS}
-</section>"#
+{links}
+</section>"#,
+        links = room_error_links(true),
     );
     (StatusCode::NOT_FOUND, Html(layout("Not found", &body))).into_response()
 }
