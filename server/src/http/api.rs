@@ -162,10 +162,16 @@ pub fn take_room_creation(limits: &Limits, peer: SocketAddr) -> Result<()> {
         .map_err(|wait| Error::rate_limited("create rooms", wait))
 }
 
-async fn show_room(State(store): State<Store>, Path(id): Path<String>) -> Result<Json<Room>> {
+/// One room, with who is in it now (the lobby shows it before a visitor enters).
+async fn show_room(
+    State(store): State<Store>,
+    State(live): State<Rooms>,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let id = parse_room_id(&id)?;
     let room = store.get_room(id).await?.ok_or(Error::NotFound)?;
-    Ok(Json(room))
+    let life = live.life([room.id]);
+    Ok(Json(ListedRoom::new(&room, life.get(&room.id))).into_response())
 }
 
 async fn update_room(

@@ -59,6 +59,8 @@ export interface PresenceMember {
 
 export interface RoomHandlers {
   status(status: ConnectionStatus): void
+  /** The socket is open (each time it opens). */
+  open(): void
   /** Each successful join, the first and every rejoin. */
   joined(reply: JoinReply): void
   presence(members: PresenceMember[]): void
@@ -127,6 +129,7 @@ export class RoomConnection {
     this.socket = new Socket("/socket", {params: {token: options.token}})
     this.socket.onOpen(() => {
       performance.mark("roomscale:socket-open")
+      handlers.open()
     })
     this.socket.onError(() => {
       handlers.status({kind: "reconnecting", reason: "the connection to the server was lost"})
@@ -164,9 +167,15 @@ export class RoomConnection {
     })
   }
 
-  connect(): void {
-    this.handlers.status({kind: "connecting"})
+  /** Opens the socket (in the lobby, so entering the room needs only the join). */
+  open(): void {
     performance.mark("roomscale:connect")
+    this.socket.connect()
+  }
+
+  /** Joins the room channel: the visitor enters the room and shows in presence. */
+  join(): void {
+    this.handlers.status({kind: "connecting"})
     this.socket.connect()
     this.channel
       .join()

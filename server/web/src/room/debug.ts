@@ -8,7 +8,7 @@ import type {Avatar} from "./avatars"
 import type {ObjectView} from "./objects"
 import type {ChatLine, NoticeLine, Person} from "./ui"
 
-export type RoomState = "connecting" | "joining" | "joined" | "reconnecting" | "failed"
+export type RoomState = "lobby" | "connecting" | "joining" | "joined" | "reconnecting" | "failed"
 
 type Vec3 = [number, number, number]
 

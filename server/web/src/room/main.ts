@@ -1,8 +1,11 @@
 // The room page (room.js): the visitor in a 3D room with everyone else.
 //
-// The server renders `<div id="room-root" data-room-id data-user-id data-token>`;
-// this script builds the page's room UI in it, the Babylon scene, WebXR, and the
-// room channel, and then each frame: sends the visitor's own pose, and shows
+// The server renders `<div id="room-root" data-room-id data-user-id
+// data-token data-room-name>` (and the room's details, which the Room panel
+// takes); this script builds the room UI in it and the lobby over it, opens
+// the socket and loads the scene and avatar model while the visitor is in the
+// lobby, joins the room channel when they enter (starting voice with the
+// chosen microphone, or listening only), sets up WebXR, and then each frame: sends the visitor's own pose, and shows
 // every other member's avatar about 100 ms behind their latest pose.
 // Moderation (who may, the notices everyone sees, a member muted by a
 // moderator), older history and the room's shared objects (objects.ts, picked
@@ -13,20 +16,23 @@ import {Vector3} from "@babylonjs/core/Maths/math.vector"
 import type {Governance, JoinReply, ModerationNotice, PresenceMeta, RoomEvent, Speaking} from "@roomscale/protocol"
 
 import type {PoseBatch} from "../protocol/pose"
+import {listMicrophones, meterValue, playTestSound} from "./audioCheck"
 import {AvatarFactory, type Avatar} from "./avatars"
 import {RoomConnection, type ConnectionStatus, type PresenceMember} from "./connection"
 import {installDebugSurface, type RoomState} from "./debug"
 import {AvatarTrack} from "./interpolation"
+import {Lobby, type LobbyChoice} from "./lobby"
 import {flatPose, immersivePose, PoseSender} from "./localPose"
 import {Grabbing} from "./grab"
 import {controlsFor, describeNotice, HistoryGaps, lockControl, roleOf, type ModerationControl} from "./moderation"
 import {RoomObjects} from "./objects"
 import {chatTextProblem, normalizeName, userTag} from "./names"
-import {loadProfile, saveProfile, validateColour, type Profile} from "./profile"
+import {loadProfile, saveProfile, validateColour, validateName, type Profile} from "./profile"
 import {createRoomScene, EYE_HEIGHT, SPAWN_LOOK_AT_HEIGHT} from "./scene"
+import {TouchControls} from "./touch"
 import {RoomUi, type ChatLine, type NoticeLine, type Person} from "./ui"
 import {renderSpatialProbe, Voice, type Vec3} from "./voice"
-import {isImmersive, setUpXr, type XrSupport} from "./xr"
+import {enterVr, isImmersive, setUpXr, type XrSupport} from "./xr"
 
 const AVATAR_URL = "/assets/avatar.gltf"
 /** Visitors arrive spread on a circle around the room's centre, facing it. */
@@ -47,7 +53,15 @@ function start(): void {
   const selfUserId: string = userId
   let profile = loadProfile(userId)
   const ui = new RoomUi(root, profile)
-  let state: RoomState = "connecting"
+  const lobby = new Lobby(ui.view, {
+    roomName: root.dataset.roomName ?? document.title,
+    userId,
+    profile,
+    problem: (typed) => validateName(typed.name) ?? validateColour(typed.colour),
+  })
+  /** What the visitor chose in the lobby; null until they enter. */
+  let entered: LobbyChoice | null = null
+  let state: RoomState = "lobby"
   let inRoomAt: number | null = null
   let selfSlot: number | null = null
   let joinedOnce = false
@@ -79,16 +93,20 @@ function start(): void {
         if (status.kind === "failed") {
           // Out of the room for good: our voice goes with it.
           voice.stop()
+          lobby.setFailed(`You cannot enter: ${status.reason}`)
         }
-        if (status.kind !== "joined") {
+        // In the lobby the room is not entered yet: only an end is news there.
+        if (status.kind !== "joined" && (entered || status.kind === "failed")) {
           state = status.kind
         }
         updateState()
       },
+      open: () => loaded("socket"),
       joined: (reply: JoinReply) => {
         performance.mark("roomscale:joined")
         startRenderLoop()
         selfSlot = reply.slot
+        const firstJoin = !joinedOnce
         // Every (re)join starts every track afresh: the room's pose clock may
         // have restarted with the room, and slots may have changed hands.
         tracks.clear()
@@ -104,8 +122,11 @@ function start(): void {
         ui.setOlderMessages(history.hasOlder)
         addEvents(reply.events)
         showGovernance()
-        // A rejoin is a new connection to the server: voice starts over on it.
-        if (joinedOnce && voice.state !== "off") {
+        // Voice starts with the first join, as chosen in the lobby; a rejoin is a
+        // new connection to the server: voice starts over on it.
+        if (firstJoin && entered) {
+          voice.start(entered.microphone).catch((error: Error) => console.warn(`voice: ${error.message}`))
+        } else if (voice.state !== "off") {
           voice.restart().catch(() => {})
         }
         state = "joined"
@@ -151,7 +172,7 @@ function start(): void {
   })
   const poseSender = new PoseSender((encoded) => connection.sendPose(encoded))
   const voice = new Voice(connection, () => {
-    ui.setVoice({state: voice.state, muted: voice.muted, moderatorMuted: voice.moderatorMuted, note: voice.note})
+    ui.setVoice({state: voice.state, muted: voice.muted, moderatorMuted: voice.moderatorMuted, note: voice.note, listeningOnly: voice.listeningOnly})
     ui.setPeople(people())
   })
   connection.on("speaking", (payload) => {
@@ -170,20 +191,68 @@ function start(): void {
   })
   ui.onVoice(
     () => {
-      if (voice.state === "off" || voice.state === "failed") {
-        voice.start().catch((error: Error) => console.warn(error.message))
-      } else {
-        voice.stop()
-      }
+      // The microphone chosen in Settings, else the browser's default.
+      voice.useMicrophone(ui.microphoneSelect.value).then(showMicrophones, (error: Error) => console.warn(error.message))
     },
     () => {
       voice.setMuted(!voice.muted).catch((error: Error) => console.warn(`mute: ${error.message}`))
     },
   )
-  // Connect before building the scene: the socket opens and the join travels
-  // meanwhile. Nothing arrives before this function returns, so the handlers
-  // above never see the scene half made.
-  connection.connect()
+  ui.microphoneSelect.addEventListener("change", () => {
+    const choice = ui.microphoneSelect.value
+    const switched = choice === "" ? (voice.stop(), voice.start(null)) : voice.useMicrophone(choice)
+    switched.catch((error: Error) => console.warn(`voice: ${error.message}`))
+  })
+  let testSound: AudioContext | null = null
+  ui.speakerTestButton.addEventListener("click", () => {
+    testSound ??= new AudioContext()
+    ui.speakerTestButton.disabled = true
+    playTestSound(testSound).finally(() => (ui.speakerTestButton.disabled = false))
+  })
+
+  /** The microphones in Settings, the one in use selected ("" while listening only). */
+  async function showMicrophones(): Promise<void> {
+    const microphones = await listMicrophones().catch(() => [])
+    const select = ui.microphoneSelect
+    select.replaceChildren(new Option("No microphone (listen only)", ""))
+    for (const {deviceId, label} of microphones) {
+      select.append(new Option(label, deviceId))
+    }
+    select.value = voice.listeningOnly || voice.state !== "on" ? "" : (voice.microphoneDevice() ?? "")
+  }
+
+  // The socket opens while the scene loads and the visitor is in the lobby;
+  // entering needs only the join. Nothing arrives before this function
+  // returns, so the handlers above never see the scene half made.
+  connection.open()
+
+  /** What must be ready before the visitor can enter, and how far it is. */
+  const loading = {scene: false, avatars: false, socket: false}
+  function loaded(part: keyof typeof loading): void {
+    loading[part] = true
+    const done = Object.values(loading).filter(Boolean).length
+    const waiting = [!loading.scene && "the room", !loading.avatars && "the avatars", !loading.socket && "the connection"].filter(Boolean)
+    lobby.setProgress(done / 3, waiting.length ? `Loading ${waiting.join(", ")}…` : "Ready.")
+  }
+  lobby.setProgress(0, "Loading the room, the avatars, the connection…")
+  lobby.choice().then((choice) => {
+    entered = choice
+    // What the server will store and show: NFC, trimmed (the lobby checked it is a name).
+    const name = normalizeName(choice.profile.name)
+    profile = {name: name.ok ? name.name : choice.profile.name, colour: choice.profile.colour}
+    saveProfile(profile)
+    if (choice.vr && xr.experience) {
+      // Still within the Enter VR click: browsers allow a session only from a gesture.
+      enterVr(xr.experience).catch((error: Error) => ui.showToast(`VR could not start: ${error.message}`, 6000))
+    }
+    lobby.close()
+    ui.entered(profile)
+    stopLobbyPeople()
+    state = "connecting"
+    connection.join()
+    ui.canvas.focus()
+  })
+  const stopLobbyPeople = pollLobbyPeople(roomId, (text) => lobby.setPeople(text))
 
   let room: ReturnType<typeof createRoomScene>
   try {
@@ -193,6 +262,7 @@ function start(): void {
     return
   }
   const {engine, scene, camera, floor} = room
+  new TouchControls(ui.view, scene, camera)
   objects = new RoomObjects(scene, connection, (text) => ui.showToast(text))
   // Assigned in the join handler, which TypeScript cannot see has run.
   const joinedFirst = pendingObjects as JoinReply | null
@@ -203,7 +273,12 @@ function start(): void {
   const roomObjects = objects
   const grabbing = new Grabbing(scene, camera, roomObjects, () => isImmersive(xr))
   performance.mark("roomscale:scene")
-  scene.onAfterRenderObservable.addOnce(() => performance.mark("roomscale:first-frame"))
+  scene.onAfterRenderObservable.addOnce(() => {
+    performance.mark("roomscale:first-frame")
+    loaded("scene")
+    // VR is set up behind the lobby, so its Enter VR works the moment it shows.
+    startXr()
+  })
 
   ui.onChat(async (text) => {
     const problem = chatTextProblem(text)
@@ -369,10 +444,7 @@ function start(): void {
     }
   }
 
-  /**
-   * WebXR is set up once the visitor is in the room: building it is a long task
-   * that would otherwise delay the join on a busy main thread.
-   */
+  /** WebXR is set up once, after the first frame (building it is a long task). */
   let xrStarted = false
   function startXr(): void {
     if (xrStarted) {
@@ -381,7 +453,9 @@ function start(): void {
     xrStarted = true
     setUpXr(scene, floor, camera).then((support) => {
       xr = support
-      ui.setXrNote(support.unavailableReason)
+      const experience = support.experience
+      ui.setEnterVr(experience ? () => enterVr(experience).catch((error: Error) => ui.showToast(`VR could not start: ${error.message}`, 6000)) : null, support.unavailableReason)
+      lobby.setVrAvailable(experience !== null)
     })
   }
 
@@ -391,11 +465,11 @@ function start(): void {
       scene.onAfterRenderObservable.addOnce(() => {
         performance.mark("roomscale:in-room")
         inRoomAt ??= performance.now()
-        startXr()
       })
     }
   }
 
+  let frames = 0
   scene.onBeforeRenderObservable.add(() => {
     const now = performance.now()
     const immersive = isImmersive(xr)
@@ -404,6 +478,9 @@ function start(): void {
     roomObjects.frame(now)
     if (connection.isJoined) {
       poseSender.offer(now, pose, roomObjects.encodedPoses())
+    }
+    if (++frames % 4 === 0) {
+      ui.setMicrophoneLevel(meterValue(voice.microphoneLevel()))
     }
     for (const avatar of avatars.values()) {
       if (avatar.isSelf) {
@@ -473,9 +550,10 @@ function start(): void {
   })
 
   AvatarFactory.load(scene, AVATAR_URL).then(
-    (loaded) => {
+    (model) => {
       performance.mark("roomscale:avatar-model")
-      factory = loaded
+      factory = model
+      loaded("avatars")
       reconcileAvatars()
       updateState()
     },
@@ -483,6 +561,45 @@ function start(): void {
       connection.fail(`the avatar model could not be loaded (${error.message}); reload the page`)
     },
   )
+}
+
+/**
+ * Tells the lobby who is in the room now (the server's live headcount), every
+ * few seconds until the visitor enters; returns the function that stops it.
+ */
+function pollLobbyPeople(roomId: string, show: (text: string) => void): () => void {
+  let timer = 0
+  let stopped = false
+  const poll = () => {
+    fetch(`/api/rooms/${roomId}`, {headers: {accept: "application/json"}})
+      .then((response) => (response.ok ? response.json() : Promise.reject(new Error(`HTTP ${response.status}`))))
+      .then((room: {people?: {total: number; browser: number; desktop: number; headset: number}}) => show(describePeople(room.people)))
+      .catch(() => show("Could not see who is here; you can still enter."))
+      .finally(() => {
+        if (!stopped) {
+          timer = window.setTimeout(poll, 3000)
+        }
+      })
+  }
+  poll()
+  return () => {
+    stopped = true
+    clearTimeout(timer)
+  }
+}
+
+function describePeople(people: {total: number; browser: number; desktop: number; headset: number} | undefined): string {
+  if (!people || people.total === 0) {
+    return "Nobody is here yet: you will be the first."
+  }
+  const kinds = [
+    [people.browser, "in a browser"],
+    [people.desktop, "in the desktop app"],
+    [people.headset, "in a headset"],
+  ]
+    .filter(([count]) => (count as number) > 0)
+    .map(([count, where]) => `${count} ${where}`)
+  return `${people.total} ${people.total === 1 ? "person is" : "people are"} here now: ${kinds.join(", ")}.`
 }
 
 /** `v` rotated by the unit quaternion (x, y, z, w). */

@@ -1,14 +1,23 @@
-// The room page's HTML around the 3D view: connection indicator, people list
-// (each name with its tag, and moderation controls for those who may use
-// them), name and colour, voice, objects (add a cube, ball or marker, remove
-// one; a short message over the view when a grab is refused), chat with
-// moderation notices and older history. Everything a person typed is put in with textContent (or an input's
-// value), never as HTML.
+// The room page around the 3D view, which fills the window: a bar at the
+// bottom (microphone: mute or turn on, with its level; the panels' buttons;
+// Enter VR) and overlay panels over the view: chat (with moderation notices
+// and older history), people (each name with its tag, and moderation
+// controls for those who may use them), objects (add a cube, ball or marker,
+// remove one), settings (name, colour, microphone, a test sound), share (copy
+// the link, open it in the app) and the room (its details and the owner's
+// actions from the server's page, the moderators' lock). Over the view too: a
+// banner while the connection is lost and when it is back, the reason when
+// the room is over for this page, a short message for a refused grab, and a
+// hidden polite live region announcing who joins and leaves.
+// Everything a person typed is put in with textContent (or an input's value),
+// never as HTML.
 
 import {MAX_CHAT_CHARS, MAX_NAME_CHARS, type ClientKind, type ObjectKind, type Role} from "@roomscale/protocol"
 
 import type {ConnectionStatus} from "./connection"
+import {element, icon} from "./dom"
 import type {ModerationControl} from "./moderation"
+import {Panels} from "./panels"
 import type {Profile} from "./profile"
 
 export interface Person {
@@ -37,6 +46,8 @@ export interface VoiceView {
   /** A moderator muted the visitor: the mute button is locked. */
   moderatorMuted: boolean
   note: string | null
+  /** In voice without a microphone: hearing the room, not heard. */
+  listeningOnly: boolean
 }
 
 export interface ChatLine {
@@ -55,62 +66,19 @@ export interface NoticeLine {
   at: number
 }
 
-const CSS = `
-body.in-room { max-width: 80rem; }
-#room-root { display: grid; grid-template-columns: minmax(0, 1fr) 18rem; gap: 0.75rem; height: 78vh; background: none; }
-.room-view { position: relative; min-height: 20rem; background: #111; border-radius: 6px; overflow: hidden; }
-.room-view canvas { width: 100%; height: 100%; display: block; outline: none; touch-action: none; }
-.room-status { position: absolute; left: 0.6rem; top: 0.6rem; padding: 0.2rem 0.6rem; border-radius: 1rem; font-size: 0.85rem; background: rgba(0,0,0,0.6); color: #fff; }
-.room-status::before { content: ""; display: inline-block; width: 0.6rem; height: 0.6rem; border-radius: 50%; margin-right: 0.4rem; background: #999; }
-.room-status[data-kind="joined"]::before { background: #3c3; }
-.room-status[data-kind="connecting"]::before, .room-status[data-kind="reconnecting"]::before { background: #fc3; }
-.room-status[data-kind="failed"]::before { background: #e33; }
-.room-help { position: absolute; left: 0.6rem; bottom: 0.6rem; font-size: 0.8rem; color: #eee; background: rgba(0,0,0,0.45); padding: 0.15rem 0.5rem; border-radius: 4px; }
-.room-side { display: flex; flex-direction: column; gap: 0.5rem; min-height: 0; }
-.room-side h2 { font-size: 1rem; margin: 0.2rem 0; }
-.room-side form { display: flex; gap: 0.3rem; align-items: center; margin: 0; }
-.room-side input { width: auto; }
-.room-side input[type=text] { flex: 1; min-width: 0; }
-.room-side input[type=color] { width: 2.4rem; height: 2rem; padding: 0; border: none; background: none; }
-.room-side button { margin: 0; }
-.room-people { list-style: none; margin: 0; padding: 0; max-height: 10rem; overflow-y: auto; }
-.room-people li { display: flex; align-items: baseline; gap: 0.4rem; flex-wrap: wrap; }
-.room-people .name { min-width: 0; overflow-wrap: anywhere; }
-.swatch { display: inline-block; width: 0.8rem; height: 0.8rem; border-radius: 50%; flex: none; }
-.room-people .kind { color: #777; font-size: 0.8rem; flex: none; }
-.tag { color: #667; font-family: ui-monospace, monospace; font-size: 0.75rem; flex: none; }
-.room-people .role { font-size: 0.75rem; background: #eef; color: #334; border-radius: 3px; padding: 0 0.25rem; flex: none; }
-.room-people .controls { display: flex; gap: 0.25rem; flex-basis: 100%; padding-left: 1.2rem; }
-.room-people .controls button, .room-moderation button, .room-older { font-size: 0.75rem; padding: 0.1rem 0.4rem; }
-.room-people li[data-speaking="true"] .swatch { box-shadow: 0 0 0 3px #3c3; }
-.room-people .voice { font-size: 0.8rem; color: #2a2; flex: none; }
-.room-people .voice.by-moderator { color: #b00020; }
-.room-voice { display: flex; gap: 0.3rem; flex-wrap: wrap; align-items: center; }
-.room-chat { display: flex; flex-direction: column; flex: 1; min-height: 0; }
-.room-chat-log { list-style: none; margin: 0 0 0.3rem; padding: 0.3rem; flex: 1; overflow-y: auto; border: 1px solid #ddd; border-radius: 4px; white-space: pre-wrap; overflow-wrap: anywhere; }
-.room-chat-log .who { font-weight: 600; }
-.room-chat-log .tag { margin: 0 0.3rem 0 0.2rem; }
-.room-chat-log .notice { color: #555; font-style: italic; }
-.room-older { align-self: center; margin: 0 0 0.3rem; }
-.room-ended { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center; background: rgba(0,0,0,0.7); color: #fff; text-align: center; padding: 2rem; font-size: 1.1rem; }
-.room-ended[hidden] { display: none; }
-.room-chat-log time { color: #888; font-size: 0.75rem; margin-left: 0.3rem; }
-.room-note { color: #666; font-size: 0.85rem; margin: 0; }
-.room-note.error { color: #b00020; }
-.room-toast { position: absolute; left: 50%; top: 0.6rem; transform: translateX(-50%); padding: 0.25rem 0.8rem; border-radius: 1rem; background: rgba(20,20,20,0.8); color: #fff; font-size: 0.9rem; }
-.room-toast[hidden] { display: none; }
-.room-objects-controls { display: flex; gap: 0.3rem; flex-wrap: wrap; }
-.room-objects-controls button { font-size: 0.8rem; padding: 0.15rem 0.5rem; }
-@media (max-width: 50rem) { #room-root { grid-template-columns: 1fr; height: auto; } .room-view { height: 60vh; } }
-`
-
 export class RoomUi {
   readonly canvas: HTMLCanvasElement
   readonly view: HTMLElement
-  private readonly status: HTMLElement
+  readonly panels: Panels
+  private readonly banner: HTMLElement
+  private bannerTimer: number | null = null
+  private lost = false
   private readonly ended: HTMLElement
-  private readonly help: HTMLElement
-  private readonly peopleHeading: HTMLElement
+  private readonly endedText: HTMLElement
+  private readonly announcer: HTMLElement
+  /** Who was in the room at the last presence change, to announce arrivals and departures. */
+  private present: Map<string, string> | null = null
+  private readonly peopleButton: HTMLButtonElement
   private readonly peopleList: HTMLUListElement
   private readonly profileForm: HTMLFormElement
   private readonly nameInput: HTMLInputElement
@@ -129,74 +97,75 @@ export class RoomUi {
   /** The per-person controls drawn now, by "userId action". */
   private readonly shownControls = new Map<string, ModerationControl>()
   private moderate: ((control: ModerationControl) => Promise<void>) | null = null
-  private readonly voiceButton: HTMLButtonElement
+  private readonly joinVoiceButton: HTMLButtonElement
   private readonly muteButton: HTMLButtonElement
+  private readonly level: HTMLMeterElement
   private readonly voiceNote: HTMLElement
+  readonly microphoneSelect: HTMLSelectElement
+  readonly speakerTestButton: HTMLButtonElement
+  private readonly enterVrButton: HTMLButtonElement
+  private readonly xrNote: HTMLElement
   private readonly toast: HTMLElement
   private toastTimer: number | null = null
   private readonly objectButtons: HTMLButtonElement[]
   private readonly objectsNote: HTMLElement
 
   constructor(root: HTMLElement, profile: Profile) {
-    // A constructed stylesheet, not an inline <style>: the Content-Security-Policy need not allow inline styles.
-    const sheet = new CSSStyleSheet()
-    sheet.replaceSync(CSS)
-    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]
     document.body.classList.add("in-room")
     root.replaceChildren()
 
     this.view = element("div", {className: "room-view"})
     this.canvas = element("canvas", {id: "room-canvas", tabIndex: 0})
-    this.canvas.setAttribute("aria-label", "The room in 3D: click, then walk with W A S D or the arrow keys, drag to look")
-    this.status = element("div", {className: "room-status", role: "status"})
-    this.help = element("div", {className: "room-help", textContent: "Click the view, then W A S D to walk, drag to look, drag an object to carry and throw it"})
-    this.ended = element("div", {className: "room-ended", role: "alert", hidden: true})
+    this.canvas.setAttribute("aria-label", "The room in 3D: click, then walk with W A S D or the arrow keys, drag to look, drag an object to carry and throw it")
+    this.banner = element("div", {className: "room-banner", role: "status", hidden: true})
     this.toast = element("div", {className: "room-toast", role: "status", hidden: true})
-    this.view.append(this.canvas, this.status, this.help, this.toast, this.ended)
+    this.ended = element("div", {className: "room-ended", role: "alert", hidden: true})
+    this.endedText = element("p", {})
+    const endedLinks = element("p", {className: "actions"})
+    endedLinks.append(element("a", {className: "button primary", href: "/rooms", textContent: "See the rooms"}), element("a", {className: "button", href: location.pathname, textContent: "Try again"}))
+    this.ended.append(this.endedText, endedLinks)
+    this.announcer = element("div", {id: "room-announcer", className: "visually-hidden"})
+    this.announcer.setAttribute("aria-live", "polite")
+    const left = element("div", {className: "room-dock room-dock-left"})
+    const right = element("div", {className: "room-dock room-dock-right"})
+    this.view.append(this.canvas, left, right, this.banner, this.toast, this.ended, this.announcer)
+    this.panels = new Panels(left, right)
 
-    const side = element("aside", {className: "room-side"})
+    const bar = element("nav", {className: "room-bar"})
+    bar.setAttribute("aria-label", "Room controls")
+    this.muteButton = element("button", {type: "button", className: "bar-button voice-mute", hidden: true})
+    this.muteButton.append(icon("mic"), element("span", {className: "bar-label", textContent: "Mute"}))
+    this.joinVoiceButton = element("button", {type: "button", className: "bar-button voice-join"})
+    this.joinVoiceButton.append(icon("micOff"), element("span", {className: "bar-label", textContent: "Turn on microphone"}))
+    this.joinVoiceButton.setAttribute("aria-label", "Turn on microphone")
+    this.level = element("meter", {className: "voice-level", min: 0, max: 1, low: 0.25, high: 0.85, optimum: 0.5, value: 0, hidden: true})
+    this.level.setAttribute("aria-label", "Your microphone level")
+    const voiceGroup = element("div", {className: "bar-group"})
+    voiceGroup.append(this.muteButton, this.joinVoiceButton, this.level)
 
-    const people = element("section", {className: "room-people-section"})
-    this.peopleHeading = element("h2", {textContent: "People"})
-    this.peopleList = element("ul", {className: "room-people"})
-    people.append(this.peopleHeading, this.peopleList)
-
-    const you = element("section", {})
-    this.profileForm = element("form", {className: "room-profile"})
-    this.nameInput = element("input", {type: "text", name: "name", maxLength: MAX_NAME_CHARS, required: true, value: profile.name})
-    this.nameInput.setAttribute("aria-label", "Your name")
-    this.colourInput = element("input", {type: "color", name: "colour", value: profile.colour})
-    this.colourInput.setAttribute("aria-label", "Your colour")
-    const save = element("button", {type: "submit", textContent: "Save"})
-    this.profileForm.append(this.nameInput, this.colourInput, save)
-    this.profileNote = element("p", {className: "room-note"})
-    you.append(element("h2", {textContent: "You"}), this.profileForm, this.profileNote)
-
-    this.moderationSection = element("section", {className: "room-moderation", hidden: true})
-    this.lockButton = element("button", {type: "button", className: "room-lock"})
-    this.moderationNote = element("p", {className: "room-note moderation-note"})
-    this.moderationSection.append(element("h2", {textContent: "Moderation"}), this.lockButton, this.moderationNote)
-
-    const chat = element("section", {className: "room-chat"})
+    // Chat
+    const chat = this.panels.add("chat", "Chat", "chat")
+    const chatSection = element("div", {className: "room-chat"})
     this.olderButton = element("button", {type: "button", className: "room-older", textContent: "Load older messages", hidden: true})
     this.chatLog = element("ol", {className: "room-chat-log"})
     this.chatLog.setAttribute("aria-live", "polite")
-    this.chatForm = element("form", {})
+    this.chatLog.setAttribute("aria-label", "Messages")
+    this.chatForm = element("form", {className: "room-chat-form"})
     this.chatInput = element("input", {type: "text", name: "text", maxLength: MAX_CHAT_CHARS, autocomplete: "off", placeholder: "Say something"})
     this.chatInput.setAttribute("aria-label", "Chat message")
     this.chatForm.append(this.chatInput, element("button", {type: "submit", textContent: "Send"}))
     this.chatNote = element("p", {className: "room-note"})
-    chat.append(element("h2", {textContent: "Chat"}), this.olderButton, this.chatLog, this.chatForm, this.chatNote)
+    chatSection.append(this.olderButton, this.chatLog, this.chatForm, this.chatNote)
+    chat.body.append(chatSection)
 
-    const voice = element("section", {})
-    this.voiceButton = element("button", {type: "button", className: "voice-join", textContent: "Join voice"})
-    this.muteButton = element("button", {type: "button", className: "voice-mute", textContent: "Mute", hidden: true})
-    this.voiceNote = element("p", {className: "room-note voice-note"})
-    const voiceControls = element("div", {className: "room-voice"})
-    voiceControls.append(this.voiceButton, this.muteButton)
-    voice.append(element("h2", {textContent: "Voice"}), voiceControls, this.voiceNote)
+    // People
+    const people = this.panels.add("people", "People", "people")
+    this.peopleButton = people.button
+    this.peopleList = element("ul", {className: "room-people"})
+    people.body.append(this.peopleList)
 
-    const objects = element("section", {className: "room-objects"})
+    // Objects
+    const objects = this.panels.add("objects", "Objects", "objects")
     const objectControls = element("div", {className: "room-objects-controls"})
     const kinds: Array<[ObjectKind, string]> = [["cube", "Add cube"], ["ball", "Add ball"], ["marker", "Add marker"]]
     this.objectButtons = kinds.map(([kind, label]) => {
@@ -210,10 +179,78 @@ export class RoomUi {
     this.objectButtons.push(remove)
     objectControls.append(...this.objectButtons)
     this.objectsNote = element("p", {className: "room-note objects-note"})
-    objects.append(element("h2", {textContent: "Objects"}), objectControls, this.objectsNote)
+    this.objectsNote.setAttribute("aria-live", "polite")
+    objects.body.append(element("p", {className: "room-note", textContent: "Drag an object to carry it; let go while moving to throw it."}), objectControls, this.objectsNote)
 
-    side.append(people, this.moderationSection, voice, objects, you, chat)
-    root.append(this.view, side)
+    // Settings: you, and sound
+    const settings = this.panels.add("settings", "Settings", "settings")
+    this.profileForm = element("form", {className: "room-profile"})
+    this.nameInput = element("input", {type: "text", name: "name", maxLength: MAX_NAME_CHARS, required: true, value: profile.name})
+    this.colourInput = element("input", {type: "color", name: "colour", value: profile.colour})
+    this.profileForm.append(labelled("Your name", this.nameInput), labelled("Your colour", this.colourInput), element("button", {type: "submit", textContent: "Save"}))
+    this.profileNote = element("p", {className: "room-note"})
+    this.profileNote.setAttribute("aria-live", "polite")
+    this.microphoneSelect = element("select", {name: "microphone", className: "settings-microphone"})
+    this.microphoneSelect.append(new Option("No microphone (listen only)", ""))
+    this.speakerTestButton = element("button", {type: "button", className: "settings-speaker-test", textContent: "Play a test sound"})
+    this.voiceNote = element("p", {className: "room-note voice-note"})
+    this.voiceNote.setAttribute("aria-live", "polite")
+    this.xrNote = element("p", {className: "room-note xr-note"})
+    settings.body.append(
+      element("h3", {textContent: "You"}),
+      this.profileForm,
+      this.profileNote,
+      element("h3", {textContent: "Sound"}),
+      labelled("Microphone", this.microphoneSelect),
+      this.speakerTestButton,
+      this.voiceNote,
+      this.xrNote,
+    )
+
+    // Share
+    const share = this.panels.add("share", "Share", "share")
+    const url = `${location.origin}${location.pathname}`
+    const urlInput = element("input", {type: "text", className: "share-url", readOnly: true, value: url})
+    const copy = element("button", {type: "button", className: "share-copy primary", textContent: "Copy link"})
+    const shareNote = element("p", {className: "room-note share-note"})
+    shareNote.setAttribute("aria-live", "polite")
+    const app = element("a", {className: "share-app button", href: appLink(location), textContent: "Open in the Roomscale app"})
+    copy.addEventListener("click", () => {
+      copyText(url, urlInput).then(
+        () => (shareNote.textContent = "Link copied: paste it to whoever you want to meet here."),
+        (error: Error) => (shareNote.textContent = `Could not copy (${error.message}): select the link and copy it.`),
+      )
+    })
+    const copyRow = element("div", {className: "share-row"})
+    copyRow.append(urlInput, copy)
+    share.body.append(
+      labelled("Link to this room", copyRow),
+      shareNote,
+      app,
+      element("p", {className: "room-note", textContent: "The app opens this room on the desktop or in a PC headset. Install its link handler once with: roomscale install-desktop-entry"}),
+    )
+
+    // The room: details (rendered by the server, with the owner's actions), and moderation
+    const roomPanel = this.panels.add("room", "Room", "room")
+    const details = document.getElementById("room-details")
+    if (details) {
+      details.hidden = false
+      roomPanel.body.append(details)
+    }
+    this.moderationSection = element("section", {className: "room-moderation", hidden: true})
+    this.lockButton = element("button", {type: "button", className: "room-lock"})
+    this.moderationNote = element("p", {className: "room-note moderation-note"})
+    this.moderationSection.append(element("h3", {textContent: "Moderation"}), this.lockButton, this.moderationNote)
+    const leave = element("p", {})
+    leave.append(element("a", {href: "/rooms", textContent: "Leave: back to the rooms"}))
+    roomPanel.body.append(this.moderationSection, leave)
+
+    this.enterVrButton = element("button", {type: "button", className: "bar-button enter-vr", hidden: true})
+    this.enterVrButton.append(icon("vr"), element("span", {className: "bar-label", textContent: "Enter VR"}))
+    const panelButtons = element("div", {className: "bar-group"})
+    panelButtons.append(chat.button, people.button, objects.button, settings.button, share.button, roomPanel.button)
+    bar.append(voiceGroup, panelButtons, this.enterVrButton)
+    root.append(this.view, bar)
 
     // Clicking the view gives it the keyboard, so WASD walks.
     this.canvas.addEventListener("pointerdown", () => this.canvas.focus())
@@ -233,23 +270,60 @@ export class RoomUi {
     })
   }
 
+  /** Shows the room's controls once the visitor has entered (the lobby is over). */
+  entered(profile: Profile): void {
+    this.nameInput.value = profile.name
+    this.colourInput.value = profile.colour
+    this.panels.restore()
+  }
+
+  /**
+   * The connection's state as a banner over the view: lost (and retrying),
+   * back (for a few seconds), or, when the room is over for this page
+   * (removed, deleted, refused), the reason over the whole view.
+   */
   setStatus(status: ConnectionStatus): void {
-    const text = {
-      connecting: "Connecting…",
-      joined: "In the room",
-      reconnecting: "Reconnecting…",
-      failed: "Not connected",
-    }[status.kind]
-    this.status.dataset.kind = status.kind
-    this.status.textContent = "reason" in status ? `${text}: ${status.reason}` : text
-    this.status.title = "reason" in status ? status.reason : text
+    this.view.dataset.connection = status.kind
+    if (status.kind === "reconnecting") {
+      this.lost = true
+      this.showBanner("lost", `Connection lost: ${status.reason}. Reconnecting…`)
+    } else if (status.kind === "joined" && this.lost) {
+      this.lost = false
+      this.showBanner("back", "Back in the room.", 4000)
+    }
     if (status.kind === "failed") {
-      // The room is over for this page (removed, deleted, refused): say so over the view.
-      this.ended.textContent = `You are not in the room: ${status.reason}`
+      this.banner.hidden = true
+      this.endedText.textContent = `You are not in the room: ${status.reason}`
       this.ended.hidden = false
       this.chatInput.disabled = true
-      this.voiceButton.disabled = true
+      this.joinVoiceButton.disabled = true
       this.moderationSection.hidden = true
+    }
+  }
+
+  private showBanner(kind: "lost" | "back", text: string, ms?: number): void {
+    if (this.bannerTimer !== null) {
+      clearTimeout(this.bannerTimer)
+      this.bannerTimer = null
+    }
+    this.banner.dataset.kind = kind
+    this.banner.textContent = text
+    this.banner.hidden = false
+    if (ms) {
+      this.bannerTimer = window.setTimeout(() => {
+        this.banner.hidden = true
+        this.bannerTimer = null
+      }, ms)
+    }
+  }
+
+  /** Says `text` to screen readers, politely (after what they are reading). */
+  announce(text: string): void {
+    const line = element("p", {textContent: text})
+    this.announcer.append(line)
+    // Keep the region short: only the latest few lines matter.
+    while (this.announcer.childElementCount > 5) {
+      this.announcer.firstElementChild?.remove()
     }
   }
 
@@ -294,22 +368,42 @@ export class RoomUi {
   }
 
   setVoice(view: VoiceView): void {
-    const on = view.state === "on" || view.state === "starting"
-    this.voiceButton.textContent = on ? "Leave voice" : "Join voice"
-    this.voiceButton.disabled = view.state === "starting" || !this.ended.hidden
+    const talking = view.state === "on" && !view.listeningOnly
     // Muted by a moderator: the button stays in sight, locked, saying why.
-    this.muteButton.hidden = !on && !view.moderatorMuted
+    this.muteButton.hidden = !talking && !view.moderatorMuted
     this.muteButton.disabled = view.moderatorMuted
-    this.muteButton.textContent = view.moderatorMuted ? "Muted by a moderator" : view.muted ? "Unmute" : "Mute"
-    this.muteButton.title = view.moderatorMuted ? "A moderator muted you; only a moderator can unmute you" : ""
-    this.muteButton.setAttribute("aria-pressed", String(view.muted || view.moderatorMuted))
-    this.voiceNote.textContent = view.note ?? ""
+    const muted = view.muted || view.moderatorMuted
+    this.muteButton.replaceChildren(
+      icon(muted ? "micOff" : "mic"),
+      element("span", {className: "bar-label", textContent: view.moderatorMuted ? "Muted by a moderator" : view.muted ? "Unmute" : "Mute"}),
+    )
+    this.muteButton.title = view.moderatorMuted ? "A moderator muted you; only a moderator can unmute you" : view.muted ? "Unmute your microphone" : "Mute your microphone"
+    this.muteButton.setAttribute("aria-pressed", String(muted))
+    this.muteButton.setAttribute("aria-label", view.moderatorMuted ? "Muted by a moderator" : "Mute microphone")
+    this.level.hidden = !talking || muted
+    this.joinVoiceButton.hidden = talking || view.moderatorMuted
+    this.joinVoiceButton.disabled = view.state === "starting" || !this.ended.hidden
+    this.joinVoiceButton.title = view.listeningOnly ? "You are listening only: turn your microphone on to talk" : "Turn your microphone on to talk"
+    this.voiceNote.textContent = view.note ?? (talking ? "Your microphone is on." : "")
     this.voiceNote.classList.toggle("error", view.state === "failed")
   }
 
-  onVoice(toggle: () => void, toggleMute: () => void): void {
-    this.voiceButton.addEventListener("click", toggle)
+  /** The bar's microphone level, 0..1. */
+  setMicrophoneLevel(value: number): void {
+    this.level.value = value
+  }
+
+  /** `turnOn` for "Turn on microphone", `toggleMute` for Mute / Unmute. */
+  onVoice(turnOn: () => void, toggleMute: () => void): void {
+    this.joinVoiceButton.addEventListener("click", turnOn)
     this.muteButton.addEventListener("click", toggleMute)
+  }
+
+  /** Shows the bar's Enter VR button (when immersive VR is available) and what it runs. */
+  setEnterVr(enter: (() => void) | null, note: string | null): void {
+    this.enterVrButton.hidden = enter === null
+    this.enterVrButton.onclick = enter
+    this.xrNote.textContent = note ?? ""
   }
 
   /** Runs `add(kind)` for the add buttons and `remove()` for Remove; their errors show under them. */
@@ -349,14 +443,10 @@ export class RoomUi {
     }, ms)
   }
 
-  setXrNote(note: string | null): void {
-    if (note) {
-      this.help.textContent = `${this.help.textContent} · ${note}`
-    }
-  }
-
   setPeople(people: Person[]): void {
-    this.peopleHeading.textContent = `People (${people.length})`
+    this.peopleButton.querySelector(".bar-label")!.textContent = `People (${people.length})`
+    this.peopleButton.setAttribute("aria-label", `People: ${people.length} in the room`)
+    this.announceArrivals(people)
     this.shownControls.clear()
     const items = people.map((person) => {
       const item = element("li", {})
@@ -390,6 +480,24 @@ export class RoomUi {
       return item
     })
     this.peopleList.replaceChildren(...items)
+  }
+
+  /** "Ada joined" / "Ada left" for screen readers; not for the first list, nor the visitor. */
+  private announceArrivals(people: Person[]): void {
+    const now = new Map(people.map((person) => [person.userId, person.name]))
+    if (this.present) {
+      for (const person of people) {
+        if (!this.present.has(person.userId) && !person.isSelf) {
+          this.announce(`${person.name} joined`)
+        }
+      }
+      for (const [userId, name] of this.present) {
+        if (!now.has(userId)) {
+          this.announce(`${name} left`)
+        }
+      }
+    }
+    this.present = now
   }
 
   /**
@@ -499,16 +607,31 @@ function kindLabel(kind: ClientKind): string {
   return {web: "browser", desktop: "desktop app", xr: "PC VR", quest: "Quest"}[kind] ?? kind
 }
 
-/** document.createElement with properties; text goes in through textContent. */
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  properties: Partial<HTMLElementTagNameMap[K]> & {role?: string},
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag)
-  const {role, ...rest} = properties
-  Object.assign(node, rest)
-  if (role) {
-    node.setAttribute("role", role)
+function labelled(text: string, control: HTMLElement): HTMLLabelElement {
+  const label = element("label", {})
+  label.append(element("span", {textContent: text}), control)
+  return label
+}
+
+/**
+ * The roomscale:// link the native app opens: this page's host and room; on
+ * plain http off loopback it says so (`insecure=1`), which the app requires
+ * before it talks to a server unencrypted.
+ */
+export function appLink(page: {protocol: string; host: string; hostname: string; pathname: string}): string {
+  const loopback = page.hostname === "localhost" || page.hostname === "[::1]" || /^127\./.test(page.hostname)
+  const insecure = page.protocol === "http:" && !loopback
+  return `roomscale://${page.host}${page.pathname}${insecure ? "?insecure=1" : ""}`
+}
+
+/** Puts `text` on the clipboard; where the Clipboard API is refused, selects it in `input` and copies that. */
+async function copyText(text: string, input: HTMLInputElement): Promise<void> {
+  try {
+    await navigator.clipboard.writeText(text)
+  } catch (error) {
+    input.select()
+    if (!document.execCommand("copy")) {
+      throw error
+    }
   }
-  return node
 }

@@ -12,6 +12,8 @@
 
 import type {SessionDescription, VoiceTracks} from "@roomscale/protocol"
 
+import {LevelMeter} from "./audioCheck"
+
 /** The DESIGN.md voice parameters: every client places voices the same way. */
 export const VOICE_PANNER: PannerOptions = {
   panningModel: "HRTF",
@@ -56,6 +58,9 @@ export class Voice {
   private context: AudioContext | null = null
   private peer: RTCPeerConnection | null = null
   private microphone: MediaStreamTrack | null = null
+  /** The microphone asked for: a device id ("" the default), or null to listen only. */
+  private microphoneChoice: string | null = ""
+  private ownLevel: LevelMeter | null = null
   private readonly voices = new Map<string, RemoteVoice>()
   private speakers = new Map<string, string>()
   /** Server offers are answered one at a time, in order. */
@@ -77,31 +82,48 @@ export class Voice {
     })
   }
 
-  /** Joins voice: asks for the microphone (voice works without one, listening only). */
-  async start(): Promise<void> {
+  /**
+   * Joins voice with `microphone` (a device id, "" for the browser's default)
+   * or listening only (null): others are heard either way. Without an
+   * argument, the last choice stands.
+   */
+  async start(microphone: string | null = this.microphoneChoice): Promise<void> {
     if (this.state === "starting" || this.state === "on") {
       return
     }
+    this.microphoneChoice = microphone
     this.state = "starting"
     this.changed()
     // Server offers wait until our own offer is answered.
     let answered!: () => void
     this.negotiation = new Promise<void>((resolve) => (answered = resolve))
     try {
-      this.context ??= new AudioContext()
-      await this.context.resume()
-      try {
-        const stream = await navigator.mediaDevices.getUserMedia({
-          audio: {echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1},
-        })
-        this.microphone = stream.getAudioTracks()[0] ?? null
-        this.note = null
-      } catch (error) {
+      const context = (this.context ??= new AudioContext())
+      await context.resume()
+      if (microphone === null) {
         this.microphone = null
-        this.note = `no microphone (${(error as Error).message}): you can listen; allow the microphone and rejoin voice to talk`
+        this.note = "Listening only: turn on your microphone to talk."
+      } else {
+        try {
+          const stream = await navigator.mediaDevices.getUserMedia({
+            audio: {
+              ...(microphone ? {deviceId: {exact: microphone}} : {}),
+              echoCancellation: true,
+              noiseSuppression: true,
+              autoGainControl: true,
+              channelCount: 1,
+            },
+          })
+          this.microphone = stream.getAudioTracks()[0] ?? null
+          this.note = null
+        } catch (error) {
+          this.microphone = null
+          this.note = `No microphone (${(error as Error).message}): you can listen; allow the microphone in the browser, then turn it on to talk.`
+        }
       }
       if (this.microphone) {
         this.microphone.enabled = !this.muted && !this.moderatorMuted
+        this.ownLevel = new LevelMeter(context, new MediaStream([this.microphone]))
       }
       const peer = new RTCPeerConnection({iceServers: []})
       this.peer = peer
@@ -144,6 +166,8 @@ export class Voice {
     this.peer = null
     this.microphone?.stop()
     this.microphone = null
+    this.ownLevel?.dispose()
+    this.ownLevel = null
     for (const voice of this.voices.values()) {
       disposeVoice(voice)
     }
@@ -160,6 +184,29 @@ export class Voice {
     }
     this.stop()
     await this.start()
+  }
+
+  /** Voice again, now with `microphone` (a device id, "" for the default). */
+  async useMicrophone(microphone: string): Promise<void> {
+    if (this.state !== "off") {
+      this.stop()
+    }
+    await this.start(microphone)
+  }
+
+  /** The device id of the microphone in use, if any. */
+  microphoneDevice(): string | null {
+    return this.microphone?.getSettings().deviceId ?? null
+  }
+
+  /** On without a microphone: the visitor hears the room but cannot be heard. */
+  get listeningOnly(): boolean {
+    return this.state === "on" && this.microphone === null
+  }
+
+  /** RMS (0..1) of the visitor's own microphone now; 0 when muted or none. */
+  microphoneLevel(): number {
+    return this.microphone?.enabled && this.ownLevel ? this.ownLevel.rms() : 0
   }
 
   async setMuted(muted: boolean): Promise<void> {

@@ -1,4 +1,5 @@
-// WebXR through Babylon's default experience: its Enter-VR button, teleport on
+// WebXR through Babylon's default experience, entered from the page's own
+// buttons (the lobby's and the bar's Enter VR), not Babylon's: teleport on
 // the thumbstick (push forward, aim, release) and snap turns (flick left or
 // right), controller rays.
 //
@@ -34,12 +35,17 @@ export async function setUpXr(scene: Scene, floor: Mesh, flatCamera: Camera): Pr
   if (!("xr" in navigator) || !navigator.xr) {
     return {experience: null, unavailableReason: "This browser has no WebXR; the room works on the flat screen."}
   }
+  const supported = await navigator.xr.isSessionSupported("immersive-vr").catch(() => false)
+  if (!supported) {
+    return {experience: null, unavailableReason: "No VR headset is available to this browser; the room works on the flat screen."}
+  }
   try {
     const experience = await WebXRDefaultExperience.CreateAsync(scene, {
       floorMeshes: [floor],
       inputOptions: {doNotLoadControllerMeshes: true, disableOnlineControllerRepository: true},
       disableNearInteraction: true,
       disableHandTracking: true,
+      disableDefaultUI: true,
       teleportationOptions: {defaultTargetMeshOptions: {disableAnimation: false}},
     })
     experience.teleportation.rotationEnabled = true
@@ -88,6 +94,11 @@ function keepPlaceOnEntering(experience: WebXRDefaultExperience, flatCamera: Cam
 
 function headingOfRotation(q: Quaternion): number {
   return headingOf([q.x, q.y, q.z, q.w])
+}
+
+/** Enters immersive VR standing on the floor; call it from a click (browsers require a user gesture). */
+export async function enterVr(experience: WebXRDefaultExperience): Promise<void> {
+  await experience.baseExperience.enterXRAsync("immersive-vr", "local-floor", experience.renderTarget)
 }
 
 export function isImmersive(xr: XrSupport): boolean {
