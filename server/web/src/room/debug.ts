@@ -65,6 +65,7 @@ export interface RoomSources {
   avatars(): Avatar[]
   people(): Person[]
   chat(): ChatLine[]
+  selfPose(): {position: Vec3; orientation: [number, number, number, number]}
   objects(): ObjectView[]
   objectScreenPoint(id: string): {x: number; y: number} | null
 }
@@ -90,6 +91,8 @@ export interface RoomDebugSurface {
   avatars(): AvatarView[]
   /** The visitor's own head, from their own avatar's head node. */
   selfHead(): Vec3 | null
+  /** Where the visitor's eyes are and which way they look (quaternion x, y, z, w), as sent in their pose. */
+  selfPose(): {position: Vec3; orientation: [number, number, number, number]}
   people(): Person[]
   chat(): ChatLine[]
   /** The room's objects as drawn now: pose from the mesh, who holds it, whether it rests. */
@@ -155,6 +158,7 @@ export function installDebugSurface(sources: RoomSources): void {
       const self = sources.avatars().find((avatar) => avatar.isSelf)
       return self ? self.headPosition() : null
     },
+    selfPose: () => sources.selfPose(),
     // Copies, so a caller cannot change what the page holds.
     people: () => sources.people().map((person) => structuredClone(person)),
     chat: () => sources.chat().map((line) => ({...line})),

@@ -546,6 +546,10 @@ function start(): void {
     people,
     chat: () => [...chat.values()].sort((a, b) => a.id - b.id),
     objects: () => roomObjects.views(),
+    selfPose: () => {
+      const head = flatOrImmersiveHead()
+      return {position: [...head.position] as Vec3, orientation: [...head.orientation] as [number, number, number, number]}
+    },
     objectScreenPoint: (id: string) => roomObjects.screenPoint(id),
   })
 
