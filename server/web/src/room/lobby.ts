@@ -176,14 +176,8 @@ export class Lobby {
   }
 
   close(): void {
-    cancelAnimationFrame(this.meterFrame)
-    this.meter?.dispose()
-    this.meter = null
     // The lobby's own microphone goes: voice opens the chosen one itself.
-    for (const track of this.stream?.getTracks() ?? []) {
-      track.stop()
-    }
-    this.stream = null
+    this.stopMicrophone()
     this.context?.close().catch(() => {})
     this.element.remove()
   }
