@@ -248,14 +248,29 @@ export async function launchBrowser({extraArgs = []} = {}) {
  * A visitor: its own browser context (own cookie, so its own user id), a page
  * recording every request, console error and uncaught exception, and
  * optionally an emulated Quest 3.
+ *
+ * After loading the room page the visitor goes through the lobby as a person
+ * would (`enterRoom`): listen only, or with `microphone: true` the first
+ * microphone offered (for browsers launched with `voiceArgs`). With
+ * `lobby: "stay"` the page is left in the lobby. `context` adds browser
+ * context options (touch, permissions, a device's viewport); `beforeGoto`
+ * runs with the page before it loads (init scripts).
  */
 export async function openVisitor(
   browser,
   baseUrl,
   roomId,
-  {xr = false, proxySockets = false, viewport = {width: 1100, height: 760}} = {},
+  {
+    xr = false,
+    proxySockets = false,
+    viewport = {width: 1100, height: 760},
+    lobby = "enter",
+    microphone = false,
+    context: contextOptions = {},
+    beforeGoto = null,
+  } = {},
 ) {
-  const context = await browser.newContext({viewport})
+  const context = await browser.newContext({viewport, ...contextOptions})
   const page = await context.newPage()
   const requests = []
   const consoleErrors = []
@@ -287,8 +302,12 @@ export async function openVisitor(
   }
   const sockets = proxySockets ? await proxyWebSockets(page) : null
   const roomUrl = `${baseUrl}/rooms/${roomId}`
+  await beforeGoto?.(page)
   const startedAt = Date.now()
   await page.goto(roomUrl)
+  if (lobby !== "stay") {
+    await enterRoom(page, {microphone})
+  }
   return {
     context,
     page,
@@ -372,6 +391,62 @@ async function proxyWebSockets(page) {
     unblock() {
       control.blocked = false
     },
+  }
+}
+
+/**
+ * Goes through the lobby as a person would: with `microphone`, "Use my
+ * microphone" and the first microphone in the list (else listen only), then
+ * "Enter room" as soon as it is enabled (the page has loaded).
+ */
+export async function enterRoom(page, {microphone = false, timeout = 20_000} = {}) {
+  const enter = page.locator(".lobby-enter")
+  await enter.waitFor({state: "visible", timeout}).catch((error) => {
+    throw new Error(`the lobby's "Enter room" button never showed (${page.url()}): ${error.message}`)
+  })
+  if (microphone) {
+    await page.click(".lobby-mic-allow")
+    // The list fills once the browser lets the page see its devices.
+    const {value: device} = await waitFor(
+      () => page.evaluate(() => [...document.querySelectorAll("#lobby-microphone option")].find((o) => o.value !== "")?.value ?? null),
+      {timeout, what: "a microphone in the lobby's list (#lobby-microphone)"},
+    )
+    await page.selectOption("#lobby-microphone", device)
+  }
+  await page.waitForSelector(".lobby-enter:not([disabled])", {timeout}).catch((error) => {
+    throw new Error(`"Enter room" (.lobby-enter) stayed disabled: ${error.message}`)
+  })
+  await enter.click()
+}
+
+/** Reloads a visitor's page and goes through the lobby again, as after a reload a person would. */
+export async function reloadAndEnter(page, options = {}) {
+  await page.reload()
+  await enterRoom(page, options)
+}
+
+/**
+ * Opens a room panel from its bar button (unless it is open already) and
+ * waits until it shows; returns the panel's locator.
+ */
+export async function openPanel(page, name) {
+  const button = page.locator(`nav.room-bar button[data-panel="${name}"]`)
+  if ((await button.getAttribute("aria-expanded")) !== "true") {
+    await button.click()
+  }
+  const panel = page.locator(`#panel-${name}`)
+  await panel.waitFor({state: "visible", timeout: 5000}).catch((error) => {
+    throw new Error(`the ${name} panel (#panel-${name}) did not open from its bar button: ${error.message}`)
+  })
+  return panel
+}
+
+/** Closes every open room panel from its bar button (wide windows open chat and people at first). */
+export async function closePanels(page) {
+  for (const button of await page.locator('nav.room-bar button[data-panel][aria-expanded="true"]').all()) {
+    const name = await button.getAttribute("data-panel")
+    await button.click()
+    await page.locator(`#panel-${name}`).waitFor({state: "hidden", timeout: 5000})
   }
 }
 

@@ -13,8 +13,11 @@ import {test} from "node:test"
 import {
   artifactPath,
   distance,
+  enterRoom,
   missingPrerequisite,
+  openPanel,
   openVisitor,
+  reloadAndEnter,
   serverAndBrowserPerFile,
   skip,
   waitFor,
@@ -152,8 +155,9 @@ test("an emulated Quest enters VR, and moving the headset moves its avatar on th
   }
   const {first: headset, second: viewer, firstId: headsetId} = await twoVisitors("Headset", {firstXr: true})
   try {
-    // Babylon's own Enter-VR button; iwer needs no user gesture but this is one anyway.
-    await headset.page.click(".babylonVRicon", {timeout: 10_000})
+    // The bar's Enter VR button (shown once immersive-vr is supported); iwer
+    // needs no user gesture but this is one anyway.
+    await headset.page.click(".enter-vr", {timeout: 10_000})
     await headset.page.waitForFunction(() => window.roomscale.immersive, null, {timeout: 10_000})
     const xrHead = await headset.page.evaluate(() => {
       const p = globalThis.__xrDevice.position
@@ -218,6 +222,7 @@ test("a visitor who closes the page leaves the other's scene and people list", a
       {timeout: 5000, what: "the leaver to disappear from the scene and the people list"},
     )
     t.diagnostic(`gone from the other page ${ms.toFixed(0)} ms after closing`)
+    await openPanel(stayer.page, "people")
     const listed = await stayer.page.locator(".room-people li").count()
     assert.equal(listed, 1, "the people list shows only the one left")
     assert.deepEqual(stayer.consoleErrors, [])
@@ -235,6 +240,7 @@ test("chat arrives, history shows once after a reload and a reconnect, and marku
   const markupText = `<b>bold?</b> <img src=x onerror="window.__pwned=2"> & done`
   try {
     // A display name made of markup, set through the page's own form.
+    await openPanel(writer.page, "settings")
     await writer.page.fill(".room-profile input[name=name]", markupName)
     await writer.page.click(".room-profile button[type=submit]")
     await waitFor(
@@ -242,6 +248,7 @@ test("chat arrives, history shows once after a reload and a reconnect, and marku
       {what: "the reader to see the new name"},
     )
 
+    await openPanel(writer.page, "chat")
     await writer.page.fill(".room-chat input[name=text]", markupText)
     await writer.page.press(".room-chat input[name=text]", "Enter")
     const {ms} = await waitFor(
@@ -266,8 +273,8 @@ test("chat arrives, history shows once after a reload and a reconnect, and marku
     const avatar = await avatarOf(reader, writerId)
     assert.equal(avatar.name, markupName, "the name tag carries the name as typed")
 
-    // Reloading shows the history once.
-    await reader.page.reload()
+    // Reloading (and entering again from the lobby) shows the history once.
+    await reloadAndEnter(reader.page)
     await waitInRoom(reader.page)
     const afterReload = await reader.page.evaluate(() => window.roomscale.chat())
     assert.equal(afterReload.filter((line) => line.text === markupText).length, 1)
@@ -336,7 +343,10 @@ test("room pages ask before deleting and show times in the reader's time zone", 
     assert.equal(await time.getAttribute("title"), stamp)
     assert.notEqual(await time.textContent(), stamp)
 
+    // Delete room is in the Room panel, once the visitor has entered.
     await page.goto(`${fixture.server.url}/rooms/${roomId}`)
+    await enterRoom(page)
+    await openPanel(page, "room")
     const questions = []
     page.once("dialog", (dialog) => {
       questions.push(dialog.message())
