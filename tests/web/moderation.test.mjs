@@ -16,7 +16,18 @@ import assert from "node:assert/strict"
 import {test} from "node:test"
 
 import {loadTs} from "../../server/web/test/load.mjs"
-import {artifactPath, missingPrerequisite, openVisitor, serverAndBrowserPerFile, skip, waitFor, waitInRoom} from "./harness.mjs"
+import {
+  artifactPath,
+  enterRoom,
+  missingPrerequisite,
+  openPanel,
+  openVisitor,
+  reloadAndEnter,
+  serverAndBrowserPerFile,
+  skip,
+  waitFor,
+  waitInRoom,
+} from "./harness.mjs"
 
 const unavailable = missingPrerequisite()
 const fixture = serverAndBrowserPerFile()
@@ -24,9 +35,9 @@ const fixture = serverAndBrowserPerFile()
 const {userTag} = await loadTs("src/room/names.ts")
 
 /**
- * A visitor who creates a room with the "New room" form and lands in it: the
- * server records this browser's visitor as the owner. Shaped like
- * `openVisitor`'s result.
+ * A visitor who creates a room with the "New room" form and enters it from
+ * the lobby: the server records this browser's visitor as the owner. Shaped
+ * like `openVisitor`'s result.
  */
 async function openOwnerOfNewRoom(browser, baseUrl, roomName) {
   const context = await browser.newContext({viewport: {width: 1100, height: 760}})
@@ -38,6 +49,7 @@ async function openOwnerOfNewRoom(browser, baseUrl, roomName) {
   await page.fill("form input[name=name]", roomName)
   await Promise.all([page.waitForURL(/\/rooms\/[0-9a-f-]{36}$/), page.click("form button[type=submit]")])
   const roomId = new URL(page.url()).pathname.split("/").pop()
+  await enterRoom(page)
   return {context, page, consoleErrors, roomId, close: () => context.close()}
 }
 
@@ -66,6 +78,7 @@ async function openLaggingVisitor(browser, baseUrl, roomId) {
     server.onClose(() => socket.close())
   })
   await page.goto(`${baseUrl}/rooms/${roomId}`)
+  await enterRoom(page)
   return {
     context,
     page,
@@ -77,9 +90,28 @@ async function openLaggingVisitor(browser, baseUrl, roomId) {
 
 /** Sets a visitor's display name through the page's own form and waits until the server took it. */
 async function rename(visitor, name) {
+  await openPanel(visitor.page, "settings")
   await visitor.page.fill(".room-profile input[name=name]", name)
   await visitor.page.click(".room-profile button[type=submit]")
   await visitor.page.waitForFunction(() => document.querySelector(".room-profile + .room-note")?.textContent === "Saved.")
+}
+
+/** Clicks a moderation button on someone in the people panel (opened first), as the visitor would. */
+async function act(visitor, userId, action) {
+  await openPanel(visitor.page, "people")
+  await visitor.page.click(`.room-people li[data-user-id="${userId}"] button[data-action=${action}]`)
+}
+
+/**
+ * What the page says when it is out of the room for good: `.room-ended`
+ * shows, starts with the reason and links to the room list.
+ */
+async function assertEnded(visitor, reason) {
+  const ended = visitor.page.locator(".room-ended")
+  assert.equal(await ended.isVisible(), true, "the page says it is out of the room")
+  const text = (await ended.textContent()).trim()
+  assert.ok(text.startsWith(`You are not in the room: ${reason}`), `.room-ended says "${text}"`)
+  assert.equal(await ended.locator('a[href="/rooms"]').count(), 1, "the ended notice links to the room list")
 }
 
 /** Waits until `visitor`'s log shows a moderation line equal to `line`. */
@@ -142,6 +174,7 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     const samMember = `Sam (${memberTag})`
 
     // A chat line carries its sender's tag; so does the name tag over the avatar.
+    await openPanel(member.page, "chat")
     await member.page.fill(".room-chat input[name=text]", "hello from the other Sam")
     await member.page.press(".room-chat input[name=text]", "Enter")
     await owner.page.waitForFunction(
@@ -157,27 +190,31 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     // Only the owner is offered moderation.
     assert.deepEqual(seenByOwner[memberId].buttons, ["mute", "remove", "make-moderator"])
     assert.deepEqual(seenByOwner[ownerId].buttons, [], "no controls on oneself")
+    await openPanel(owner.page, "room")
     assert.equal(await owner.page.isVisible(".room-moderation .room-lock"), true)
     const seenByMember = await drawnPeople(member)
     assert.deepEqual(Object.values(seenByMember).flatMap((person) => person.buttons), [], "a member is offered controls")
+    await openPanel(member.page, "room")
     assert.equal(await member.page.isVisible(".room-moderation"), false, "a member sees the moderation section")
 
     // A co-moderator gets the lock and controls on plain members; unnamed, nothing again.
-    await owner.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=make-moderator]`)
+    await act(owner, memberId, "make-moderator")
     await member.page.waitForFunction(() => window.roomscale.role === "moderator")
     await waitForNotice(member, `${samOwner} made ${samMember} a moderator`)
+    await openPanel(member.page, "room")
     assert.equal(await member.page.isVisible(".room-moderation .room-lock"), true, "a co-moderator is offered the lock")
     assert.deepEqual((await drawnPeople(member))[ownerId].buttons, [], "a co-moderator is offered controls on the owner")
     await waitFor(async () => (await drawnPeople(owner))[memberId].buttons.includes("unmake-moderator"), {
       what: "the owner to be offered Remove moderator",
     })
-    await owner.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=unmake-moderator]`)
+    await act(owner, memberId, "unmake-moderator")
     await member.page.waitForFunction(() => window.roomscale.role === "member")
     await waitForNotice(owner, `${samOwner} removed ${samMember} as a moderator`)
+    await openPanel(member.page, "room")
     assert.equal(await member.page.isVisible(".room-moderation"), false, "an unnamed moderator keeps the moderation section")
 
     // Mute: the member's mute button is locked, and both logs say who muted whom.
-    await owner.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=mute]`)
+    await act(owner, memberId, "mute")
     await member.page.waitForFunction(() => window.roomscale.moderatorMuted)
     const muteButton = member.page.locator(".voice-mute")
     assert.equal(await muteButton.isVisible(), true)
@@ -191,9 +228,11 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     })
     assert.equal((await drawnPeople(owner))[memberId].voice, "muted by a moderator")
     await member.page.screenshot({path: artifactPath("moderation-muted.png")})
-    await owner.page.locator(".room-side").screenshot({path: artifactPath("moderation-owner-controls.png")})
+    const ownersPeople = await openPanel(owner.page, "people")
+    await ownersPeople.screenshot({path: artifactPath("moderation-owner-controls.png")})
 
     // Lock: both see it, and a new visitor is refused with the server's reason.
+    await openPanel(owner.page, "room")
     await owner.page.click(".room-lock")
     for (const visitor of [owner, member]) {
       await waitForNotice(visitor, `${samOwner} locked the room`)
@@ -203,16 +242,15 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     await late.page.waitForFunction(() => window.roomscale?.state === "failed", null, {timeout: 15_000})
     const lateReason = await late.page.evaluate(() => window.roomscale.statusReason)
     assert.match(lateReason, /locked/)
-    assert.equal(await late.page.textContent(".room-ended"), `You are not in the room: ${lateReason}`)
+    await assertEnded(late, lateReason)
     assert.equal((await drawnPeople(owner))[memberId] !== undefined, true, "the member already in stays")
 
     // Remove: the member's page ends with the reason and does not come back.
-    await owner.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=remove]`)
+    await act(owner, memberId, "remove")
     await member.page.waitForFunction(() => window.roomscale.state === "failed", null, {timeout: 5000})
     const removedReason = await member.page.evaluate(() => window.roomscale.statusReason)
     assert.match(removedReason, /removed you/)
-    assert.equal(await member.page.isVisible(".room-ended"), true)
-    assert.equal(await member.page.textContent(".room-ended"), `You are not in the room: ${removedReason}`)
+    await assertEnded(member, removedReason)
     await waitForNotice(owner, `${samOwner} removed ${samMember} from the room`)
     await waitFor(async () => (await drawnPeople(owner))[memberId] === undefined, {what: "the member to leave the owner's list"})
     const joinsAfterRemoval = member.frames.sent.filter((frame) => frame[3] === "phx_join").length
@@ -222,8 +260,8 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     assert.equal(member.frames.sent.filter((frame) => frame[3] === "phx_join").length, joinsAfterRemoval, "the removed page tried to rejoin")
     assert.equal(await member.page.evaluate(() => window.roomscale.state), "failed")
 
-    // Coming back at once (a reload) is refused with the same kind of reason.
-    await member.page.reload()
+    // Coming back at once (a reload, then Enter room) is refused with the same kind of reason.
+    await reloadAndEnter(member.page)
     await member.page.waitForFunction(() => window.roomscale?.state === "failed", null, {timeout: 15_000})
     assert.match(await member.page.evaluate(() => window.roomscale.statusReason), /removed you/)
 
@@ -251,7 +289,7 @@ test("an act the server refuses shows its reason, and changes nothing", async (t
     await Promise.all([owner, moderator, member].map((visitor) => waitInRoom(visitor.page)))
     const [moderatorId, memberId] = await Promise.all([moderator, member].map((v) => v.page.evaluate(() => window.roomscale.userId)))
     await waitFor(async () => (await drawnPeople(owner))[moderatorId], {what: "the owner to list the moderator-to-be"})
-    await owner.page.click(`.room-people li[data-user-id="${moderatorId}"] button[data-action=make-moderator]`)
+    await act(owner, moderatorId, "make-moderator")
     await moderator.page.waitForFunction(() => window.roomscale.role === "moderator")
     await waitFor(async () => (await drawnPeople(moderator))[memberId]?.buttons.includes("mute"), {
       what: "the new moderator to be offered Mute voice on the member",
@@ -259,11 +297,11 @@ test("an act the server refuses shows its reason, and changes nothing", async (t
 
     // The moderator's page stops hearing about moderation, then the owner unnames it.
     moderator.holdBack("moderation", "presence_diff")
-    await owner.page.click(`.room-people li[data-user-id="${moderatorId}"] button[data-action=unmake-moderator]`)
+    await act(owner, moderatorId, "unmake-moderator")
     await owner.page.waitForFunction(() => document.querySelectorAll(".room-chat-log .notice").length === 2)
     assert.equal(await moderator.page.evaluate(() => window.roomscale.role), "moderator", "the page is behind, as intended")
 
-    await moderator.page.click(`.room-people li[data-user-id="${memberId}"] button[data-action=mute]`)
+    await act(moderator, memberId, "mute")
     await moderator.page.waitForFunction(() => document.querySelector(".moderation-note.error")?.textContent)
     const note = await moderator.page.textContent(".moderation-note")
     t.diagnostic(`the stale moderator's page says: ${note}`)
@@ -287,13 +325,17 @@ test("deleting a room ends its live session: members see the reason and do not r
   const member = await openVisitor(browser, server.url, owner.roomId)
   try {
     await Promise.all([waitInRoom(owner.page), waitInRoom(member.page)])
+    const roomPanel = await openPanel(owner.page, "room")
     owner.page.once("dialog", (dialog) => void dialog.accept())
     const roomPath = `/rooms/${owner.roomId}`
-    await Promise.all([owner.page.waitForURL((url) => url.pathname !== roomPath), owner.page.click("text=Delete room")])
+    await Promise.all([
+      owner.page.waitForURL((url) => url.pathname !== roomPath),
+      roomPanel.getByRole("button", {name: "Delete room"}).click(),
+    ])
     await member.page.waitForFunction(() => window.roomscale.state === "failed", null, {timeout: 5000})
     const reason = await member.page.evaluate(() => window.roomscale.statusReason)
     assert.match(reason, /deleted/)
-    assert.equal(await member.page.textContent(".room-ended"), `You are not in the room: ${reason}`)
+    await assertEnded(member, reason)
     const joins = member.frames.sent.filter((frame) => frame[3] === "phx_join").length
     // As after a removal: watch past phoenix.js's first rejoin for one that must not come.
     await new Promise((resolve) => setTimeout(resolve, 2500))
@@ -315,6 +357,7 @@ test("a history longer than one join reply loads page by page, each message once
   let reader = null
   try {
     await waitInRoom(writer.page)
+    await openPanel(writer.page, "chat")
     // 18 messages of 2,000 three-byte characters: about 108 KB, more than two join replies' worth (48 KiB each).
     // (Fewer than the 20 a person may send at once, so no pacing is needed.)
     const count = 18
@@ -335,6 +378,7 @@ test("a history longer than one join reply loads page by page, each message once
     const firstShown = (await reader.page.evaluate(() => window.roomscale.chat())).length
     assert.ok(firstShown < count, `the join reply held all ${count} messages; the history is not long enough to page`)
     assert.equal(await reader.page.evaluate(() => window.roomscale.olderMessages), true)
+    await openPanel(reader.page, "chat")
     let clicks = 0
     while (await reader.page.isVisible(".room-older")) {
       const before = (await reader.page.evaluate(() => window.roomscale.chat())).length
