@@ -443,9 +443,11 @@ export async function openPanel(page, name) {
 
 /** Closes every open room panel from its bar button (wide windows open chat and people at first). */
 export async function closePanels(page) {
-  for (const button of await page.locator('nav.room-bar button[data-panel][aria-expanded="true"]').all()) {
-    const name = await button.getAttribute("data-panel")
-    await button.click()
+  const open = await page.evaluate(() =>
+    [...document.querySelectorAll('nav.room-bar button[data-panel][aria-expanded="true"]')].map((button) => button.dataset.panel),
+  )
+  for (const name of open) {
+    await page.click(`nav.room-bar button[data-panel="${name}"]`)
     await page.locator(`#panel-${name}`).waitFor({state: "hidden", timeout: 5000})
   }
 }

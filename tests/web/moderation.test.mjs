@@ -18,6 +18,7 @@ import {test} from "node:test"
 import {loadTs} from "../../server/web/test/load.mjs"
 import {
   artifactPath,
+  closePanels,
   enterRoom,
   missingPrerequisite,
   openPanel,
@@ -94,6 +95,7 @@ async function rename(visitor, name) {
   await visitor.page.fill(".room-profile input[name=name]", name)
   await visitor.page.click(".room-profile button[type=submit]")
   await visitor.page.waitForFunction(() => document.querySelector(".room-profile + .room-note")?.textContent === "Saved.")
+  await visitor.page.click("#panel-settings .panel-close")
 }
 
 /** Clicks a moderation button on someone in the people panel (opened first), as the visitor would. */
@@ -228,6 +230,8 @@ test("the owner mutes, locks and removes; everyone sees each act, and tags tell 
     })
     assert.equal((await drawnPeople(owner))[memberId].voice, "muted by a moderator")
     await member.page.screenshot({path: artifactPath("moderation-muted.png")})
+    // The people panel alone on the right, as an owner moderating would have it.
+    await closePanels(owner.page)
     const ownersPeople = await openPanel(owner.page, "people")
     await ownersPeople.screenshot({path: artifactPath("moderation-owner-controls.png")})
 

@@ -1,7 +1,7 @@
 // The room list shows life: the real server, Debian's headless Chromium on
 // /rooms, a browser visitor and the headless native client joining a room.
-// The list's counts follow joins and leaves without a reload, and the busiest
-// room comes first.
+// The list's counts follow joins and leaves without a reload (a browser visitor
+// counts once it has entered from the lobby), and the busiest room comes first.
 //
 //   node --test tests/web/room-list.test.mjs
 //
@@ -12,6 +12,7 @@ import {test} from "node:test"
 
 import {
   artifactPath,
+  enterRoom,
   missingPrerequisite,
   openVisitor,
   serverAndBrowserPerFile,
@@ -99,8 +100,13 @@ test("the room list counts browser and native visitors live and lists the busies
     assert.ok(rooms.every((room) => room.text === "nobody here yet" && room.count === "0"), JSON.stringify(rooms))
     assert.equal(rooms.find((room) => room.id === busy).join, `/rooms/${busy}`)
 
-    // A browser visitor joins the busy room.
-    visitor = await openVisitor(fixture.browser, fixture.server.url, busy)
+    // A browser visitor opens the busy room: waiting in its lobby is not being
+    // in the room (one poll and more shows no one), entering is.
+    visitor = await openVisitor(fixture.browser, fixture.server.url, busy, {lobby: "stay"})
+    await visitor.page.waitForSelector(".lobby-enter:not([disabled])", {timeout: 20_000})
+    await new Promise((resolve) => setTimeout(resolve, 4000))
+    assert.equal((await shownRooms(list)).find((room) => room.id === busy).text, "nobody here yet", "a visitor in the lobby is counted")
+    await enterRoom(visitor.page)
     await waitInRoom(visitor.page)
     const browserMs = await waitForText(list, busy, "1 here: 1 in a browser")
     t.diagnostic(`the list showed the browser visitor ${browserMs.toFixed(0)} ms after it was in the room`)
