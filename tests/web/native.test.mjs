@@ -20,6 +20,7 @@ import {
   matchingPixels,
   missingPrerequisite,
   nativeBinary,
+  openPanel,
   openVisitor,
   serverAndBrowserPerFile,
   skip,
@@ -92,6 +93,7 @@ test("a native client and a browser visitor see each other, chat, and the native
     await waitFor(() => visitor.page.evaluate(() => window.roomscale.chat().some((line) => line.text === "hello from native")), {
       what: "the native chat in the browser",
     })
+    await openPanel(visitor.page, "chat")
     await visitor.page.fill(".room-chat input[name=text]", "hello from the browser")
     await visitor.page.press(".room-chat input[name=text]", "Enter")
     await native.line(/^chat #\d+ .*: hello from the browser$/)

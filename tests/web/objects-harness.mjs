@@ -6,7 +6,7 @@
 import assert from "node:assert/strict"
 import {test} from "node:test"
 
-import {distance, missingPrerequisite, openVisitor, serverAndBrowserPerFile, skip, waitFor} from "./harness.mjs"
+import {closePanels, distance, missingPrerequisite, openVisitor, serverAndBrowserPerFile, skip, waitFor, waitInRoom} from "./harness.mjs"
 
 /**
  * One server and browser for the calling test file (`fixture.server`,
@@ -27,9 +27,16 @@ export function objectTests() {
   return {fixture, browserTest}
 }
 
-/** A visitor in room `roomId` with a window tall enough that the whole 3D view is in it (the mouse reaches only what it shows). */
-export function openTallVisitor(fixture, roomId, {xr = false} = {}) {
-  return openVisitor(fixture.browser, fixture.server.url, roomId, {xr, viewport: {width: 1100, height: 900}})
+/**
+ * A visitor in room `roomId`, in the room, with a window tall enough that the
+ * whole 3D view is in it and no panel open over it (the mouse reaches only
+ * the view it shows).
+ */
+export async function openTallVisitor(fixture, roomId, {xr = false} = {}) {
+  const visitor = await openVisitor(fixture.browser, fixture.server.url, roomId, {xr, viewport: {width: 1100, height: 900}})
+  await waitInRoom(visitor.page)
+  await closePanels(visitor.page)
+  return visitor
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -17,6 +17,8 @@ import {
   distance,
   hexToRgb,
   matchingPixels,
+  openPanel,
+  reloadAndEnter,
   waitFor,
   waitInRoom,
 } from "./harness.mjs"
@@ -163,7 +165,7 @@ browserTest("a thrown cube rests at the same place on both pages, and is still t
     assert.ok(apart <= SAME_PLACE_M, `both pages show the rest within 5 cm (${apart.toFixed(3)} m)`)
 
     await fixture.server.restart()
-    await Promise.all(pages.map((visitor) => visitor.page.reload()))
+    await Promise.all(pages.map((visitor) => reloadAndEnter(visitor.page)))
     await Promise.all(pages.map((visitor) => waitInRoom(visitor.page)))
     for (const visitor of pages) {
       const {value: after} = await waitFor(async () => (await objectOf(visitor, "cube-2"))?.position, {what: "cube-2 after the restart"})
@@ -235,7 +237,7 @@ browserTest("a headset visitor grabs with a controller squeeze and throws; the f
   const {pages} = await visitors("Headset throw", {xr: [0]})
   const [headset, viewer] = pages
   try {
-    await headset.page.click(".babylonVRicon", {timeout: 10_000})
+    await headset.page.click(".enter-vr", {timeout: 10_000})
     await headset.page.waitForFunction(() => window.roomscale.immersive, null, {timeout: 10_000})
     // A cube: it comes to rest soon after it lands, face down, where both visitors can see it.
     const target = "cube-1"
@@ -343,6 +345,7 @@ browserTest("the objects menu adds a cube in front of the visitor and removes it
   const [a, b] = pages
   try {
     const starters = new Set((await objectsOf(b)).map((object) => object.id))
+    await openPanel(a.page, "objects")
     await a.page.getByRole("button", {name: "Add cube in front of you"}).focus()
     await a.page.keyboard.press("Enter")
     const {value: added} = await waitFor(async () => (await objectsOf(b)).find((object) => !starters.has(object.id)), {
