@@ -11,6 +11,9 @@
 //! the offset it had from the controller's grip and follows the grip; letting
 //! go throws it with the controller's velocity.
 
+// Scene picking needs Ray's side effect registered; WebXR registers it too,
+// but a browser without a headset never sets WebXR up.
+import "@babylonjs/core/Culling/ray"
 import type {Camera} from "@babylonjs/core/Cameras/camera"
 import {PointerEventTypes, type PointerInfo} from "@babylonjs/core/Events/pointerEvents"
 import {Matrix, Quaternion, Vector3} from "@babylonjs/core/Maths/math.vector"
