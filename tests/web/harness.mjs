@@ -396,8 +396,9 @@ async function proxyWebSockets(page) {
 
 /**
  * Goes through the lobby as a person would: with `microphone`, "Use my
- * microphone" and the first microphone in the list (else listen only), then
- * "Enter room" as soon as it is enabled (the page has loaded).
+ * microphone" and the first microphone in the list, else listening only
+ * ("No microphone" chosen where the lobby picked one by itself), then "Enter
+ * room" as soon as it is enabled (the page has loaded).
  */
 export async function enterRoom(page, {microphone = false, timeout = 20_000} = {}) {
   const enter = page.locator(".lobby-enter")
@@ -405,13 +406,31 @@ export async function enterRoom(page, {microphone = false, timeout = 20_000} = {
     throw new Error(`the lobby's "Enter room" button never showed (${page.url()}): ${error.message}`)
   })
   if (microphone) {
-    await page.click(".lobby-mic-allow")
-    // The list fills once the browser lets the page see its devices.
-    const {value: device} = await waitFor(
-      () => page.evaluate(() => [...document.querySelectorAll("#lobby-microphone option")].find((o) => o.value !== "")?.value ?? null),
-      {timeout, what: "a microphone in the lobby's list (#lobby-microphone)"},
+    // "Use my microphone" asks the browser; where the page may already use it
+    // (a permission granted before) the lobby lists the microphones itself.
+    const firstDevice = () =>
+      page.evaluate(() => {
+        const allow = document.querySelector(".lobby-mic-allow")
+        const device = [...document.querySelectorAll("#lobby-microphone option")].find((o) => o.value !== "")?.value
+        return device ? {device} : allow && !allow.hidden && !allow.disabled ? {allow: true} : null
+      })
+    let {value: found} = await waitFor(firstDevice, {timeout, what: `"Use my microphone" (.lobby-mic-allow) or a listed microphone`})
+    if (found.allow) {
+      await page.click(".lobby-mic-allow")
+      ;({value: found} = await waitFor(async () => (await firstDevice())?.device && (await firstDevice()), {
+        timeout,
+        what: "a microphone in the lobby's list (#lobby-microphone) after Use my microphone",
+      }))
+    }
+    await page.selectOption("#lobby-microphone", found.device)
+  } else if ((await page.evaluate(() => navigator.permissions.query({name: "microphone"}).then((status) => status.state))) === "granted") {
+    // Allowed before (as in browsers launched with voiceArgs): the lobby opens
+    // the microphone by itself; listening only is then a choice in the list.
+    await waitFor(
+      () => page.evaluate(() => [...document.querySelectorAll("#lobby-microphone option")].some((o) => o.value !== "")),
+      {timeout, what: "the lobby to list the microphone it was allowed before"},
     )
-    await page.selectOption("#lobby-microphone", device)
+    await page.selectOption("#lobby-microphone", "")
   }
   await page.waitForSelector(".lobby-enter:not([disabled])", {timeout}).catch((error) => {
     throw new Error(`"Enter room" (.lobby-enter) stayed disabled: ${error.message}`)

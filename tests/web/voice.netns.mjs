@@ -78,13 +78,15 @@ after(async () => {
   await server?.stop()
 })
 
-/** A visitor in its own browser (the fake microphone is per browser), in voice. */
-async function voiceVisitor(name, roomId) {
+/**
+ * A visitor in its own browser (the fake microphone is per browser), in
+ * voice with the microphone picked in the lobby, or listening only.
+ */
+async function voiceVisitor(name, roomId, {microphone = true} = {}) {
   const browser = await launchBrowser({extraArgs: voiceArgs(tones[name])})
   browsers.push(browser)
-  const visitor = await openVisitor(browser, server.url, roomId)
+  const visitor = await openVisitor(browser, server.url, roomId, {microphone})
   await waitInRoom(visitor.page)
-  await visitor.page.click(".voice-join")
   await waitFor(() => visitor.page.evaluate(() => window.roomscale.voice.state() === "on"), {
     timeout: VOICE_TIMEOUT,
     what: `${name}'s voice to start`,
@@ -127,6 +129,7 @@ async function waitHears(listener, speakers, what) {
     // Say what the page does hear, and on which tracks, to tell a signaling fault from a media one.
     const state = await listener.page.evaluate(() => ({
       voice: window.roomscale.voice.state(),
+      note: window.roomscale.voice.note(),
       tracks: window.roomscale.voice.tracks(),
       levels: window.roomscale.voice.levels(),
     }))
@@ -209,8 +212,13 @@ test("three visitors hear each other through the SFU; mute, leave and a late joi
     )
   }
 
-  // Dee joins late and is heard, and hears the others.
-  const dee = await voiceVisitor("dee", roomId)
+  // Dee joins late, listening only (no microphone chosen in the lobby): Dee
+  // hears the others and nobody hears Dee, until "Turn on microphone".
+  const dee = await voiceVisitor("dee", roomId, {microphone: false})
+  await waitHears(dee, [ada, ben], "ada and ben while listening only")
+  assert.equal(await dee.page.isVisible(".voice-join"), true, `a listen-only visitor is offered "Turn on microphone"`)
+  assert.equal(((await levels(ada))[dee.userId] ?? 0) < SILENT, true, "ada hears a visitor who is listening only")
+  await dee.page.click(".voice-join")
   await waitHears(ada, [ben, dee], "ben and the late dee")
   await waitHears(ben, [ada, dee], "ada and the late dee")
   await waitHears(dee, [ada, ben], "ada and ben")
