@@ -228,6 +228,7 @@ browserTest("the lobby takes a name and a colour, previews them, enters listen-o
 })
 
 browserTest("each bar button opens and closes its panel; Escape and the keyboard work; arrivals and departures are announced", async (t) => {
+  const started = performance.now()
   const roomId = await fixture.server.createRoom("Panels")
   const visitor = await openVisitor(fixture.browser, fixture.server.url, roomId, {viewport: WIDE})
   const {page} = visitor
@@ -259,14 +260,27 @@ browserTest("each bar button opens and closes its panel; Escape and the keyboard
     await page.keyboard.press("Escape")
     await waitPanel(page, "settings", false, "after Escape")
 
+    t.diagnostic(`panels toggled by mouse and Escape within ${(performance.now() - started).toFixed(0)} ms of the start`)
     // Keyboard only: Tab to the share button, Enter opens its panel.
     await page.click("#room-canvas", {position: {x: 640, y: 300}})
-    let reached = null
-    for (let i = 0; i < 80 && !reached; i++) {
+    let tabs = 0
+    let reached = false
+    const passed = []
+    while (tabs < 80 && !reached) {
       await page.keyboard.press("Tab")
-      reached = await page.evaluate(() => (document.activeElement?.matches('nav.room-bar button[data-panel="share"]') ? true : null))
+      tabs++
+      const focused = await page.evaluate(() => {
+        const element = document.activeElement
+        return {
+          share: element?.matches('nav.room-bar button[data-panel="share"]') ?? false,
+          what: element ? `${element.tagName.toLowerCase()}${element.className ? "." + String(element.className).split(" ").join(".") : ""}` : "nothing",
+        }
+      })
+      reached = focused.share
+      passed.push(focused.what)
     }
-    assert.ok(reached, "Tab reaches the share button in the bar")
+    assert.ok(reached, `Tab reaches the share button in the bar (focus went through ${passed.join(", ")})`)
+    t.diagnostic(`${tabs} Tab presses from the view to the share button`)
     await page.keyboard.press("Enter")
     await waitPanel(page, "share", true, "after Enter on the focused share button")
     await page.keyboard.press("Escape")
