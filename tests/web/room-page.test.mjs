@@ -1,7 +1,7 @@
 // The room page as a visitor meets it, end to end: the real server binary,
-// Debian's headless Chromium (playwright-core) and the built client. The
-// lobby (name, colour and its preview, listen-only entry, remembered after a
-// reload), the bar's panels (mouse, Escape, keyboard only, announcements),
+// Debian's headless Chromium (playwright-core), the built client and iwer's
+// emulated Quest 3. The lobby (name, colour and its preview, listen-only
+// entry, remembered after a reload; Enter VR with a headset), the bar's panels (mouse, Escape, keyboard only, announcements),
 // sharing the link, the error pages of a deleted or unknown room, a phone
 // with touch input, the connection banner, and screenshots.
 //
@@ -313,6 +313,29 @@ browserTest("each bar button opens and closes its panel; Escape and the keyboard
   } finally {
     await second?.close()
     await visitor.close()
+  }
+})
+
+browserTest("with a headset the lobby offers Enter VR, which enters the room in VR; without one it is hidden", async (t) => {
+  const roomId = await fixture.server.createRoom("Lobby VR")
+  const flat = await openVisitor(fixture.browser, fixture.server.url, roomId, {lobby: "stay", viewport: WIDE})
+  const headset = await openVisitor(fixture.browser, fixture.server.url, roomId, {lobby: "stay", viewport: WIDE, xr: true})
+  try {
+    await lobbyReady(flat.page)
+    await lobbyReady(headset.page)
+    await headset.page.waitForSelector(".lobby-enter-vr:not([disabled])", {state: "visible", timeout: 10_000}).catch((error) => {
+      throw new Error(`an emulated Quest 3 is not offered Enter VR in the lobby (.lobby-enter-vr): ${error.message}`)
+    })
+    assert.equal(await flat.page.isVisible(".lobby-enter-vr"), false, "a browser without VR is offered Enter VR")
+    await headset.page.click(".lobby-enter-vr")
+    await waitInRoom(headset.page)
+    await headset.page.waitForFunction(() => window.roomscale.immersive, null, {timeout: 10_000})
+    assert.equal(await flat.page.isVisible(".enter-vr"), false, "the bar offers Enter VR without VR")
+    t.diagnostic("Enter VR in the lobby put the emulated headset in the room, immersive")
+    assert.deepEqual(headset.consoleErrors, [])
+  } finally {
+    await flat.close()
+    await headset.close()
   }
 })
 
