@@ -1,9 +1,10 @@
 // The room page as a visitor meets it, end to end: the real server binary,
 // Debian's headless Chromium (playwright-core), the built client and iwer's
 // emulated Quest 3. The lobby (name, colour and its preview, listen-only
-// entry, remembered after a reload; Enter VR with a headset), the bar's panels (mouse, Escape, keyboard only, announcements),
-// sharing the link, the error pages of a deleted or unknown room, a phone
-// with touch input, the connection banner, and screenshots.
+// entry, remembered after a reload; Enter VR with a headset), the bar's
+// panels (mouse, Escape, keyboard only, announcements), sharing the link,
+// the error pages of a deleted or unknown room, a phone with touch input,
+// the connection banner, and screenshots.
 //
 //   node --test tests/web/room-page.test.mjs
 //
