@@ -91,6 +91,24 @@ async function waitPanel(page, name, open, what) {
   })
 }
 
+/**
+ * Controls that show and have no name a screen reader could say (no text,
+ * aria-label, aria-labelledby, title or <label>), described for the message.
+ */
+function unlabelledControls(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("button, input, select, textarea, a[href], meter, progress, canvas[tabindex]")]
+      .filter((control) => control.checkVisibility() && control.type !== "hidden")
+      .filter((control) => {
+        const text = (control.textContent ?? "").trim()
+        const labelled = control.getAttribute("aria-label") || control.getAttribute("aria-labelledby") || control.title
+        const labels = control.labels ? control.labels.length : 0
+        return !text && !labelled && !labels
+      })
+      .map((control) => `${control.tagName.toLowerCase()}${control.className ? "." + String(control.className).split(" ").join(".") : ""}`),
+  )
+}
+
 /** What #room-announcer has said so far (it may replace its text; the test records every change). */
 async function recordAnnouncements(page) {
   await page.evaluate(() => {
@@ -176,6 +194,7 @@ browserTest("the lobby takes a name and a colour, previews them, enters listen-o
     // The visitor is not in the room before entering.
     assert.equal((await page.evaluate(() => window.roomscale.people())).some((person) => person.isSelf), false)
 
+    assert.deepEqual(await unlabelledControls(page), [], "every control in the lobby has a name a screen reader says")
     // Listen only unless a microphone is chosen, and the lobby says so.
     assert.equal(await page.inputValue("#lobby-microphone"), "")
     assert.match(await page.textContent(".lobby-note"), /listen/i, "the lobby says the visitor will listen only")
@@ -251,6 +270,11 @@ browserTest("each bar button opens and closes its panel; Escape and the keyboard
       await button.click()
       await waitPanel(page, name, wasOpen, `after a second click on ${name}`)
     }
+    // With every panel open, every control shown has a name a screen reader says.
+    for (const name of PANELS) {
+      await openPanel(page, name)
+    }
+    assert.deepEqual(await unlabelledControls(page), [], "controls without an accessible name")
     // Each panel's close button closes it.
     await openPanel(page, "share")
     await page.click("#panel-share .panel-close")
