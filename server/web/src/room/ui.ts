@@ -18,6 +18,7 @@ import type {ConnectionStatus} from "./connection"
 import {element, icon} from "./dom"
 import type {ModerationControl} from "./moderation"
 import {Panels} from "./panels"
+import {appLink} from "./share"
 import type {Profile} from "./profile"
 
 export interface Person {
@@ -611,17 +612,6 @@ function labelled(text: string, control: HTMLElement): HTMLLabelElement {
   const label = element("label", {})
   label.append(element("span", {textContent: text}), control)
   return label
-}
-
-/**
- * The roomscale:// link the native app opens: this page's host and room; on
- * plain http off loopback it says so (`insecure=1`), which the app requires
- * before it talks to a server unencrypted.
- */
-export function appLink(page: {protocol: string; host: string; hostname: string; pathname: string}): string {
-  const loopback = page.hostname === "localhost" || page.hostname === "[::1]" || /^127\./.test(page.hostname)
-  const insecure = page.protocol === "http:" && !loopback
-  return `roomscale://${page.host}${page.pathname}${insecure ? "?insecure=1" : ""}`
 }
 
 /** Puts `text` on the clipboard; where the Clipboard API is refused, selects it in `input` and copies that. */
