@@ -131,7 +131,11 @@ browserTest("a dragged cube follows the mouse, and the other page shows it withi
       `carried ${travel.toFixed(2)} m (ends ${moved.toFixed(2)} m away); the other page within ${(worst * 100).toFixed(2)} cm of the holder's position ≤ ${FOLLOWS_WITHIN_MS} ms earlier (median ${(errors[errors.length >> 1] * 100).toFixed(2)} cm, ${errors.length} frames)`,
     )
     lags.sort((x, y) => x - y)
-    t.diagnostic(`the other page shows the cube ${lags[lags.length >> 1]} ms behind the holder's page (median of ${lags.length} moving frames; ${lags[Math.floor(lags.length * 0.9)]} ms at the 90th percentile)`)
+    t.diagnostic(
+      lags.length > 0
+        ? `the other page shows the cube ${lags[lags.length >> 1]} ms behind the holder's page (median of ${lags.length} moving frames; ${lags[Math.floor(lags.length * 0.9)]} ms at the 90th percentile)`
+        : "no frame on the other page came while the cube moved over 20 cm/s: how far behind it is was not measured this run",
+    )
     assert.ok(worst <= SAME_PLACE_M, `the other page showed the cube ${worst.toFixed(3)} m from anywhere the holder had it in the last ${FOLLOWS_WITHIN_MS} ms`)
     await restingEverywhere(pages, "cube-1")
     assert.deepEqual(a.consoleErrors, [])
