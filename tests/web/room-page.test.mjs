@@ -551,8 +551,8 @@ browserTest("screenshots of the lobby and the room at 1280 x 800 and 390 x 844",
       const {page} = visitor
       await lobbyReady(page)
       await page.fill("#lobby-name", `Grace ${size}`)
-      // The lobby tells who is in the room now.
-      await waitFor(async () => /here now/.test(await page.textContent(".lobby-people")), {
+      // The lobby tells who is in the room now, in the room list's words.
+      await waitFor(async () => /^\d+ here: \d+ in a browser\.$/.test(await page.textContent(".lobby-people")), {
         what: "the lobby to say who is here (.lobby-people)",
       })
       await page.screenshot({path: artifactPath(`lobby-${size}.png`)})

@@ -1,4 +1,5 @@
-// pages.js: the little every server-rendered page gets (kept tiny; no imports).
+// pages.js: the little every server-rendered page gets (kept tiny: its one
+// import is the headcount's words, shared with the room's lobby).
 //
 // - A form with `data-confirm="Question?"` asks before it submits (deleting a room).
 // - `<time datetime="2024-05-01T12:00:00Z">` shows in the reader's own time zone
@@ -6,6 +7,8 @@
 // - A room list `<ul class="rooms" data-live="/api/rooms?...">` polls that same-origin
 //   JSON every few seconds and updates each room's people count and the order
 //   (most people, then most recent activity, then newest), without a reload.
+
+import {peopleText, type Headcount} from "./headcount"
 
 function confirmBeforeSubmit(): void {
   document.addEventListener("submit", (event) => {
@@ -33,31 +36,10 @@ function showLocalTimes(): void {
 /** How often the room list asks who is where. */
 const LIVE_LIST_MS = 3000
 
-interface Headcount {
-  browser: number
-  desktop: number
-  headset: number
-  total: number
-}
-
 interface ListedRoom {
   id: string
   people?: Headcount
   active_at?: string | null
-}
-
-/** The server's words for a count (pages.rs `people_text`). */
-export function peopleText(people: Headcount): string {
-  if (people.total === 0) {
-    return "nobody here yet"
-  }
-  const kinds: [number, string][] = [
-    [people.browser, "in a browser"],
-    [people.desktop, "in the desktop app"],
-    [people.headset, "in a headset"],
-  ]
-  const parts = kinds.filter(([count]) => count > 0).map(([count, place]) => `${count} ${place}`)
-  return `${people.total} here: ${parts.join(", ")}`
 }
 
 function activityKey(item: HTMLElement): [number, number, number] {

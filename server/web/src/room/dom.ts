@@ -16,6 +16,13 @@ export function element<K extends keyof HTMLElementTagNameMap>(
   return node
 }
 
+/** A label around `control` with `text` above it: the control's accessible name. */
+export function labelled(text: string, control: HTMLElement): HTMLLabelElement {
+  const label = element("label", {})
+  label.append(element("span", {textContent: text}), control)
+  return label
+}
+
 /** 24 x 24 stroke icons (paths drawn for this page). */
 const ICONS = {
   mic: "M12 3a3 3 0 0 1 3 3v6a3 3 0 0 1-6 0V6a3 3 0 0 1 3-3z M5 11a7 7 0 0 0 14 0 M12 18v3",

@@ -14,7 +14,7 @@ import {MAX_NAME_CHARS} from "@roomscale/protocol"
 import {LevelMeter, listMicrophones, meterValue, microphoneProblem, openMicrophone, playTestSound} from "./audioCheck"
 import {userTag} from "./names"
 import type {Profile} from "./profile"
-import {element} from "./dom"
+import {element, labelled} from "./dom"
 
 /** What the visitor chose on entering. */
 export interface LobbyChoice {
@@ -315,12 +315,6 @@ export class Lobby {
     g.textBaseline = "middle"
     g.fillText(text, width / 2, height * 0.06 + 19, plate - 12)
   }
-}
-
-function labelled(text: string, control: HTMLElement): HTMLLabelElement {
-  const label = element("label", {})
-  label.append(element("span", {textContent: text}), control)
-  return label
 }
 
 function roundedRect(g: CanvasRenderingContext2D, x: number, y: number, w: number, h: number, r: number): void {

@@ -15,6 +15,7 @@ import {Vector3} from "@babylonjs/core/Maths/math.vector"
 
 import type {Governance, JoinReply, ModerationNotice, PresenceMeta, RoomEvent, Speaking} from "@roomscale/protocol"
 
+import {peopleText, type Headcount} from "../headcount"
 import type {PoseBatch} from "../protocol/pose"
 import {listMicrophones, meterValue, playTestSound} from "./audioCheck"
 import {AvatarFactory, type Avatar} from "./avatars"
@@ -199,9 +200,8 @@ function start(): void {
     },
   )
   ui.microphoneSelect.addEventListener("change", () => {
-    const choice = ui.microphoneSelect.value
-    const switched = choice === "" ? (voice.stop(), voice.start(null)) : voice.useMicrophone(choice)
-    switched.catch((error: Error) => console.warn(`voice: ${error.message}`))
+    // "" is the listen-only choice here.
+    voice.useMicrophone(ui.microphoneSelect.value || null).catch((error: Error) => console.warn(`voice: ${error.message}`))
   })
   let testSound: AudioContext | null = null
   ui.speakerTestButton.addEventListener("click", () => {
@@ -577,7 +577,10 @@ function pollLobbyPeople(roomId: string, show: (text: string) => void): () => vo
   const poll = () => {
     fetch(`/api/rooms/${roomId}`, {headers: {accept: "application/json"}})
       .then((response) => (response.ok ? response.json() : Promise.reject(new Error(`HTTP ${response.status}`))))
-      .then((room: {people?: {total: number; browser: number; desktop: number; headset: number}}) => show(describePeople(room.people)))
+      .then((room: {people?: Headcount}) => {
+        const words = room.people ? peopleText(room.people) : "nobody here yet"
+        show(`${words.charAt(0).toUpperCase()}${words.slice(1)}.`)
+      })
       .catch(() => show("Could not see who is here; you can still enter."))
       .finally(() => {
         if (!stopped) {
@@ -590,20 +593,6 @@ function pollLobbyPeople(roomId: string, show: (text: string) => void): () => vo
     stopped = true
     clearTimeout(timer)
   }
-}
-
-function describePeople(people: {total: number; browser: number; desktop: number; headset: number} | undefined): string {
-  if (!people || people.total === 0) {
-    return "Nobody is here yet: you will be the first."
-  }
-  const kinds = [
-    [people.browser, "in a browser"],
-    [people.desktop, "in the desktop app"],
-    [people.headset, "in a headset"],
-  ]
-    .filter(([count]) => (count as number) > 0)
-    .map(([count, where]) => `${count} ${where}`)
-  return `${people.total} ${people.total === 1 ? "person is" : "people are"} here now: ${kinds.join(", ")}.`
 }
 
 /** `v` rotated by the unit quaternion (x, y, z, w). */

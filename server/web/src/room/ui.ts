@@ -15,7 +15,7 @@
 import {MAX_CHAT_CHARS, MAX_NAME_CHARS, type ClientKind, type ObjectKind, type Role} from "@roomscale/protocol"
 
 import type {ConnectionStatus} from "./connection"
-import {element, icon} from "./dom"
+import {element, icon, labelled} from "./dom"
 import type {ModerationControl} from "./moderation"
 import {Panels} from "./panels"
 import {appLink} from "./share"
@@ -284,7 +284,6 @@ export class RoomUi {
    * (removed, deleted, refused), the reason over the whole view.
    */
   setStatus(status: ConnectionStatus): void {
-    this.view.dataset.connection = status.kind
     if (status.kind === "reconnecting") {
       this.lost = true
       this.showBanner("lost", `Connection lost: ${status.reason}. Reconnecting…`)
@@ -606,12 +605,6 @@ export class RoomUi {
 
 function kindLabel(kind: ClientKind): string {
   return {web: "browser", desktop: "desktop app", xr: "PC VR", quest: "Quest"}[kind] ?? kind
-}
-
-function labelled(text: string, control: HTMLElement): HTMLLabelElement {
-  const label = element("label", {})
-  label.append(element("span", {textContent: text}), control)
-  return label
 }
 
 /** Puts `text` on the clipboard; where the Clipboard API is refused, selects it in `input` and copies that. */

@@ -186,8 +186,8 @@ export class Voice {
     await this.start()
   }
 
-  /** Voice again, now with `microphone` (a device id, "" for the default). */
-  async useMicrophone(microphone: string): Promise<void> {
+  /** Voice again, now with `microphone` (a device id, "" for the default), or listening only (null). */
+  async useMicrophone(microphone: string | null): Promise<void> {
     if (this.state !== "off") {
       this.stop()
     }
