@@ -5,13 +5,14 @@
 // takes); this script builds the room UI in it and the lobby over it, opens
 // the socket and loads the scene and avatar model while the visitor is in the
 // lobby, joins the room channel when they enter (starting voice with the
-// chosen microphone, or listening only), sets up WebXR, and then each frame: sends the visitor's own pose, and shows
-// every other member's avatar about 100 ms behind their latest pose.
+// chosen microphone, or listening only), sets up WebXR, and then each frame:
+// sends the visitor's own pose, and shows every other member's avatar about 100 ms behind their latest pose.
 // Moderation (who may, the notices everyone sees, a member muted by a
 // moderator), older history and the room's shared objects (objects.ts, picked
 // up with grab.ts) come and go through the same channel.
 
 import {Vector3} from "@babylonjs/core/Maths/math.vector"
+import type {WebXRDefaultExperience} from "@babylonjs/core/XR/webXRDefaultExperience"
 
 import type {Governance, JoinReply, ModerationNotice, PresenceMeta, RoomEvent, Speaking} from "@roomscale/protocol"
 
@@ -226,15 +227,18 @@ function start(): void {
   // returns, so the handlers above never see the scene half made.
   connection.open()
 
-  /** What must be ready before the visitor can enter, and how far it is. */
-  const loading = {scene: false, avatars: false, socket: false}
-  function loaded(part: keyof typeof loading): void {
-    loading[part] = true
-    const done = Object.values(loading).filter(Boolean).length
-    const waiting = [!loading.scene && "the room", !loading.avatars && "the avatars", !loading.socket && "the connection"].filter(Boolean)
-    lobby.setProgress(done / 3, waiting.length ? `Loading ${waiting.join(", ")}…` : "Ready.")
+  /** What must be ready before the visitor can enter, in the lobby's words. */
+  const loading = {scene: "the room", avatars: "the avatars", socket: "the connection"}
+  const ready = new Set<keyof typeof loading>()
+  function loaded(part?: keyof typeof loading): void {
+    if (part) {
+      ready.add(part)
+    }
+    const waiting = Object.entries(loading).filter(([name]) => !ready.has(name as keyof typeof loading))
+    const total = Object.keys(loading).length
+    lobby.setProgress(ready.size / total, waiting.length ? `Loading ${waiting.map(([, words]) => words).join(", ")}…` : "Ready.")
   }
-  lobby.setProgress(0, "Loading the room, the avatars, the connection…")
+  loaded()
   lobby.choice().then((choice) => {
     entered = choice
     // What the server will store and show: NFC, trimmed (the lobby checked it is a name).
@@ -243,7 +247,7 @@ function start(): void {
     saveProfile(profile)
     if (choice.vr && xr.experience) {
       // Still within the Enter VR click: browsers allow a session only from a gesture.
-      enterVr(xr.experience).catch((error: Error) => ui.showToast(`VR could not start: ${error.message}`, 6000))
+      enterVrOrSay(xr.experience)
     }
     lobby.close()
     ui.entered(profile)
@@ -454,9 +458,13 @@ function start(): void {
     setUpXr(scene, floor, camera).then((support) => {
       xr = support
       const experience = support.experience
-      ui.setEnterVr(experience ? () => enterVr(experience).catch((error: Error) => ui.showToast(`VR could not start: ${error.message}`, 6000)) : null, support.unavailableReason)
+      ui.setEnterVr(experience ? () => enterVrOrSay(experience) : null, support.unavailableReason)
       lobby.setVrAvailable(experience !== null)
     })
+  }
+
+  function enterVrOrSay(experience: WebXRDefaultExperience): void {
+    enterVr(experience).catch((error: Error) => ui.showToast(`VR could not start: ${error.message}`, 6000))
   }
 
   function updateState(): void {
