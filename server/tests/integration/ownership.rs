@@ -84,13 +84,23 @@ impl<'a, S: Http> Browser<'a, S> {
 
     /// Creates a room through the form and returns its id.
     pub async fn create_room(&self, name: &str, visibility: &str) -> String {
+        self.create_described_room(name, "", visibility).await
+    }
+
+    /// Creates a room with a description through the form and returns its id.
+    pub async fn create_described_room(
+        &self,
+        name: &str,
+        description: &str,
+        visibility: &str,
+    ) -> String {
         let created = self
             .submit(
                 "/rooms/new",
                 "/rooms/new",
                 &[
                     ("name", name),
-                    ("description", ""),
+                    ("description", description),
                     ("visibility", visibility),
                 ],
             )

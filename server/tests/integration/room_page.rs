@@ -28,29 +28,6 @@ fn element<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
     &html[start..end]
 }
 
-/// Creates a room through the form, with a description; returns its id.
-async fn create_room(browser: &Browser<'_, TestServer>, name: &str, description: &str) -> String {
-    let created = browser
-        .submit(
-            "/rooms/new",
-            "/rooms/new",
-            &[
-                ("name", name),
-                ("description", description),
-                ("visibility", "public"),
-            ],
-        )
-        .await;
-    assert_eq!(created.status, 303, "{}", created.body);
-    created
-        .header("location")
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 fn assert_html(response: &Response, status: u16, what: &str) {
     assert_eq!(response.status, status, "{what}: {}", response.body);
     let content_type = response.header("content-type").unwrap_or_default();
@@ -79,7 +56,9 @@ async fn the_room_page_fills_the_window_and_keeps_details_for_the_room_menu() {
     let server = TestServer::start().await;
     let ada = Browser::new(&server).await;
     let name = r#"Ada's "lab" <&> co"#;
-    let id = create_room(&ada, name, "Bring snacks\nand ideas").await;
+    let id = ada
+        .create_described_room(name, "Bring snacks\nand ideas", "public")
+        .await;
     let escaped_name = "Ada&#39;s &quot;lab&quot; &lt;&amp;&gt; co";
 
     let own = ada.get(&format!("/rooms/{id}")).await;
@@ -221,7 +200,7 @@ async fn a_deleted_room_is_gone_with_undo_for_its_owner_and_undo_brings_it_back(
     let server = TestServer::start().await;
     let ada = Browser::new(&server).await;
     let bo = Browser::new(&server).await;
-    let id = create_room(&ada, "Workshop", "").await;
+    let id = ada.create_room("Workshop", "public").await;
     let room_page = format!("/rooms/{id}");
     let restore = format!("/rooms/{id}/restore");
 
@@ -311,7 +290,7 @@ async fn a_deleted_room_is_gone_with_undo_for_its_owner_and_undo_brings_it_back(
 async fn a_room_deleted_too_long_ago_to_restore_is_still_gone_but_without_undo() {
     let server = TestServer::start().await;
     let ada = Browser::new(&server).await;
-    let id = create_room(&ada, "Old times", "").await;
+    let id = ada.create_room("Old times", "public").await;
     ada.submit(&format!("/rooms/{id}"), &format!("/rooms/{id}/delete"), &[])
         .await;
     let store = &server.state().store;
